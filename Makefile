@@ -1,0 +1,28 @@
+# `make demo` and `make test` set up everything on a fresh machine (Python 3.11 + pip).
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-v1
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml Makefile
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch 2.13.0 is pinned: this version is a CPU build on local disk; any other spec
+	# downloads GBs of CUDA wheels.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[lava,dev]'
+	# Lava's metadata says Python <3.11 and pins torch 2.3: install it without its metadata
+	# deps (the real ones are the [lava] extra); snn_deploy/backends/lava/compat.py explains.
+	$(PY) -m pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/snn-deploy compile models/braille_noDelay_bias_zero.nir \
+		--inputs models/braille_sample_inputs.npz -o build/demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) build

@@ -1,0 +1,196 @@
+"""The public API the CLI calls: ``load``, ``compile``, ``simulate``, ``read_inputs``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nir
+import numpy as np
+import numpy.typing as npt
+
+from snn_deploy import __version__
+from snn_deploy.backends import get_all_backends
+from snn_deploy.backends.base import Trace, check_inputs
+from snn_deploy.backends.sim.run import simulate as run_sim
+from snn_deploy.errors import InputFileError, SnnDeployError
+from snn_deploy.frontends import get_all_frontends
+from snn_deploy.frontends import nir as nir_frontend
+from snn_deploy.ir import serialize
+from snn_deploy.ir.graph import Graph
+from snn_deploy.ir.net import Net
+from snn_deploy.ir.types import ResetMode
+from snn_deploy.passes import pipeline
+from snn_deploy.passes.base import PassContext
+from snn_deploy.reports.energy import activity, energy
+from snn_deploy.reports.resources import quantization, resources
+from snn_deploy.target.load import load_target
+from snn_deploy.target.rules import check_design_rules
+from snn_deploy.target.schema import Target
+
+REPORT_SCHEMA = "snn-deploy-report/1"
+DEFAULT_DT = 1e-4
+"""Seconds per step when none is given: the NIR paper's and snnTorch's exporter default."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompileResult:
+    """What ``compile`` produced: the float and quantized nets, the report, written files."""
+
+    graph: Graph
+    float_net: Net
+    net: Net
+    report: dict[str, Any]
+    files: tuple[Path, ...]
+
+
+def load(path: Path, *, reset: ResetMode | None = None) -> Graph:
+    """Load a model file into a verified graph, choosing the frontend by file suffix."""
+    frontends = get_all_frontends()
+    if path.suffix not in frontends:
+        raise InputFileError(
+            f"{path}: unsupported model format {path.suffix!r}; supported: {', '.join(sorted(frontends))}"
+        )
+    return frontends[path.suffix]()(path, reset=reset)  # type: ignore[no-any-return]
+
+
+def read_inputs(path: Path) -> dict[str, npt.NDArray[np.float64]]:
+    """Read an ``.npz`` of input arrays (``[batch, time, *shape]``, keyed by Input name)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: np.asarray(z[k], dtype=np.float64) for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"cannot read inputs {path}: {exc}") from exc
+
+
+def lower_and_quantize(
+    graph: Graph, target: Target, *, dt: float = DEFAULT_DT, passes: str | None = None,
+    dump_after: Any = None,
+) -> tuple[Net, Net]:
+    """Run the pipeline; return the float net (after ``lower``) and the quantized net."""
+    steps = pipeline.parse(passes or f"lower{{dt={dt!r}}},quantize")
+    ctx = PassContext(target=target)
+    float_net = pipeline.run(graph, steps[:1], ctx, dump_after=dump_after)
+    net = pipeline.run(float_net, steps[1:], ctx, dump_after=dump_after)
+    assert isinstance(float_net, Net) and isinstance(net, Net)
+    return float_net, net
+
+
+def compile(  # noqa: A001 -- the verb users expect
+    model: Path,
+    target: str | Path,
+    *,
+    out_dir: Path | None = None,
+    dt: float = DEFAULT_DT,
+    reset: ResetMode | None = None,
+    inputs: Mapping[str, npt.ArrayLike] | None = None,
+    passes: str | None = None,
+    dump_after: Any = None,
+) -> CompileResult:
+    """Compile ``model`` for ``target``; write artefacts to ``out_dir`` all at once, or nothing.
+
+    Args:
+        model: a model file (``.nir``).
+        target: a built-in target name or a TOML path.
+        out_dir: where to write; it is replaced only when the whole compile succeeded.
+        dt: seconds per time step for discretising continuous-time NIR neurons.
+        reset: override the reset mode of every spiking neuron.
+        inputs: sample inputs; when given, the program is run on them and the energy report
+            counts the events, and the inputs and outputs are written as test vectors.
+        passes: a pipeline string replacing the default ``lower{dt=...},quantize``.
+        dump_after: called with (pass name, IR) after each pass.
+    """
+    tgt = load_target(target)
+    graph = load(model, reset=reset)
+    float_net, net = lower_and_quantize(graph, tgt, dt=dt, passes=passes, dump_after=dump_after)
+    check_design_rules(net, tgt)
+    backend = get_all_backends()[tgt.backend]()
+    program = backend.lower(net, tgt)
+    report: dict[str, Any] = {
+        "schema": REPORT_SCHEMA,
+        "snn_deploy_version": __version__,
+        "model": model.name,
+        "target": tgt.name,
+        "backend": tgt.backend,
+        "dt": net.dt,
+        "graph": {"nodes": len(graph.nodes), "edges": len(graph.edges),
+                  "node_types": dict(sorted(Counter(type(v).__name__ for v in graph.nodes.values()).items()))},
+        "resources": resources(net, tgt),
+        "quantization": quantization(net),
+        "energy": None,
+    }
+    trace = None
+    if inputs is not None:
+        data = check_inputs(net, inputs)
+        trace = backend.run(program, data)
+        report["energy"] = energy(activity(net, trace, data), tgt)
+    files: tuple[Path, ...] = ()
+    if out_dir is not None:
+        files = _write_atomically(out_dir, lambda d: _emit(d, backend, program, graph, report, inputs, trace))
+    return CompileResult(graph=graph, float_net=float_net, net=net, report=report, files=files)
+
+
+def _emit(d: Path, backend: Any, program: Any, graph: Graph, report: dict[str, Any],
+          inputs: Mapping[str, npt.ArrayLike] | None, trace: Trace | None) -> list[Path]:
+    files: list[Path] = list(backend.emit(program, d))
+    nir.write(d / "graph.nir", nir_frontend.dump(graph))
+    files.append(d / "graph.nir")
+    if inputs is not None and trace is not None:
+        vectors = {f"input.{k}": np.asarray(v) for k, v in inputs.items()}
+        vectors.update({f"output.{k}": v for k, v in trace.outputs.items()})
+        np.savez_compressed(d / "vectors.npz", **vectors)
+        files.append(d / "vectors.npz")
+    report["artefacts"] = [
+        {"path": f.name, "bytes": f.stat().st_size, "sha256": hashlib.sha256(f.read_bytes()).hexdigest()}
+        for f in files
+    ]
+    (d / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return [*files, d / "report.json"]
+
+
+def _write_atomically(out_dir: Path, write: Any) -> tuple[Path, ...]:
+    """Build the output in a sibling temp folder, then swap it in; on failure leave nothing."""
+    out_dir = out_dir.resolve()
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    except OSError as exc:
+        raise InputFileError(f"cannot write to {out_dir.parent}: {exc.strerror or exc}") from exc
+    try:
+        files = write(tmp)
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out_dir)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise InputFileError(f"cannot write {out_dir}: {exc.strerror or exc}") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tuple(out_dir / f.relative_to(tmp) for f in files)
+
+
+def load_program(path: Path) -> Net:
+    """Load a compiled network: a compile output folder or its ``network.npz``."""
+    return serialize.load(path / "network.npz" if path.is_dir() else path)
+
+
+def simulate(
+    net: Net, inputs: Mapping[str, npt.ArrayLike], *, fixed: bool = True, record_state: bool = False
+) -> Trace:
+    """Run ``net`` on ``inputs`` in the bit-accurate simulator (float reference if not fixed)."""
+    if fixed and not net.quantized:
+        raise SnnDeployError("this network is not quantized; compile it first or use --float")
+    return run_sim(net, inputs, fixed=fixed, record_state=record_state)

@@ -1,0 +1,60 @@
+"""What every backend returns from ``run``: a ``Trace`` of what each population emitted."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from snn_deploy.errors import InputFileError
+from snn_deploy.ir.net import Net
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Trace:
+    """Per-step records, all ``[batch, time, neurons]`` (neurons flat in C order).
+
+    Attributes:
+        outputs: Output node name -> what it recorded (spikes, or ``v`` of a non-spiking
+            population, in integer units for a quantized net).
+        populations: population name -> its output at every step.
+        u: population name -> current, when state recording was asked for.
+        v: population name -> voltage (after reset), when state recording was asked for.
+    """
+
+    outputs: Mapping[str, npt.NDArray[np.generic]]
+    populations: Mapping[str, npt.NDArray[np.generic]]
+    u: Mapping[str, npt.NDArray[np.generic]]
+    v: Mapping[str, npt.NDArray[np.generic]]
+
+
+def check_inputs(net: Net, inputs: Mapping[str, npt.ArrayLike]) -> dict[str, npt.NDArray[np.float64]]:
+    """Validate inputs against the net: returns ``[batch, time, size]`` arrays, one per input.
+
+    A single-input net accepts any one key; ``[time, *shape]`` arrays get a batch axis of 1.
+    """
+    if len(net.inputs) == 1 and len(inputs) == 1:
+        inputs = {next(iter(net.inputs)): next(iter(inputs.values()))}
+    missing = sorted(set(net.inputs) - set(inputs))
+    if missing:
+        raise InputFileError(f"inputs are missing for {missing}; given: {sorted(inputs)}")
+    out: dict[str, npt.NDArray[np.float64]] = {}
+    steps: set[int] = set()
+    for name, shape in net.inputs.items():
+        arr = np.asarray(inputs[name], dtype=np.float64)
+        if arr.shape[-len(shape):] != shape or arr.ndim not in (len(shape) + 1, len(shape) + 2):
+            raise InputFileError(
+                f"input {name!r} has shape {list(arr.shape)}; expected [batch, time, "
+                f"{', '.join(map(str, shape))}] or [time, {', '.join(map(str, shape))}]"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise InputFileError(f"input {name!r} contains NaN or inf")
+        batch = arr.shape[0] if arr.ndim == len(shape) + 2 else 1
+        arr = arr.reshape(batch, arr.shape[-len(shape) - 1], -1)
+        steps.add(arr.shape[1])
+        out[name] = arr
+    if len(steps) != 1:
+        raise InputFileError(f"inputs have different numbers of time steps: {sorted(steps)}")
+    return out

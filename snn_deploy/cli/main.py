@@ -1,0 +1,167 @@
+"""The ``snn-deploy`` command: a thin click shell over ``snn_deploy.api``.
+
+User errors print one line ``error: ...`` and exit with code 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from snn_deploy import __version__, api
+from snn_deploy.errors import SnnDeployError
+from snn_deploy.ir import nodes as n
+from snn_deploy.ir.types import ResetMode
+from snn_deploy.reports.render import summary, table
+from snn_deploy.target.load import available, load_target
+
+MODEL = click.Path(exists=False, dir_okay=True, path_type=Path)
+dt_option = click.option("--dt", type=float, default=api.DEFAULT_DT, show_default=True,
+                         help="Seconds per time step used to discretise NIR neurons.")
+reset_option = click.option("--reset", type=click.Choice([m.value for m in ResetMode]), default=None,
+                            help="Reset mode of every spiking neuron (NIR files do not record it).")
+target_option = click.option("--target", "-t", default="sim", show_default=True,
+                             help="Target name (see `snn-deploy targets`) or a target TOML file.")
+
+
+class _Cli(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SnnDeployError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Cli)
+@click.version_option(__version__)
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Compile spiking neural networks for neuromorphic hardware."""
+    ctx.obj = {"debug": debug}
+
+
+@cli.command()
+@click.argument("model", type=MODEL)
+@target_option
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default: <model stem>.<target>/).")
+@dt_option
+@reset_option
+@click.option("--inputs", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Sample inputs (.npz) to run for the energy report and test vectors.")
+@click.option("--passes", default=None, help="Pipeline replacing the default, e.g. 'lower{dt=0.001},quantize'.")
+@click.option("--dump-ir-after", default=None, help="Print the IR after this pass (or 'all').")
+@click.option("--json", "as_json", is_flag=True, help="Print report.json instead of tables.")
+def compile(model: Path, target: str, output: Path | None, dt: float, reset: str | None,  # noqa: A001
+            inputs: Path | None, passes: str | None, dump_ir_after: str | None, as_json: bool) -> None:
+    """Compile MODEL for a target; writes artefacts and report.json atomically."""
+    out = output or model.with_name(f"{model.stem}.{load_target(target).name}")
+
+    def dump(name: str, ir: object) -> None:
+        if dump_ir_after in (name, "all"):
+            click.echo(f"--- IR after {name} ---\n{_describe(ir)}", err=True)
+
+    result = api.compile(model, target, out_dir=out, dt=dt,
+                         reset=ResetMode(reset) if reset else None,
+                         inputs=api.read_inputs(inputs) if inputs else None,
+                         passes=passes, dump_after=dump)
+    click.echo(json.dumps(result.report, indent=2, sort_keys=True) if as_json else summary(result.report))
+    if not as_json:
+        click.echo(f"\nwrote {out}/: {', '.join(f.name for f in result.files)}")
+
+
+@cli.command()
+@click.argument("model", type=MODEL)
+@target_option
+@click.option("--inputs", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="Input arrays (.npz), [batch, time, *shape] per Input node.")
+@click.option("--float", "use_float", is_flag=True, help="Run the float reference instead of integers.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
+              help="Write every population's output to this .npz.")
+@dt_option
+@reset_option
+def simulate(model: Path, target: str, inputs: Path, use_float: bool, output: Path | None,
+             dt: float, reset: str | None) -> None:
+    """Run MODEL (a model file or a compile output folder) on inputs; print spike counts."""
+    if model.is_dir() or model.suffix == ".npz":
+        net = api.load_program(model)
+    else:
+        graph = api.load(model, reset=ResetMode(reset) if reset else None)
+        float_net, net = api.lower_and_quantize(graph, load_target(target), dt=dt)
+        net = float_net if use_float else net
+    trace = api.simulate(net, api.read_inputs(inputs), fixed=not use_float)
+    rows = []
+    for name, rec in trace.populations.items():
+        pop = net.populations[name]
+        rows.append([name, pop.node_type, pop.size, int(np.count_nonzero(rec)) if pop.spiking else "(voltage)"])
+    click.echo(table(["population", "type", "neurons", "spikes"], rows))
+    if output is not None:
+        np.savez_compressed(output, **trace.populations)
+        click.echo(f"wrote {output}")
+
+
+@cli.command()
+@click.argument("model", type=MODEL)
+@target_option
+@dt_option
+@reset_option
+def check(model: Path, target: str, dt: float, reset: str | None) -> None:
+    """Run the design rules for MODEL on a target; exit 2 listing every violation."""
+    from snn_deploy.target.rules import check_design_rules
+
+    tgt = load_target(target)
+    _, net = api.lower_and_quantize(api.load(model, reset=ResetMode(reset) if reset else None), tgt, dt=dt)
+    check_design_rules(net, tgt)
+    click.echo(f"{model.name}: no design-rule violations for target {tgt.name}")
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print report.json as is.")
+def report(folder: Path, as_json: bool) -> None:
+    """Print the report of a compile output FOLDER."""
+    path = folder / "report.json"
+    if not path.is_file():
+        raise SnnDeployError(f"{folder} has no report.json: is it a compile output folder?")
+    data = json.loads(path.read_text())
+    click.echo(json.dumps(data, indent=2, sort_keys=True) if as_json else summary(data))
+
+
+@cli.command()
+def targets() -> None:
+    """List the built-in targets."""
+    rows = [[t.name, t.backend, t.description] for t in map(load_target, available())]
+    click.echo(table(["target", "backend", "description"], rows))
+
+
+@cli.command()
+@click.argument("model", type=MODEL)
+@reset_option
+def inspect(model: Path, reset: str | None) -> None:
+    """Print MODEL's graph: nodes, shapes and edges."""
+    click.echo(_describe(api.load(model, reset=ResetMode(reset) if reset else None)))
+
+
+def _describe(ir: object) -> str:
+    if isinstance(ir, api.Graph):
+        rows = [[k, type(v).__name__, list(v.in_shape), list(v.out_shape), ", ".join(ir.successors(k))]
+                for k, v in ir.nodes.items()]
+        extra = [k for k, v in ir.nodes.items() if isinstance(v, n.NEURONS) and hasattr(v, "reset")]
+        text = table(["node", "type", "in", "out", "->"], rows)
+        return text + (f"\nreset: {', '.join(f'{k}={ir.nodes[k].reset.value}' for k in extra)}" if extra else "")
+    assert isinstance(ir, api.Net)
+    rows = [[p.name, p.src, p.dst, p.delay, p.weight.nnz, None if p.fixed is None else p.fixed.exp]
+            for p in ir.projections]
+    pops = [[p.name, p.node_type, p.size, None if p.fixed is None else p.fixed.scale]
+            for p in ir.populations.values()]
+    return table(["population", "type", "neurons", "scale"], pops) + "\n\n" + table(
+        ["projection", "src", "dst", "delay", "synapses", "exp"], rows)

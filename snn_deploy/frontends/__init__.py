@@ -1,0 +1,17 @@
+"""Frontend registry: file suffix -> lazy loader of a ``load(path, **options) -> Graph``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def _nir() -> Callable[..., Any]:
+    from snn_deploy.frontends.nir import load
+
+    return load
+
+
+def get_all_frontends() -> dict[str, Callable[[], Callable[..., Any]]]:
+    """Every frontend, keyed by the file suffix it reads."""
+    return {".nir": _nir}

@@ -1,0 +1,280 @@
+"""NIR <-> IR: ``load`` reads a NIR graph into a verified ``ir.Graph``; ``dump`` writes one back.
+
+Nested ``NIRGraph`` nodes are flattened into dotted names (``lif1.lin``) and their inner
+Input/Output nodes are bypassed, so the IR is always flat. The neuron reset mode, which NIR does
+not record, is kept in node metadata under ``snn_deploy.reset`` so that ``dump`` -> ``load``
+round-trips it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import nir
+import numpy as np
+
+from snn_deploy.errors import InputFileError, UnsupportedOpError, VerificationError
+from snn_deploy.ir import nodes as n
+from snn_deploy.ir.graph import Graph
+from snn_deploy.ir.types import ResetMode
+
+RESET_KEY = "snn_deploy.reset"
+
+_CONVERTERS: dict[type[Any], Callable[[Any, tuple[int, ...]], dict[str, Any]]] = {}
+_IR_TYPE: dict[type[Any], type[n.Node]] = {}
+
+
+def _converter(
+    nir_type: type[Any], ir_type: type[n.Node]
+) -> Callable[[Callable[[Any, tuple[int, ...]], dict[str, Any]]], Any]:
+    def register(fn: Callable[[Any, tuple[int, ...]], dict[str, Any]]) -> Any:
+        _CONVERTERS[nir_type] = fn
+        _IR_TYPE[nir_type] = ir_type
+        return fn
+
+    return register
+
+
+def supported() -> list[str]:
+    """Names of the NIR node types this frontend converts."""
+    return sorted(t.__name__ for t in _CONVERTERS) + ["NIRGraph (flattened)"]
+
+
+def _pair(value: Any, dims: int) -> tuple[int, ...]:
+    arr = np.atleast_1d(np.asarray(value, dtype=np.int64))
+    return tuple(int(v) for v in np.broadcast_to(arr, (dims,)))
+
+
+def _conv_padding(node: Any, dims: int) -> tuple[int, ...]:
+    if isinstance(node.padding, str):
+        if node.padding == "valid":
+            return (0,) * dims
+        kernel = np.asarray(node.weight).shape[2:]
+        dilation = _pair(node.dilation, dims)
+        total = [d * (k - 1) for d, k in zip(dilation, kernel, strict=True)]
+        if any(t % 2 for t in total) or np.any(_pair(node.stride, dims) != (1,) * dims):
+            raise UnsupportedOpError(
+                "Conv padding='same' needs stride 1 and an odd dilated kernel; got kernel "
+                f"{list(kernel)}, dilation {list(dilation)}"
+            )
+        return tuple(t // 2 for t in total)
+    return _pair(node.padding, dims)
+
+
+def _conv(dims: int) -> Callable[[Any, tuple[int, ...]], dict[str, Any]]:
+    def convert(node: Any, shape: tuple[int, ...]) -> dict[str, Any]:
+        weight = np.asarray(node.weight, dtype=np.float64)
+        return {
+            "weight": weight,
+            "bias": np.broadcast_to(np.asarray(node.bias, dtype=np.float64), weight.shape[:1]),
+            "stride": _pair(node.stride, dims),
+            "padding": _conv_padding(node, dims),
+            "dilation": _pair(node.dilation, dims),
+            "groups": int(np.asarray(node.groups)),
+        }
+
+    return convert
+
+
+def _pool(node: Any, shape: tuple[int, ...]) -> dict[str, Any]:
+    return {
+        "kernel_size": _pair(node.kernel_size, 2),
+        "stride": _pair(node.stride, 2),
+        "padding": _pair(node.padding, 2),
+    }
+
+
+def _params(*names: str) -> Callable[[Any, tuple[int, ...]], dict[str, Any]]:
+    """Per-neuron parameters broadcast to the node's shape; missing v_reset means 0."""
+
+    def convert(node: Any, shape: tuple[int, ...]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in names:
+            value = getattr(node, name, None)
+            value = 0.0 if value is None else np.asarray(value, dtype=np.float64)
+            try:
+                out[name] = np.broadcast_to(value, shape)
+            except ValueError as exc:
+                raise VerificationError(
+                    f"{type(node).__name__}.{name} has shape {list(np.shape(value))}, "
+                    f"which does not fit the node shape {list(shape)}"
+                ) from exc
+        if "v_threshold" in names:
+            out["reset"] = ResetMode(node.metadata.get(RESET_KEY, ResetMode.ZERO.value))
+        return out
+
+    return convert
+
+
+_converter(nir.Input, n.Input)(lambda node, shape: {})
+_converter(nir.Output, n.Output)(lambda node, shape: {})
+_converter(nir.Affine, n.Affine)(lambda node, shape: {"weight": node.weight, "bias": node.bias})
+_converter(nir.Linear, n.Linear)(lambda node, shape: {"weight": node.weight})
+_converter(nir.Scale, n.Scale)(_params("scale"))
+_converter(nir.Conv1d, n.Conv1d)(_conv(1))
+_converter(nir.Conv2d, n.Conv2d)(_conv(2))
+_converter(nir.SumPool2d, n.SumPool2d)(_pool)
+_converter(nir.AvgPool2d, n.AvgPool2d)(_pool)
+_converter(nir.Flatten, n.Flatten)(
+    lambda node, shape: {"start_dim": int(node.start_dim), "end_dim": int(node.end_dim)}
+)
+_converter(nir.Delay, n.Delay)(_params("delay"))
+_converter(nir.Threshold, n.Threshold)(_params("threshold"))
+_converter(nir.I, n.I)(_params("r"))
+_converter(nir.IF, n.IF)(_params("r", "v_threshold", "v_reset"))
+_converter(nir.LI, n.LI)(_params("tau", "r", "v_leak"))
+_converter(nir.LIF, n.LIF)(_params("tau", "r", "v_leak", "v_threshold", "v_reset"))
+_converter(nir.CubaLI, n.CubaLI)(_params("tau_syn", "tau_mem", "r", "v_leak", "w_in"))
+_converter(nir.CubaLIF, n.CubaLIF)(
+    _params("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in")
+)
+
+
+def read(path: Path) -> nir.NIRGraph:
+    """Read a NIR HDF5 file, turning any reader failure into one clear ``InputFileError``."""
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file")
+    try:
+        return nir.read(path, type_check=False)
+    except OSError as exc:
+        raise InputFileError(f"{path} is not a readable NIR (HDF5) file: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 -- nir raises bare KeyError/AssertionError/...
+        raise InputFileError(
+            f"{path}: the NIR reader failed ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def load(source: Path | nir.NIRGraph, *, reset: ResetMode | None = None) -> Graph:
+    """Convert a NIR graph (or ``.nir`` file) into a verified IR graph.
+
+    Args:
+        source: a path to a ``.nir`` file or an in-memory ``nir.NIRGraph``.
+        reset: override the reset mode of every spiking neuron (NIR files do not record it).
+
+    Returns:
+        The flat, verified graph.
+
+    Raises:
+        InputFileError: the file cannot be read.
+        UnsupportedOpError: a node type has no converter.
+        VerificationError: the graph breaks an IR invariant.
+    """
+    graph = read(source) if isinstance(source, Path) else source
+    flat_nodes, edges = _flatten(graph, prefix="")
+    shapes = _input_shapes(flat_nodes, edges)
+    nodes: dict[str, n.Node] = {}
+    for name, node in flat_nodes.items():
+        ir_type = _IR_TYPE[type(node)]
+        in_shape = shapes[name]
+        try:
+            params = _CONVERTERS[type(node)](node, in_shape)
+        except VerificationError as exc:
+            raise VerificationError(f"node {name!r}: {exc}") from exc
+        if reset is not None and "reset" in params:
+            params["reset"] = reset
+        out_shape = ir_type.out_shape_of(SimpleNamespace(**params), in_shape)
+        nodes[name] = ir_type(in_shape=in_shape, out_shape=out_shape, **params)
+    result = Graph(nodes=nodes, edges=tuple(edges))
+    result.verify()
+    return result
+
+
+def _flatten(graph: nir.NIRGraph, prefix: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Inline nested graphs; bypass their Input/Output nodes."""
+    nodes: dict[str, Any] = {}
+    edges = [(prefix + s, prefix + d) for s, d in graph.edges]
+    for name, node in graph.nodes.items():
+        full = prefix + name
+        if isinstance(node, nir.NIRGraph):
+            inner, inner_edges = _flatten(node, prefix=full + ".")
+            nodes.update(inner)
+            edges += inner_edges
+            ins = [k for k, v in node.nodes.items() if isinstance(v, nir.Input)]
+            outs = [k for k, v in node.nodes.items() if isinstance(v, nir.Output)]
+            edges = [
+                (
+                    f"{full}.{outs[0]}" if s == full and len(outs) == 1 else s,
+                    f"{full}.{ins[0]}" if d == full and len(ins) == 1 else d,
+                )
+                for s, d in edges
+            ]
+            for border in ins + outs:
+                key = f"{full}.{border}"
+                preds = [s for s, d in edges if d == key]
+                succs = [d for s, d in edges if s == key]
+                edges = [e for e in edges if key not in e] + [(s, d) for s in preds for d in succs]
+                del nodes[key]
+        elif type(node) in _CONVERTERS:
+            nodes[full] = node
+        else:
+            raise UnsupportedOpError(
+                f"node {full!r} has type {type(node).__name__}, which snn-deploy does not "
+                f"support; supported: {', '.join(supported())}"
+            )
+    return nodes, list(dict.fromkeys(edges))
+
+
+def _input_shapes(nodes: dict[str, Any], edges: list[tuple[str, str]]) -> dict[str, tuple[int, ...]]:
+    """Each node's per-sample input shape: from NIR's input_type, else from its source."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, node in nodes.items():
+        declared = (node.input_type or {}).get("input")
+        if isinstance(node, nir.Output) and node.output_type:
+            declared = node.output_type.get("output", declared)
+        if declared is not None and np.size(declared) > 0:
+            shapes[name] = tuple(int(d) for d in np.atleast_1d(declared))
+    pending = [k for k in nodes if k not in shapes]
+    while pending:
+        progress = False
+        for name in pending:
+            srcs = [s for s, d in edges if d == name and s in shapes and s in nodes]
+            if srcs:
+                src, shape = nodes[srcs[0]], shapes[srcs[0]]
+                params = SimpleNamespace(**_CONVERTERS[type(src)](src, shape))
+                shapes[name] = _IR_TYPE[type(src)].out_shape_of(params, shape)
+                progress = True
+        pending = [k for k in pending if k not in shapes]
+        if not progress:
+            raise VerificationError(f"cannot infer the input shape of node(s) {pending}")
+    return shapes
+
+
+def dump(graph: Graph) -> nir.NIRGraph:
+    """Convert an IR graph back into a flat ``nir.NIRGraph`` (float parameters)."""
+    out: dict[str, Any] = {}
+    for name, node in graph.nodes.items():
+        out[name] = _to_nir(node)
+    return nir.NIRGraph(nodes=out, edges=list(graph.edges), type_check=False)
+
+
+def _to_nir(node: n.Node) -> Any:
+    shape = np.array(node.in_shape)
+    if isinstance(node, n.Input):
+        return nir.Input(input_type={"input": shape})
+    if isinstance(node, n.Output):
+        return nir.Output(output_type={"output": shape})
+    nir_type = next(t for t, ir_t in _IR_TYPE.items() if ir_t is type(node))
+    kwargs: dict[str, Any] = {f: np.array(getattr(node, f)) for f in node.ARRAYS}
+    metadata: dict[str, Any] = {}
+    if isinstance(node, (n.Conv1d, n.Conv2d)):
+        kwargs.update(
+            input_shape=node.in_shape[1] if isinstance(node, n.Conv1d) else node.in_shape[1:],
+            stride=node.stride, padding=node.padding, dilation=node.dilation, groups=node.groups,
+        )
+    elif isinstance(node, n.SumPool2d):
+        kwargs.update(
+            kernel_size=np.array(node.kernel_size), stride=np.array(node.stride),
+            padding=np.array(node.padding),
+        )
+    elif isinstance(node, n.Flatten):
+        kwargs.update(input_type={"input": shape}, start_dim=node.start_dim, end_dim=node.end_dim)
+    if hasattr(node, "reset"):
+        metadata[RESET_KEY] = node.reset.value
+    result = nir_type(**kwargs, metadata=metadata) if metadata else nir_type(**kwargs)
+    if isinstance(node, (n.Affine, n.Linear, n.Conv1d, n.Conv2d, n.SumPool2d)) or not node.ARRAYS:
+        result.input_type = {"input": shape}
+        result.output_type = {"output": np.array(node.out_shape)}
+    return result

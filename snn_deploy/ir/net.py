@@ -1,0 +1,254 @@
+"""The lowered IR: neuron populations joined by weighted projections, in discrete time.
+
+``passes.lower`` folds every chain of stateless NIR nodes (Affine, Conv, pooling, Flatten,
+Delay, ...) between two neuron nodes into one projection, a sparse matrix plus a delay, and
+turns each neuron node into a population with per-step decays. This is the form every
+backend consumes. ``passes.quantize`` fills the typed fixed-point slots (``fixed`` and
+``Net.numeric``) and ``placement`` is the slot the mapping pass fills. docs/SEMANTICS.md states
+the update rule for both the float and the integer form.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from snn_deploy.errors import VerificationError
+from snn_deploy.ir.types import FixedPoint, ResetMode
+
+Shape = tuple[int, ...]
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def _frozen(arr: npt.ArrayLike, dtype: type) -> npt.NDArray[np.generic]:
+    out = np.array(arr, dtype=dtype)
+    out.setflags(write=False)
+    return out
+
+
+def _frozen_csr(m: sp.spmatrix | sp.sparray, dtype: type) -> sp.csr_matrix:
+    csr = sp.csr_matrix(m, dtype=dtype)
+    csr.sort_indices()
+    for arr in (csr.data, csr.indices, csr.indptr):
+        arr.setflags(write=False)
+    return csr
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NumericSpec:
+    """The integer arithmetic of a target's neuron core (see docs/SEMANTICS.md §2).
+
+    Every width here comes from a target TOML; the simulator reads nothing else.
+    """
+
+    weight: FixedPoint
+    weight_exp_min: int
+    weight_exp_max: int
+    decay: FixedPoint
+    current_decay_offset: int
+    voltage_decay_offset: int
+    threshold: FixedPoint
+    threshold_shift: int
+    input_shift: int
+    bias: FixedPoint
+    bias_exp_min: int
+    bias_exp_max: int
+    current: FixedPoint
+    voltage: FixedPoint
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class NeuronFixed:
+    """Integer parameters of a population, in the formats of ``Net.numeric``.
+
+    Attributes:
+        scale: integer voltage units per unit of the float ``v`` (a power of two).
+        du: current decay codes; ``u`` loses ``(du + current_decay_offset) / 2**decay.width``.
+        dv: voltage decay codes; ``v`` loses ``(dv + voltage_decay_offset) / 2**decay.width``.
+        vth: threshold mantissas (compared as ``vth << threshold_shift``); None if non-spiking.
+        bias_mant: bias mantissas; ``v`` gains ``bias_mant * 2**bias_exp`` every step.
+        bias_exp: bias exponents.
+    """
+
+    scale: float
+    du: IntArray
+    dv: IntArray
+    vth: IntArray | None
+    bias_mant: IntArray
+    bias_exp: IntArray
+
+    def __post_init__(self) -> None:
+        for name in ("du", "dv", "vth", "bias_mant", "bias_exp"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _frozen(getattr(self, name), np.int64))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Placement:
+    """Where a contiguous range of a population's neurons lives (filled by mapping)."""
+
+    start: int
+    stop: int
+    chip: int
+    core: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Population:
+    """A group of neurons with the discrete-time dynamics of docs/SEMANTICS.md §1.
+
+    Attributes:
+        name: the NIR node it came from.
+        node_type: the NIR type name (LIF, CubaLIF, IF, LI, I, CubaLI, Threshold).
+        shape: per-sample shape; the population is flat in C order.
+        alpha: fraction of ``u`` lost per step (``dt/tau_syn``; 1: no synaptic memory).
+        beta: fraction of ``v`` lost per step (``dt/tau_mem``; 0: no leak).
+        bias: constant added to ``v`` every step.
+        threshold: spike when ``v > threshold``; None for non-spiking (outputs ``v``).
+        reset: what a spike does to ``v``.
+        fixed: integer parameters, set by quantization.
+        placement: core placement, set by mapping.
+    """
+
+    name: str
+    node_type: str
+    shape: Shape
+    alpha: FloatArray
+    beta: FloatArray
+    bias: FloatArray
+    threshold: FloatArray | None
+    reset: ResetMode
+    fixed: NeuronFixed | None = None
+    placement: tuple[Placement, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("alpha", "beta", "bias", "threshold"):
+            if getattr(self, name) is not None:
+                arr = np.broadcast_to(getattr(self, name), (self.size,))
+                object.__setattr__(self, name, _frozen(arr, np.float64))
+
+    @property
+    def size(self) -> int:
+        """Number of neurons."""
+        return int(np.prod(self.shape))
+
+    @property
+    def spiking(self) -> bool:
+        """True if the population emits spikes, False if it outputs its voltage."""
+        return self.threshold is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class SynapseFixed:
+    """Integer weights: the projection adds ``(codes @ x) * 2**exp`` (floor shift when < 0)."""
+
+    codes: sp.csr_matrix
+    exp: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "codes", _frozen_csr(self.codes, np.int64))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Projection:
+    """Weighted connection ``src -> dst``: ``a_dst[t] += W @ out_src[t - 1 - delay]``.
+
+    Attributes:
+        name: the NIR node names it was folded from, joined by ``+``.
+        src: a population or an input name.
+        dst: a population name.
+        weight: ``[dst.size, src.size]`` float weights in units of ``v`` per unit of input.
+        delay: extra steps beyond the one every projection has.
+        fixed: integer weights, set by quantization.
+    """
+
+    name: str
+    src: str
+    dst: str
+    weight: sp.csr_matrix
+    delay: int = 0
+    fixed: SynapseFixed | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weight", _frozen_csr(self.weight, np.float64))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Net:
+    """A lowered network: inputs, populations, projections and what the outputs read.
+
+    Attributes:
+        dt: the time step in seconds used to discretise the NIR graph.
+        inputs: input name -> per-sample shape.
+        populations: population name -> population, in graph order.
+        projections: all projections.
+        outputs: output name -> the population (or input) it records.
+        numeric: the integer arithmetic, set by quantization (None: float network).
+    """
+
+    dt: float
+    inputs: Mapping[str, Shape]
+    populations: Mapping[str, Population]
+    projections: tuple[Projection, ...]
+    outputs: Mapping[str, str]
+    numeric: NumericSpec | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("inputs", "populations", "outputs"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        object.__setattr__(self, "projections", tuple(self.projections))
+
+    @property
+    def quantized(self) -> bool:
+        """True once every population and projection has its integer slot filled."""
+        return self.numeric is not None
+
+    def size_of(self, name: str) -> int:
+        """Number of elements of a population or input."""
+        if name in self.populations:
+            return self.populations[name].size
+        return int(np.prod(self.inputs[name]))
+
+    def incoming(self, dst: str) -> tuple[Projection, ...]:
+        """Projections into population ``dst``."""
+        return tuple(p for p in self.projections if p.dst == dst)
+
+    def replace(self, **changes: object) -> Net:
+        """A copy with some fields replaced."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def verify(self) -> None:
+        """Check names, matrix shapes, and that integer slots are all set or all unset."""
+        for out, src in self.outputs.items():
+            if src not in self.populations and src not in self.inputs:
+                raise VerificationError(f"output {out!r} reads {src!r}, which does not exist")
+        for p in self.projections:
+            if p.dst not in self.populations:
+                raise VerificationError(f"projection {p.name!r} targets unknown {p.dst!r}")
+            if p.src not in self.populations and p.src not in self.inputs:
+                raise VerificationError(f"projection {p.name!r} reads unknown {p.src!r}")
+            want = (self.size_of(p.dst), self.size_of(p.src))
+            if p.weight.shape != want:
+                raise VerificationError(
+                    f"projection {p.name!r}: weight {list(p.weight.shape)} != {list(want)}"
+                )
+            if p.delay < 0:
+                raise VerificationError(f"projection {p.name!r}: negative delay {p.delay}")
+            if (p.fixed is None) == self.quantized:
+                raise VerificationError(
+                    f"projection {p.name!r}: integer weights must be set exactly when the "
+                    "net is quantized"
+                )
+        for pop in self.populations.values():
+            if (pop.fixed is None) == self.quantized:
+                raise VerificationError(
+                    f"population {pop.name!r}: integer parameters must be set exactly when "
+                    "the net is quantized"
+                )

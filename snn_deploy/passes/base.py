@@ -1,0 +1,30 @@
+"""The pass protocol: a frozen dataclass with a kebab-case ``name`` and one ``run`` method."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from snn_deploy.target.schema import Target
+
+
+@dataclass(frozen=True, kw_only=True)
+class PassContext:
+    """What every pass may read besides the IR: the target."""
+
+    target: Target
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pass:
+    """Base class. ``run`` returns a new IR value (or the same object if nothing changed).
+
+    Passes take and return either a ``Graph`` or a ``Net``; ``lower`` is the one pass that turns
+    the first into the second. The pipeline verifies the result after every pass.
+    """
+
+    name: ClassVar[str]
+
+    def run(self, ir: object, ctx: PassContext) -> object:
+        """Transform ``ir``."""
+        raise NotImplementedError

@@ -1,0 +1,243 @@
+"""``lower``: NIR-level ``Graph`` -> discrete-time ``Net`` (docs/SEMANTICS.md §1).
+
+Every neuron node becomes a population; every chain of stateless nodes between populations
+(Affine, Linear, Scale, Conv, pooling, Flatten, Delay, including branches that merge) folds into
+one sparse matrix per (source, delay). The continuous-time parameters become per-step
+fractions with the forward-Euler rule ``x += dt/tau * (...)`` that snnTorch and Norse use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from snn_deploy.errors import UnsupportedOpError, VerificationError
+from snn_deploy.ir import nodes as n
+from snn_deploy.ir.graph import Graph
+from snn_deploy.ir.net import Net, Population, Projection
+from snn_deploy.ir.types import ResetMode
+from snn_deploy.passes.base import Pass, PassContext
+
+Terms = dict[tuple[str, int], tuple[sp.csr_matrix, tuple[str, ...]]]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lower(Pass):
+    """Fold stateless chains into projections and discretise neurons with time step ``dt``.
+
+    Requires: a verified ``Graph``; every cycle passes through a neuron node; every Output reads
+    a neuron or Input node (through Flatten at most).
+    Guarantees: a verified float ``Net`` whose populations are the graph's neuron nodes, in
+    graph order, with ``alpha``/``beta`` in [0, 1].
+    """
+
+    name: ClassVar[str] = "lower"
+    dt: float = 1e-4
+
+    def run(self, ir: object, ctx: PassContext) -> Net:
+        """Lower ``ir`` (a Graph)."""
+        if not isinstance(ir, Graph):
+            raise TypeError("lower takes a Graph")
+        return lower(ir, self.dt)
+
+
+def lower(graph: Graph, dt: float) -> Net:
+    """Lower a verified graph with time step ``dt`` seconds. See the module docstring."""
+    if not (np.isfinite(dt) and dt > 0):
+        raise VerificationError(f"the time step dt must be > 0, got {dt}")
+    folder = _Folder(graph, dt)
+    populations: dict[str, Population] = {}
+    projections: list[Projection] = []
+    for name in graph.of_type(n.NEURONS):
+        node = graph.nodes[name]
+        terms, bias = folder.inputs_of(name)
+        pop, gain = _population(name, node, dt, bias)
+        populations[name] = pop
+        for (src, delay), (matrix, names) in terms.items():
+            weight = sp.diags(gain) @ matrix
+            label = "+".join(names) if names else f"{src}->{name}"
+            projections.append(Projection(name=label, src=src, dst=name, weight=weight, delay=delay))
+    outputs = {name: _output_source(graph, name) for name in graph.of_type(n.Output)}
+    inputs = {name: graph.nodes[name].out_shape for name in graph.of_type(n.Input)}
+    net = Net(dt=dt, inputs=inputs, populations=populations, projections=projections,
+              outputs=outputs)
+    net.verify()
+    return net
+
+
+def _output_source(graph: Graph, name: str) -> str:
+    (src,) = graph.predecessors(name) or ("",)
+    while isinstance(graph.nodes.get(src), n.Flatten):
+        (src,) = graph.predecessors(src)
+    node = graph.nodes.get(src)
+    if len(graph.predecessors(name)) != 1 or not isinstance(node, (n.Input, *n.NEURONS)):
+        raise UnsupportedOpError(
+            f"Output {name!r} must read exactly one neuron or Input node (through Flatten at "
+            f"most); it reads {list(graph.predecessors(name))}. Add a neuron layer (e.g. LI) "
+            "as the readout."
+        )
+    return src
+
+
+class _Folder:
+    """Composes the linear maps on every path from a population to a node."""
+
+    def __init__(self, graph: Graph, dt: float) -> None:
+        self.graph, self.dt = graph, dt
+        self.memo: dict[str, tuple[Terms, FloatArray]] = {}
+        self.active: list[str] = []
+
+    def inputs_of(self, name: str) -> tuple[Terms, FloatArray]:
+        """The summed contributions of ``name``'s predecessors."""
+        size = int(np.prod(self.graph.nodes[name].in_shape))
+        terms: Terms = {}
+        bias = np.zeros(size)
+        for src in self.graph.predecessors(name):
+            src_terms, src_bias = self._output_of(src)
+            bias = bias + src_bias
+            for key, (m, names) in src_terms.items():
+                old = terms.get(key)
+                terms[key] = (m, names) if old is None else (old[0] + m, old[1] + names)
+        return terms, bias
+
+    def _output_of(self, name: str) -> tuple[Terms, FloatArray]:
+        node = self.graph.nodes[name]
+        size = int(np.prod(node.out_shape))
+        if isinstance(node, (n.Input, *n.NEURONS)):
+            return {(name, 0): (sp.identity(size, format="csr"), ())}, np.zeros(size)
+        if name in self.memo:
+            return self.memo[name]
+        if name in self.active:
+            cycle = self.active[self.active.index(name) :]
+            raise VerificationError(
+                f"cycle without state: {' -> '.join([*cycle, name])} has no neuron node"
+            )
+        self.active.append(name)
+        terms, bias = self.inputs_of(name)
+        self.active.pop()
+        result = self._apply(name, node, terms, bias)
+        self.memo[name] = result
+        return result
+
+    def _apply(self, name: str, node: n.Node, terms: Terms, bias: FloatArray) -> tuple[Terms, FloatArray]:
+        if isinstance(node, n.Delay):
+            steps = _delay_steps(name, node, self.dt)
+            out: Terms = {}
+            for d in np.unique(steps):
+                mask = sp.diags((steps == d).astype(np.float64))
+                for (src, delay), (m, names) in terms.items():
+                    out[(src, delay + int(d))] = (sp.csr_matrix(mask @ m), (*names, name))
+            return out, bias
+        matrix, own_bias = linear_map(node)
+        return (
+            {k: (sp.csr_matrix(matrix @ m), (*names, name)) for k, (m, names) in terms.items()},
+            matrix @ bias + own_bias,
+        )
+
+
+def _delay_steps(name: str, node: n.Delay, dt: float) -> npt.NDArray[np.int64]:
+    steps = np.broadcast_to(node.delay, node.out_shape).ravel() / dt
+    rounded = np.rint(steps)
+    if np.any(rounded < 0) or np.any(np.abs(steps - rounded) > 1e-6 * np.maximum(1, rounded)):
+        raise VerificationError(
+            f"node {name!r} (Delay): delays must be non-negative whole multiples of dt={dt:g} s"
+        )
+    return rounded.astype(np.int64)
+
+
+def linear_map(node: n.Node) -> tuple[sp.csr_matrix, FloatArray]:
+    """The matrix and bias of a stateless node on flat (C-order) vectors."""
+    size_in, size_out = int(np.prod(node.in_shape)), int(np.prod(node.out_shape))
+    if isinstance(node, n.Flatten):
+        return sp.identity(size_in, format="csr"), np.zeros(size_out)
+    if isinstance(node, n.Scale):
+        return sp.diags(np.broadcast_to(node.scale, node.out_shape).ravel(), format="csr"), np.zeros(size_out)
+    if isinstance(node, (n.Affine, n.Linear)):
+        bias = node.bias if isinstance(node, n.Affine) else np.zeros(size_out)
+        return sp.csr_matrix(node.weight), np.asarray(bias, dtype=np.float64)
+    if isinstance(node, (n.Conv1d, n.Conv2d)):
+        two_d = isinstance(node, n.Conv2d)
+        weight = node.weight if two_d else node.weight[:, :, None, :]
+        in_shape = node.in_shape if two_d else (node.in_shape[0], 1, node.in_shape[1])
+        pad = lambda t: tuple(t) if two_d else (0, *t)  # noqa: E731
+        one = lambda t: tuple(t) if two_d else (1, *t)  # noqa: E731
+        matrix = _conv_matrix(weight, in_shape, one(node.stride), pad(node.padding),
+                              one(node.dilation), node.groups)
+        return matrix, np.repeat(node.bias, size_out // node.weight.shape[0])
+    if isinstance(node, n.SumPool2d):  # AvgPool2d is a SumPool2d subclass
+        c = node.in_shape[0]
+        k = node.kernel_size
+        value = 1.0 / (k[0] * k[1]) if isinstance(node, n.AvgPool2d) else 1.0
+        weight = np.full((c, 1, *k), value)
+        return _conv_matrix(weight, node.in_shape, node.stride, node.padding, (1, 1), c), np.zeros(size_out)
+    raise UnsupportedOpError(f"no linear map for {type(node).__name__}")
+
+
+def _conv_matrix(
+    weight: FloatArray,
+    in_shape: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> sp.csr_matrix:
+    """Cross-correlation as a sparse ``[C_out*H_out*W_out, C_in*H*W]`` matrix, by index arithmetic."""
+    c_out, c_in_g, kh, kw = weight.shape
+    c_in, h, w = in_shape
+    ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    co, ci, ky, kx, oy, ox = np.meshgrid(
+        np.arange(c_out), np.arange(c_in_g), np.arange(kh), np.arange(kw), np.arange(ho),
+        np.arange(wo), indexing="ij", sparse=False,
+    )
+    iy = oy * stride[0] - padding[0] + ky * dilation[0]
+    ix = ox * stride[1] - padding[1] + kx * dilation[1]
+    channel = (co // (c_out // groups)) * c_in_g + ci
+    ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+    rows = ((co * ho + oy) * wo + ox)[ok]
+    cols = ((channel * h + iy) * w + ix)[ok]
+    vals = weight[co, ci, ky, kx][ok]
+    return sp.csr_matrix((vals, (rows, cols)), shape=(c_out * ho * wo, c_in * h * w))
+
+
+def _population(name: str, node: n.Node, dt: float, in_bias: FloatArray) -> tuple[Population, FloatArray]:
+    """The discrete population for a neuron node and the gain applied to its input weights."""
+    p: Mapping[str, FloatArray] = {f: np.ravel(getattr(node, f)) for f in node.ARRAYS}
+    size = int(np.prod(node.out_shape))
+    ones, zeros = np.ones(size), np.zeros(size)
+    v_reset = p.get("v_reset", zeros)
+    if isinstance(node, n.Threshold):
+        alpha, beta, gain, leak, threshold = ones, ones, ones, zeros, p["threshold"]
+    elif isinstance(node, (n.IF, n.I)):
+        alpha, beta, gain, leak = ones, zeros, p["r"], zeros
+        threshold = p["v_threshold"] - v_reset if isinstance(node, n.IF) else None
+    else:
+        tau_mem = p["tau"] if isinstance(node, (n.LI, n.LIF)) else p["tau_mem"]
+        beta = dt / tau_mem
+        alpha = dt / p["tau_syn"] if "tau_syn" in p else ones
+        gain = beta * p["r"] * (alpha * p["w_in"] if "w_in" in p else ones)
+        leak = beta * (p["v_leak"] - v_reset)
+        threshold = p["v_threshold"] - v_reset if "v_threshold" in p else None
+    for label, frac in (("dt/tau_syn", alpha), ("dt/tau_mem", beta)):
+        if np.any(frac > 1):
+            raise VerificationError(
+                f"node {name!r} ({type(node).__name__}): {label} = {float(frac.max()):g} > 1 with "
+                f"dt={dt:g} s, so the Euler step is unstable; pass a smaller --dt"
+            )
+    pop = Population(
+        name=name,
+        node_type=type(node).__name__,
+        shape=node.out_shape,
+        alpha=alpha,
+        beta=beta,
+        bias=leak + gain * in_bias / alpha,
+        threshold=threshold,
+        reset=getattr(node, "reset", ResetMode.ZERO),
+    )
+    return pop, gain

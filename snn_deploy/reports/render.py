@@ -1,0 +1,55 @@
+"""Render a report dict as plain-text tables for the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A left-aligned text table."""
+    cells = [[str(h) for h in headers]] + [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return ",".join(map(str, value)) if len(value) <= 4 else f"{value[0]}..{value[-1]}"
+    return "-" if value is None else str(value)
+
+
+def summary(report: dict[str, Any]) -> str:
+    """The human-readable compile summary: resources, quantization and energy."""
+    res = report["resources"]
+    out = [
+        f"model {report['model']}  target {report['target']}  dt {report['dt']:g} s",
+        "",
+        "Resources",
+        table(["population", "type", "neurons", "synapses in", "reset"],
+              [[p["name"], p["type"], p["neurons"], p["synapses_in"], p["reset"]] for p in res["populations"]]),
+        f"total: {res['neurons']} neurons, {res['synapses']} synapses "
+        f"({res['synapse_bits']} weight bits), cores >= {_fmt(res['cores_lower_bound'])}",
+        "",
+        "Quantization",
+        table(["projection", "exp", "max |code|", "clipped", "rel. weight error"],
+              [[p["name"], p["exp"], p["max_code"], p["clipped_weights"], p["relative_weight_error"]]
+               for p in report["quantization"]["projections"]]),
+        "",
+    ]
+    energy = report.get("energy")
+    if energy is None:
+        out.append("Energy: no activity (pass --inputs data.npz to simulate and count events)")
+    else:
+        per = energy["per_inference"]
+        out += [
+            f"Energy per inference ({energy['counts']['samples']} samples, {energy['counts']['steps']} steps)",
+            table(["event", "count", "pJ each", "uJ"],
+                  [[k, per[k], energy["energy_pj"].get(k), energy["breakdown_uj"].get(k)] for k in per]),
+            f"total: {energy['total_uj_per_inference']:.4g} uJ per inference",
+        ]
+    return "\n".join(out)

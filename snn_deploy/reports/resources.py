@@ -1,0 +1,70 @@
+"""Resource and quantization summaries of a quantized net (pure: dicts of plain values)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from snn_deploy.ir.net import Net
+from snn_deploy.target.schema import Target
+
+
+def resources(net: Net, target: Target) -> dict[str, Any]:
+    """Neurons, synapses, synapse memory and the lower bound on cores the limits imply."""
+    spec = net.numeric
+    assert spec is not None
+    pops = []
+    for pop in net.populations.values():
+        synapses = sum(p.fixed.codes.nnz for p in net.incoming(pop.name) if p.fixed is not None)
+        pops.append({"name": pop.name, "type": pop.node_type, "neurons": pop.size,
+                     "synapses_in": int(synapses), "reset": pop.reset.value})
+    neurons = sum(p["neurons"] for p in pops)
+    synapses = sum(p["synapses_in"] for p in pops)
+    bits = synapses * spec.weight.width
+    lim = target.limits
+    bounds = []
+    if lim.neurons_per_core:
+        bounds.append(math.ceil(neurons / lim.neurons_per_core))
+    if lim.synapse_memory_bits_per_core:
+        bounds.append(math.ceil(bits / lim.synapse_memory_bits_per_core))
+    return {
+        "neurons": neurons,
+        "synapses": synapses,
+        "synapse_bits": bits,
+        "cores_lower_bound": max(bounds) if bounds else None,
+        "populations": pops,
+    }
+
+
+def quantization(net: Net) -> dict[str, Any]:
+    """Per population and projection: scale, exponents, clipped values, relative weight error."""
+    spec = net.numeric
+    assert spec is not None
+    pops, projs = [], []
+    for pop in net.populations.values():
+        f = pop.fixed
+        assert f is not None
+        vth_real = None if pop.threshold is None else pop.threshold * f.scale / 2**spec.threshold_shift
+        clipped = 0 if vth_real is None else int(np.count_nonzero(np.rint(vth_real) > spec.threshold.max))
+        pops.append({
+            "name": pop.name, "scale": f.scale,
+            "du": sorted({int(x) for x in f.du}), "dv": sorted({int(x) for x in f.dv}),
+            "vth_max": None if f.vth is None else int(f.vth.max()),
+            "clipped_thresholds": clipped,
+        })
+    for proj in net.projections:
+        sf, scale = proj.fixed, net.populations[proj.dst].fixed.scale  # type: ignore[union-attr]
+        assert sf is not None
+        real = proj.weight.data * scale / 2.0 ** (spec.input_shift + sf.exp)
+        back = sf.codes.toarray() * 2.0 ** (spec.input_shift + sf.exp) / scale
+        want = proj.weight.toarray()
+        norm = float(np.linalg.norm(want))
+        projs.append({
+            "name": proj.name, "src": proj.src, "dst": proj.dst, "exp": sf.exp,
+            "max_code": int(abs(sf.codes).max()) if sf.codes.nnz else 0,
+            "clipped_weights": int(np.count_nonzero(np.abs(np.rint(real)) > spec.weight.max)),
+            "relative_weight_error": float(np.linalg.norm(back - want) / norm) if norm else 0.0,
+        })
+    return {"populations": pops, "projections": projs}
