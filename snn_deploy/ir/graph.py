@@ -37,7 +37,7 @@ class Graph:
         if not isinstance(other, Graph):
             return NotImplemented
         return (
-            list(self.nodes) == list(other.nodes)
+            self.nodes.keys() == other.nodes.keys()
             and all(self.nodes[k] == other.nodes[k] for k in self.nodes)
             and sorted(self.edges) == sorted(other.edges)
         )

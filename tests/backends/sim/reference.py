@@ -1,0 +1,64 @@
+"""An independent, loop-based re-implementation of Lava 0.10.0's fixed-point Dense + LIF.
+
+Written from the rule in docs/SEMANTICS.md §2 (and ../shared/FACTS.md §1.6), one sample and
+one neuron at a time with Python integers, with Dense send-then-compute buffers as Lava has
+them. The vectorised simulator must match it exactly; it shares no code with it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from snn_deploy.ir.net import Net
+from snn_deploy.ir.types import ResetMode
+
+
+def _decay(x: int, d: int) -> int:
+    p = x * (4096 - d)
+    return (1 if p > 0 else -1 if p < 0 else 0) * (abs(p) >> 12)
+
+
+def run_reference(net: Net, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Run one sample ``x`` ([time, size] of the single input); returns outputs per population."""
+    steps = x.shape[0]
+    (inp,) = net.inputs
+    pops = net.populations
+    u = {k: [0] * p.size for k, p in pops.items()}
+    v = {k: [0] * p.size for k, p in pops.items()}
+    out = {k: np.zeros((steps, p.size), np.int64) for k, p in pops.items()}
+    # each projection: a FIFO of (delay + 1) buffered output vectors, oldest first
+    fifo = {i: deque([[0] * net.size_of(p.dst)] * (p.delay + 1)) for i, p in enumerate(net.projections)}
+    dense = {i: p.fixed.codes.toarray().astype(object) for i, p in enumerate(net.projections)}
+    for t in range(steps):
+        a = {k: [0] * p.size for k, p in pops.items()}
+        for i, p in enumerate(net.projections):
+            sent = fifo[i].popleft()
+            a[p.dst] = [x0 + x1 for x0, x1 in zip(a[p.dst], sent)]
+        current = {inp: [int(val) for val in x[t]]}
+        for k, p in pops.items():
+            f = p.fixed
+            for n in range(p.size):
+                uu = _decay(u[k][n], int(f.du[n]) + 1) + (a[k][n] << 6)
+                if uu > 2**23:
+                    uu -= 2**24
+                elif uu <= -(2**23):
+                    uu += 2**24
+                b = int(f.bias_mant[n])
+                b = b << int(f.bias_exp[n]) if f.bias_exp[n] >= 0 else b >> -int(f.bias_exp[n])
+                vv = _decay(v[k][n], int(f.dv[n])) + uu + b
+                vv = max(-(2**23 - 1), min(2**23 - 1, vv))
+                if f.vth is None:
+                    out[k][t, n] = vv
+                elif vv > int(f.vth[n]) << 6:
+                    out[k][t, n] = 1
+                    vv = vv - (int(f.vth[n]) << 6) if p.reset is ResetMode.SUBTRACT else 0
+                u[k][n], v[k][n] = uu, vv
+            current[k] = [int(val) for val in out[k][t]]
+        for i, p in enumerate(net.projections):
+            src = current[p.src]
+            acc = [sum(int(w) * s for w, s in zip(row, src)) for row in dense[i]]
+            e = p.fixed.exp
+            fifo[i].append([s << e if e >= 0 else s >> -e for s in acc])
+    return out

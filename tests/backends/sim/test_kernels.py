@@ -1,0 +1,96 @@
+"""Analytic goldens for the integer and float neuron kernels (docs/SEMANTICS.md §2)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from snn_deploy.backends.sim.kernels import decay, fixed_step, float_step, overflow, shift
+from snn_deploy.target.load import load_target
+
+SPEC = load_target("sim").numeric
+
+
+def step(u, v, a, *, du=4095, dv=0, bias=0, vth=100, subtract=False):
+    arr = lambda x: np.asarray([x], dtype=np.int64)  # noqa: E731
+    return fixed_step(arr(u), arr(v), arr(a), du=arr(du), dv=arr(dv), bias=arr(bias),
+                      vth=None if vth is None else arr(vth), subtract=subtract, spec=SPEC)
+
+
+def test_plain_lif_current_is_input_times_64():
+    # du = 4095: the current forgets everything, u = a << 6.
+    u, v, s = step(u=1000, v=0, a=3, vth=None)
+    assert (u[0], v[0]) == (192, 192)
+
+
+def test_current_decays_even_with_du_zero():
+    # current_decay_offset = 1: du = 0 still keeps only 4095/4096 of u.
+    u, _, _ = step(u=4096, v=0, a=0, du=0, vth=None)
+    assert u[0] == 4095
+
+
+def test_voltage_decay_rounds_toward_zero_for_negative_values():
+    # -100 * (4096 - 2048) / 4096 = -50 exactly; -101 -> -50.5 -> -50 (toward zero, not -51).
+    assert_array_equal(decay(np.array([-100, -101, 101]), np.array(2048), 12), [-50, -50, 50])
+
+
+def test_lif_impulse_response_matches_closed_form():
+    # One input of 10 at step 0 into du=4095, dv=164 (tau = 25 steps): v = 640 then decays by
+    # floor-toward-zero of v*(4096-164)/4096 each step, as Lava does (and the Loihi 2 trace).
+    u = v = np.zeros(1, np.int64)
+    trace = []
+    for a in [10, 0, 0, 0]:
+        u, v, _ = fixed_step(u, v, np.array([a]), du=np.array([4095]), dv=np.array([164]),
+                             bias=np.array([0]), vth=None, subtract=False, spec=SPEC)
+        trace.append(int(v[0]))
+    assert trace == [640, 614, 589, 565]
+
+
+def test_threshold_equality_does_not_spike():
+    # vth << 6 = 6400: v == 6400 stays (strict >), 6401 spikes and resets to 0.
+    _, v, s = step(u=0, v=0, a=100, vth=100)
+    assert (v[0], s[0]) == (6400, 0)
+    _, v, s = step(u=0, v=1, a=100, vth=100)
+    assert (v[0], s[0]) == (0, 1)
+
+
+def test_subtract_reset_keeps_the_excess():
+    _, v, s = step(u=0, v=10, a=100, vth=100, subtract=True)
+    assert (v[0], s[0]) == (10, 1)
+
+
+def test_current_wraps_once_like_lava():
+    # 2**23 itself survives; 2**23 + 64 wraps to 64 - 2**23; -2**23 wraps to +2**23.
+    assert step(u=0, v=0, a=2**17, vth=None)[0][0] == 2**23
+    assert step(u=0, v=0, a=2**17 + 1, vth=None)[0][0] == 64 - 2**23
+    assert step(u=0, v=0, a=-(2**17), vth=None)[0][0] == 2**23
+
+
+def test_voltage_saturates_symmetrically():
+    _, v, _ = step(u=0, v=2**23 - 10, a=1, dv=0, vth=None)
+    assert v[0] == 2**23 - 1
+    _, v, _ = step(u=0, v=-(2**23) + 10, a=-1, dv=0, vth=None)
+    assert v[0] == -(2**23) + 1
+
+
+def test_bias_enters_voltage_unscaled():
+    _, v, _ = step(u=0, v=0, a=0, bias=5, vth=None)
+    assert v[0] == 5
+
+
+@pytest.mark.parametrize(("x", "e", "want"), [(5, -1, 2), (-5, -1, -3), (-1, -3, -1), (3, 2, 12)])
+def test_shift_is_floor_on_right_shifts(x, e, want):
+    assert shift(np.array([x]), e)[0] == want
+
+
+def test_overflow_saturate_uses_register_range():
+    assert_array_equal(overflow(np.array([2**23, -(2**23)]), SPEC.voltage), [2**23 - 1, -(2**23) + 1])
+
+
+def test_float_step_lif_decay_and_reset():
+    u, v, s = float_step(np.zeros(1), np.array([0.5]), np.array([0.2]), alpha=np.ones(1),
+                         beta=np.array([0.5]), bias=np.zeros(1), threshold=np.array([0.4]),
+                         subtract=False)
+    # v = 0.5*0.5 + 0.2 = 0.45 > 0.4 -> spike, reset to 0.
+    assert (u[0], v[0], s[0]) == (0.2, 0.0, 1.0)

@@ -1,0 +1,142 @@
+"""The CLI: every command, atomic output, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nir
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from numpy.testing import assert_array_equal
+
+from snn_deploy.cli.main import cli
+
+from ..conftest import NIR_FIXTURES, REPO
+
+BRAILLE = REPO / "models" / "braille_noDelay_bias_zero.nir"
+INPUTS = REPO / "models" / "braille_sample_inputs.npz"
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+def test_targets_lists_all():
+    code, out = invoke("targets")
+    assert code == 0 and all(t in out for t in ("sim", "loihi-sim", "loihi2", "loihi1"))
+
+
+def test_inspect_prints_nodes_and_shapes():
+    code, out = invoke("inspect", BRAILLE)
+    assert code == 0 and "lif1.lif" in out and "CubaLIF" in out and "reset:" in out
+
+
+def test_compile_writes_all_artefacts_and_report(tmp_path: Path):
+    out = tmp_path / "out"
+    code, text = invoke("compile", BRAILLE, "--target", "loihi2", "-o", out, "--inputs", INPUTS)
+    assert code == 0, text
+    assert "Energy per inference" in text and "cores >= 1" in text
+    assert {p.name for p in out.iterdir()} == {"network.npz", "graph.nir", "vectors.npz", "report.json"}
+    report = json.loads((out / "report.json").read_text())
+    assert report["schema"] == "snn-deploy-report/1" and report["target"] == "loihi2"
+    assert report["resources"]["neurons"] == 45
+    assert report["energy"]["counts"]["samples"] == 4
+    assert {a["path"] for a in report["artefacts"]} == {"network.npz", "graph.nir", "vectors.npz"}
+    # the emitted program re-runs bit-exactly from the folder alone
+    code, _ = invoke("simulate", out, "--inputs", INPUTS, "-o", tmp_path / "spikes.npz")
+    assert code == 0
+    with np.load(out / "vectors.npz") as v, np.load(tmp_path / "spikes.npz") as s:
+        assert_array_equal(v["output.output"], s["lif2"])
+    code, text = invoke("report", out)
+    assert code == 0 and "lif1.lif" in text
+
+
+def test_compile_is_deterministic(tmp_path: Path):
+    for d in ("a", "b"):
+        assert invoke("compile", BRAILLE, "-o", tmp_path / d, "--inputs", INPUTS)[0] == 0
+    for name in ("network.npz", "report.json", "vectors.npz"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_simulate_float_and_fixed(tmp_path: Path):
+    x = tmp_path / "x.npz"
+    np.savez(x, input=np.loadtxt(NIR_FIXTURES / "lif_exact.csv", delimiter=",")[:, :1])
+    code, out = invoke("simulate", NIR_FIXTURES / "lif_norse.nir", "--inputs", x, "--float")
+    assert code == 0 and " 4" in out.splitlines()[-1]
+
+
+def test_check_reports_every_violation(tmp_path: Path):
+    code, out = invoke("check", BRAILLE, "--target", "loihi1", "--reset", "subtract")
+    assert code == 2
+    assert out.count("[reset-mode]") == 2 and "lif1.lif" in out and "lif2" in out
+    code, out = invoke("check", BRAILLE, "--target", "loihi1")
+    assert code == 0 and "no design-rule violations" in out
+
+
+def _nir_bytes_with(tmp_path: Path, mutate) -> Path:
+    g = nir.read(NIR_FIXTURES / "lif_norse.nir")
+    mutate(g)
+    path = tmp_path / "bad.nir"
+    nir.write(path, g)
+    return path
+
+
+BAD = {
+    "not-hdf5": lambda p: (p / "m.nir").write_text("not a model") or p / "m.nir",
+    "truncated": lambda p: (p / "t.nir").write_bytes((NIR_FIXTURES / "cnn_sinabs.nir").read_bytes()[:3000]) or p / "t.nir",
+    "dangling-edge": lambda p: _nir_bytes_with(p, lambda g: g.edges.append(("1", "nowhere"))),
+    "nan": lambda p: _nir_bytes_with(p, lambda g: g.nodes["1"].v_threshold.__setitem__(0, np.nan)),
+    "zero-tau": lambda p: _nir_bytes_with(p, lambda g: g.nodes["1"].tau.__setitem__(0, 0.0)),
+    "shape": lambda p: _nir_bytes_with(p, lambda g: g.nodes.__setitem__("0", nir.Affine(weight=np.ones((2, 1)), bias=np.zeros(2)))),
+    "wrong-suffix": lambda p: (p / "m.onnx").write_text("x") or p / "m.onnx",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_model_gives_one_error_line_and_no_output(case, tmp_path: Path):
+    model = BAD[case](tmp_path)
+    out_dir = tmp_path / "out"
+    code, text = invoke("compile", model, "-o", out_dir)
+    assert code == 2
+    assert text.count("\n") == 1 and text.startswith("error: "), text
+    assert "Traceback" not in text
+    assert not out_dir.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_failed_compile_keeps_the_previous_output(tmp_path: Path):
+    out = tmp_path / "out"
+    assert invoke("compile", NIR_FIXTURES / "lif_norse.nir", "-o", out)[0] == 0
+    before = (out / "report.json").read_bytes()
+    bad = tmp_path / "bad.nir"
+    bad.write_text("junk")
+    assert invoke("compile", bad, "-o", out)[0] == 2
+    assert (out / "report.json").read_bytes() == before
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, text = invoke("compile", NIR_FIXTURES / "lif_norse.nir", "-o", blocker / "out")
+    assert code == 2 and text.startswith("error: cannot write")
+
+
+def test_debug_shows_the_traceback(tmp_path: Path):
+    bad = tmp_path / "bad.nir"
+    bad.write_text("junk")
+    result = CliRunner().invoke(cli, ["--debug", "compile", str(bad)])
+    assert result.exception is not None and not isinstance(result.exception, SystemExit)
+
+
+def test_bad_inputs_are_named(tmp_path: Path):
+    x = tmp_path / "x.npz"
+    np.savez(x, input=np.ones((10, 5)))
+    code, text = invoke("compile", BRAILLE, "-o", tmp_path / "o", "--inputs", x)
+    assert code == 2 and "input 'input' has shape [10, 5]" in text
+    shutil.rmtree(tmp_path / "o", ignore_errors=True)

@@ -1,0 +1,40 @@
+"""Shared fixtures. Toolchain tests skip on a user machine without the tool and fail under CI.
+
+Mark a test ``@pytest.mark.toolchain("lava")`` (or "shared" for data read from ../shared,
+which CI always has). Under ``CI=true`` a missing toolchain is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+NIR_FIXTURES = FIXTURES / "nir"
+
+_AVAILABLE = {
+    "lava": lambda: importlib.util.find_spec("lava") is not None,
+    "shared": lambda: (SHARED / "external" / "nir").is_dir(),
+}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("toolchain"):
+        name = mark.args[0]
+        if _AVAILABLE[name]():
+            continue
+        message = f"toolchain {name!r} is not available"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{message}, and CI must run this test", pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def external_nir() -> Path:
+    """The NIR test material in ../shared/external/nir (read in place, never vendored)."""
+    return SHARED / "external" / "nir"
