@@ -56,7 +56,8 @@ def load(path: Path, *, reset: ResetMode | None = None) -> Graph:
     frontends = get_all_frontends()
     if path.suffix not in frontends:
         raise InputFileError(
-            f"{path}: unsupported model format {path.suffix!r}; supported: {', '.join(sorted(frontends))}"
+            f"{path}: unsupported model format {path.suffix!r}; "
+            f"supported: {', '.join(sorted(frontends))}"
         )
     return frontends[path.suffix]()(path, reset=reset)  # type: ignore[no-any-return]
 
@@ -71,7 +72,11 @@ def read_inputs(path: Path) -> dict[str, npt.NDArray[np.float64]]:
 
 
 def lower_and_quantize(
-    graph: Graph, target: Target, *, dt: float = DEFAULT_DT, passes: str | None = None,
+    graph: Graph,
+    target: Target,
+    *,
+    dt: float = DEFAULT_DT,
+    passes: str | None = None,
     dump_after: Any = None,
 ) -> tuple[Net, Net]:
     """Run the pipeline; return the float net (after ``lower``) and the quantized net."""
@@ -79,11 +84,12 @@ def lower_and_quantize(
     ctx = PassContext(target=target)
     float_net = pipeline.run(graph, steps[:1], ctx, dump_after=dump_after)
     net = pipeline.run(float_net, steps[1:], ctx, dump_after=dump_after)
-    assert isinstance(float_net, Net) and isinstance(net, Net)
+    assert isinstance(float_net, Net)
+    assert isinstance(net, Net)
     return float_net, net
 
 
-def compile(  # noqa: A001 -- the verb users expect
+def compile(
     model: Path,
     target: str | Path,
     *,
@@ -120,8 +126,13 @@ def compile(  # noqa: A001 -- the verb users expect
         "target": tgt.name,
         "backend": tgt.backend,
         "dt": net.dt,
-        "graph": {"nodes": len(graph.nodes), "edges": len(graph.edges),
-                  "node_types": dict(sorted(Counter(type(v).__name__ for v in graph.nodes.values()).items()))},
+        "graph": {
+            "nodes": len(graph.nodes),
+            "edges": len(graph.edges),
+            "node_types": dict(
+                sorted(Counter(type(v).__name__ for v in graph.nodes.values()).items())
+            ),
+        },
         "resources": resources(net, tgt),
         "quantization": quantization(net),
         "energy": None,
@@ -133,12 +144,21 @@ def compile(  # noqa: A001 -- the verb users expect
         report["energy"] = energy(activity(net, trace, data), tgt)
     files: tuple[Path, ...] = ()
     if out_dir is not None:
-        files = _write_atomically(out_dir, lambda d: _emit(d, backend, program, graph, report, inputs, trace))
+        files = _write_atomically(
+            out_dir, lambda d: _emit(d, backend, program, graph, report, inputs, trace)
+        )
     return CompileResult(graph=graph, float_net=float_net, net=net, report=report, files=files)
 
 
-def _emit(d: Path, backend: Any, program: Any, graph: Graph, report: dict[str, Any],
-          inputs: Mapping[str, npt.ArrayLike] | None, trace: Trace | None) -> list[Path]:
+def _emit(
+    d: Path,
+    backend: Any,
+    program: Any,
+    graph: Graph,
+    report: dict[str, Any],
+    inputs: Mapping[str, npt.ArrayLike] | None,
+    trace: Trace | None,
+) -> list[Path]:
     files: list[Path] = list(backend.emit(program, d))
     nir.write(d / "graph.nir", nir_frontend.dump(graph))
     files.append(d / "graph.nir")
@@ -148,7 +168,11 @@ def _emit(d: Path, backend: Any, program: Any, graph: Graph, report: dict[str, A
         np.savez_compressed(d / "vectors.npz", **vectors)
         files.append(d / "vectors.npz")
     report["artefacts"] = [
-        {"path": f.name, "bytes": f.stat().st_size, "sha256": hashlib.sha256(f.read_bytes()).hexdigest()}
+        {
+            "path": f.name,
+            "bytes": f.stat().st_size,
+            "sha256": hashlib.sha256(f.read_bytes()).hexdigest(),
+        }
         for f in files
     ]
     (d / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")

@@ -14,9 +14,15 @@ def every_node_type(seed: int = 0) -> nir.NIRGraph:
     sub = nir.NIRGraph(
         nodes={
             "input": nir.Input(input_type={"input": np.array([8])}),
-            "lif": nir.CubaLIF(tau_syn=np.full(8, 2e-3), tau_mem=np.full(8, 5e-3), r=np.ones(8),
-                               v_leak=np.zeros(8), v_threshold=np.ones(8), v_reset=np.zeros(8),
-                               w_in=np.ones(8)),
+            "lif": nir.CubaLIF(
+                tau_syn=np.full(8, 2e-3),
+                tau_mem=np.full(8, 5e-3),
+                r=np.ones(8),
+                v_leak=np.zeros(8),
+                v_threshold=np.ones(8),
+                v_reset=np.zeros(8),
+                w_in=np.ones(8),
+            ),
             "rec": nir.Linear(weight=r(8, 8) * 0.1),
             "output": nir.Output(output_type={"output": np.array([8])}),
         },
@@ -24,15 +30,33 @@ def every_node_type(seed: int = 0) -> nir.NIRGraph:
     )
     nodes = {
         "input": nir.Input(input_type={"input": np.array([c, h, w])}),
-        "conv": nir.Conv2d(input_shape=(h, w), weight=r(4, c, 3, 3), stride=1, padding=1,
-                           dilation=1, groups=1, bias=r(4)),
-        "if": nir.IF(r=np.ones((4, h, w)), v_threshold=np.ones((4, h, w)), v_reset=np.zeros((4, h, w))),
-        "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
-        "avg": nir.AvgPool2d(kernel_size=np.array([3, 3]), stride=np.array([1, 1]), padding=np.array([1, 1])),
+        "conv": nir.Conv2d(
+            input_shape=(h, w),
+            weight=r(4, c, 3, 3),
+            stride=1,
+            padding=1,
+            dilation=1,
+            groups=1,
+            bias=r(4),
+        ),
+        "if": nir.IF(
+            r=np.ones((4, h, w)), v_threshold=np.ones((4, h, w)), v_reset=np.zeros((4, h, w))
+        ),
+        "pool": nir.SumPool2d(
+            kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])
+        ),
+        "avg": nir.AvgPool2d(
+            kernel_size=np.array([3, 3]), stride=np.array([1, 1]), padding=np.array([1, 1])
+        ),
         "flat": nir.Flatten(input_type={"input": np.array([4, 3, 3])}, start_dim=0),
         "fc": nir.Affine(weight=r(8, 36), bias=r(8) * 0.01),
-        "lif": nir.LIF(tau=np.full(8, 4e-3), r=np.ones(8), v_leak=np.zeros(8),
-                       v_threshold=np.full(8, 0.5), v_reset=np.zeros(8)),
+        "lif": nir.LIF(
+            tau=np.full(8, 4e-3),
+            r=np.ones(8),
+            v_leak=np.zeros(8),
+            v_threshold=np.full(8, 0.5),
+            v_reset=np.zeros(8),
+        ),
         "scale": nir.Scale(scale=np.linspace(0.5, 1.5, 8)),
         "delay": nir.Delay(delay=np.full(8, 3e-4)),
         "sub": sub,
@@ -40,16 +64,35 @@ def every_node_type(seed: int = 0) -> nir.NIRGraph:
         "to1d": nir.Linear(weight=r(12, 8)),
         "li": nir.LI(tau=np.full(12, 1e-2), r=np.ones(12), v_leak=np.zeros(12)),
         "fc2": nir.Linear(weight=r(5, 8)),
-        "culi": nir.CubaLI(tau_syn=np.full(5, 1e-3), tau_mem=np.full(5, 1e-3), r=np.ones(5),
-                           v_leak=np.zeros(5), w_in=np.ones(5)),
+        "culi": nir.CubaLI(
+            tau_syn=np.full(5, 1e-3),
+            tau_mem=np.full(5, 1e-3),
+            r=np.ones(5),
+            v_leak=np.zeros(5),
+            w_in=np.ones(5),
+        ),
         "output": nir.Output(output_type={"output": np.array([12])}),
         "output3": nir.Output(output_type={"output": np.array([5])}),
     }
     edges = [
-        ("input", "conv"), ("conv", "if"), ("if", "pool"), ("pool", "avg"), ("avg", "flat"),
-        ("flat", "fc"), ("fc", "lif"), ("lif", "scale"), ("scale", "delay"), ("delay", "sub"),
-        ("lif", "sub"), ("sub", "thr"), ("thr", "to1d"), ("to1d", "li"), ("li", "output"),
-        ("thr", "fc2"), ("fc2", "culi"), ("culi", "output3"),
+        ("input", "conv"),
+        ("conv", "if"),
+        ("if", "pool"),
+        ("pool", "avg"),
+        ("avg", "flat"),
+        ("flat", "fc"),
+        ("fc", "lif"),
+        ("lif", "scale"),
+        ("scale", "delay"),
+        ("delay", "sub"),
+        ("lif", "sub"),
+        ("sub", "thr"),
+        ("thr", "to1d"),
+        ("to1d", "li"),
+        ("li", "output"),
+        ("thr", "fc2"),
+        ("fc2", "culi"),
+        ("culi", "output3"),
     ]
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
 
@@ -60,8 +103,15 @@ def conv1d_integrator(seed: int = 0) -> nir.NIRGraph:
     return nir.NIRGraph(
         nodes={
             "input": nir.Input(input_type={"input": np.array([2, 6])}),
-            "conv1": nir.Conv1d(input_shape=6, weight=rng.normal(size=(3, 2, 3)), stride=1,
-                                padding=0, dilation=1, groups=1, bias=np.zeros(3)),
+            "conv1": nir.Conv1d(
+                input_shape=6,
+                weight=rng.normal(size=(3, 2, 3)),
+                stride=1,
+                padding=0,
+                dilation=1,
+                groups=1,
+                bias=np.zeros(3),
+            ),
             "integ": nir.I(r=np.ones((3, 4))),
             "output": nir.Output(output_type={"output": np.array([3, 4])}),
         },

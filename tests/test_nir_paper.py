@@ -15,8 +15,7 @@ from numpy.testing import assert_array_equal
 from snn_deploy import api
 from snn_deploy.backends.sim.run import simulate
 from snn_deploy.ir.net import NeuronFixed, SynapseFixed
-
-from .conftest import NIR_FIXTURES
+from tests.conftest import NIR_FIXTURES
 
 MODEL = NIR_FIXTURES / "lif_norse.nir"
 
@@ -48,9 +47,9 @@ def test_fixed_point_path_spikes_when_loihi2_does():
 
 def test_with_the_papers_quantization_the_voltage_trace_is_loihi2s():
     """Given the paper's Lava parameters for this neuron (w = 10, the first jump being
-    640 = 10 << 6; dv = 163 = int(4096 dt/tau); vth = 25), our integer kernel reproduces the Lava CPU
-    trace at every step and the Loihi 2 chip's at every step except spike steps, where the chip
-    reports 128 instead of the reset value 0."""
+    640 = 10 << 6; dv = 163 = int(4096 dt/tau); vth = 25), our integer kernel reproduces the
+    Lava CPU trace at every step and the Loihi 2 chip's at every step except spike steps, where
+    the chip reports 128 instead of the reset value 0."""
     cpu, chip = trace("lava_cpu_fixed"), trace("lava_loihi_fixed")
     net = api.compile(MODEL, "loihi2").net
     fixed = NeuronFixed(scale=16000.0, du=[4095], dv=[163], vth=[25], bias_mant=[0], bias_exp=[0])

@@ -30,7 +30,9 @@ class Trace:
     v: Mapping[str, npt.NDArray[np.generic]]
 
 
-def check_inputs(net: Net, inputs: Mapping[str, npt.ArrayLike]) -> dict[str, npt.NDArray[np.float64]]:
+def check_inputs(
+    net: Net, inputs: Mapping[str, npt.ArrayLike]
+) -> dict[str, npt.NDArray[np.float64]]:
     """Validate inputs against the net: returns ``[batch, time, size]`` arrays, one per input.
 
     A single-input net accepts any one key; ``[time, *shape]`` arrays get a batch axis of 1.
@@ -44,7 +46,7 @@ def check_inputs(net: Net, inputs: Mapping[str, npt.ArrayLike]) -> dict[str, npt
     steps: set[int] = set()
     for name, shape in net.inputs.items():
         arr = np.asarray(inputs[name], dtype=np.float64)
-        if arr.shape[-len(shape):] != shape or arr.ndim not in (len(shape) + 1, len(shape) + 2):
+        if arr.shape[-len(shape) :] != shape or arr.ndim not in (len(shape) + 1, len(shape) + 2):
             raise InputFileError(
                 f"input {name!r} has shape {list(arr.shape)}; expected [batch, time, "
                 f"{', '.join(map(str, shape))}] or [time, {', '.join(map(str, shape))}]"

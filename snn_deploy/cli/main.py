@@ -21,12 +21,26 @@ from snn_deploy.reports.render import summary, table
 from snn_deploy.target.load import available, load_target
 
 MODEL = click.Path(exists=False, dir_okay=True, path_type=Path)
-dt_option = click.option("--dt", type=float, default=api.DEFAULT_DT, show_default=True,
-                         help="Seconds per time step used to discretise NIR neurons.")
-reset_option = click.option("--reset", type=click.Choice([m.value for m in ResetMode]), default=None,
-                            help="Reset mode of every spiking neuron (NIR files do not record it).")
-target_option = click.option("--target", "-t", default="sim", show_default=True,
-                             help="Target name (see `snn-deploy targets`) or a target TOML file.")
+dt_option = click.option(
+    "--dt",
+    type=float,
+    default=api.DEFAULT_DT,
+    show_default=True,
+    help="Seconds per time step used to discretise NIR neurons.",
+)
+reset_option = click.option(
+    "--reset",
+    type=click.Choice([m.value for m in ResetMode]),
+    default=None,
+    help="Reset mode of every spiking neuron (NIR files do not record it).",
+)
+target_option = click.option(
+    "--target",
+    "-t",
+    default="sim",
+    show_default=True,
+    help="Target name (see `snn-deploy targets`) or a target TOML file.",
+)
 
 
 class _Cli(click.Group):
@@ -52,17 +66,39 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @cli.command()
 @click.argument("model", type=MODEL)
 @target_option
-@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
-              help="Output folder (default: <model stem>.<target>/).")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output folder (default: <model stem>.<target>/).",
+)
 @dt_option
 @reset_option
-@click.option("--inputs", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Sample inputs (.npz) to run for the energy report and test vectors.")
-@click.option("--passes", default=None, help="Pipeline replacing the default, e.g. 'lower{dt=0.001},quantize'.")
+@click.option(
+    "--inputs",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Sample inputs (.npz) to run for the energy report and test vectors.",
+)
+@click.option(
+    "--passes",
+    default=None,
+    help="Pipeline replacing the default, e.g. 'lower{dt=0.001},quantize'.",
+)
 @click.option("--dump-ir-after", default=None, help="Print the IR after this pass (or 'all').")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json instead of tables.")
-def compile(model: Path, target: str, output: Path | None, dt: float, reset: str | None,  # noqa: A001
-            inputs: Path | None, passes: str | None, dump_ir_after: str | None, as_json: bool) -> None:
+def compile(
+    model: Path,
+    target: str,
+    output: Path | None,
+    dt: float,
+    reset: str | None,
+    inputs: Path | None,
+    passes: str | None,
+    dump_ir_after: str | None,
+    as_json: bool,
+) -> None:
     """Compile MODEL for a target; writes artefacts and report.json atomically."""
     out = output or model.with_name(f"{model.stem}.{load_target(target).name}")
 
@@ -70,11 +106,19 @@ def compile(model: Path, target: str, output: Path | None, dt: float, reset: str
         if dump_ir_after in (name, "all"):
             click.echo(f"--- IR after {name} ---\n{_describe(ir)}", err=True)
 
-    result = api.compile(model, target, out_dir=out, dt=dt,
-                         reset=ResetMode(reset) if reset else None,
-                         inputs=api.read_inputs(inputs) if inputs else None,
-                         passes=passes, dump_after=dump)
-    click.echo(json.dumps(result.report, indent=2, sort_keys=True) if as_json else summary(result.report))
+    result = api.compile(
+        model,
+        target,
+        out_dir=out,
+        dt=dt,
+        reset=ResetMode(reset) if reset else None,
+        inputs=api.read_inputs(inputs) if inputs else None,
+        passes=passes,
+        dump_after=dump,
+    )
+    click.echo(
+        json.dumps(result.report, indent=2, sort_keys=True) if as_json else summary(result.report)
+    )
     if not as_json:
         click.echo(f"\nwrote {out}/: {', '.join(f.name for f in result.files)}")
 
@@ -82,15 +126,33 @@ def compile(model: Path, target: str, output: Path | None, dt: float, reset: str
 @cli.command()
 @click.argument("model", type=MODEL)
 @target_option
-@click.option("--inputs", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="Input arrays (.npz), [batch, time, *shape] per Input node.")
-@click.option("--float", "use_float", is_flag=True, help="Run the float reference instead of integers.")
-@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
-              help="Write every population's output to this .npz.")
+@click.option(
+    "--inputs",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Input arrays (.npz), [batch, time, *shape] per Input node.",
+)
+@click.option(
+    "--float", "use_float", is_flag=True, help="Run the float reference instead of integers."
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write every population's output to this .npz.",
+)
 @dt_option
 @reset_option
-def simulate(model: Path, target: str, inputs: Path, use_float: bool, output: Path | None,
-             dt: float, reset: str | None) -> None:
+def simulate(
+    model: Path,
+    target: str,
+    inputs: Path,
+    use_float: bool,
+    output: Path | None,
+    dt: float,
+    reset: str | None,
+) -> None:
     """Run MODEL (a model file or a compile output folder) on inputs; print spike counts."""
     if model.is_dir() or model.suffix == ".npz":
         net = api.load_program(model)
@@ -102,7 +164,14 @@ def simulate(model: Path, target: str, inputs: Path, use_float: bool, output: Pa
     rows = []
     for name, rec in trace.populations.items():
         pop = net.populations[name]
-        rows.append([name, pop.node_type, pop.size, int(np.count_nonzero(rec)) if pop.spiking else "(voltage)"])
+        rows.append(
+            [
+                name,
+                pop.node_type,
+                pop.size,
+                int(np.count_nonzero(rec)) if pop.spiking else "(voltage)",
+            ]
+        )
     click.echo(table(["population", "type", "neurons", "spikes"], rows))
     if output is not None:
         np.savez_compressed(output, **trace.populations)
@@ -119,7 +188,9 @@ def check(model: Path, target: str, dt: float, reset: str | None) -> None:
     from snn_deploy.target.rules import check_design_rules
 
     tgt = load_target(target)
-    _, net = api.lower_and_quantize(api.load(model, reset=ResetMode(reset) if reset else None), tgt, dt=dt)
+    _, net = api.lower_and_quantize(
+        api.load(model, reset=ResetMode(reset) if reset else None), tgt, dt=dt
+    )
     check_design_rules(net, tgt)
     click.echo(f"{model.name}: no design-rule violations for target {tgt.name}")
 
@@ -153,15 +224,28 @@ def inspect(model: Path, reset: str | None) -> None:
 
 def _describe(ir: object) -> str:
     if isinstance(ir, api.Graph):
-        rows = [[k, type(v).__name__, list(v.in_shape), list(v.out_shape), ", ".join(ir.successors(k))]
-                for k, v in ir.nodes.items()]
+        rows = [
+            [k, type(v).__name__, list(v.in_shape), list(v.out_shape), ", ".join(ir.successors(k))]
+            for k, v in ir.nodes.items()
+        ]
         extra = [k for k, v in ir.nodes.items() if isinstance(v, n.NEURONS) and hasattr(v, "reset")]
         text = table(["node", "type", "in", "out", "->"], rows)
-        return text + (f"\nreset: {', '.join(f'{k}={ir.nodes[k].reset.value}' for k in extra)}" if extra else "")
+        return text + (
+            f"\nreset: {', '.join(f'{k}={ir.nodes[k].reset.value}' for k in extra)}"
+            if extra
+            else ""
+        )
     assert isinstance(ir, api.Net)
-    rows = [[p.name, p.src, p.dst, p.delay, p.weight.nnz, None if p.fixed is None else p.fixed.exp]
-            for p in ir.projections]
-    pops = [[p.name, p.node_type, p.size, None if p.fixed is None else p.fixed.scale]
-            for p in ir.populations.values()]
-    return table(["population", "type", "neurons", "scale"], pops) + "\n\n" + table(
-        ["projection", "src", "dst", "delay", "synapses", "exp"], rows)
+    rows = [
+        [p.name, p.src, p.dst, p.delay, p.weight.nnz, None if p.fixed is None else p.fixed.exp]
+        for p in ir.projections
+    ]
+    pops = [
+        [p.name, p.node_type, p.size, None if p.fixed is None else p.fixed.scale]
+        for p in ir.populations.values()
+    ]
+    return (
+        table(["population", "type", "neurons", "scale"], pops)
+        + "\n\n"
+        + table(["projection", "src", "dst", "delay", "synapses", "exp"], rows)
+    )

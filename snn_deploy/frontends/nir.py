@@ -40,7 +40,7 @@ def _converter(
 
 def supported() -> list[str]:
     """Names of the NIR node types this frontend converts."""
-    return sorted(t.__name__ for t in _CONVERTERS) + ["NIRGraph (flattened)"]
+    return [*sorted(t.__name__ for t in _CONVERTERS), "NIRGraph (flattened)"]
 
 
 def _pair(value: Any, dims: int) -> tuple[int, ...]:
@@ -141,7 +141,7 @@ def read(path: Path) -> nir.NIRGraph:
         return nir.read(path, type_check=False)
     except OSError as exc:
         raise InputFileError(f"{path} is not a readable NIR (HDF5) file: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 -- nir raises bare KeyError/AssertionError/...
+    except Exception as exc:
         raise InputFileError(
             f"{path}: the NIR reader failed ({type(exc).__name__}: {exc})"
         ) from exc
@@ -217,7 +217,9 @@ def _flatten(graph: nir.NIRGraph, prefix: str) -> tuple[dict[str, Any], list[tup
     return nodes, list(dict.fromkeys(edges))
 
 
-def _input_shapes(nodes: dict[str, Any], edges: list[tuple[str, str]]) -> dict[str, tuple[int, ...]]:
+def _input_shapes(
+    nodes: dict[str, Any], edges: list[tuple[str, str]]
+) -> dict[str, tuple[int, ...]]:
     """Each node's per-sample input shape: from NIR's input_type, else from its source."""
     shapes: dict[str, tuple[int, ...]] = {}
     for name, node in nodes.items():
@@ -262,11 +264,15 @@ def _to_nir(node: n.Node) -> Any:
     if isinstance(node, (n.Conv1d, n.Conv2d)):
         kwargs.update(
             input_shape=node.in_shape[1] if isinstance(node, n.Conv1d) else node.in_shape[1:],
-            stride=node.stride, padding=node.padding, dilation=node.dilation, groups=node.groups,
+            stride=node.stride,
+            padding=node.padding,
+            dilation=node.dilation,
+            groups=node.groups,
         )
     elif isinstance(node, n.SumPool2d):
         kwargs.update(
-            kernel_size=np.array(node.kernel_size), stride=np.array(node.stride),
+            kernel_size=np.array(node.kernel_size),
+            stride=np.array(node.stride),
             padding=np.array(node.padding),
         )
     elif isinstance(node, n.Flatten):

@@ -43,7 +43,9 @@ class Node:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return all(_field_equal(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
+        return all(
+            _field_equal(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -116,7 +118,10 @@ def _conv_out(size: int, kernel: int, stride: int, padding: int, dilation: int) 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Conv1d(Node):
-    """1-D cross-correlation (PyTorch convention); input ``(C_in, L)``, weight ``[C_out, C_in/g, K]``."""
+    """1-D cross-correlation (PyTorch convention).
+
+    Input ``(C_in, L)``, weight ``[C_out, C_in/groups, K]``.
+    """
 
     weight: Array
     bias: Array
@@ -205,7 +210,7 @@ class Delay(Node):
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Threshold(Node):
-    """Stateless spike generator: ``z = H(x - threshold)`` (strict: spikes where ``x > threshold``)."""
+    """Stateless spike generator: ``z = H(x - threshold)``, strict (spikes where x > threshold)."""
 
     threshold: Array
     ARRAYS: ClassVar[tuple[str, ...]] = ("threshold",)

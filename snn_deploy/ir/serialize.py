@@ -30,22 +30,37 @@ def to_bytes(net: Net) -> bytes:
             for f in ("du", "dv", "vth", "bias_mant", "bias_exp"):
                 if getattr(p.fixed, f) is not None:
                     arrays[f"pop{i}.fixed.{f}"] = getattr(p.fixed, f)
-        pops.append({
-            "name": p.name, "node_type": p.node_type, "shape": list(p.shape),
-            "reset": p.reset.value, "spiking": p.spiking,
-            "scale": None if p.fixed is None else p.fixed.scale,
-        })
+        pops.append(
+            {
+                "name": p.name,
+                "node_type": p.node_type,
+                "shape": list(p.shape),
+                "reset": p.reset.value,
+                "spiking": p.spiking,
+                "scale": None if p.fixed is None else p.fixed.scale,
+            }
+        )
     projs = []
     for i, p in enumerate(net.projections):
         _put_csr(arrays, f"proj{i}.weight", p.weight)
         if p.fixed is not None:
             _put_csr(arrays, f"proj{i}.codes", p.fixed.codes)
-        projs.append({"name": p.name, "src": p.src, "dst": p.dst, "delay": p.delay,
-                      "exp": None if p.fixed is None else p.fixed.exp})
+        projs.append(
+            {
+                "name": p.name,
+                "src": p.src,
+                "dst": p.dst,
+                "delay": p.delay,
+                "exp": None if p.fixed is None else p.fixed.exp,
+            }
+        )
     header = {
-        "format": FORMAT, "dt": net.dt,
+        "format": FORMAT,
+        "dt": net.dt,
         "inputs": {k: list(v) for k, v in net.inputs.items()},
-        "outputs": dict(net.outputs), "populations": pops, "projections": projs,
+        "outputs": dict(net.outputs),
+        "populations": pops,
+        "projections": projs,
         "numeric": None if net.numeric is None else _numeric_to_json(net.numeric),
     }
     buf = io.BytesIO()
@@ -68,27 +83,60 @@ def load(path: Path) -> Net:
         get = lambda f, i=i: arrays.get(f"pop{i}.{f}")  # noqa: E731
         fixed = None
         if p["scale"] is not None:
-            fixed = NeuronFixed(scale=p["scale"], du=get("fixed.du"), dv=get("fixed.dv"),
-                                vth=get("fixed.vth"), bias_mant=get("fixed.bias_mant"),
-                                bias_exp=get("fixed.bias_exp"))
+            fixed = NeuronFixed(
+                scale=p["scale"],
+                du=get("fixed.du"),
+                dv=get("fixed.dv"),
+                vth=get("fixed.vth"),
+                bias_mant=get("fixed.bias_mant"),
+                bias_exp=get("fixed.bias_exp"),
+            )
         pops[p["name"]] = Population(
-            name=p["name"], node_type=p["node_type"], shape=tuple(p["shape"]), alpha=get("alpha"),
-            beta=get("beta"), bias=get("bias"), threshold=get("threshold"),
-            reset=ResetMode(p["reset"]), fixed=fixed)
+            name=p["name"],
+            node_type=p["node_type"],
+            shape=tuple(p["shape"]),
+            alpha=get("alpha"),
+            beta=get("beta"),
+            bias=get("bias"),
+            threshold=get("threshold"),
+            reset=ResetMode(p["reset"]),
+            fixed=fixed,
+        )
     projs = []
     for i, p in enumerate(header["projections"]):
-        fixed = None if p["exp"] is None else SynapseFixed(codes=_get_csr(arrays, f"proj{i}.codes"), exp=p["exp"])
-        projs.append(Projection(name=p["name"], src=p["src"], dst=p["dst"], delay=p["delay"],
-                                weight=_get_csr(arrays, f"proj{i}.weight"), fixed=fixed))
-    net = Net(dt=header["dt"], inputs={k: tuple(v) for k, v in header["inputs"].items()},
-              populations=pops, projections=projs, outputs=header["outputs"],
-              numeric=None if header["numeric"] is None else _numeric_from_json(header["numeric"]))
+        fixed = (
+            None
+            if p["exp"] is None
+            else SynapseFixed(codes=_get_csr(arrays, f"proj{i}.codes"), exp=p["exp"])
+        )
+        projs.append(
+            Projection(
+                name=p["name"],
+                src=p["src"],
+                dst=p["dst"],
+                delay=p["delay"],
+                weight=_get_csr(arrays, f"proj{i}.weight"),
+                fixed=fixed,
+            )
+        )
+    net = Net(
+        dt=header["dt"],
+        inputs={k: tuple(v) for k, v in header["inputs"].items()},
+        populations=pops,
+        projections=projs,
+        outputs=header["outputs"],
+        numeric=None if header["numeric"] is None else _numeric_from_json(header["numeric"]),
+    )
     net.verify()
     return net
 
 
 def _put_csr(arrays: dict[str, np.ndarray], key: str, m: sp.csr_matrix) -> None:
-    arrays[key + ".data"], arrays[key + ".indices"], arrays[key + ".indptr"] = m.data, m.indices, m.indptr
+    arrays[key + ".data"], arrays[key + ".indices"], arrays[key + ".indptr"] = (
+        m.data,
+        m.indices,
+        m.indptr,
+    )
     arrays[key + ".shape"] = np.array(m.shape)
 
 
@@ -101,12 +149,17 @@ def _numeric_to_json(spec: NumericSpec) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in dataclasses.fields(spec):
         value = getattr(spec, f.name)
-        out[f.name] = ({**dataclasses.asdict(value), "overflow": value.overflow.value}
-                       if isinstance(value, FixedPoint) else value)
+        out[f.name] = (
+            {**dataclasses.asdict(value), "overflow": value.overflow.value}
+            if isinstance(value, FixedPoint)
+            else value
+        )
     return out
 
 
 def _numeric_from_json(raw: dict[str, Any]) -> NumericSpec:
-    kwargs = {k: (FixedPoint(**{**v, "overflow": Overflow(v["overflow"])}) if isinstance(v, dict) else v)
-              for k, v in raw.items()}
+    kwargs = {
+        k: (FixedPoint(**{**v, "overflow": Overflow(v["overflow"])}) if isinstance(v, dict) else v)
+        for k, v in raw.items()
+    }
     return NumericSpec(**kwargs)

@@ -62,11 +62,14 @@ def lower(graph: Graph, dt: float) -> Net:
         for (src, delay), (matrix, names) in terms.items():
             weight = sp.diags(gain) @ matrix
             label = "+".join(names) if names else f"{src}->{name}"
-            projections.append(Projection(name=label, src=src, dst=name, weight=weight, delay=delay))
+            projections.append(
+                Projection(name=label, src=src, dst=name, weight=weight, delay=delay)
+            )
     outputs = {name: _output_source(graph, name) for name in graph.of_type(n.Output)}
     inputs = {name: graph.nodes[name].out_shape for name in graph.of_type(n.Input)}
-    net = Net(dt=dt, inputs=inputs, populations=populations, projections=projections,
-              outputs=outputs)
+    net = Net(
+        dt=dt, inputs=inputs, populations=populations, projections=projections, outputs=outputs
+    )
     net.verify()
     return net
 
@@ -125,7 +128,9 @@ class _Folder:
         self.memo[name] = result
         return result
 
-    def _apply(self, name: str, node: n.Node, terms: Terms, bias: FloatArray) -> tuple[Terms, FloatArray]:
+    def _apply(
+        self, name: str, node: n.Node, terms: Terms, bias: FloatArray
+    ) -> tuple[Terms, FloatArray]:
         if isinstance(node, n.Delay):
             steps = _delay_steps(name, node, self.dt)
             out: Terms = {}
@@ -157,7 +162,9 @@ def linear_map(node: n.Node) -> tuple[sp.csr_matrix, FloatArray]:
     if isinstance(node, n.Flatten):
         return sp.identity(size_in, format="csr"), np.zeros(size_out)
     if isinstance(node, n.Scale):
-        return sp.diags(np.broadcast_to(node.scale, node.out_shape).ravel(), format="csr"), np.zeros(size_out)
+        return sp.diags(
+            np.broadcast_to(node.scale, node.out_shape).ravel(), format="csr"
+        ), np.zeros(size_out)
     if isinstance(node, (n.Affine, n.Linear)):
         bias = node.bias if isinstance(node, n.Affine) else np.zeros(size_out)
         return sp.csr_matrix(node.weight), np.asarray(bias, dtype=np.float64)
@@ -167,15 +174,18 @@ def linear_map(node: n.Node) -> tuple[sp.csr_matrix, FloatArray]:
         in_shape = node.in_shape if two_d else (node.in_shape[0], 1, node.in_shape[1])
         pad = lambda t: tuple(t) if two_d else (0, *t)  # noqa: E731
         one = lambda t: tuple(t) if two_d else (1, *t)  # noqa: E731
-        matrix = _conv_matrix(weight, in_shape, one(node.stride), pad(node.padding),
-                              one(node.dilation), node.groups)
+        matrix = _conv_matrix(
+            weight, in_shape, one(node.stride), pad(node.padding), one(node.dilation), node.groups
+        )
         return matrix, np.repeat(node.bias, size_out // node.weight.shape[0])
     if isinstance(node, n.SumPool2d):  # AvgPool2d is a SumPool2d subclass
         c = node.in_shape[0]
         k = node.kernel_size
         value = 1.0 / (k[0] * k[1]) if isinstance(node, n.AvgPool2d) else 1.0
         weight = np.full((c, 1, *k), value)
-        return _conv_matrix(weight, node.in_shape, node.stride, node.padding, (1, 1), c), np.zeros(size_out)
+        return _conv_matrix(weight, node.in_shape, node.stride, node.padding, (1, 1), c), np.zeros(
+            size_out
+        )
     raise UnsupportedOpError(f"no linear map for {type(node).__name__}")
 
 
@@ -187,14 +197,20 @@ def _conv_matrix(
     dilation: tuple[int, ...],
     groups: int,
 ) -> sp.csr_matrix:
-    """Cross-correlation as a sparse ``[C_out*H_out*W_out, C_in*H*W]`` matrix, by index arithmetic."""
+    """Cross-correlation as a sparse ``[C_out*H_out*W_out, C_in*H*W]`` matrix (index arithmetic)."""
     c_out, c_in_g, kh, kw = weight.shape
     c_in, h, w = in_shape
     ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
     wo = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
     co, ci, ky, kx, oy, ox = np.meshgrid(
-        np.arange(c_out), np.arange(c_in_g), np.arange(kh), np.arange(kw), np.arange(ho),
-        np.arange(wo), indexing="ij", sparse=False,
+        np.arange(c_out),
+        np.arange(c_in_g),
+        np.arange(kh),
+        np.arange(kw),
+        np.arange(ho),
+        np.arange(wo),
+        indexing="ij",
+        sparse=False,
     )
     iy = oy * stride[0] - padding[0] + ky * dilation[0]
     ix = ox * stride[1] - padding[1] + kx * dilation[1]
@@ -206,7 +222,9 @@ def _conv_matrix(
     return sp.csr_matrix((vals, (rows, cols)), shape=(c_out * ho * wo, c_in * h * w))
 
 
-def _population(name: str, node: n.Node, dt: float, in_bias: FloatArray) -> tuple[Population, FloatArray]:
+def _population(
+    name: str, node: n.Node, dt: float, in_bias: FloatArray
+) -> tuple[Population, FloatArray]:
     """The discrete population for a neuron node and the gain applied to its input weights."""
     p: Mapping[str, FloatArray] = {f: np.ravel(getattr(node, f)) for f in node.ARRAYS}
     size = int(np.prod(node.out_shape))

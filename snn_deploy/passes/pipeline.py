@@ -56,7 +56,9 @@ def _options(cls: type[Pass], text: str) -> dict[str, Any]:
         try:
             out[key] = kind(value)
         except ValueError as exc:
-            raise PassError(f"pass {cls.name!r}: option {key}={value!r} is not a {kind.__name__}") from exc
+            raise PassError(
+                f"pass {cls.name!r}: option {key}={value!r} is not a {kind.__name__}"
+            ) from exc
     return out
 
 

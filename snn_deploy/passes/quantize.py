@@ -90,7 +90,9 @@ def choose_scale(pop: Population, incoming: list[Projection], spec: NumericSpec)
         if w > 0:
             top = spec.weight.max * 2.0 ** (spec.weight_exp_max + spec.input_shift)
             limits.append(math.log2(top / w))
-    row_sums = sum((abs(p.weight) @ np.ones(p.weight.shape[1]) for p in incoming), np.zeros(pop.size))
+    row_sums = sum(
+        (abs(p.weight) @ np.ones(p.weight.shape[1]) for p in incoming), np.zeros(pop.size)
+    )
     u_bound = float(np.max(row_sums / pop.alpha, initial=0.0))
     if u_bound > 0:
         limits.append(math.log2((2 ** (spec.current.width - 1) - 1) / u_bound))

@@ -26,9 +26,16 @@ def activity(net: Net, trace: Trace, inputs: dict[str, np.ndarray]) -> dict[str,
         sops += int(active @ fan_out)
     batch, steps = next(iter(trace.populations.values())).shape[:2]
     updates = batch * steps * sum(p.size for p in net.populations.values())
-    spikes = sum(int(np.count_nonzero(trace.populations[k])) for k, p in net.populations.items() if p.spiking)
-    return {"samples": int(batch), "steps": int(steps), "synops": sops, "neuron_updates": updates,
-            "spikes": spikes}
+    spikes = sum(
+        int(np.count_nonzero(trace.populations[k])) for k, p in net.populations.items() if p.spiking
+    )
+    return {
+        "samples": int(batch),
+        "steps": int(steps),
+        "synops": sops,
+        "neuron_updates": updates,
+        "spikes": spikes,
+    }
 
 
 def energy(counts: dict[str, int], target: Target) -> dict[str, Any]:

@@ -30,15 +30,30 @@ def summary(report: dict[str, Any]) -> str:
         f"model {report['model']}  target {report['target']}  dt {report['dt']:g} s",
         "",
         "Resources",
-        table(["population", "type", "neurons", "synapses in", "reset"],
-              [[p["name"], p["type"], p["neurons"], p["synapses_in"], p["reset"]] for p in res["populations"]]),
+        table(
+            ["population", "type", "neurons", "synapses in", "reset"],
+            [
+                [p["name"], p["type"], p["neurons"], p["synapses_in"], p["reset"]]
+                for p in res["populations"]
+            ],
+        ),
         f"total: {res['neurons']} neurons, {res['synapses']} synapses "
         f"({res['synapse_bits']} weight bits), cores >= {_fmt(res['cores_lower_bound'])}",
         "",
         "Quantization",
-        table(["projection", "exp", "max |code|", "clipped", "rel. weight error"],
-              [[p["name"], p["exp"], p["max_code"], p["clipped_weights"], p["relative_weight_error"]]
-               for p in report["quantization"]["projections"]]),
+        table(
+            ["projection", "exp", "max |code|", "clipped", "rel. weight error"],
+            [
+                [
+                    p["name"],
+                    p["exp"],
+                    p["max_code"],
+                    p["clipped_weights"],
+                    p["relative_weight_error"],
+                ]
+                for p in report["quantization"]["projections"]
+            ],
+        ),
         "",
     ]
     energy = report.get("energy")
@@ -47,9 +62,15 @@ def summary(report: dict[str, Any]) -> str:
     else:
         per = energy["per_inference"]
         out += [
-            f"Energy per inference ({energy['counts']['samples']} samples, {energy['counts']['steps']} steps)",
-            table(["event", "count", "pJ each", "uJ"],
-                  [[k, per[k], energy["energy_pj"].get(k), energy["breakdown_uj"].get(k)] for k in per]),
+            f"Energy per inference ({energy['counts']['samples']} samples, "
+            f"{energy['counts']['steps']} steps)",
+            table(
+                ["event", "count", "pJ each", "uJ"],
+                [
+                    [k, per[k], energy["energy_pj"].get(k), energy["breakdown_uj"].get(k)]
+                    for k in per
+                ],
+            ),
             f"total: {energy['total_uj_per_inference']:.4g} uJ per inference",
         ]
     return "\n".join(out)

@@ -18,8 +18,15 @@ def resources(net: Net, target: Target) -> dict[str, Any]:
     pops = []
     for pop in net.populations.values():
         synapses = sum(p.fixed.codes.nnz for p in net.incoming(pop.name) if p.fixed is not None)
-        pops.append({"name": pop.name, "type": pop.node_type, "neurons": pop.size,
-                     "synapses_in": int(synapses), "reset": pop.reset.value})
+        pops.append(
+            {
+                "name": pop.name,
+                "type": pop.node_type,
+                "neurons": pop.size,
+                "synapses_in": int(synapses),
+                "reset": pop.reset.value,
+            }
+        )
     neurons = sum(p["neurons"] for p in pops)
     synapses = sum(p["synapses_in"] for p in pops)
     bits = synapses * spec.weight.width
@@ -46,14 +53,22 @@ def quantization(net: Net) -> dict[str, Any]:
     for pop in net.populations.values():
         f = pop.fixed
         assert f is not None
-        vth_real = None if pop.threshold is None else pop.threshold * f.scale / 2**spec.threshold_shift
-        clipped = 0 if vth_real is None else int(np.count_nonzero(np.rint(vth_real) > spec.threshold.max))
-        pops.append({
-            "name": pop.name, "scale": f.scale,
-            "du": sorted({int(x) for x in f.du}), "dv": sorted({int(x) for x in f.dv}),
-            "vth_max": None if f.vth is None else int(f.vth.max()),
-            "clipped_thresholds": clipped,
-        })
+        vth_real = (
+            None if pop.threshold is None else pop.threshold * f.scale / 2**spec.threshold_shift
+        )
+        clipped = (
+            0 if vth_real is None else int(np.count_nonzero(np.rint(vth_real) > spec.threshold.max))
+        )
+        pops.append(
+            {
+                "name": pop.name,
+                "scale": f.scale,
+                "du": sorted({int(x) for x in f.du}),
+                "dv": sorted({int(x) for x in f.dv}),
+                "vth_max": None if f.vth is None else int(f.vth.max()),
+                "clipped_thresholds": clipped,
+            }
+        )
     for proj in net.projections:
         sf, scale = proj.fixed, net.populations[proj.dst].fixed.scale  # type: ignore[union-attr]
         assert sf is not None
@@ -61,10 +76,15 @@ def quantization(net: Net) -> dict[str, Any]:
         back = sf.codes.toarray() * 2.0 ** (spec.input_shift + sf.exp) / scale
         want = proj.weight.toarray()
         norm = float(np.linalg.norm(want))
-        projs.append({
-            "name": proj.name, "src": proj.src, "dst": proj.dst, "exp": sf.exp,
-            "max_code": int(abs(sf.codes).max()) if sf.codes.nnz else 0,
-            "clipped_weights": int(np.count_nonzero(np.abs(np.rint(real)) > spec.weight.max)),
-            "relative_weight_error": float(np.linalg.norm(back - want) / norm) if norm else 0.0,
-        })
+        projs.append(
+            {
+                "name": proj.name,
+                "src": proj.src,
+                "dst": proj.dst,
+                "exp": sf.exp,
+                "max_code": int(abs(sf.codes).max()) if sf.codes.nnz else 0,
+                "clipped_weights": int(np.count_nonzero(np.abs(np.rint(real)) > spec.weight.max)),
+                "relative_weight_error": float(np.linalg.norm(back - want) / norm) if norm else 0.0,
+            }
+        )
     return {"populations": pops, "projections": projs}

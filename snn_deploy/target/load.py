@@ -74,7 +74,9 @@ def _read(path: Path) -> dict[str, Any]:
         raise TargetError(f"cannot read target file {path}: {exc}") from exc
 
 
-def _values(table: dict[str, Any], prefix: str, sources: dict[str, str], path: Path) -> dict[str, Any]:
+def _values(
+    table: dict[str, Any], prefix: str, sources: dict[str, str], path: Path
+) -> dict[str, Any]:
     """Strip ``{value, source}`` leaves to plain values, collecting sources by dotted key."""
     out: dict[str, Any] = {}
     for key, item in table.items():
@@ -87,7 +89,9 @@ def _values(table: dict[str, Any], prefix: str, sources: dict[str, str], path: P
         if not str(item.get("source", "")).strip():
             raise TargetError(f"{path}: {dotted} has no source")
         if item.get("status", "verified-code") not in STATUSES:
-            raise TargetError(f"{path}: {dotted} has status {item['status']!r}, not in {sorted(STATUSES)}")
+            raise TargetError(
+                f"{path}: {dotted} has status {item['status']!r}, not in {sorted(STATUSES)}"
+            )
         sources[dotted] = item["source"]
         out[key] = item["value"]
     return out

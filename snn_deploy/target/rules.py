@@ -26,16 +26,24 @@ class Violation:
     fix: str
 
     def __str__(self) -> str:
-        return (f"[{self.rule}] {self.node}: {self.resource} is {self.used}, limit {self.limit}; "
-                f"fix: {self.fix}")
+        return (
+            f"[{self.rule}] {self.node}: {self.resource} is {self.used}, limit {self.limit}; "
+            f"fix: {self.fix}"
+        )
 
 
 def reset_mode_supported(net: Net, target: Target) -> list[Violation]:
     """Every spiking population uses a reset mode the target implements."""
     allowed = sorted(m.value for m in target.reset_modes)
     return [
-        Violation("reset-mode", p.name, "reset mode", p.reset.value, " or ".join(allowed),
-                  f"train with reset {' or '.join(allowed)}, or use --target sim")
+        Violation(
+            "reset-mode",
+            p.name,
+            "reset mode",
+            p.reset.value,
+            " or ".join(allowed),
+            f"train with reset {' or '.join(allowed)}, or use --target sim",
+        )
         for p in net.populations.values()
         if p.spiking and p.reset not in target.reset_modes
     ]
@@ -45,8 +53,14 @@ def delay_within_limit(net: Net, target: Target) -> list[Violation]:
     """Every projection's delay fits the target's delay field."""
     limit = target.limits.max_delay_steps
     return [
-        Violation("max-delay", p.name, "synaptic delay (steps)", p.delay + 1, limit + 1,
-                  "shorten the delay or chain it through relay neurons")
+        Violation(
+            "max-delay",
+            p.name,
+            "synaptic delay (steps)",
+            p.delay + 1,
+            limit + 1,
+            "shorten the delay or chain it through relay neurons",
+        )
         for p in net.projections
         if limit is not None and p.delay > limit
     ]
@@ -61,8 +75,16 @@ def neurons_fit_system(net: Net, target: Target) -> list[Violation]:
     used = sum(p.size for p in net.populations.values())
     if used <= capacity:
         return []
-    return [Violation("system-neurons", "(network)", "neurons", used, capacity,
-                      "use a target with more chips or prune the network")]
+    return [
+        Violation(
+            "system-neurons",
+            "(network)",
+            "neurons",
+            used,
+            capacity,
+            "use a target with more chips or prune the network",
+        )
+    ]
 
 
 DESIGN_RULES: list[Callable[[Net, Target], list[Violation]]] = [
@@ -77,4 +99,6 @@ def check_design_rules(net: Net, target: Target) -> None:
     found = [v for rule in DESIGN_RULES for v in rule(net, target)]
     if found:
         lines = "\n  ".join(str(v) for v in found)
-        raise DesignRuleError(f"{len(found)} design-rule violation(s) for target {target.name!r}:\n  {lines}")
+        raise DesignRuleError(
+            f"{len(found)} design-rule violation(s) for target {target.name!r}:\n  {lines}"
+        )

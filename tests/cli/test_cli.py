@@ -13,8 +13,7 @@ from click.testing import CliRunner
 from numpy.testing import assert_array_equal
 
 from snn_deploy.cli.main import cli
-
-from ..conftest import NIR_FIXTURES, REPO
+from tests.conftest import NIR_FIXTURES, REPO
 
 BRAILLE = REPO / "models" / "braille_noDelay_bias_zero.nir"
 INPUTS = REPO / "models" / "braille_sample_inputs.npz"
@@ -42,7 +41,12 @@ def test_compile_writes_all_artefacts_and_report(tmp_path: Path):
     code, text = invoke("compile", BRAILLE, "--target", "loihi2", "-o", out, "--inputs", INPUTS)
     assert code == 0, text
     assert "Energy per inference" in text and "cores >= 1" in text
-    assert {p.name for p in out.iterdir()} == {"network.npz", "graph.nir", "vectors.npz", "report.json"}
+    assert {p.name for p in out.iterdir()} == {
+        "network.npz",
+        "graph.nir",
+        "vectors.npz",
+        "report.json",
+    }
     report = json.loads((out / "report.json").read_text())
     assert report["schema"] == "snn-deploy-report/1" and report["target"] == "loihi2"
     assert report["resources"]["neurons"] == 45
@@ -89,11 +93,16 @@ def _nir_bytes_with(tmp_path: Path, mutate) -> Path:
 
 BAD = {
     "not-hdf5": lambda p: (p / "m.nir").write_text("not a model") or p / "m.nir",
-    "truncated": lambda p: (p / "t.nir").write_bytes((NIR_FIXTURES / "cnn_sinabs.nir").read_bytes()[:3000]) or p / "t.nir",
+    "truncated": lambda p: (
+        (p / "t.nir").write_bytes((NIR_FIXTURES / "cnn_sinabs.nir").read_bytes()[:3000])
+        or p / "t.nir"
+    ),
     "dangling-edge": lambda p: _nir_bytes_with(p, lambda g: g.edges.append(("1", "nowhere"))),
     "nan": lambda p: _nir_bytes_with(p, lambda g: g.nodes["1"].v_threshold.__setitem__(0, np.nan)),
     "zero-tau": lambda p: _nir_bytes_with(p, lambda g: g.nodes["1"].tau.__setitem__(0, 0.0)),
-    "shape": lambda p: _nir_bytes_with(p, lambda g: g.nodes.__setitem__("0", nir.Affine(weight=np.ones((2, 1)), bias=np.zeros(2)))),
+    "shape": lambda p: _nir_bytes_with(
+        p, lambda g: g.nodes.__setitem__("0", nir.Affine(weight=np.ones((2, 1)), bias=np.zeros(2)))
+    ),
     "wrong-suffix": lambda p: (p / "m.onnx").write_text("x") or p / "m.onnx",
 }
 

@@ -12,9 +12,8 @@ from snn_deploy.errors import InputFileError, UnsupportedOpError, VerificationEr
 from snn_deploy.frontends.nir import dump, load, supported
 from snn_deploy.ir import nodes as n
 from snn_deploy.ir.types import ResetMode
-
-from ..conftest import NIR_FIXTURES
-from ..graphs import conv1d_integrator, every_node_type
+from tests.conftest import NIR_FIXTURES
+from tests.graphs import conv1d_integrator, every_node_type
 
 FIXTURE_FILES = sorted(NIR_FIXTURES.glob("*.nir"))
 
@@ -59,22 +58,37 @@ def test_graph_is_frozen():
 
 
 def _lif_graph(**overrides) -> nir.NIRGraph:
-    params = {"tau": np.array([1e-2]), "r": np.array([1.0]), "v_leak": np.array([0.0]),
-              "v_threshold": np.array([1.0]), "v_reset": np.array([0.0]), **overrides}
+    params = {
+        "tau": np.array([1e-2]),
+        "r": np.array([1.0]),
+        "v_leak": np.array([0.0]),
+        "v_threshold": np.array([1.0]),
+        "v_reset": np.array([0.0]),
+        **overrides,
+    }
     return nir.NIRGraph(
-        nodes={"in": nir.Input(input_type={"input": np.array([1])}),
-               "w": nir.Linear(weight=np.array([[1.0]])),
-               "lif": nir.LIF(**params),
-               "out": nir.Output(output_type={"output": np.array([1])})},
-        edges=[("in", "w"), ("w", "lif"), ("lif", "out")], type_check=False)
+        nodes={
+            "in": nir.Input(input_type={"input": np.array([1])}),
+            "w": nir.Linear(weight=np.array([[1.0]])),
+            "lif": nir.LIF(**params),
+            "out": nir.Output(output_type={"output": np.array([1])}),
+        },
+        edges=[("in", "w"), ("w", "lif"), ("lif", "out")],
+        type_check=False,
+    )
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
-    [({"tau": np.array([0.0])}, r"node 'lif' \(LIF\): tau must be > 0"),
-     ({"tau": np.array([-1.0])}, r"tau must be > 0, got min -1"),
-     ({"v_threshold": np.array([np.nan])}, r"node 'lif' \(LIF\): v_threshold contains NaN or inf"),
-     ({"r": np.array([np.inf])}, r"r contains NaN or inf")],
+    [
+        ({"tau": np.array([0.0])}, r"node 'lif' \(LIF\): tau must be > 0"),
+        ({"tau": np.array([-1.0])}, r"tau must be > 0, got min -1"),
+        (
+            {"v_threshold": np.array([np.nan])},
+            r"node 'lif' \(LIF\): v_threshold contains NaN or inf",
+        ),
+        ({"r": np.array([np.inf])}, r"r contains NaN or inf"),
+    ],
 )
 def test_bad_parameters_are_named(overrides, message):
     with pytest.raises(VerificationError, match=message):
@@ -101,7 +115,9 @@ def test_unsupported_node_lists_the_supported_ones():
 
     g = _lif_graph()
     g.nodes["w"] = Mystery.__new__(Mystery)
-    with pytest.raises(UnsupportedOpError, match=r"node 'w' has type Mystery.*supported: .*CubaLIF"):
+    with pytest.raises(
+        UnsupportedOpError, match=r"node 'w' has type Mystery.*supported: .*CubaLIF"
+    ):
         load(g)
     assert "Conv2d" in supported()
 
@@ -137,7 +153,9 @@ LOADS = [
 FAILS = {
     "neuromorphs-NIR/paper/01_lif/lif_rockpool.nir": "shape mismatch",
     "kmheckel-spyx/research/paper/spyx_shd.nir": "tau must be > 0",
-    "neuromorphs-NIR/paper/03_rnn/extras/braille_noDelay_bias_zero_subgraph.nir": "NIR reader failed",
+    "neuromorphs-NIR/paper/03_rnn/extras/braille_noDelay_bias_zero_subgraph.nir": (
+        "NIR reader failed"
+    ),
     "synsense-rockpool/tests/tests_default/nir_graphs/braille.nir": "NIR reader failed",
     "neuromorphs-NIR/history/paper__02_cnn__scnn_mnist@669fbfad.nir": "NIR reader failed",
     "neuromorphs-NIR/history/paper__02_cnn__scnn_mnist@e5ac8325.nir": "shape mismatch",

@@ -14,9 +14,8 @@ from snn_deploy.ir.types import FixedPoint
 from snn_deploy.passes.lower import lower
 from snn_deploy.passes.quantize import quantize
 from snn_deploy.target.load import load_target
-
-from ..conftest import NIR_FIXTURES, REPO
-from ..graphs import every_node_type
+from tests.conftest import NIR_FIXTURES, REPO
+from tests.graphs import every_node_type
 
 SPEC = load_target("sim").numeric
 

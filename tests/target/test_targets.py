@@ -34,11 +34,17 @@ def test_a_number_without_source_is_rejected(tmp_path: Path):
     text = (targets_dir() / "loihi1.toml").read_text()
     (tmp_path / "formats").mkdir()
     (tmp_path / "formats" / "lava_fixed_pt.toml").write_text(
-        (targets_dir() / "formats" / "lava_fixed_pt.toml").read_text())
+        (targets_dir() / "formats" / "lava_fixed_pt.toml").read_text()
+    )
     bad = tmp_path / "bad.toml"
-    bad.write_text(text.replace('chips = { value = 2, source = "lava magma/core/resources.py KapohoBay: '
-                                "'two Loihi 1 chips' (FACTS §2)\" }", "chips = { value = 2 }"))
-    with pytest.raises(TargetError, match="limits.chips has no source"):
+    bad.write_text(
+        text.replace(
+            'chips = { value = 2, source = "lava magma/core/resources.py KapohoBay: '
+            "'two Loihi 1 chips' (FACTS §2)\" }",
+            "chips = { value = 2 }",
+        )
+    )
+    with pytest.raises(TargetError, match=r"limits\.chips has no source"):
         load_target(bad)
     good = tmp_path / "good.toml"
     good.write_text(text)

@@ -84,7 +84,11 @@ def fixed_step(
     if vth is None:
         return u, v, v
     spikes = v > (vth << spec.threshold_shift)
-    v = np.where(spikes, v - (vth << spec.threshold_shift), v) if subtract else np.where(spikes, 0, v)
+    v = (
+        np.where(spikes, v - (vth << spec.threshold_shift), v)
+        if subtract
+        else np.where(spikes, 0, v)
+    )
     return u, v, spikes.astype(np.int64)
 
 

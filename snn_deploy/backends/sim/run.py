@@ -87,8 +87,16 @@ def simulate(
     peak.update({k: 1.0 if p.spiking else 2.0**62 for k, p in net.populations.items()})
     matrices = [_prepare(p, fixed, peak[p.src]) for p in net.projections]
     states = {k: _State(p, batch, fixed, net) for k, p in net.populations.items()}
-    us = {k: np.zeros((batch, steps, p.size), dtype) for k, p in net.populations.items()} if record_state else {}
-    vs = {k: np.zeros((batch, steps, p.size), dtype) for k, p in net.populations.items()} if record_state else {}
+    us = (
+        {k: np.zeros((batch, steps, p.size), dtype) for k, p in net.populations.items()}
+        if record_state
+        else {}
+    )
+    vs = (
+        {k: np.zeros((batch, steps, p.size), dtype) for k, p in net.populations.items()}
+        if record_state
+        else {}
+    )
     for t in range(steps):
         a = {k: np.zeros((batch, p.size), dtype) for k, p in net.populations.items()}
         for proj, m in zip(net.projections, matrices, strict=True):
@@ -135,14 +143,28 @@ class _State:
         pop = self.pop
         if self.fixed:
             f = pop.fixed
-            assert f is not None and self.spec is not None
+            assert f is not None
+            assert self.spec is not None
             self.u, self.v, out = fixed_step(
-                self.u, self.v, a, du=f.du, dv=f.dv, bias=self.bias, vth=f.vth,
-                subtract=self.subtract, spec=self.spec,
+                self.u,
+                self.v,
+                a,
+                du=f.du,
+                dv=f.dv,
+                bias=self.bias,
+                vth=f.vth,
+                subtract=self.subtract,
+                spec=self.spec,
             )
         else:
             self.u, self.v, out = float_step(
-                self.u, self.v, a, alpha=pop.alpha, beta=pop.beta, bias=pop.bias,
-                threshold=pop.threshold, subtract=self.subtract,
+                self.u,
+                self.v,
+                a,
+                alpha=pop.alpha,
+                beta=pop.beta,
+                bias=pop.bias,
+                threshold=pop.threshold,
+                subtract=self.subtract,
             )
         return out

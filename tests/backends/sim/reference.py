@@ -29,13 +29,15 @@ def run_reference(net: Net, x: np.ndarray) -> dict[str, np.ndarray]:
     v = {k: [0] * p.size for k, p in pops.items()}
     out = {k: np.zeros((steps, p.size), np.int64) for k, p in pops.items()}
     # each projection: a FIFO of (delay + 1) buffered output vectors, oldest first
-    fifo = {i: deque([[0] * net.size_of(p.dst)] * (p.delay + 1)) for i, p in enumerate(net.projections)}
+    fifo = {
+        i: deque([[0] * net.size_of(p.dst)] * (p.delay + 1)) for i, p in enumerate(net.projections)
+    }
     dense = {i: p.fixed.codes.toarray().astype(object) for i, p in enumerate(net.projections)}
     for t in range(steps):
         a = {k: [0] * p.size for k, p in pops.items()}
         for i, p in enumerate(net.projections):
             sent = fifo[i].popleft()
-            a[p.dst] = [x0 + x1 for x0, x1 in zip(a[p.dst], sent)]
+            a[p.dst] = [x0 + x1 for x0, x1 in zip(a[p.dst], sent, strict=True)]
         current = {inp: [int(val) for val in x[t]]}
         for k, p in pops.items():
             f = p.fixed
@@ -58,7 +60,7 @@ def run_reference(net: Net, x: np.ndarray) -> dict[str, np.ndarray]:
             current[k] = [int(val) for val in out[k][t]]
         for i, p in enumerate(net.projections):
             src = current[p.src]
-            acc = [sum(int(w) * s for w, s in zip(row, src)) for row in dense[i]]
+            acc = [sum(int(w) * s for w, s in zip(row, src, strict=True)) for row in dense[i]]
             e = p.fixed.exp
             fifo[i].append([s << e if e >= 0 else s >> -e for s in acc])
     return out

@@ -13,36 +13,78 @@ from snn_deploy.backends.sim.run import simulate
 from snn_deploy.ir.net import Net, NeuronFixed, Population, Projection, SynapseFixed
 from snn_deploy.ir.types import ResetMode
 from snn_deploy.target.load import load_target
-
-from .reference import run_reference
+from tests.backends.sim.reference import run_reference
 
 SPEC = load_target("sim").numeric
 
 
-def random_net(rng: np.random.Generator, *, sizes=(6, 5, 4), recurrent=True, delay=0,
-               big=False, reset=ResetMode.ZERO, non_spiking_last=False) -> Net:
+def random_net(
+    rng: np.random.Generator,
+    *,
+    sizes=(6, 5, 4),
+    recurrent=True,
+    delay=0,
+    big=False,
+    reset=ResetMode.ZERO,
+    non_spiking_last=False,
+) -> Net:
     """A random quantized chain input -> pop1 -> pop2 (+ recurrence on pop1, + a skip)."""
     n_in, n1, n2 = sizes
     pops = {}
     for name, n, spiking in (("p1", n1, True), ("p2", n2, not non_spiking_last)):
         fixed = NeuronFixed(
-            scale=1.0, du=rng.integers(0, 50 if big else 4096, n), dv=rng.integers(0, 4096, n),
-            vth=rng.integers(1, 2**17, n) if spiking and big else rng.integers(1, 300, n) if spiking else None,
-            bias_mant=rng.integers(-50, 50, n), bias_exp=rng.integers(0, 3, n))
-        pops[name] = Population(name=name, node_type="CubaLIF" if spiking else "CubaLI", shape=(n,),
-                                alpha=0.5, beta=0.5, bias=0.0, threshold=1.0 if spiking else None,
-                                reset=reset, fixed=fixed)
+            scale=1.0,
+            du=rng.integers(0, 50 if big else 4096, n),
+            dv=rng.integers(0, 4096, n),
+            vth=rng.integers(1, 2**17, n)
+            if spiking and big
+            else rng.integers(1, 300, n)
+            if spiking
+            else None,
+            bias_mant=rng.integers(-50, 50, n),
+            bias_exp=rng.integers(0, 3, n),
+        )
+        pops[name] = Population(
+            name=name,
+            node_type="CubaLIF" if spiking else "CubaLI",
+            shape=(n,),
+            alpha=0.5,
+            beta=0.5,
+            bias=0.0,
+            threshold=1.0 if spiking else None,
+            reset=reset,
+            fixed=fixed,
+        )
+
     def proj(name, src, dst, shape, d=0):
-        codes = sp.random(*shape, density=0.7, random_state=rng, data_rvs=lambda k: rng.integers(-128, 128, k))
+        codes = sp.random(
+            *shape, density=0.7, random_state=rng, data_rvs=lambda k: rng.integers(-128, 128, k)
+        )
         exp = int(rng.integers(5, 8)) if big else int(rng.integers(-3, 4))
-        return Projection(name=name, src=src, dst=dst, weight=sp.csr_matrix(codes, dtype=float),
-                          delay=d, fixed=SynapseFixed(codes=codes, exp=exp))
-    projs = [proj("w1", "x", "p1", (n1, n_in)), proj("w2", "p1", "p2", (n2, n1), d=delay),
-             proj("skip", "x", "p2", (n2, n_in), d=delay)]
+        return Projection(
+            name=name,
+            src=src,
+            dst=dst,
+            weight=sp.csr_matrix(codes, dtype=float),
+            delay=d,
+            fixed=SynapseFixed(codes=codes, exp=exp),
+        )
+
+    projs = [
+        proj("w1", "x", "p1", (n1, n_in)),
+        proj("w2", "p1", "p2", (n2, n1), d=delay),
+        proj("skip", "x", "p2", (n2, n_in), d=delay),
+    ]
     if recurrent:
         projs.append(proj("rec", "p1", "p1", (n1, n1)))
-    net = Net(dt=1e-3, inputs={"x": (n_in,)}, populations=pops, projections=projs,
-              outputs={"y": "p2"}, numeric=SPEC)
+    net = Net(
+        dt=1e-3,
+        inputs={"x": (n_in,)},
+        populations=pops,
+        projections=projs,
+        outputs={"y": "p2"},
+        numeric=SPEC,
+    )
     net.verify()
     return net
 
@@ -96,8 +138,12 @@ def test_int64_path_used_when_sums_could_exceed_float64():
     # Graded inputs of 2**50 make float64 products inexact; the int64 path must be exact.
     rng = np.random.default_rng(1)
     net = random_net(rng)
-    net = net.replace(projections=tuple(
-        dataclasses.replace(p, fixed=dataclasses.replace(p.fixed, exp=-20)) for p in net.projections))
+    net = net.replace(
+        projections=tuple(
+            dataclasses.replace(p, fixed=dataclasses.replace(p.fixed, exp=-20))
+            for p in net.projections
+        )
+    )
     x = rng.integers(0, 2, (1, 10, 6)) * (2**50 + 1)
     trace = simulate(net, {"x": x})
     assert_array_equal(trace.populations["p1"][0], run_reference(net, x[0])["p1"])

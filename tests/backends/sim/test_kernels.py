@@ -14,13 +14,22 @@ SPEC = load_target("sim").numeric
 
 def step(u, v, a, *, du=4095, dv=0, bias=0, vth=100, subtract=False):
     arr = lambda x: np.asarray([x], dtype=np.int64)  # noqa: E731
-    return fixed_step(arr(u), arr(v), arr(a), du=arr(du), dv=arr(dv), bias=arr(bias),
-                      vth=None if vth is None else arr(vth), subtract=subtract, spec=SPEC)
+    return fixed_step(
+        arr(u),
+        arr(v),
+        arr(a),
+        du=arr(du),
+        dv=arr(dv),
+        bias=arr(bias),
+        vth=None if vth is None else arr(vth),
+        subtract=subtract,
+        spec=SPEC,
+    )
 
 
 def test_plain_lif_current_is_input_times_64():
     # du = 4095: the current forgets everything, u = a << 6.
-    u, v, s = step(u=1000, v=0, a=3, vth=None)
+    u, v, _ = step(u=1000, v=0, a=3, vth=None)
     assert (u[0], v[0]) == (192, 192)
 
 
@@ -41,8 +50,17 @@ def test_lif_impulse_response_matches_closed_form():
     u = v = np.zeros(1, np.int64)
     trace = []
     for a in [10, 0, 0, 0]:
-        u, v, _ = fixed_step(u, v, np.array([a]), du=np.array([4095]), dv=np.array([164]),
-                             bias=np.array([0]), vth=None, subtract=False, spec=SPEC)
+        u, v, _ = fixed_step(
+            u,
+            v,
+            np.array([a]),
+            du=np.array([4095]),
+            dv=np.array([164]),
+            bias=np.array([0]),
+            vth=None,
+            subtract=False,
+            spec=SPEC,
+        )
         trace.append(int(v[0]))
     assert trace == [640, 614, 589, 565]
 
@@ -85,12 +103,21 @@ def test_shift_is_floor_on_right_shifts(x, e, want):
 
 
 def test_overflow_saturate_uses_register_range():
-    assert_array_equal(overflow(np.array([2**23, -(2**23)]), SPEC.voltage), [2**23 - 1, -(2**23) + 1])
+    assert_array_equal(
+        overflow(np.array([2**23, -(2**23)]), SPEC.voltage), [2**23 - 1, -(2**23) + 1]
+    )
 
 
 def test_float_step_lif_decay_and_reset():
-    u, v, s = float_step(np.zeros(1), np.array([0.5]), np.array([0.2]), alpha=np.ones(1),
-                         beta=np.array([0.5]), bias=np.zeros(1), threshold=np.array([0.4]),
-                         subtract=False)
+    u, v, s = float_step(
+        np.zeros(1),
+        np.array([0.5]),
+        np.array([0.2]),
+        alpha=np.ones(1),
+        beta=np.array([0.5]),
+        bias=np.zeros(1),
+        threshold=np.array([0.4]),
+        subtract=False,
+    )
     # v = 0.5*0.5 + 0.2 = 0.45 > 0.4 -> spike, reset to 0.
     assert (u[0], v[0], s[0]) == (0.2, 0.0, 1.0)
