@@ -77,16 +77,54 @@ def lower_and_quantize(
     *,
     dt: float = DEFAULT_DT,
     passes: str | None = None,
+    calibrate: Mapping[str, npt.ArrayLike] | None = None,
     dump_after: Any = None,
 ) -> tuple[Net, Net]:
-    """Run the pipeline; return the float net (after ``lower``) and the quantized net."""
-    steps = pipeline.parse(passes or f"lower{{dt={dt!r}}},quantize")
-    ctx = PassContext(target=target)
-    float_net = pipeline.run(graph, steps[:1], ctx, dump_after=dump_after)
-    net = pipeline.run(float_net, steps[1:], ctx, dump_after=dump_after)
+    """Run the pipeline; return the float net (after ``lower``) and the quantized net.
+
+    With ``calibrate`` inputs the float net is simulated on them first, and the default
+    pipeline quantizes with ``method=calibrate``: the current register (which wraps) is sized
+    by the largest |u| observed instead of the worst case; the voltage saturates.
+    """
+    method = "{method=calibrate}" if calibrate is not None else ""
+    steps = pipeline.parse(passes or f"lower{{dt={dt!r}}},quantize{method}")
+    float_net = pipeline.run(graph, steps[:1], PassContext(target=target), dump_after=dump_after)
     assert isinstance(float_net, Net)
+    peaks = None
+    if calibrate is not None:
+        run = run_sim(float_net, calibrate, fixed=False, record_state=True)
+        peaks = {k: float(np.abs(run.u[k]).max(initial=0)) for k in float_net.populations}
+    ctx = PassContext(target=target, calibration=peaks)
+    net = pipeline.run(float_net, steps[1:], ctx, dump_after=dump_after)
     assert isinstance(net, Net)
     return float_net, net
+
+
+def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
+    """How closely the quantized run follows the float reference on the same inputs.
+
+    Per spiking population: the fraction of (sample, step, neuron) spike slots that agree, and
+    the spike counts. Per output: the fraction of samples whose most active output neuron
+    (largest spike count, or largest summed voltage) is the same.
+    """
+    pops = {}
+    for name, pop in net.populations.items():
+        if pop.spiking:
+            f, q = float_trace.populations[name], trace.populations[name]
+            pops[name] = {
+                "spike_agreement": float(np.mean(f == q)),
+                "float_spikes": int(f.sum()),
+                "quantized_spikes": int(q.sum()),
+            }
+    outputs = {}
+    for name, rec in trace.outputs.items():
+        scale = net.populations[net.outputs[name]].fixed
+        q = rec.sum(axis=1) / (
+            1.0 if scale is None or net.populations[net.outputs[name]].spiking else scale.scale
+        )
+        f = float_trace.outputs[name].sum(axis=1)
+        outputs[name] = {"prediction_agreement": float(np.mean(q.argmax(-1) == f.argmax(-1)))}
+    return {"populations": pops, "outputs": outputs}
 
 
 def compile(
@@ -97,6 +135,7 @@ def compile(
     dt: float = DEFAULT_DT,
     reset: ResetMode | None = None,
     inputs: Mapping[str, npt.ArrayLike] | None = None,
+    calibrate: Mapping[str, npt.ArrayLike] | None = None,
     passes: str | None = None,
     dump_after: Any = None,
 ) -> CompileResult:
@@ -108,14 +147,18 @@ def compile(
         out_dir: where to write; it is replaced only when the whole compile succeeded.
         dt: seconds per time step for discretising continuous-time NIR neurons.
         reset: override the reset mode of every spiking neuron.
-        inputs: sample inputs; when given, the program is run on them and the energy report
-            counts the events, and the inputs and outputs are written as test vectors.
+        inputs: sample inputs; when given, the program and the float reference run on them:
+            the energy report counts the events, the report gives the float-vs-quantized
+            agreement, and the inputs and outputs are written as test vectors.
+        calibrate: calibration inputs for the quantizer (see ``lower_and_quantize``).
         passes: a pipeline string replacing the default ``lower{dt=...},quantize``.
         dump_after: called with (pass name, IR) after each pass.
     """
     tgt = load_target(target)
     graph = load(model, reset=reset)
-    float_net, net = lower_and_quantize(graph, tgt, dt=dt, passes=passes, dump_after=dump_after)
+    float_net, net = lower_and_quantize(
+        graph, tgt, dt=dt, passes=passes, calibrate=calibrate, dump_after=dump_after
+    )
     check_design_rules(net, tgt)
     backend = get_all_backends()[tgt.backend]()
     program = backend.lower(net, tgt)
@@ -136,12 +179,14 @@ def compile(
         "resources": resources(net, tgt),
         "quantization": quantization(net),
         "energy": None,
+        "agreement": None,
     }
     trace = None
     if inputs is not None:
         data = check_inputs(net, inputs)
         trace = backend.run(program, data)
         report["energy"] = energy(activity(net, trace, data), tgt)
+        report["agreement"] = agreement(run_sim(float_net, data, fixed=False), trace, net)
     files: tuple[Path, ...] = ()
     if out_dir is not None:
         files = _write_atomically(

@@ -86,6 +86,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
     default=None,
     help="Pipeline replacing the default, e.g. 'lower{dt=0.001},quantize'.",
 )
+@click.option(
+    "--calibrate",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Calibration inputs (.npz): size registers by the float net's observed activity.",
+)
 @click.option("--dump-ir-after", default=None, help="Print the IR after this pass (or 'all').")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json instead of tables.")
 def compile(
@@ -95,6 +101,7 @@ def compile(
     dt: float,
     reset: str | None,
     inputs: Path | None,
+    calibrate: Path | None,
     passes: str | None,
     dump_ir_after: str | None,
     as_json: bool,
@@ -113,6 +120,7 @@ def compile(
         dt=dt,
         reset=ResetMode(reset) if reset else None,
         inputs=api.read_inputs(inputs) if inputs else None,
+        calibrate=api.read_inputs(calibrate) if calibrate else None,
         passes=passes,
         dump_after=dump,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -10,9 +11,16 @@ from snn_deploy.target.schema import Target
 
 @dataclass(frozen=True, kw_only=True)
 class PassContext:
-    """What every pass may read besides the IR: the target."""
+    """What every pass may read besides the IR.
+
+    Attributes:
+        target: the compile target.
+        calibration: per population, the largest |u| seen when the float net ran on the
+            user's calibration inputs (``--calibrate``); None without them.
+    """
 
     target: Target
+    calibration: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

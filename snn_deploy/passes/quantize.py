@@ -3,7 +3,8 @@
 Per population one power-of-two voltage scale ``S`` (integer units per unit of ``v``) is shared
 by threshold, bias, current and voltage; each projection gets one weight exponent. ``S`` is the
 largest power of two for which the threshold mantissa, every weight (after its exponent), the
-bias and the worst-case current all fit their registers, so nothing wraps that could be avoided.
+bias and the largest current (worst case, or measured on calibration inputs) all fit their
+registers, so nothing wraps that could be avoided.
 Every cast saturates; how many values were clipped is recomputed by ``reports.quantization``.
 """
 
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
+from snn_deploy.errors import QuantizationError
 from snn_deploy.ir.net import (
     Net,
     NeuronFixed,
@@ -30,34 +33,77 @@ from snn_deploy.passes.base import Pass, PassContext
 FloatArray = npt.NDArray[np.float64]
 
 
+CALIBRATION_MARGIN = 2.0
+"""With calibration data, the current register is sized for twice the largest observed |u|."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Quantize(Pass):
     """Fit every population and projection to the target's ``NumericSpec``.
 
-    Requires: a verified float ``Net``; inputs and spikes of magnitude at most 1.
+    ``method`` chooses what the scale must leave room for: ``max-abs`` (the default) the
+    worst case (every input active every step, the largest weight exact); ``percentile`` the
+    same, but each projection's exponent is set by the ``percentile``-th |weight|, so rarer
+    larger weights saturate (counted in the report) to give the rest more resolution;
+    ``calibrate`` twice the largest |u| seen when the float net runs on the calibration
+    inputs in ``ctx.calibration`` (``--calibrate``), instead of the worst case.
+
+    Requires: a verified float ``Net``; inputs and spikes of magnitude at most 1 (``max-abs``,
+    ``percentile``).
     Guarantees: ``net.numeric`` is the target's; every population has ``fixed`` and every
     projection ``fixed``; float fields are kept unchanged for comparison and reports.
     """
 
     name: ClassVar[str] = "quantize"
+    method: str = "max-abs"
+    percentile: float = 99.9
 
     def run(self, ir: object, ctx: PassContext) -> Net:
         """Quantize ``ir`` (a float Net) for ``ctx.target``."""
         if not isinstance(ir, Net) or ir.quantized:
             raise TypeError("quantize takes a float Net")
-        return quantize(ir, ctx.target.numeric)
+        if self.method not in ("max-abs", "percentile", "calibrate"):
+            raise QuantizationError(
+                f"quantize: unknown method {self.method!r}; use max-abs, percentile or calibrate"
+            )
+        if self.method == "calibrate" and ctx.calibration is None:
+            raise QuantizationError(
+                "quantize{method=calibrate} needs calibration inputs (--calibrate)"
+            )
+        peaks = None
+        if self.method == "calibrate" and ctx.calibration is not None:
+            peaks = {k: CALIBRATION_MARGIN * v for k, v in ctx.calibration.items()}
+        pct = self.percentile if self.method == "percentile" else 100.0
+        return quantize(ir, ctx.target.numeric, percentile=pct, state_peaks=peaks)
 
 
-def quantize(net: Net, spec: NumericSpec) -> Net:
-    """Quantize every population of ``net`` and its incoming projections to ``spec``."""
+def quantize(
+    net: Net,
+    spec: NumericSpec,
+    *,
+    percentile: float = 100.0,
+    state_peaks: Mapping[str, float] | None = None,
+) -> Net:
+    """Quantize every population of ``net`` and its incoming projections to ``spec``.
+
+    Args:
+        net: a float net.
+        spec: the target's integer arithmetic.
+        percentile: which |weight| of each projection sets its exponent (100: the largest).
+        state_peaks: per population, the largest |u| (float units) the current register must
+            hold; None: the worst case for binary inputs.
+    """
     pops = dict(net.populations)
     projs: dict[int, Projection] = {}
     for name, pop in net.populations.items():
         incoming = [(i, p) for i, p in enumerate(net.projections) if p.dst == name]
-        scale = choose_scale(pop, [p for _, p in incoming], spec)
+        peak = None if state_peaks is None else state_peaks.get(name)
+        scale = choose_scale(
+            pop, [p for _, p in incoming], spec, percentile=percentile, state_peak=peak
+        )
         pops[name] = dataclasses.replace(pop, fixed=_neuron_fixed(pop, scale, spec))
         for i, p in incoming:
-            projs[i] = dataclasses.replace(p, fixed=_synapse_fixed(p, scale, spec))
+            projs[i] = dataclasses.replace(p, fixed=_synapse_fixed(p, scale, spec, percentile))
     return net.replace(
         populations=pops,
         projections=tuple(projs[i] for i in range(len(net.projections))),
@@ -65,7 +111,19 @@ def quantize(net: Net, spec: NumericSpec) -> Net:
     )
 
 
-def choose_scale(pop: Population, incoming: list[Projection], spec: NumericSpec) -> float:
+def _weight_peak(proj: Projection, percentile: float) -> float:
+    data = np.abs(proj.weight.data)
+    return float(np.percentile(data, percentile)) if data.size else 0.0
+
+
+def choose_scale(
+    pop: Population,
+    incoming: list[Projection],
+    spec: NumericSpec,
+    *,
+    percentile: float = 100.0,
+    state_peak: float | None = None,
+) -> float:
     """The largest power of two ``S`` for which every register of ``pop`` has room.
 
     Examples:
@@ -86,14 +144,17 @@ def choose_scale(pop: Population, incoming: list[Projection], spec: NumericSpec)
         top = spec.threshold.max * 2**spec.threshold_shift
         limits.append(math.log2(top / float(np.max(pop.threshold))))
     for p in incoming:
-        w = float(np.max(np.abs(p.weight.data), initial=0.0))
+        w = _weight_peak(p, percentile)
         if w > 0:
             top = spec.weight.max * 2.0 ** (spec.weight_exp_max + spec.input_shift)
             limits.append(math.log2(top / w))
-    row_sums = sum(
-        (abs(p.weight) @ np.ones(p.weight.shape[1]) for p in incoming), np.zeros(pop.size)
-    )
-    u_bound = float(np.max(row_sums / pop.alpha, initial=0.0))
+    if state_peak is None:
+        row_sums = sum(
+            (abs(p.weight) @ np.ones(p.weight.shape[1]) for p in incoming), np.zeros(pop.size)
+        )
+        u_bound = float(np.max(row_sums / pop.alpha, initial=0.0))
+    else:
+        u_bound = state_peak
     if u_bound > 0:
         limits.append(math.log2((2 ** (spec.current.width - 1) - 1) / u_bound))
     if np.any(pop.bias != 0):
@@ -128,9 +189,11 @@ def _neuron_fixed(pop: Population, scale: float, spec: NumericSpec) -> NeuronFix
     )
 
 
-def _synapse_fixed(proj: Projection, scale: float, spec: NumericSpec) -> SynapseFixed:
+def _synapse_fixed(
+    proj: Projection, scale: float, spec: NumericSpec, percentile: float
+) -> SynapseFixed:
     real = proj.weight * (scale / 2**spec.input_shift)
-    peak = float(np.max(np.abs(real.data), initial=0.0))
+    peak = _weight_peak(proj, percentile) * scale / 2**spec.input_shift
     exp = 0
     if peak > 0:
         exp = math.ceil(math.log2(peak / spec.weight.max))

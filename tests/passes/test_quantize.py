@@ -8,7 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
+from snn_deploy.api import compile as compile_model
 from snn_deploy.backends.sim.run import simulate
+from snn_deploy.errors import QuantizationError
 from snn_deploy.frontends.nir import load
 from snn_deploy.ir.types import FixedPoint
 from snn_deploy.passes.lower import lower
@@ -74,3 +76,26 @@ def test_quantized_spikes_agree_with_float_reference(name):
     q = simulate(net, {"input": x}).populations["lif1.lif"]
     assert f.sum() > 50
     assert np.mean(f == q) > 0.9
+
+
+def test_percentile_method_clips_outliers_and_counts_them():
+    model = REPO / "models" / "braille_noDelay_bias_zero.nir"
+    plain = compile_model(model, "sim").report["quantization"]["projections"]
+    clipped = compile_model(
+        model, "sim", passes="lower,quantize{method=percentile,percentile=99}"
+    ).report["quantization"]["projections"]
+    assert all(p["clipped_weights"] == 0 for p in plain)
+    assert all(p["clipped_weights"] > 0 for p in clipped)
+    assert all(c["exp"] < p["exp"] for c, p in zip(clipped, plain, strict=True))
+
+
+def test_calibrate_needs_inputs_and_sizes_current_by_activity():
+    model = NIR_FIXTURES / "two_lif_neurons.nir"
+    with pytest.raises(QuantizationError, match="needs calibration inputs"):
+        compile_model(model, "sim", passes="lower,quantize{method=calibrate}")
+    x = np.zeros((1, 50, 1))
+    worst = compile_model(model, "sim").net
+    calibrated = compile_model(model, "sim", calibrate={"input": x}).net
+    # no input: u stays 0, so only the threshold, weights and bias limit the scale
+    for name in worst.populations:
+        assert calibrated.populations[name].fixed.scale >= worst.populations[name].fixed.scale
