@@ -128,7 +128,7 @@ def choose_scale(
 
     Examples:
         A LIF with threshold 0.1 fed by one weight of 0.04 is limited by the weight: with the
-        largest exponent (7) the code ``0.04 * S / 2**6 / 2**7`` must stay <= 127.
+        largest exponent (7) the code ``0.04 * S / 2**6 / 2**7`` must stay <= 255.
 
         >>> import scipy.sparse as sp
         >>> from snn_deploy.ir.types import ResetMode
@@ -136,7 +136,7 @@ def choose_scale(
         >>> pop = Population(name="p", node_type="LIF", shape=(1,), alpha=1.0, beta=0.04,
         ...                  bias=0.0, threshold=0.1, reset=ResetMode.ZERO)
         >>> proj = Projection(name="w", src="x", dst="p", weight=sp.csr_matrix([[0.04]]))
-        >>> choose_scale(pop, [proj], load_target("sim").numeric) == 2**24
+        >>> choose_scale(pop, [proj], load_target("sim").numeric) == 2**25
         True
     """
     limits: list[float] = []  # upper bounds on log2(S)

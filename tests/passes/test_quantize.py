@@ -54,7 +54,7 @@ def test_every_register_fits_after_quantization():
         assert f.vth is None or f.vth.max() <= SPEC.threshold.max
         assert np.abs(f.bias_mant).max() <= SPEC.bias.max
     for proj in net.projections:
-        assert np.abs(proj.fixed.codes.data).max(initial=0) <= 127
+        assert np.abs(proj.fixed.codes.data).max(initial=0) <= SPEC.weight.max
         assert SPEC.weight_exp_min <= proj.fixed.exp <= SPEC.weight_exp_max
 
 

@@ -52,7 +52,7 @@ def test_a_number_without_source_is_rejected(tmp_path: Path):
 
 
 def test_unknown_target_lists_the_known_ones():
-    with pytest.raises(TargetError, match="unknown target 'tpu'; available: loihi-sim, loihi1"):
+    with pytest.raises(TargetError, match=r"unknown target .tpu.; available: .*loihi-sim, loihi1"):
         load_target("tpu")
 
 
