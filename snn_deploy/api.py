@@ -257,9 +257,19 @@ def load_program(path: Path) -> Net:
 
 
 def simulate(
-    net: Net, inputs: Mapping[str, npt.ArrayLike], *, fixed: bool = True, record_state: bool = False
+    net: Net,
+    inputs: Mapping[str, npt.ArrayLike],
+    *,
+    target: str | Path = "sim",
+    fixed: bool = True,
+    record_state: bool = False,
 ) -> Trace:
-    """Run ``net`` on ``inputs`` in the bit-accurate simulator (float reference if not fixed)."""
-    if fixed and not net.quantized:
+    """Run ``net`` on ``inputs`` with the target's backend (``sim``: bit-accurate simulator,
+    ``loihi-sim``: Lava); ``fixed=False`` runs the float reference in the simulator."""
+    if not fixed:
+        return run_sim(net, inputs, fixed=False, record_state=record_state)
+    if not net.quantized:
         raise SnnDeployError("this network is not quantized; compile it first or use --float")
-    return run_sim(net, inputs, fixed=fixed, record_state=record_state)
+    tgt = load_target(target)
+    backend = get_all_backends()[tgt.backend]()
+    return backend.run(backend.lower(net, tgt), inputs, record_state=record_state)  # type: ignore[no-any-return]

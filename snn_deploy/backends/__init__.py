@@ -15,6 +15,7 @@ def get_all_backends() -> dict[str, Callable[[], ModuleType]]:
     """Every known backend, built-in first, then entry points."""
     backends: dict[str, Callable[[], ModuleType]] = {
         "sim": lambda: import_module("snn_deploy.backends.sim"),
+        "lava": lambda: import_module("snn_deploy.backends.lava"),
     }
     for ep in entry_points(group="snn_deploy.backends"):
         backends[ep.name] = ep.load

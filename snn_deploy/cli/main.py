@@ -161,14 +161,18 @@ def simulate(
     dt: float,
     reset: str | None,
 ) -> None:
-    """Run MODEL (a model file or a compile output folder) on inputs; print spike counts."""
+    """Run MODEL (a model file or a compile output folder) on inputs; print spike counts.
+
+    The target's backend runs it: `sim` the bit-accurate simulator, the Loihi targets Lava's
+    fixed-point CPU simulation (one Lava run per sample).
+    """
     if model.is_dir() or model.suffix == ".npz":
         net = api.load_program(model)
     else:
         graph = api.load(model, reset=ResetMode(reset) if reset else None)
         float_net, net = api.lower_and_quantize(graph, load_target(target), dt=dt)
         net = float_net if use_float else net
-    trace = api.simulate(net, api.read_inputs(inputs), fixed=not use_float)
+    trace = api.simulate(net, api.read_inputs(inputs), target=target, fixed=not use_float)
     rows = []
     for name, rec in trace.populations.items():
         pop = net.populations[name]

@@ -36,7 +36,9 @@ def test_inspect_prints_nodes_and_shapes():
     assert code == 0 and "lif1.lif" in out and "CubaLIF" in out and "reset:" in out
 
 
+@pytest.mark.toolchain("lava")
 def test_compile_writes_all_artefacts_and_report(tmp_path: Path):
+    """For a Loihi target with --inputs the program runs in Lava."""
     out = tmp_path / "out"
     code, text = invoke("compile", BRAILLE, "--target", "loihi2", "-o", out, "--inputs", INPUTS)
     assert code == 0, text

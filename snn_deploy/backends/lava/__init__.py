@@ -1,0 +1,44 @@
+"""The Lava backend: Loihi-class targets as real Lava 0.10.0 processes.
+
+``run`` executes them in Lava's bit-accurate CPU simulation (``Loihi2SimCfg(select_tag=
+"fixed_pt")``); the result equals the ``sim`` backend spike for spike. ``build`` gives the
+process graph for one sample so a user can run or extend it. Running on Loihi hardware needs
+Intel's closed lava-loihi stack, which we cannot test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy.typing as npt
+
+from snn_deploy.backends.base import Trace
+from snn_deploy.backends.lava import build as _build
+from snn_deploy.backends.lava.program import LavaProgram, lower_program
+from snn_deploy.ir import serialize
+from snn_deploy.ir.net import Net
+from snn_deploy.target.schema import Target
+
+name = "lava"
+build = _build.build
+
+
+def lower(net: Net, target: Target) -> LavaProgram:
+    """Describe the Lava processes for a quantized net (pure; imports no Lava)."""
+    net.verify()
+    return lower_program(net)
+
+
+def emit(program: LavaProgram, out_dir: Path) -> list[Path]:
+    """Write ``network.npz`` (the integer network the processes are built from)."""
+    path = out_dir / "network.npz"
+    path.write_bytes(serialize.to_bytes(program.net))
+    return [path]
+
+
+def run(
+    program: LavaProgram, inputs: Mapping[str, npt.ArrayLike], *, record_state: bool = False
+) -> Trace:
+    """Run in Lava's fixed-point CPU simulation, one Lava run per sample."""
+    return _build.run(program, inputs, record_state=record_state)

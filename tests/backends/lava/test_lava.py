@@ -1,0 +1,152 @@
+"""The Lava backend runs real Lava 0.10.0 processes and equals the simulator bit for bit."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from numpy.testing import assert_array_equal
+
+from snn_deploy import api
+from snn_deploy.backends import lava
+from snn_deploy.backends.sim.run import simulate
+from snn_deploy.cli.main import cli
+from snn_deploy.errors import DesignRuleError
+from snn_deploy.frontends.nir import load
+from snn_deploy.ir.net import Net
+from tests.backends.sim.test_against_reference import random_net
+from tests.conftest import NIR_FIXTURES, REPO
+from tests.graphs import every_node_type
+
+pytestmark = pytest.mark.toolchain("lava")
+TARGET = api.load_target("loihi-sim")
+
+
+def uniform(net: Net) -> Net:
+    """One (du, dv, vth) per population, as trained layers have (one Lava LIF each)."""
+    pops = {}
+    for name, p in net.populations.items():
+        f = p.fixed
+        same = {k: np.full(p.size, getattr(f, k)[0]) for k in ("du", "dv")}
+        if f.vth is not None:
+            same["vth"] = np.full(p.size, f.vth[0])
+        pops[name] = dataclasses.replace(p, fixed=dataclasses.replace(f, **same))
+    return net.replace(populations=pops)
+
+
+def assert_lava_equals_sim(net: Net, x: dict[str, np.ndarray]) -> None:
+    got = lava.run(lava.lower(net, TARGET), x, record_state=True)
+    want = simulate(net, x, record_state=True)
+    for name in net.populations:
+        assert_array_equal(got.populations[name], want.populations[name], err_msg=f"{name} output")
+        assert_array_equal(got.u[name], want.u[name], err_msg=f"{name} u")
+        assert_array_equal(got.v[name], want.v[name], err_msg=f"{name} v")
+    for name in net.outputs:
+        assert_array_equal(got.outputs[name], want.outputs[name])
+
+
+CASES = {
+    "feed-forward": {"recurrent": False},
+    "recurrent": {},
+    "delays": {"delay": 4},
+    "wrap-and-saturate": {"big": True},
+    "non-spiking-readout": {"non_spiking_last": True},
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_random_networks_bit_exact(case):
+    rng = np.random.default_rng(sorted(CASES).index(case))
+    net = uniform(random_net(rng, **CASES[case]))
+    x = (rng.random((1, 40, 6)) < 0.4).astype(np.int64)
+    assert_lava_equals_sim(net, {"x": x})
+
+
+def test_graded_spikes_bit_exact():
+    rng = np.random.default_rng(11)
+    net = uniform(random_net(rng, delay=1))
+    assert_lava_equals_sim(net, {"x": rng.integers(-9, 10, (1, 30, 6))})
+
+
+def test_neurons_with_different_decays_split_into_lif_processes():
+    rng = np.random.default_rng(5)
+    net = random_net(rng, sizes=(4, 3, 2), recurrent=True)
+    program = lava.lower(net, TARGET)
+    assert len(program.blocks) == 5  # every neuron has its own (du, dv, vth)
+    assert_lava_equals_sim(net, {"x": (rng.random((1, 25, 4)) < 0.5).astype(np.int64)})
+
+
+def test_conv_pool_and_multilayer_graph_from_nir():
+    """Conv2d, SumPool, AvgPool, Affine, LIF, Scale+Delay, a nested recurrent CubaLIF,
+    Threshold and LI readouts, lowered through the real pipeline."""
+    _, net = api.lower_and_quantize(load(every_node_type()), TARGET, dt=1e-4)
+    x = (np.random.default_rng(2).random((1, 30, 2, 6, 6)) < 0.5).astype(np.int64)
+    assert_lava_equals_sim(net, {"input": x})
+
+
+def test_shipped_braille_model_and_lif_paper_neuron():
+    result = api.compile(REPO / "models" / "braille_noDelay_bias_zero.nir", "loihi-sim")
+    with np.load(REPO / "models" / "braille_sample_inputs.npz") as z:
+        x = z["input"][:1]
+    assert_lava_equals_sim(result.net, {"input": x})
+    lif = api.compile(NIR_FIXTURES / "lif_norse.nir", "loihi-sim").net
+    trace = np.loadtxt(NIR_FIXTURES / "lif_lava_loihi_fixed.csv", delimiter=",")
+    out = lava.run(lava.lower(lif, TARGET), {"input": trace[:, :1]}).outputs["output"][0, :, 0]
+    assert list(np.flatnonzero(out)) == [461, 511, 711, 761]
+
+
+def test_voltage_output_feeding_a_synapse_cannot_run_on_loihi():
+    rng = np.random.default_rng(0)
+    net = random_net(rng, non_spiking_last=True)
+    p2 = net.populations["p2"]
+    extra = dataclasses.replace(
+        net.projections[0],
+        name="from-li",
+        src="p2",
+        dst="p1",
+        weight=net.projections[0].weight[:, :4],
+        fixed=dataclasses.replace(
+            net.projections[0].fixed, codes=net.projections[0].fixed.codes[:, :4]
+        ),
+    )
+    bad = net.replace(projections=(*net.projections, extra))
+    assert not p2.spiking
+    with pytest.raises(DesignRuleError, match=r"\[spiking-source\] p2 \(CubaLI\)"):
+        lava.lower(bad, TARGET)
+
+
+def test_cli_simulate_runs_lava(tmp_path: Path):
+    x = tmp_path / "x.npz"
+    np.savez(x, input=np.loadtxt(NIR_FIXTURES / "lif_exact.csv", delimiter=",")[:300, :1])
+    out = tmp_path / "s.npz"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "simulate",
+            str(NIR_FIXTURES / "lif_norse.nir"),
+            "--target",
+            "loihi-sim",
+            "--inputs",
+            str(x),
+            "-o",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    sim = CliRunner().invoke(
+        cli,
+        [
+            "simulate",
+            str(NIR_FIXTURES / "lif_norse.nir"),
+            "--inputs",
+            str(x),
+            "-o",
+            str(tmp_path / "t.npz"),
+        ],
+    )
+    assert sim.exit_code == 0
+    with np.load(out) as a, np.load(tmp_path / "t.npz") as b:
+        assert_array_equal(a["1"], b["1"])
