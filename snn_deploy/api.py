@@ -25,7 +25,7 @@ from snn_deploy.frontends import get_all_frontends
 from snn_deploy.frontends import nir as nir_frontend
 from snn_deploy.ir import serialize
 from snn_deploy.ir.graph import Graph
-from snn_deploy.ir.net import Net
+from snn_deploy.ir.net import DEFAULT_DT, Net
 from snn_deploy.ir.types import ResetMode
 from snn_deploy.passes import pipeline
 from snn_deploy.passes.base import PassContext
@@ -36,8 +36,6 @@ from snn_deploy.target.rules import check_design_rules
 from snn_deploy.target.schema import Target
 
 REPORT_SCHEMA = "snn-deploy-report/1"
-DEFAULT_DT = 1e-4
-"""Seconds per step when none is given: the NIR paper's and snnTorch's exporter default."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +178,7 @@ def compile(
         "quantization": quantization(net),
         "energy": None,
         "agreement": None,
+        "backend_notes": backend.notes(program),
     }
     trace = None
     if inputs is not None:

@@ -12,6 +12,12 @@ def _nir() -> Callable[..., Any]:
     return load
 
 
+def _netx() -> Callable[..., Any]:
+    from snn_deploy.frontends.netx import load
+
+    return load
+
+
 def get_all_frontends() -> dict[str, Callable[[], Callable[..., Any]]]:
     """Every frontend, keyed by the file suffix it reads."""
-    return {".nir": _nir}
+    return {".nir": _nir, ".net": _netx}

@@ -22,6 +22,7 @@ from snn_deploy.ir.graph import Graph
 from snn_deploy.ir.types import ResetMode
 
 RESET_KEY = "snn_deploy.reset"
+SCALE_KEY = "snn_deploy.voltage_scale"
 
 _CONVERTERS: dict[type[Any], Callable[[Any, tuple[int, ...]], dict[str, Any]]] = {}
 _IR_TYPE: dict[type[Any], type[n.Node]] = {}
@@ -104,6 +105,8 @@ def _params(*names: str) -> Callable[[Any, tuple[int, ...]], dict[str, Any]]:
                 ) from exc
         if "v_threshold" in names:
             out["reset"] = ResetMode(node.metadata.get(RESET_KEY, ResetMode.ZERO.value))
+        if SCALE_KEY in node.metadata:
+            out["voltage_scale"] = float(node.metadata[SCALE_KEY])
         return out
 
     return convert
@@ -279,6 +282,8 @@ def _to_nir(node: n.Node) -> Any:
         kwargs.update(input_type={"input": shape}, start_dim=node.start_dim, end_dim=node.end_dim)
     if hasattr(node, "reset"):
         metadata[RESET_KEY] = node.reset.value
+    if isinstance(node, n.Neuron) and node.voltage_scale is not None:
+        metadata[SCALE_KEY] = node.voltage_scale
     result = nir_type(**kwargs, metadata=metadata) if metadata else nir_type(**kwargs)
     if isinstance(node, (n.Affine, n.Linear, n.Conv1d, n.Conv2d, n.SumPool2d)) or not node.ARRAYS:
         result.input_type = {"input": shape}

@@ -22,6 +22,9 @@ import scipy.sparse as sp
 from snn_deploy.errors import VerificationError
 from snn_deploy.ir.types import FixedPoint, ResetMode
 
+DEFAULT_DT = 1e-4
+"""Seconds per step when none is given: the NIR paper's and snnTorch's exporter default."""
+
 Shape = tuple[int, ...]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -113,6 +116,8 @@ class Population:
         bias: constant added to ``v`` every step.
         threshold: spike when ``v > threshold``; None for non-spiking (outputs ``v``).
         reset: what a spike does to ``v``.
+        voltage_scale: the integer voltage units per unit of ``v`` the source model fixes
+            (``ir.nodes.Neuron.voltage_scale``); None lets the quantizer choose.
         fixed: integer parameters, set by quantization.
         placement: core placement, set by mapping.
     """
@@ -125,6 +130,7 @@ class Population:
     bias: FloatArray
     threshold: FloatArray | None
     reset: ResetMode
+    voltage_scale: float | None = None
     fixed: NeuronFixed | None = None
     placement: tuple[Placement, ...] | None = None
 

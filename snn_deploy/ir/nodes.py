@@ -209,7 +209,19 @@ class Delay(Node):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
-class Threshold(Node):
+class Neuron(Node):
+    """Base of the neuron nodes; adds the one slot NIR lacks at this level.
+
+    ``voltage_scale`` fixes the integer voltage units per unit of ``v`` for a model that is
+    already quantized (e.g. imported from a lava-dl netx file), so that quantization gives back
+    its integers exactly; None lets the quantizer choose.
+    """
+
+    voltage_scale: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Threshold(Neuron):
     """Stateless spike generator: ``z = H(x - threshold)``, strict (spikes where x > threshold)."""
 
     threshold: Array
@@ -217,7 +229,7 @@ class Threshold(Node):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
-class I(Node):  # noqa: E742 -- NIR's name for the integrator
+class I(Neuron):  # noqa: E742 -- NIR's name for the integrator
     """Integrator: ``dv/dt = R I``; outputs ``v`` (no spikes)."""
 
     r: Array
@@ -225,7 +237,7 @@ class I(Node):  # noqa: E742 -- NIR's name for the integrator
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
-class IF(Node):
+class IF(Neuron):
     """Integrate-and-fire: ``dv/dt = R I``; spike when ``v > v_threshold``, then reset."""
 
     r: Array
@@ -236,7 +248,7 @@ class IF(Node):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
-class LI(Node):
+class LI(Neuron):
     """Leaky integrator: ``tau dv/dt = (v_leak - v) + R I``; outputs ``v``."""
 
     tau: Array
@@ -246,7 +258,7 @@ class LI(Node):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
-class LIF(Node):
+class LIF(Neuron):
     """Leaky integrate-and-fire: LI plus spike when ``v > v_threshold``, then reset."""
 
     tau: Array
@@ -259,7 +271,7 @@ class LIF(Node):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
-class CubaLI(Node):
+class CubaLI(Neuron):
     """Current-based LI: ``tau_syn dI/dt = -I + w_in S``; ``tau_mem dv/dt = (v_leak - v) + R I``."""
 
     tau_syn: Array
@@ -271,7 +283,7 @@ class CubaLI(Node):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
-class CubaLIF(Node):
+class CubaLIF(Neuron):
     """Current-based LIF: CubaLI plus spike when ``v > v_threshold``, then reset."""
 
     tau_syn: Array
@@ -293,7 +305,7 @@ class CubaLIF(Node):
     )
 
 
-NEURONS: tuple[type[Node], ...] = (Threshold, I, IF, LI, LIF, CubaLI, CubaLIF)
+NEURONS: tuple[type[Neuron], ...] = (Threshold, I, IF, LI, LIF, CubaLI, CubaLIF)
 """Node types with state or a nonlinearity: each becomes a neuron population."""
 
 SYNAPSES: tuple[type[Node], ...] = (

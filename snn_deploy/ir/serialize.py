@@ -36,6 +36,7 @@ def to_bytes(net: Net) -> bytes:
                 "node_type": p.node_type,
                 "shape": list(p.shape),
                 "reset": p.reset.value,
+                "voltage_scale": p.voltage_scale,
                 "spiking": p.spiking,
                 "scale": None if p.fixed is None else p.fixed.scale,
             }
@@ -100,6 +101,7 @@ def load(path: Path) -> Net:
             bias=get("bias"),
             threshold=get("threshold"),
             reset=ResetMode(p["reset"]),
+            voltage_scale=p["voltage_scale"],
             fixed=fixed,
         )
     projs = []

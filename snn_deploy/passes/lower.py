@@ -257,5 +257,6 @@ def _population(
         bias=leak + gain * in_bias / alpha,
         threshold=threshold,
         reset=getattr(node, "reset", ResetMode.ZERO),
+        voltage_scale=node.voltage_scale if isinstance(node, n.Neuron) else None,
     )
     return pop, gain

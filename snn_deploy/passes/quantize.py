@@ -98,7 +98,7 @@ def quantize(
     for name, pop in net.populations.items():
         incoming = [(i, p) for i, p in enumerate(net.projections) if p.dst == name]
         peak = None if state_peaks is None else state_peaks.get(name)
-        scale = choose_scale(
+        scale = pop.voltage_scale or choose_scale(
             pop, [p for _, p in incoming], spec, percentile=percentile, state_peak=peak
         )
         pops[name] = dataclasses.replace(pop, fixed=_neuron_fixed(pop, scale, spec))

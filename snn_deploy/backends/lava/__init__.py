@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from snn_deploy.backends.base import Trace
 from snn_deploy.backends.lava import build as _build
+from snn_deploy.backends.lava import netx
 from snn_deploy.backends.lava.program import LavaProgram, lower_program
 from snn_deploy.ir import serialize
 from snn_deploy.ir.net import Net
@@ -31,10 +32,23 @@ def lower(net: Net, target: Target) -> LavaProgram:
 
 
 def emit(program: LavaProgram, out_dir: Path) -> list[Path]:
-    """Write ``network.npz`` (the integer network the processes are built from)."""
+    """Write ``network.npz`` (the integer network the processes are built from) and, when netx
+    can express the net exactly, ``network.net`` (lava-dl netx HDF5)."""
     path = out_dir / "network.npz"
     path.write_bytes(serialize.to_bytes(program.net))
-    return [path]
+    if netx.problems(program.net):
+        return [path]
+    netx.write(program.net, out_dir / "network.net")
+    return [path, out_dir / "network.net"]
+
+
+def notes(program: LavaProgram) -> dict[str, object]:
+    """For the report: the Lava processes, and whether netx can hold the net (and why not)."""
+    return {
+        "lif_processes": len(program.blocks),
+        "synapse_processes": len(program.synapses),
+        "netx": {"written": not netx.problems(program.net), "problems": netx.problems(program.net)},
+    }
 
 
 def run(

@@ -35,6 +35,11 @@ def emit(program: Net, out_dir: Path) -> list[Path]:
     return [path]
 
 
+def notes(program: Net) -> dict[str, object]:
+    """Nothing backend-specific to report."""
+    return {}
+
+
 def run(program: Net, inputs: Mapping[str, npt.ArrayLike], *, record_state: bool = False) -> Trace:
     """Run the integer simulation."""
     return simulate(program, inputs, fixed=True, record_state=record_state)
