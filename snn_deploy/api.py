@@ -30,6 +30,7 @@ from snn_deploy.ir.types import ResetMode
 from snn_deploy.passes import pipeline
 from snn_deploy.passes.base import PassContext
 from snn_deploy.reports.energy import activity, energy
+from snn_deploy.reports.placement import placement, utilization
 from snn_deploy.reports.resources import quantization, resources
 from snn_deploy.target.load import load_target
 from snn_deploy.target.rules import check_design_rules
@@ -85,7 +86,7 @@ def lower_and_quantize(
     by the largest |u| observed instead of the worst case; the voltage saturates.
     """
     method = "{method=calibrate}" if calibrate is not None else ""
-    steps = pipeline.parse(passes or f"lower{{dt={dt!r}}},quantize{method}")
+    steps = pipeline.parse(passes or f"lower{{dt={dt!r}}},quantize{method},map")
     float_net = pipeline.run(graph, steps[:1], PassContext(target=target), dump_after=dump_after)
     assert isinstance(float_net, Net)
     peaks = None
@@ -175,6 +176,7 @@ def compile(
             ),
         },
         "resources": resources(net, tgt),
+        "placement": utilization(net, tgt) if _placed(net) else None,
         "quantization": quantization(net),
         "energy": None,
         "agreement": None,
@@ -189,9 +191,13 @@ def compile(
     files: tuple[Path, ...] = ()
     if out_dir is not None:
         files = _write_atomically(
-            out_dir, lambda d: _emit(d, backend, program, graph, report, inputs, trace)
+            out_dir, lambda d: _emit(d, backend, program, graph, net, report, inputs, trace)
         )
     return CompileResult(graph=graph, float_net=float_net, net=net, report=report, files=files)
+
+
+def _placed(net: Net) -> bool:
+    return all(p.placement is not None for p in net.populations.values())
 
 
 def _emit(
@@ -199,6 +205,7 @@ def _emit(
     backend: Any,
     program: Any,
     graph: Graph,
+    net: Net,
     report: dict[str, Any],
     inputs: Mapping[str, npt.ArrayLike] | None,
     trace: Trace | None,
@@ -206,6 +213,10 @@ def _emit(
     files: list[Path] = list(backend.emit(program, d))
     nir.write(d / "graph.nir", nir_frontend.dump(graph))
     files.append(d / "graph.nir")
+    if _placed(net):
+        text = json.dumps(placement(net), indent=2, sort_keys=True) + "\n"
+        (d / "placement.json").write_text(text)
+        files.append(d / "placement.json")
     if inputs is not None and trace is not None:
         vectors = {f"input.{k}": np.asarray(v) for k, v in inputs.items()}
         vectors.update({f"output.{k}": v for k, v in trace.outputs.items()})

@@ -204,7 +204,12 @@ def check(model: Path, target: str, dt: float, reset: str | None) -> None:
         api.load(model, reset=ResetMode(reset) if reset else None), tgt, dt=dt
     )
     check_design_rules(net, tgt)
-    click.echo(f"{model.name}: no design-rule violations for target {tgt.name}")
+    cores = {(r.chip, r.core) for p in net.populations.values() for r in p.placement or ()}
+    chips = {chip for chip, _ in cores}
+    click.echo(
+        f"{model.name}: no design-rule violations for target {tgt.name}; "
+        f"{len(cores)} cores on {len(chips)} chips"
+    )
 
 
 @cli.command()

@@ -12,7 +12,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from snn_deploy.errors import InputFileError
-from snn_deploy.ir.net import Net, NeuronFixed, NumericSpec, Population, Projection, SynapseFixed
+from snn_deploy.ir.net import (
+    Net,
+    NeuronFixed,
+    NumericSpec,
+    Placement,
+    Population,
+    Projection,
+    SynapseFixed,
+)
 from snn_deploy.ir.types import FixedPoint, Overflow, ResetMode
 
 FORMAT = "snn-deploy-net/1"
@@ -37,6 +45,9 @@ def to_bytes(net: Net) -> bytes:
                 "shape": list(p.shape),
                 "reset": p.reset.value,
                 "voltage_scale": p.voltage_scale,
+                "placement": None
+                if p.placement is None
+                else [[r.start, r.stop, r.chip, r.core] for r in p.placement],
                 "spiking": p.spiking,
                 "scale": None if p.fixed is None else p.fixed.scale,
             }
@@ -103,6 +114,9 @@ def load(path: Path) -> Net:
             reset=ResetMode(p["reset"]),
             voltage_scale=p["voltage_scale"],
             fixed=fixed,
+            placement=None
+            if p["placement"] is None
+            else tuple(Placement(start=a, stop=b, chip=c, core=k) for a, b, c, k in p["placement"]),
         )
     projs = []
     for i, p in enumerate(header["projections"]):

@@ -21,9 +21,19 @@ def _quantize() -> type[Pass]:
     return Quantize
 
 
+def _map() -> type[Pass]:
+    from snn_deploy.passes.map import Map
+
+    return Map
+
+
 def get_all_passes() -> dict[str, Callable[[], type[Pass]]]:
     """Every known pass, built-in first, then entry points."""
-    passes: dict[str, Callable[[], type[Pass]]] = {"lower": _lower, "quantize": _quantize}
+    passes: dict[str, Callable[[], type[Pass]]] = {
+        "lower": _lower,
+        "quantize": _quantize,
+        "map": _map,
+    }
     for ep in entry_points(group="snn_deploy.passes"):
         passes[ep.name] = ep.load
     return passes

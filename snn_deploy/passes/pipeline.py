@@ -19,7 +19,7 @@ from snn_deploy.passes.base import Pass, PassContext
 
 _ITEM = re.compile(r"\s*([a-z][a-z0-9-]*)\s*(?:\{([^}]*)\})?\s*(?:,|$)")
 
-DEFAULT = "lower,quantize"
+DEFAULT = "lower,quantize,map"
 """The default pipeline of every current target (literal, ordered)."""
 
 

@@ -23,6 +23,33 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+def _placement(placement: dict[str, Any] | None) -> list[str]:
+    if placement is None:
+        return []
+    rows = [
+        [
+            c["chip"],
+            c["core"],
+            c["neurons"],
+            c["neurons_pct"],
+            c["synapse_bits"],
+            c["synapse_bits_pct"],
+            c["fan_in_axons"],
+            c["fan_in_axons_pct"],
+            c["fan_out_axons"],
+            c["fan_out_axons_pct"],
+        ]
+        for c in placement["cores"]
+    ]
+    headers = ["chip", "core", "neurons", "%", "synapse bits", "%", "fan-in", "%", "fan-out", "%"]
+    return [
+        f"Placement: {placement['cores_used']} cores on {placement['chips_used']} chips "
+        f"(lower bound {placement['cores_lower_bound']})",
+        table(headers, rows),
+        "",
+    ]
+
+
 def summary(report: dict[str, Any]) -> str:
     """The human-readable compile summary: resources, quantization and energy."""
     res = report["resources"]
@@ -40,6 +67,7 @@ def summary(report: dict[str, Any]) -> str:
         f"total: {res['neurons']} neurons, {res['synapses']} synapses "
         f"({res['synapse_bits']} weight bits), cores >= {_fmt(res['cores_lower_bound'])}",
         "",
+        *_placement(report.get("placement")),
         "Quantization",
         table(
             ["projection", "exp", "max |code|", "clipped", "rel. weight error"],

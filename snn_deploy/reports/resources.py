@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from snn_deploy.ir.net import Net
+from snn_deploy.target import cost
 from snn_deploy.target.schema import Target
 
 
 def resources(net: Net, target: Target) -> dict[str, Any]:
-    """Neurons, synapses, synapse memory and the lower bound on cores the limits imply."""
+    """Neurons, synapses, weight bits and the lower bound on cores the limits imply
+    (``target.cost.core_lower_bounds``)."""
     spec = net.numeric
     assert spec is not None
     pops = []
@@ -30,17 +31,12 @@ def resources(net: Net, target: Target) -> dict[str, Any]:
     neurons = sum(p["neurons"] for p in pops)
     synapses = sum(p["synapses_in"] for p in pops)
     bits = synapses * spec.weight.width
-    lim = target.limits
-    bounds = []
-    if lim.neurons_per_core:
-        bounds.append(math.ceil(neurons / lim.neurons_per_core))
-    if lim.synapse_memory_bits_per_core:
-        bounds.append(math.ceil(bits / lim.synapse_memory_bits_per_core))
+    bounds = cost.core_lower_bounds(net, target.limits)
     return {
         "neurons": neurons,
         "synapses": synapses,
         "synapse_bits": bits,
-        "cores_lower_bound": max(bounds) if bounds else None,
+        "cores_lower_bound": max(bounds.values()) if bounds else None,
         "populations": pops,
     }
 

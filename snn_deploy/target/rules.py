@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from snn_deploy.errors import DesignRuleError
 from snn_deploy.ir.net import Net
+from snn_deploy.target import cost
 from snn_deploy.target.schema import Target
 
 
@@ -87,10 +90,172 @@ def neurons_fit_system(net: Net, target: Target) -> list[Violation]:
     ]
 
 
+def _fix_synapses() -> str:
+    return "fewer weight bits, prune synapses, or split the neuron's fan-in over relay neurons"
+
+
+def neuron_fits_core(net: Net, target: Target) -> list[Violation]:
+    """One neuron's incoming synapses and sources fit an empty core (else it cannot be placed).
+
+    Per population, the worst neuron: synapse memory under the encoding model of
+    ``target.cost`` (a lone neuron always pays its whole row) and fan-in axons (its incoming
+    synapses, summed over projections).
+    """
+    lim = target.limits
+    if not net.quantized or (
+        lim.synapse_memory_bits_per_core is None and lim.fan_in_axons_per_core is None
+    ):
+        return []
+    costs = cost.population_costs(net, lim)
+    found = []
+    for name, pop in net.populations.items():
+        if pop.size == 0 or not costs[name]:
+            continue
+        bits = sum(c.row_bits for c in costs[name]) + sum(
+            c.pattern_bits for c in costs[name] if c.pattern_bits is not None
+        )
+        fan_in = sum(np.diff(cost.codes_of(p).indptr) for p in net.incoming(name))
+        worst_bits, worst_in = int(np.max(bits)), int(np.max(fan_in))
+        if lim.synapse_memory_bits_per_core is not None and (
+            worst_bits > lim.synapse_memory_bits_per_core
+        ):
+            found.append(
+                Violation(
+                    "neuron-synapse-memory",
+                    f"{name}[{int(np.argmax(bits))}]",
+                    "synapse memory of one neuron (bits)",
+                    worst_bits,
+                    lim.synapse_memory_bits_per_core,
+                    _fix_synapses(),
+                )
+            )
+        if lim.fan_in_axons_per_core is not None and worst_in > lim.fan_in_axons_per_core:
+            found.append(
+                Violation(
+                    "neuron-fan-in",
+                    f"{name}[{int(np.argmax(fan_in))}]",
+                    "fan-in axons of one neuron",
+                    worst_in,
+                    lim.fan_in_axons_per_core,
+                    "prune inputs or split the neuron's fan-in over relay neurons",
+                )
+            )
+    return found
+
+
+def neuron_fan_out_fits_core(net: Net, target: Target) -> list[Violation]:
+    """One neuron reaches at least ceil(out-degree / neurons_per_core) cores; that must fit."""
+    lim = target.limits
+    if lim.fan_out_axons_per_core is None or lim.neurons_per_core is None:
+        return []
+    found = []
+    for name, deg in cost.out_degree_per_neuron(net).items():
+        if deg.size == 0:
+            continue
+        reach = -(-deg // lim.neurons_per_core)
+        if int(reach.max()) > lim.fan_out_axons_per_core:
+            found.append(
+                Violation(
+                    "neuron-fan-out",
+                    f"{name}[{int(np.argmax(reach))}]",
+                    "destination cores of one neuron (at least)",
+                    int(reach.max()),
+                    lim.fan_out_axons_per_core,
+                    "relay the neuron's output through copies, or prune its outgoing synapses",
+                )
+            )
+    return found
+
+
+def cores_fit_system(net: Net, target: Target) -> list[Violation]:
+    """Placed: the chips used exist. Unplaced: the lower bound on cores fits all chips."""
+    lim = target.limits
+    if lim.chips is None:
+        return []
+    fix = (
+        "use a system with more chips, or need fewer cores: fewer weight bits, prune "
+        "synapses, smaller layers"
+    )
+    placed = [pl for p in net.populations.values() for pl in p.placement or ()]
+    if placed:
+        chips = max(pl.chip for pl in placed) + 1
+        if chips <= lim.chips:
+            return []
+        return [Violation("system-chips", "(network)", "chips", chips, lim.chips, fix)]
+    if lim.cores_per_chip is None or not net.quantized:
+        return []
+    bounds = cost.core_lower_bounds(net, lim)
+    if not bounds:
+        return []
+    binding = max(bounds, key=lambda k: bounds[k])
+    need, have = bounds[binding], lim.cores_per_chip * lim.chips
+    if need <= have or binding == "neurons":  # neurons: reported by system-neurons
+        return []
+    return [
+        Violation("system-cores", "(network)", f"cores (at least, by {binding})", need, have, fix)
+    ]
+
+
+_CORE_FIX = {
+    "neurons": "re-run map: the placement puts too many neurons on one core",
+    "synapse memory (bits)": "fewer weight bits, prune synapses, or split the layer",
+    "fan-in axons": "split the layer's fan-in (fewer distinct sources per core) or prune",
+    "fan-out axons": "split the source layer or group its destinations on fewer cores",
+}
+
+
+def placed_cores_within_limits(net: Net, target: Target) -> list[Violation]:
+    """Every placed core: neurons, synapse memory, fan-in and fan-out axons within limits."""
+    lim = target.limits
+    if not net.quantized or not any(p.placement for p in net.populations.values()):
+        return []
+    found = []
+    for u in cost.core_usage(net, lim):
+        node = f"chip {u.chip} core {u.core} ({', '.join(u.populations)})"
+        for resource, used, limit in (
+            ("neurons", u.neurons, lim.neurons_per_core),
+            ("synapse memory (bits)", u.synapse_bits, lim.synapse_memory_bits_per_core),
+            ("fan-in axons", u.fan_in, lim.fan_in_axons_per_core),
+            ("fan-out axons", u.fan_out, lim.fan_out_axons_per_core),
+        ):
+            if limit is not None and used > limit:
+                found.append(
+                    Violation("core-capacity", node, resource, used, limit, _CORE_FIX[resource])
+                )
+    return found
+
+
+def placement_covers_every_neuron(net: Net, target: Target) -> list[Violation]:
+    """A placed population's ranges cover each of its neurons exactly once."""
+    found = []
+    for pop in net.populations.values():
+        if pop.placement is None:
+            continue
+        ranges = sorted((pl.start, pl.stop) for pl in pop.placement)
+        ends = [0] + [stop for _, stop in ranges]
+        if [start for start, _ in ranges] != ends[:-1] or ends[-1] != pop.size:
+            found.append(
+                Violation(
+                    "placement-coverage",
+                    pop.name,
+                    "placed neuron ranges",
+                    ranges,
+                    f"[0, {pop.size}) exactly once",
+                    "re-run the map pass",
+                )
+            )
+    return found
+
+
 DESIGN_RULES: list[Callable[[Net, Target], list[Violation]]] = [
     reset_mode_supported,
     delay_within_limit,
     neurons_fit_system,
+    neuron_fits_core,
+    neuron_fan_out_fits_core,
+    cores_fit_system,
+    placement_covers_every_neuron,
+    placed_cores_within_limits,
 ]
 
 

@@ -44,6 +44,7 @@ def test_compile_writes_all_artefacts_and_report(tmp_path: Path):
     assert code == 0, text
     assert "Energy per inference" in text and "cores >= 1" in text
     assert {p.name for p in out.iterdir()} == {
+        "placement.json",
         "network.npz",
         "graph.nir",
         "vectors.npz",
@@ -53,7 +54,14 @@ def test_compile_writes_all_artefacts_and_report(tmp_path: Path):
     assert report["schema"] == "snn-deploy-report/1" and report["target"] == "loihi2"
     assert report["resources"]["neurons"] == 45
     assert report["energy"]["counts"]["samples"] == 4
-    assert {a["path"] for a in report["artefacts"]} == {"network.npz", "graph.nir", "vectors.npz"}
+    assert {a["path"] for a in report["artefacts"]} == {
+        "network.npz",
+        "graph.nir",
+        "vectors.npz",
+        "placement.json",
+    }
+    assert report["placement"]["cores_used"] == 1
+    assert json.loads((out / "placement.json").read_text())["ranges"][0]["core"] == 0
     # the emitted program re-runs bit-exactly from the folder alone
     code, _ = invoke("simulate", out, "--inputs", INPUTS, "-o", tmp_path / "spikes.npz")
     assert code == 0
@@ -66,7 +74,7 @@ def test_compile_writes_all_artefacts_and_report(tmp_path: Path):
 def test_compile_is_deterministic(tmp_path: Path):
     for d in ("a", "b"):
         assert invoke("compile", BRAILLE, "-o", tmp_path / d, "--inputs", INPUTS)[0] == 0
-    for name in ("network.npz", "report.json", "vectors.npz"):
+    for name in ("network.npz", "report.json", "vectors.npz", "placement.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 

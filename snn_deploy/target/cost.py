@@ -1,0 +1,383 @@
+"""What a piece of a quantized net costs on a neuron core (docs/MAPPING.md, "Cost model").
+
+Pure functions shared by the design rules, the ``map`` pass and the placement report, so all
+three count the same thing:
+
+* **synapse memory**: each projection gets one encoding, chosen once from its structure:
+  ``dense`` (every (dst, src) pair has a weight: ``weight_bits`` per synapse, no index),
+  ``sparse`` (``weight_bits + index_bits`` per synapse, the index naming the destination
+  neuron in its core) or ``shared`` (rows that repeat the same weights at the same relative
+  column offsets, as a convolution's do, store each distinct row pattern once per core plus an
+  ``index_bits`` pointer per neuron). ``index_bits = ceil(log2(neurons_per_core))``.
+* **fan-in axons** of a core: distinct source neurons (populations and inputs) with a synapse
+  onto any neuron of the core.
+* **fan-out axons** of a core: for each of its neurons, the number of distinct cores holding a
+  destination of that neuron (one output axon per neuron per destination core).
+* **profiles**: distinct neuron parameter tuples ``(du, dv, vth, bias_mant, bias_exp)``.
+
+Source neurons are numbered globally (``global_offsets``): inputs first, then populations, in
+the net's order. Everything works on CSR ``indptr``/``indices`` with NumPy; nothing loops over
+synapses in Python.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from snn_deploy.ir.net import Net, Projection
+from snn_deploy.target.schema import Limits
+
+IntArray = npt.NDArray[np.int64]
+
+_HASH_BLOCK = 1 << 22
+"""Synapses hashed at a time when detecting shared row patterns (bounds temporary memory)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class ProjectionCost:
+    """Synapse-memory cost of one projection, per destination row.
+
+    Attributes:
+        kind: ``dense``, ``sparse`` or ``shared``.
+        row_bits: bits every row costs wherever it is placed (``dense``/``sparse``: its
+            synapses; ``shared``: its pattern pointer).
+        pattern_bits: ``shared`` only: the bits of the row's pattern, paid once per core by
+            the first row of that pattern in the core.
+        prev_same: ``shared`` only: the previous row with the same pattern (-1 if none).
+        nnz: synapses.
+    """
+
+    kind: str
+    row_bits: IntArray
+    pattern_bits: IntArray | None = None
+    prev_same: IntArray | None = None
+    nnz: int = 0
+
+    def total_min_bits(self) -> int:
+        """A lower bound on the bits of this projection over any placement."""
+        if self.pattern_bits is None or self.prev_same is None:
+            return int(self.row_bits.sum())
+        first = self.prev_same < 0
+        return int(self.row_bits.sum() + self.pattern_bits[first].sum())
+
+
+def weight_bits(net: Net) -> int:
+    """Bits of one weight code (the target's weight register)."""
+    if net.numeric is None:
+        raise ValueError("the cost model needs a quantized net")
+    return int(net.numeric.weight.width)
+
+
+def index_bits(limits: Limits, dst_size: int) -> int:
+    """Bits naming a destination neuron within its core."""
+    n = limits.neurons_per_core or dst_size
+    return max(1, math.ceil(math.log2(max(n, 2))))
+
+
+def codes_of(proj: Projection) -> sp.csr_matrix:
+    """The integer codes of a quantized projection (the float weights otherwise)."""
+    return proj.fixed.codes if proj.fixed is not None else proj.weight
+
+
+def row_pattern_ids(m: sp.csr_matrix) -> IntArray:
+    """Per row, an id equal for rows with the same weights at the same relative columns.
+
+    Rows are hashed (a fixed-seed 64-bit polynomial hash of codes and column offsets from the
+    row's first column, plus the row length), in blocks of rows to bound memory.
+    """
+    rng = np.random.default_rng(20240531)
+    indptr = m.indptr.astype(np.int64)
+    lengths = np.diff(indptr)
+    longest = int(lengths.max(initial=0))
+    mult_w = rng.integers(1, 2**62, longest + 1, dtype=np.int64) | 1
+    mult_c = rng.integers(1, 2**62, longest + 1, dtype=np.int64) | 1
+    hashes = np.zeros(m.shape[0], dtype=np.int64)
+    row = 0
+    with np.errstate(over="ignore"):
+        while row < m.shape[0]:
+            stop = int(np.searchsorted(indptr, indptr[row] + _HASH_BLOCK, side="right")) - 1
+            stop = max(stop, row + 1)
+            lo, hi = int(indptr[row]), int(indptr[stop])
+            rows_len = lengths[row:stop]
+            starts = np.repeat(indptr[row:stop] - lo, rows_len)
+            pos = np.arange(hi - lo, dtype=np.int64) - starts
+            cols = m.indices[lo:hi].astype(np.int64)
+            firsts = cols[np.minimum(indptr[row:stop] - lo, hi - lo - 1)] if hi > lo else cols
+            rel = cols - np.repeat(firsts, rows_len) if hi > lo else cols
+            term = np.rint(m.data[lo:hi]).astype(np.int64) * mult_w[pos] + rel * mult_c[pos]
+            h = np.zeros(stop - row, dtype=np.int64)
+            nonempty = rows_len > 0
+            if hi > lo:
+                sums = np.add.reduceat(term, (indptr[row:stop] - lo)[nonempty])
+                h[nonempty] = sums
+            hashes[row:stop] = h * 31 + rows_len * mult_c[-1]
+            row = stop
+    _, ids = np.unique(hashes, return_inverse=True)
+    return ids.astype(np.int64)
+
+
+def previous_same(ids: IntArray) -> IntArray:
+    """For each position, the previous position with the same id, or -1."""
+    order = np.argsort(ids, kind="stable")
+    prev = np.full(ids.size, -1, dtype=np.int64)
+    same = ids[order[1:]] == ids[order[:-1]]
+    prev[order[1:][same]] = order[:-1][same]
+    return prev
+
+
+def dense_is_cheaper(proj: Projection, wbits: int, ibits: int) -> bool:
+    """True if storing every (dst, src) weight, zeros included, costs no more than sparse."""
+    m = codes_of(proj)
+    rows, cols = m.shape
+    return bool(m.nnz > 0 and rows * cols * wbits <= m.nnz * (wbits + ibits))
+
+
+def projection_cost(proj: Projection, wbits: int, ibits: int) -> ProjectionCost:
+    """Choose the cheapest encoding of ``proj`` and cost it per row.
+
+    ``dense``: ``src.size * weight_bits`` per row (zeros stored; every source is an axon).
+    ``sparse``: ``weight_bits + index_bits`` per synapse. ``shared``: per core, each distinct
+    row pattern once at ``weight_bits + index_bits`` per entry (weights and relative source
+    offsets), plus an ``index_bits`` pointer per row; chosen only if patterns repeat enough
+    to beat ``sparse``.
+    """
+    m = codes_of(proj)
+    rows, cols = m.shape
+    lengths = np.diff(m.indptr).astype(np.int64)
+    nnz = int(m.nnz)
+    if dense_is_cheaper(proj, wbits, ibits):
+        return ProjectionCost(
+            kind="dense", row_bits=np.full(rows, cols * wbits, dtype=np.int64), nnz=nnz
+        )
+    sparse = ProjectionCost(kind="sparse", row_bits=lengths * (wbits + ibits), nnz=nnz)
+    if nnz == 0 or rows < 2:
+        return sparse
+    ids = row_pattern_ids(m)
+    prev = previous_same(ids)
+    if np.count_nonzero(prev >= 0) * 2 < rows:  # most rows unique: nothing to share
+        return sparse
+    shared = ProjectionCost(
+        kind="shared",
+        row_bits=np.full(rows, ibits, dtype=np.int64),
+        pattern_bits=lengths * (wbits + ibits),
+        prev_same=prev,
+        nnz=nnz,
+    )
+    return shared if shared.total_min_bits() < sparse.total_min_bits() else sparse
+
+
+def dense_encoded(net: Net, limits: Limits) -> list[bool]:
+    """Per projection of ``net``, whether it uses the dense encoding."""
+    wbits = weight_bits(net)
+    return [
+        dense_is_cheaper(p, wbits, index_bits(limits, net.size_of(p.dst))) for p in net.projections
+    ]
+
+
+def population_costs(net: Net, limits: Limits) -> dict[str, list[ProjectionCost]]:
+    """Per population, the cost of each incoming projection (in ``net.projections`` order)."""
+    wbits = weight_bits(net)
+    out: dict[str, list[ProjectionCost]] = {name: [] for name in net.populations}
+    for proj in net.projections:
+        ibits = index_bits(limits, net.size_of(proj.dst))
+        out[proj.dst].append(projection_cost(proj, wbits, ibits))
+    return out
+
+
+def chunk_bits(costs: list[ProjectionCost], start: int, stop: int) -> int:
+    """Synapse-memory bits of rows ``[start, stop)`` of one population placed on one core."""
+    total = 0
+    for c in costs:
+        total += int(c.row_bits[start:stop].sum())
+        if c.pattern_bits is not None and c.prev_same is not None:
+            first = c.prev_same[start:stop] < start
+            total += int(c.pattern_bits[start:stop][first].sum())
+    return total
+
+
+def global_offsets(net: Net) -> dict[str, int]:
+    """First global neuron id of every input and population (inputs first)."""
+    out: dict[str, int] = {}
+    n = 0
+    for name in [*net.inputs, *net.populations]:
+        out[name] = n
+        n += net.size_of(name)
+    return out
+
+
+def total_ids(net: Net) -> int:
+    """Number of global neuron ids (inputs and populations)."""
+    return sum(net.size_of(n) for n in [*net.inputs, *net.populations])
+
+
+def fan_in_keys(
+    incoming: list[tuple[Projection, bool]], offsets: Mapping[str, int], start: int, stop: int
+) -> IntArray:
+    """Sorted distinct global source ids with a synapse onto rows ``[start, stop)``.
+
+    ``incoming``: the population's projections, each with whether it is dense-encoded (then
+    every source is an axon, zero weights included).
+    """
+    parts: list[IntArray] = []
+    for proj, dense in incoming:
+        m = codes_of(proj)
+        off = offsets[proj.src]
+        if dense:
+            if stop > start:
+                parts.append(np.arange(off, off + m.shape[1], dtype=np.int64))
+            continue
+        parts.append(m.indices[m.indptr[start] : m.indptr[stop]].astype(np.int64) + off)
+    if not parts:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.concatenate(parts))
+
+
+def profile_ids(net: Net) -> dict[str, IntArray]:
+    """Per population, a global id per neuron of its (du, dv, vth, bias_mant, bias_exp)."""
+    rows = []
+    for pop in net.populations.values():
+        f = pop.fixed
+        if f is None:
+            raise ValueError("profiles need a quantized net")
+        vth = f.vth if f.vth is not None else np.full(pop.size, -1, dtype=np.int64)
+        rows.append(np.stack([f.du, f.dv, vth, f.bias_mant, f.bias_exp], axis=1))
+    if not rows:
+        return {}
+    _, inv = np.unique(np.concatenate(rows), axis=0, return_inverse=True)
+    inv = inv.reshape(-1).astype(np.int64)
+    out, n = {}, 0
+    for pop in net.populations.values():
+        out[pop.name] = inv[n : n + pop.size]
+        n += pop.size
+    return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CoreUsage:
+    """Measured use of one placed core.
+
+    Attributes:
+        chip, core: where it is (``core`` counts within the chip).
+        neurons, synapse_bits, fan_in, fan_out, profiles: resources used.
+        fan_out_remote_chip: output axons whose destination core is on another chip.
+        populations: names of the populations with neurons here.
+    """
+
+    chip: int
+    core: int
+    neurons: int
+    synapse_bits: int
+    fan_in: int
+    fan_out: int
+    fan_out_remote_chip: int
+    profiles: int
+    populations: tuple[str, ...]
+
+
+def placed_cores(net: Net) -> dict[tuple[int, int], list[tuple[str, int, int]]]:
+    """(chip, core) -> the (population, start, stop) ranges on it, in net order."""
+    cores: dict[tuple[int, int], list[tuple[str, int, int]]] = defaultdict(list)
+    for pop in net.populations.values():
+        for pl in pop.placement or ():
+            cores[(pl.chip, pl.core)].append((pop.name, pl.start, pl.stop))
+    return dict(sorted(cores.items()))
+
+
+def neuron_chips(net: Net, offsets: Mapping[str, int]) -> IntArray:
+    """Chip of every global neuron id; -1 for inputs (the host) and unplaced neurons."""
+    chip = np.full(total_ids(net), -1, dtype=np.int64)
+    for pop in net.populations.values():
+        base = offsets[pop.name]
+        for pl in pop.placement or ():
+            chip[base + pl.start : base + pl.stop] = pl.chip
+    return chip
+
+
+def core_usage(net: Net, limits: Limits) -> list[CoreUsage]:
+    """Measure every placed core of a mapped net (independently of how it was mapped)."""
+    offsets = global_offsets(net)
+    costs = population_costs(net, limits)
+    profiles = profile_ids(net)
+    incoming: dict[str, list[tuple[Projection, bool]]] = defaultdict(list)
+    for proj, dense in zip(net.projections, dense_encoded(net, limits), strict=True):
+        incoming[proj.dst].append((proj, dense))
+    chips = neuron_chips(net, offsets)
+    cores = placed_cores(net)
+    fan_out = np.zeros(total_ids(net), dtype=np.int64)
+    fan_out_remote = np.zeros(total_ids(net), dtype=np.int64)
+    fan_in: dict[tuple[int, int], int] = {}
+    for key, ranges in cores.items():
+        keys = np.unique(
+            np.concatenate([fan_in_keys(incoming[name], offsets, s, e) for name, s, e in ranges])
+        )
+        fan_in[key] = int(keys.size)
+        fan_out[keys] += 1
+        fan_out_remote[keys[(chips[keys] != key[0]) & (chips[keys] >= 0)]] += 1
+    out = []
+    for (chip, core), ranges in cores.items():
+        ids = [offsets[name] + np.arange(s, e) for name, s, e in ranges]
+        glob = np.concatenate(ids)
+        prof = np.unique(np.concatenate([profiles[name][s:e] for name, s, e in ranges]))
+        out.append(
+            CoreUsage(
+                chip=chip,
+                core=core,
+                neurons=int(glob.size),
+                synapse_bits=sum(chunk_bits(costs[name], s, e) for name, s, e in ranges),
+                fan_in=fan_in[(chip, core)],
+                fan_out=int(fan_out[glob].sum()),
+                fan_out_remote_chip=int(fan_out_remote[glob].sum()),
+                profiles=int(prof.size),
+                populations=tuple(dict.fromkeys(name for name, _, _ in ranges)),
+            )
+        )
+    return out
+
+
+def out_degree_per_neuron(net: Net) -> dict[str, IntArray]:
+    """Per population, each neuron's number of outgoing synapses."""
+    out = {name: np.zeros(pop.size, dtype=np.int64) for name, pop in net.populations.items()}
+    for proj in net.projections:
+        if proj.src in out:
+            m = codes_of(proj)
+            out[proj.src] += np.bincount(m.indices, minlength=m.shape[1]).astype(np.int64)
+    return out
+
+
+def core_lower_bounds(net: Net, limits: Limits) -> dict[str, int]:
+    """Lower bounds on cores, one per limited resource; their max bounds any placement.
+
+    ``neurons``: total / per core. ``synapse_bits``: every projection's cheapest possible bits
+    / per core. ``fan_in``: the populations' distinct sources, largest / per core (all cores
+    holding a population together see all its sources). ``fan_out``: each neuron reaches at
+    least ``ceil(out-degree / neurons_per_core)`` cores; the sum / per core.
+    """
+    bounds: dict[str, int] = {}
+    if limits.neurons_per_core:
+        n = sum(p.size for p in net.populations.values())
+        bounds["neurons"] = math.ceil(n / limits.neurons_per_core)
+    if limits.synapse_memory_bits_per_core:
+        bits = sum(c.total_min_bits() for cs in population_costs(net, limits).values() for c in cs)
+        bounds["synapse_bits"] = math.ceil(bits / limits.synapse_memory_bits_per_core)
+    if limits.fan_in_axons_per_core:
+        offsets = global_offsets(net)
+        flags = dense_encoded(net, limits)
+        widest = 0
+        for name, pop in net.populations.items():
+            inc = [(p, d) for p, d in zip(net.projections, flags, strict=True) if p.dst == name]
+            widest = max(widest, int(fan_in_keys(inc, offsets, 0, pop.size).size))
+        bounds["fan_in"] = math.ceil(widest / limits.fan_in_axons_per_core)
+    if limits.fan_out_axons_per_core and limits.neurons_per_core:
+        reach = sum(
+            int(np.ceil(deg / limits.neurons_per_core).sum())
+            for deg in out_degree_per_neuron(net).values()
+        )
+        bounds["fan_out"] = math.ceil(reach / limits.fan_out_axons_per_core)
+    return bounds
