@@ -27,6 +27,9 @@ def shift(x: Int, exp: int | Int) -> Int:
         >>> shift(np.array([5, -5]), 2)
         array([ 20, -20])
     """
+    if np.ndim(exp) == 0:  # one exponent (a projection's): no per-element select
+        e = int(exp)
+        return x << e if e >= 0 else x >> -e
     exp = np.asarray(exp)
     return np.where(exp >= 0, x << np.maximum(exp, 0), x >> np.maximum(-exp, 0))
 
@@ -83,12 +86,9 @@ def fixed_step(
     v = overflow(v, spec.voltage)
     if vth is None:
         return u, v, v
-    spikes = v > (vth << spec.threshold_shift)
-    v = (
-        np.where(spikes, v - (vth << spec.threshold_shift), v)
-        if subtract
-        else np.where(spikes, 0, v)
-    )
+    vth_eff = vth << spec.threshold_shift
+    spikes = v > vth_eff
+    v[spikes] = (v - vth_eff)[spikes] if subtract else 0  # v is this step's own array
     return u, v, spikes.astype(np.int64)
 
 
