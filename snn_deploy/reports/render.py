@@ -70,12 +70,13 @@ def summary(report: dict[str, Any]) -> str:
         *_placement(report.get("placement")),
         "Quantization",
         table(
-            ["projection", "exp", "max |code|", "clipped", "rel. weight error"],
+            ["projection", "exp", "max |code|", "bits", "clipped", "rel. weight error"],
             [
                 [
                     p["name"],
                     p["exp"],
                     p["max_code"],
+                    p["bits_used"],
                     p["clipped_weights"],
                     p["relative_weight_error"],
                 ]

@@ -41,6 +41,19 @@ def resources(net: Net, target: Target) -> dict[str, Any]:
     }
 
 
+def _signed_bits(codes: np.ndarray) -> int:  # type: ignore[type-arg]
+    """Bits of the narrowest signed integer holding every code (0 for no codes).
+
+    Examples:
+        >>> [_signed_bits(np.array(c)) for c in ([], [0], [1], [-1], [127], [-128], [128])]
+        [0, 1, 2, 1, 8, 8, 9]
+    """
+    if codes.size == 0:
+        return 0
+    hi, lo = int(codes.max()), int(codes.min())
+    return max(hi.bit_length() + 1 if hi > 0 else 1, (-lo - 1).bit_length() + 1 if lo < 0 else 1)
+
+
 def quantization(net: Net) -> dict[str, Any]:
     """Per population and projection: scale, exponents, clipped values, relative weight error."""
     spec = net.numeric
@@ -79,6 +92,7 @@ def quantization(net: Net) -> dict[str, Any]:
                 "dst": proj.dst,
                 "exp": sf.exp,
                 "max_code": int(abs(sf.codes).max()) if sf.codes.nnz else 0,
+                "bits_used": _signed_bits(sf.codes.data),
                 "clipped_weights": int(np.count_nonzero(np.abs(np.rint(real)) > spec.weight.max)),
                 "relative_weight_error": float(np.linalg.norm(back - want) / norm) if norm else 0.0,
             }
