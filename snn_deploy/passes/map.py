@@ -15,7 +15,13 @@ The algorithm is a documented heuristic, not a general graph partitioner:
    destinations first makes it exact for feed-forward edges. Back edges (recurrence) use an
    estimate (round 1: ``ceil(out-degree / neurons_per_core)``), corrected by re-running with
    the measured value until the estimate covers it (at most ``MAX_ROUNDS`` rounds).
-3. **Chips:** cores are numbered in graph order and filled into chips consecutively, so the
+3. **Spatial tiling of convolution-like populations** (shape ``(C, H, W)`` or ``(C, L)`` with
+   a ``shared``-encoded incoming projection): the population is placed in tile order (tiles
+   of ``th x tw`` positions row by row; inside a tile, channel by channel) instead of C order,
+   so a core holds all channels of an image tile: its fan-in is the tile plus halo, not a
+   band across every input channel. ``choose_tiling`` picks the tile size; cuts prefer whole
+   (tile, channel) blocks. The chunks map back to many short C-order ranges per core.
+4. **Chips:** cores are numbered in graph order and filled into chips consecutively, so the
    cores of one layer and of adjacent layers share a chip; the report gives the inter-chip
    traffic this leaves.
 
@@ -31,6 +37,7 @@ from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 
 from snn_deploy.ir.net import Net, Placement, Projection
 from snn_deploy.passes.base import Pass, PassContext
@@ -45,18 +52,22 @@ MAX_ROUNDS = 4
 
 _UNLIMITED = 1 << 62
 
+_MAX_FAN_IN_TRIES = 8
+"""Tile sizes whose full fan-in is measured at most, per tiled population and round."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class Map(Pass):
     """Partition neurons into cores and cores into chips under every limit of the target.
 
-    What: sets ``placement`` of every population to contiguous ``Placement(start, stop, chip,
-    core)`` ranges (``core`` counts within its chip), using as few cores as the heuristic of
-    the module docstring finds, then runs every design rule on the placed net.
+    What: sets ``placement`` of every population to ``Placement(start, stop, chip, core)``
+    neuron ranges (``core`` counts within its chip; a tiled population has several ranges on
+    one core), using as few cores as the heuristic of the module docstring finds, then runs
+    every design rule on the placed net.
 
     Requires: a verified quantized ``Net``.
-    Guarantees: every neuron is in exactly one range; ranges of a population are sorted and
-    contiguous; the same input gives the same placement; no core exceeds a limit and no more
+    Guarantees: every neuron is in exactly one range; ranges of a population are sorted by
+    start and together cover it; the same input gives the same placement; no core exceeds a limit and no more
     chips are used than the target has, or a ``DesignRuleError`` lists every violation.
     """
 
@@ -191,13 +202,18 @@ class _Problem:
         cap_out = lim.fan_out_axons_per_core or _UNLIMITED
         size = self.net.populations[name].size
         costs = self.costs[name]
+        incoming = self.incoming.get(name, [])
+        dense = [p for p, d in incoming if d]
+        sparse = [(cost.codes_of(p), self.offsets[p.src]) for p, d in incoming if not d]
+        tiling = self._tiling(name, fan_out, sparse)
+        if tiling is not None:  # place in tile order: permute every per-row array once
+            costs = [c.permuted(tiling.order) for c in costs]
+            fan_out = fan_out[tiling.order]
+            sparse = [(m[tiling.order], off) for m, off in sparse]
         row_bits = sum((c.row_bits for c in costs), np.zeros(size, dtype=np.int64))
         cum_bits = np.concatenate([[0], np.cumsum(row_bits)])
         cum_out = np.concatenate([[0], np.cumsum(fan_out)])
         shared = [c for c in costs if c.pattern_bits is not None]
-        incoming = self.incoming.get(name, [])
-        dense = [p for p, d in incoming if d]
-        sparse = [p for p, d in incoming if not d]
         dense_keys = np.unique(
             np.concatenate(
                 [np.zeros(0, dtype=np.int64)]
@@ -208,7 +224,7 @@ class _Problem:
             )
         ).astype(np.int64)
         nnz_cum = sum(
-            (cost.codes_of(p).indptr.astype(np.int64) for p in sparse),
+            (m.indptr.astype(np.int64) for m, _ in sparse),
             np.zeros(size + 1, dtype=np.int64),
         )
         out: list[tuple[int, int, int]] = []
@@ -225,15 +241,19 @@ class _Problem:
                 stop = start
             elif stop > start:
                 room = cap_in - core.keys.size - new_dense.size
-                stop, new_keys = self._fan_in_cut(
+                stop, new_keys = _fan_in_cut(
                     sparse, nnz_cum, start, stop, room, np.union1d(core.keys, new_dense)
                 )
+            if tiling is not None and stop > start and tiling.blocks.size > 2:
+                # end at a block (one channel of one tile) boundary if that keeps at least
+                # 3/4 of the chunk: a core then needs no part of the next tile's halo
+                b = int(tiling.blocks[np.searchsorted(tiling.blocks, stop, side="right") - 1])
+                if b > start and 4 * (b - start) >= 3 * (stop - start) and b < stop:
+                    stop = b
+                    new_keys = _setdiff(_fan_in_keys(sparse, start, stop), core.keys)
             if stop == start and core.neurons == 0:  # a neuron too big for any core: alone
                 stop = start + 1
-                new_keys = _setdiff(
-                    cost.fan_in_keys([(p, False) for p in sparse], self.offsets, start, stop),
-                    core.keys,
-                )
+                new_keys = _setdiff(_fan_in_keys(sparse, start, stop), core.keys)
             if stop == start:
                 core = _Core(index=core.index + 1)
                 continue
@@ -247,31 +267,229 @@ class _Problem:
             start = stop
             if start < size:
                 core = _Core(index=core.index + 1)
+        if tiling is not None:
+            out = _unpermute(out, tiling.order)
         return out, core
 
-    def _fan_in_cut(
-        self,
-        sparse: list[Projection],
-        nnz_cum: IntArray,
-        start: int,
-        stop: int,
-        room: int,
-        existing: IntArray,
-    ) -> tuple[int, IntArray]:
-        """Largest ``e <= stop`` whose rows ``[start, e)`` add at most ``room`` new sources,
-        and those new sources; windows grow geometrically so work stays near the chunk's."""
-        if not sparse:
-            return stop, np.zeros(0, dtype=np.int64)
-        budget = max(4 * room, 1024)
-        while True:
-            hi = int(np.searchsorted(nnz_cum, nnz_cum[start] + budget, side="right")) - 1
-            hi = min(stop, max(hi, start + 1))
-            fit, first_keys, first_rows = _prefix_distinct(
-                sparse, self.offsets, start, hi, room, existing
-            )
-            if fit < hi or hi == stop:
-                return fit, first_keys[first_rows < fit - start]
-            budget *= 4
+    def _tiling(
+        self, name: str, fan_out: IntArray, sparse: list[tuple[sp.csr_matrix, int]]
+    ) -> _Tiling | None:
+        """Spatial tiling of a convolution-like population (docs/MAPPING.md §2), or None."""
+        pop = self.net.populations[name]
+        costs = self.costs[name]
+        if len(pop.shape) not in (2, 3) or not any(c.kind == "shared" for c in costs):
+            return None
+        c_, h, w = (pop.shape[0], 1, pop.shape[1]) if len(pop.shape) == 2 else pop.shape
+        if h * w < 2:
+            return None
+        return choose_tiling(
+            (int(c_), int(h), int(w)), costs, fan_out, sparse, self.limits, self.dense_axons(name)
+        )
+
+    def dense_axons(self, name: str) -> int:
+        """Fan-in axons every core holding ``name`` pays for its dense-encoded projections."""
+        srcs = {p.src for p, d in self.incoming.get(name, []) if d}
+        return sum(self.net.size_of(s) for s in srcs)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Tiling:
+    """Placement order of a tiled population and the cut points that end whole blocks.
+
+    ``order[j]`` is the neuron placed ``j``-th; ``blocks`` are the positions (in placement
+    order, ``0`` and ``size`` included) where one (tile, channel) block ends and the next
+    starts.
+    """
+
+    order: IntArray
+    blocks: IntArray
+    tile: tuple[int, int]
+
+
+def tile_order(shape: tuple[int, int, int], tile: tuple[int, int]) -> tuple[IntArray, IntArray]:
+    """Neurons of a C-order ``(C, H, W)`` population in tile order, and block boundaries.
+
+    Tiles of ``tile = (th, tw)`` positions are visited row by row; inside a tile, channel by
+    channel, and inside a channel row by row. So one tile of one channel (a block) is ``th``
+    short C-order ranges, and a core holding a whole tile holds ``C * th`` ranges (fewer when
+    ``tw == W``).
+    """
+    c_, h, w = shape
+    th, tw = tile
+    ch, y, x = np.meshgrid(
+        np.arange(c_, dtype=np.int64),
+        np.arange(h, dtype=np.int64),
+        np.arange(w, dtype=np.int64),
+        indexing="ij",
+    )
+    gx = -(-w // tw)
+    tile_id = (y // th) * gx + x // tw
+    key = np.stack([x.ravel(), y.ravel(), ch.ravel(), tile_id.ravel()])
+    order = np.lexsort(key).astype(np.int64)  # by tile, then channel, y, x
+    block = tile_id.ravel()[order] * c_ + ch.ravel()[order]
+    cuts = np.flatnonzero(np.diff(block)) + 1
+    blocks = np.concatenate([[0], cuts, [order.size]]).astype(np.int64)
+    return order, blocks
+
+
+def choose_tiling(
+    shape: tuple[int, int, int],
+    costs: list[cost.ProjectionCost],
+    fan_out: IntArray,
+    sparse: list[tuple[sp.csr_matrix, int]],
+    limits: Limits,
+    dense_axons: int,
+) -> _Tiling | None:
+    """The tile size with the fewest estimated cores whose every block fits a core's fan-in.
+
+    Candidates are the tile sizes ``(ceil(H / gy), ceil(W / gx))``. For each, the per-tile
+    neurons, synapse bits (shared patterns once per tile), fan-out and (for the tile in the
+    middle of the grid, which has the widest halo) fan-in are measured; a tile over a core is
+    split by channel (``ceil`` of its largest ratio), smaller tiles are packed (their ratios
+    summed). Ties go to larger tiles. The estimate only orders the candidates: the packing
+    itself is the next-fit of ``_place_population`` over the tile order.
+    """
+    c_, h, w = shape
+    size = c_ * h * w
+    caps = [
+        limits.neurons_per_core or _UNLIMITED,
+        limits.synapse_memory_bits_per_core or _UNLIMITED,
+        limits.fan_out_axons_per_core or _UNLIMITED,
+    ]
+    cap_in = limits.fan_in_axons_per_core or _UNLIMITED
+    y = np.tile(np.repeat(np.arange(h, dtype=np.int64), w), c_)
+    x = np.tile(np.arange(w, dtype=np.int64), c_ * h)
+    point = sum((c.row_bits for c in costs), np.zeros(size, dtype=np.int64))
+    shared = [c for c in costs if c.pattern is not None and c.pattern_bits is not None]
+    sizes = sorted(
+        {
+            (th, tw)
+            for th in {-(-h // g) for g in range(1, h + 1)}
+            for tw in {-(-w // g) for g in range(1, w + 1)}
+            if th == h or tw == w or max(th, tw) <= 4 * min(th, tw)
+        },
+        key=lambda t: (-t[0] * t[1], abs(t[0] - t[1])),
+    )
+    scored = []
+    for th, tw in sizes:
+        gx = -(-w // tw)
+        tid = (y // th) * gx + x // tw
+        n_t = int(tid.max()) + 1
+        use: list[npt.NDArray[np.float64]] = [
+            np.bincount(tid, minlength=n_t).astype(np.float64),
+            np.bincount(tid, weights=point, minlength=n_t).astype(np.float64),
+            np.bincount(tid, weights=fan_out, minlength=n_t).astype(np.float64),
+        ]
+        for c in shared:
+            assert c.pattern is not None
+            assert c.pattern_bits is not None
+            pair = tid * (int(c.pattern.max()) + 1) + c.pattern
+            _, first = np.unique(pair, return_index=True)
+            use[1] = use[1] + np.bincount(tid[first], weights=c.pattern_bits[first], minlength=n_t)
+        ratio = np.max([u / cap for u, cap in zip(use, caps, strict=True)], axis=0)
+        scored.append((_estimate(ratio), -th * tw, th, tw, ratio))
+    scored.sort(key=lambda t: t[:2])
+    best: tuple[float, int, int, int] | None = None
+    tried = 0
+    for est, neg, th, tw, ratio in scored:
+        if best is not None and (est > best[0] or tried >= _MAX_FAN_IN_TRIES):
+            break
+        # one channel's sources first: a cheap rejection of tiles whose halo is too wide
+        if _middle_tile_fan_in(shape, (th, tw), sparse, 1) + dense_axons > cap_in:
+            continue
+        tried += 1
+        fan_in = _middle_tile_fan_in(shape, (th, tw), sparse, shape[0]) + dense_axons
+        if fan_in > cap_in:
+            continue
+        # every tile's sources are output axons of the layer below: halos cost cores there
+        upstream = ratio.size * fan_in / (limits.fan_out_axons_per_core or _UNLIMITED)
+        est = _estimate(np.maximum(ratio, fan_in / cap_in)) + upstream
+        if best is None or (est, neg) < best[:2]:
+            best = (est, neg, th, tw)
+    if best is None:
+        return None
+    tile = (best[2], best[3])
+    order, blocks = tile_order(shape, tile)
+    return _Tiling(order=order, blocks=blocks, tile=tile)
+
+
+def _estimate(ratio: npt.NDArray[np.float64]) -> float:
+    """Cores for tiles using ``ratio`` of a core each: big ones alone, small ones packed."""
+    big = ratio > 0.5
+    return float(np.ceil(ratio[big]).sum() + np.ceil(ratio[~big].sum()))
+
+
+def _middle_tile_fan_in(
+    shape: tuple[int, int, int],
+    tile: tuple[int, int],
+    sparse: list[tuple[sp.csr_matrix, int]],
+    channels: int,
+) -> int:
+    """Distinct sources of the tile in the middle of the grid, its first ``channels``."""
+    _, h, w = shape
+    th, tw = tile
+    gy, gx = -(-h // th), -(-w // tw)
+    y0, x0 = (gy // 2) * th, (gx // 2) * tw
+    ys = np.arange(y0, min(h, y0 + th), dtype=np.int64)
+    xs = np.arange(x0, min(w, x0 + tw), dtype=np.int64)
+    rows = (
+        np.arange(channels, dtype=np.int64)[:, None, None] * (h * w) + ys[None, :, None] * w + xs
+    ).ravel()
+    parts = [m[rows].indices.astype(np.int64) + off for m, off in sparse]
+    if not parts:
+        return 0
+    return int(np.unique(np.concatenate(parts)).size)
+
+
+def _unpermute(out: list[tuple[int, int, int]], order: IntArray) -> list[tuple[int, int, int]]:
+    """Chunks ``(start, stop, core)`` of the placement order as C-order neuron ranges."""
+    if not out:
+        return out
+    core_at = np.empty(order.size, dtype=np.int64)
+    for s, e, k in out:
+        core_at[s:e] = k
+    core_of = np.empty(order.size, dtype=np.int64)
+    core_of[order] = core_at
+    cut = np.flatnonzero(np.diff(core_of)) + 1
+    starts = np.concatenate([[0], cut])
+    stops = np.concatenate([cut, [order.size]])
+    return [
+        (int(s), int(e), int(core_of[s]))
+        for s, e in zip(starts.tolist(), stops.tolist(), strict=True)
+    ]
+
+
+def _fan_in_keys(sparse: list[tuple[sp.csr_matrix, int]], start: int, stop: int) -> IntArray:
+    """Sorted distinct sources of rows ``[start, stop)`` over sparse-encoded matrices."""
+    parts = [
+        m.indices[m.indptr[start] : m.indptr[stop]].astype(np.int64) + off for m, off in sparse
+    ]
+    if not parts:
+        return np.zeros(0, dtype=np.int64)
+    out: IntArray = np.unique(np.concatenate(parts))
+    return out
+
+
+def _fan_in_cut(
+    sparse: list[tuple[sp.csr_matrix, int]],
+    nnz_cum: IntArray,
+    start: int,
+    stop: int,
+    room: int,
+    existing: IntArray,
+) -> tuple[int, IntArray]:
+    """Largest ``e <= stop`` whose rows ``[start, e)`` add at most ``room`` new sources,
+    and those new sources; windows grow geometrically so work stays near the chunk's."""
+    if not sparse:
+        return stop, np.zeros(0, dtype=np.int64)
+    budget = max(4 * room, 1024)
+    while True:
+        hi = int(np.searchsorted(nnz_cum, nnz_cum[start] + budget, side="right")) - 1
+        hi = min(stop, max(hi, start + 1))
+        fit, first_keys, first_rows = _prefix_distinct(sparse, start, hi, room, existing)
+        if fit < hi or hi == stop:
+            return fit, first_keys[first_rows < fit - start]
+        budget *= 4
 
 
 def _last_fit(cum: IntArray, start: int, room: int) -> int:
@@ -305,8 +523,7 @@ def _setdiff(a: IntArray, sorted_b: IntArray) -> IntArray:
 
 
 def _prefix_distinct(
-    sparse: list[Projection],
-    offsets: dict[str, int],
+    sparse: list[tuple[sp.csr_matrix, int]],
     start: int,
     stop: int,
     room: int,
@@ -316,10 +533,9 @@ def _prefix_distinct(
     ``existing``, and every new source with the first row (from ``start``) that needs it."""
     width = stop - start
     keys, rows = [], []
-    for p in sparse:
-        m = cost.codes_of(p)
+    for m, off in sparse:
         lo, hi = int(m.indptr[start]), int(m.indptr[stop])
-        keys.append(m.indices[lo:hi].astype(np.int64) + offsets[p.src])
+        keys.append(m.indices[lo:hi].astype(np.int64) + off)
         rows.append(
             np.repeat(np.arange(width, dtype=np.int64), np.diff(m.indptr[start : stop + 1]))
         )

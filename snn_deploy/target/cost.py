@@ -51,6 +51,7 @@ class ProjectionCost:
         pattern_bits: ``shared`` only: the bits of the row's pattern, paid once per core by
             the first row of that pattern in the core.
         prev_same: ``shared`` only: the previous row with the same pattern (-1 if none).
+        pattern: ``shared`` only: the row's pattern id (rows with equal ids share a pattern).
         nnz: synapses.
     """
 
@@ -58,7 +59,22 @@ class ProjectionCost:
     row_bits: IntArray
     pattern_bits: IntArray | None = None
     prev_same: IntArray | None = None
+    pattern: IntArray | None = None
     nnz: int = 0
+
+    def permuted(self, order: IntArray) -> ProjectionCost:
+        """The same cost with rows taken in ``order`` (row ``j`` here is row ``order[j]``)."""
+        if self.pattern_bits is None or self.pattern is None:
+            return ProjectionCost(kind=self.kind, row_bits=self.row_bits[order], nnz=self.nnz)
+        pattern = self.pattern[order]
+        return ProjectionCost(
+            kind=self.kind,
+            row_bits=self.row_bits[order],
+            pattern_bits=self.pattern_bits[order],
+            prev_same=previous_same(pattern),
+            pattern=pattern,
+            nnz=self.nnz,
+        )
 
     def total_min_bits(self) -> int:
         """A lower bound on the bits of this projection over any placement."""
@@ -168,6 +184,7 @@ def projection_cost(proj: Projection, wbits: int, ibits: int) -> ProjectionCost:
         row_bits=np.full(rows, ibits, dtype=np.int64),
         pattern_bits=lengths * (wbits + ibits),
         prev_same=prev,
+        pattern=ids,
         nnz=nnz,
     )
     return shared if shared.total_min_bits() < sparse.total_min_bits() else sparse
@@ -199,6 +216,21 @@ def chunk_bits(costs: list[ProjectionCost], start: int, stop: int) -> int:
         if c.pattern_bits is not None and c.prev_same is not None:
             first = c.prev_same[start:stop] < start
             total += int(c.pattern_bits[start:stop][first].sum())
+    return total
+
+
+def rows_bits(costs: list[ProjectionCost], rows: IntArray) -> int:
+    """Synapse-memory bits of any set of distinct ``rows`` of one population on one core.
+
+    Like ``chunk_bits`` but for rows that need not be contiguous (a spatial tile is one short
+    range per channel and tile row): each distinct shared pattern is paid once.
+    """
+    total = 0
+    for c in costs:
+        total += int(c.row_bits[rows].sum())
+        if c.pattern_bits is not None and c.pattern is not None and rows.size:
+            _, first = np.unique(c.pattern[rows], return_index=True)
+            total += int(c.pattern_bits[rows[first]].sum())
     return total
 
 
@@ -325,12 +357,21 @@ def core_usage(net: Net, limits: Limits) -> list[CoreUsage]:
         ids = [offsets[name] + np.arange(s, e) for name, s, e in ranges]
         glob = np.concatenate(ids)
         prof = np.unique(np.concatenate([profiles[name][s:e] for name, s, e in ranges]))
+        rows: dict[str, list[IntArray]] = defaultdict(list)
+        for name, s, e in ranges:
+            rows[name].append(np.arange(s, e, dtype=np.int64))
         out.append(
             CoreUsage(
                 chip=chip,
                 core=core,
                 neurons=int(glob.size),
-                synapse_bits=sum(chunk_bits(costs[name], s, e) for name, s, e in ranges),
+                # several ranges of one population on one core share its patterns
+                synapse_bits=sum(
+                    chunk_bits(costs[name], int(r[0][0]), int(r[0][-1]) + 1)
+                    if len(r) == 1
+                    else rows_bits(costs[name], np.concatenate(r))
+                    for name, r in rows.items()
+                ),
                 fan_in=fan_in[(chip, core)],
                 fan_out=int(fan_out[glob].sum()),
                 fan_out_remote_chip=int(fan_out_remote[glob].sum()),

@@ -12,7 +12,14 @@ import scipy.sparse as sp
 
 from snn_deploy.errors import DesignRuleError
 from snn_deploy.frontends.nir import load
-from snn_deploy.ir.net import Net, NeuronFixed, Population, Projection, SynapseFixed
+from snn_deploy.ir.net import (
+    Net,
+    NeuronFixed,
+    Placement,
+    Population,
+    Projection,
+    SynapseFixed,
+)
 from snn_deploy.ir.types import ResetMode
 from snn_deploy.passes import pipeline
 from snn_deploy.passes.base import PassContext
@@ -288,3 +295,58 @@ def test_map_rejects_a_float_net():
     float_net = lower(load(every_node_type()), dt=1e-4)
     with pytest.raises(TypeError, match="quantized Net"):
         Map().run(float_net, PassContext(target=load_target("loihi1")))
+
+
+def _conv1d_net() -> Net:
+    # x (1 x 10) -> p (2 channels x 8): channel c, position i reads x[i:i+3] with kernel k_c
+    w = np.zeros((16, 10))
+    for c, k in enumerate(([1, 2, 3], [4, 5, 6])):
+        for i in range(8):
+            w[c * 8 + i, i : i + 3] = k
+    p = dataclasses.replace(pop("p", 16), shape=(2, 8))
+    return net({"x": (10,)}, [p], [proj("conv", "x", "p", w)])
+
+
+def test_conv_population_is_tiled_across_channels():
+    # Before (contiguous C-order ranges): p[0:4] reads x[0:6], p[4:8] x[4:10], p[8:12] x[0:6]..
+    # -> 4 cores of 4 neurons. Expected: a tile = 4 positions of BOTH channels (2 ranges on
+    # one core), fan-in 4 + 2 halo = 6 axons, 8 neurons: 2 cores.
+    n = _conv1d_net()
+    t = target(neurons_per_core=8, fan_in_axons_per_core=6)
+    mapped = Map().run(n, PassContext(target=t))
+    assert ranges(mapped, "p") == [(0, 4, 0, 0), (4, 8, 0, 1), (8, 12, 0, 0), (12, 16, 0, 1)]
+    usage = cost.core_usage(mapped, t.limits)
+    assert [(u.neurons, u.fan_in) for u in usage] == [(8, 6), (8, 6)]
+    # each core stores both channels' kernels once: 2 x 3 x (W + 3) + 8 pointers x 3 bits
+    assert [u.synapse_bits for u in usage] == [2 * 3 * (W + 3) + 8 * 3] * 2
+
+
+def test_tile_order_and_blocks():
+    from snn_deploy.passes.map import tile_order
+
+    # (C, H, W) = (2, 2, 4), tiles of 2 x 2: tile 0 = columns 0-1, tile 1 = columns 2-3
+    order, blocks = tile_order((2, 2, 4), (2, 2))
+    assert order.tolist() == [0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15]
+    assert blocks.tolist() == [0, 4, 8, 12, 16]
+
+
+def test_core_usage_pays_a_shared_pattern_once_per_core_over_several_ranges():
+    # rows 0-1 and 4-7 of a 1-D convolution on one core: one kernel, 6 pointers
+    w = np.zeros((8, 10))
+    for i in range(8):
+        w[i, i : i + 3] = [1, 2, 3]
+    n = net({"x": (10,)}, [pop("p", 8)], [proj("conv", "x", "p", w)])
+    placed = [
+        Placement(start=0, stop=2, chip=0, core=0),
+        Placement(start=2, stop=4, chip=0, core=1),
+    ]
+    placed.append(Placement(start=4, stop=8, chip=0, core=0))
+    n = n.replace(
+        populations={"p": dataclasses.replace(n.populations["p"], placement=tuple(placed))}
+    )
+    t = target(neurons_per_core=8)
+    first, second = cost.core_usage(n, t.limits)
+    assert first.synapse_bits == 3 * (W + 3) + 6 * 3
+    assert second.synapse_bits == 3 * (W + 3) + 2 * 3
+    assert first.fan_in == 10  # x[0:4] and x[4:10]
+    check_design_rules(n, t)  # coverage holds with interleaved ranges
