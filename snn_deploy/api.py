@@ -29,7 +29,8 @@ from snn_deploy.ir.net import DEFAULT_DT, Net
 from snn_deploy.ir.types import ResetMode
 from snn_deploy.passes import pipeline
 from snn_deploy.passes.base import PassContext
-from snn_deploy.reports.energy import activity, energy
+from snn_deploy.reports.energy import activity, energy, paper_energy, trace_summary
+from snn_deploy.reports.html import render_html
 from snn_deploy.reports.placement import placement, utilization
 from snn_deploy.reports.resources import quantization, resources
 from snn_deploy.target.load import load_target
@@ -66,8 +67,8 @@ def read_inputs(path: Path) -> dict[str, npt.NDArray[np.float64]]:
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: np.asarray(z[k], dtype=np.float64) for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise InputFileError(f"cannot read inputs {path}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 -- np.load's parsers raise many types on bad files
+        raise InputFileError(f"cannot read inputs {path}: {type(exc).__name__}: {exc}") from exc
 
 
 def lower_and_quantize(
@@ -179,6 +180,8 @@ def compile(
         "placement": utilization(net, tgt) if _placed(net) else None,
         "quantization": quantization(net),
         "energy": None,
+        "paper_energy": None,
+        "activity": None,
         "agreement": None,
         "backend_notes": backend.notes(program),
     }
@@ -186,7 +189,11 @@ def compile(
     if inputs is not None:
         data = check_inputs(net, inputs)
         trace = backend.run(program, data)
-        report["energy"] = energy(activity(net, trace, data), tgt)
+        counts = activity(net, trace, data, tgt)
+        cores = report["placement"]["cores_used"] if report["placement"] else None
+        report["energy"] = energy(counts, tgt, cores)
+        report["paper_energy"] = paper_energy(counts, tgt)
+        report["activity"] = trace_summary(net, trace, data)
         report["agreement"] = agreement(run_sim(float_net, data, fixed=False), trace, net)
     files: tuple[Path, ...] = ()
     if out_dir is not None:
@@ -231,7 +238,8 @@ def _emit(
         for f in files
     ]
     (d / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    return [*files, d / "report.json"]
+    (d / "report.html").write_text(render_html(report))
+    return [*files, d / "report.json", d / "report.html"]
 
 
 def _write_atomically(out_dir: Path, write: Any) -> tuple[Path, ...]:

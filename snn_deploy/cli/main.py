@@ -17,6 +17,7 @@ from snn_deploy import __version__, api
 from snn_deploy.errors import SnnDeployError
 from snn_deploy.ir import nodes as n
 from snn_deploy.ir.types import ResetMode
+from snn_deploy.reports.gates import check_budgets
 from snn_deploy.reports.render import summary, table
 from snn_deploy.target.load import available, load_target
 
@@ -215,13 +216,35 @@ def check(model: Path, target: str, dt: float, reset: str | None) -> None:
 @cli.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print report.json as is.")
-def report(folder: Path, as_json: bool) -> None:
-    """Print the report of a compile output FOLDER."""
+@click.option("--max-cores", type=click.IntRange(min=0), help="Fail (exit 3) above N cores.")
+@click.option(
+    "--max-energy-uj", type=click.FloatRange(min=0), help="Fail (exit 3) above X uJ per inference."
+)
+@click.option(
+    "--min-agreement",
+    type=click.FloatRange(0, 1),
+    help="Fail (exit 3) if an output's float-vs-quantized prediction agreement is below A.",
+)
+def report(
+    folder: Path,
+    as_json: bool,
+    max_cores: int | None,
+    max_energy_uj: float | None,
+    min_agreement: float | None,
+) -> None:
+    """Print the report of a compile output FOLDER; exit 3 if a budget is broken."""
     path = folder / "report.json"
     if not path.is_file():
         raise SnnDeployError(f"{folder} has no report.json: is it a compile output folder?")
     data = json.loads(path.read_text())
     click.echo(json.dumps(data, indent=2, sort_keys=True) if as_json else summary(data))
+    broken = check_budgets(
+        data, max_cores=max_cores, max_energy_uj=max_energy_uj, min_agreement=min_agreement
+    )
+    for message in broken:
+        click.echo(f"budget broken: {message}", err=True)
+    if broken:
+        sys.exit(3)
 
 
 @cli.command()

@@ -1,57 +1,441 @@
-"""Activity-based energy: event counts from a simulation trace times the target's energies."""
+"""Activity-based energy: event counts from a simulation trace times the target's energies.
+
+Three pure functions build the ``energy``, ``paper_energy`` and ``activity`` sections of
+``report.json`` (docs/ENERGY.md gives every formula and figure):
+
+* ``activity(net, trace, inputs, target)``: exact event counts over the whole batch, per
+  population, per projection and per input, and the spike messages classified by where they
+  go (same core, another core of the chip, another chip, host to chip).
+* ``energy(counts, target)``: the target's hardware model, per inference.
+* ``paper_energy(counts, target)``: the "theoretical energy" of SNN papers (45 nm MAC and AC
+  figures) and the equivalent ANN's MAC energy.
+* ``trace_summary(net, trace, inputs)``: a small summary for plots (firing rates, the raster
+  of sample 0).
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from snn_deploy.backends.base import Trace
-from snn_deploy.ir.net import Net
+from snn_deploy.ir.net import Net, Projection
+from snn_deploy.target import cost
 from snn_deploy.target.schema import Target
 
+MESSAGE_CLASSES = ("intra_core", "inter_core", "inter_chip", "from_host")
+"""Where a spike message goes: its own core, another core of its chip, another chip; or from
+the host (an input event) to a core."""
 
-def activity(net: Net, trace: Trace, inputs: dict[str, np.ndarray]) -> dict[str, int]:
-    """Total synaptic operations, neuron updates and spikes over the whole batch.
 
-    A synaptic operation is one non-zero source value delivered over one synapse: each step, a
-    projection costs ``sum_j [x_j != 0] * (synapses in column j)``.
+def _events(record: npt.NDArray[np.generic], size: int) -> npt.NDArray[np.int64]:
+    """Per neuron, the number of (sample, step) slots with a non-zero output."""
+    out: npt.NDArray[np.int64] = np.count_nonzero(record.reshape(-1, size), axis=0).astype(np.int64)
+    return out
+
+
+def activity(
+    net: Net,
+    trace: Trace,
+    inputs: Mapping[str, npt.NDArray[np.generic]],
+    target: Target | None = None,
+) -> dict[str, Any]:
+    """Exact event counts of a run, summed over the whole batch.
+
+    An *event* is a non-zero output of a neuron or an input element in one step (a spike, or a
+    graded value). Every event is counted, also those of the last steps whose effect falls
+    after the end of the run: the hardware processes a spike when it is sent.
+
+    * ``synops``: per projection ``sum_j events_j * synapses_j`` (``synapses_j``: non-zero
+      weights in source column ``j``).
+    * ``neuron_updates``: ``samples * steps * neurons`` (every neuron updates every step).
+    * ``spikes``: events of spiking populations.
+    * ``messages``: each event of a source neuron sends one message to every core holding one
+      of its output axons (one axon per neuron per destination core, as ``target.cost``
+      counts fan-out; with ``target``, dense-encoded projections give every source an axon),
+      classified by ``MESSAGE_CLASSES``; None if the net is not placed.
+
+    Args:
+        net: the quantized net that ran.
+        trace: its trace.
+        inputs: the inputs, ``[batch, time, size]`` per input name (``check_inputs`` form).
+        target: the target, to find dense-encoded projections; None: synapses only.
+
+    Returns:
+        ``samples``, ``steps``, ``dt``, ``synops``, ``neuron_updates``, ``spikes``, ``messages``
+        (class -> count, or None), ``populations`` (name -> ``neurons``, ``spiking``,
+        ``spikes``, ``firing_rate``, ``neuron_updates``, ``synops_in``), ``inputs`` (name ->
+        ``neurons``, ``events``, ``rate``) and ``projections`` (name -> ``src``, ``dst``,
+        ``from_input``, ``synapses``, ``source_neurons``, ``source_events``, ``synops``).
     """
-    record = {**{k: v for k, v in inputs.items()}, **trace.populations}
-    sops = 0
-    for proj in net.projections:
-        codes = proj.fixed.codes if proj.fixed is not None else proj.weight
-        fan_out = np.diff(codes.tocsc().indptr)
-        active = np.count_nonzero(record[proj.src].reshape(-1, codes.shape[1]), axis=0)
-        sops += int(active @ fan_out)
+    record: dict[str, npt.NDArray[np.generic]] = {**inputs, **trace.populations}
     batch, steps = next(iter(trace.populations.values())).shape[:2]
-    updates = batch * steps * sum(p.size for p in net.populations.values())
-    spikes = sum(
-        int(np.count_nonzero(trace.populations[k])) for k, p in net.populations.items() if p.spiking
-    )
+    slots = batch * steps
+    events = {name: _events(record[name], net.size_of(name)) for name in record}
+    projections: dict[str, dict[str, Any]] = {}
+    synops_in: dict[str, int] = defaultdict(int)
+    for proj in net.projections:
+        m = cost.codes_of(proj)
+        per_column = np.diff(m.tocsc().indptr).astype(np.int64)
+        ops = int(events[proj.src] @ per_column)
+        synops_in[proj.dst] += ops
+        projections[proj.name] = {
+            "src": proj.src,
+            "dst": proj.dst,
+            "from_input": proj.src in net.inputs,
+            "synapses": int(m.nnz),
+            "source_neurons": net.size_of(proj.src),
+            "source_events": int(events[proj.src].sum()),
+            "synops": ops,
+        }
+    populations = {
+        name: {
+            "neurons": pop.size,
+            "spiking": pop.spiking,
+            "spikes": int(events[name].sum()) if pop.spiking else 0,
+            "firing_rate": float(events[name].sum() / (slots * pop.size)) if pop.spiking else None,
+            "neuron_updates": slots * pop.size,
+            "synops_in": synops_in[name],
+        }
+        for name, pop in net.populations.items()
+    }
+    ins = {
+        name: {
+            "neurons": net.size_of(name),
+            "events": int(events[name].sum()),
+            "rate": float(events[name].sum() / (slots * net.size_of(name))),
+        }
+        for name in net.inputs
+    }
     return {
         "samples": int(batch),
         "steps": int(steps),
-        "synops": sops,
-        "neuron_updates": updates,
-        "spikes": spikes,
+        "dt": net.dt,
+        "synops": sum(p["synops"] for p in projections.values()),
+        "neuron_updates": sum(p["neuron_updates"] for p in populations.values()),
+        "spikes": sum(p["spikes"] for p in populations.values()),
+        "messages": messages(net, events, target),
+        "populations": populations,
+        "inputs": ins,
+        "projections": projections,
     }
 
 
-def energy(counts: dict[str, int], target: Target) -> dict[str, Any]:
-    """Energy per inference from ``activity`` counts (only the terms the target has figures for)."""
+def messages(
+    net: Net, events: Mapping[str, npt.NDArray[np.int64]], target: Target | None = None
+) -> dict[str, int] | None:
+    """Spike messages by class: every event of a neuron goes once to each core holding one of
+    its output axons (``target.cost.fan_in_keys``). None if some population is not placed.
+
+    Args:
+        net: a placed net.
+        events: per input and population, the events of each neuron.
+        target: for the dense-encoded projections (every source has an axon); None: none.
+    """
+    if any(p.placement is None for p in net.populations.values()):
+        return None
+    offsets = cost.global_offsets(net)
+    n = cost.total_ids(net)
+    flags = cost.dense_encoded(net, target.limits) if target else [False] * len(net.projections)
+    incoming: dict[str, list[tuple[Projection, bool]]] = defaultdict(list)
+    for proj, dense in zip(net.projections, flags, strict=True):
+        incoming[proj.dst].append((proj, dense))
+    cores = cost.placed_cores(net)
+    index = {key: i for i, key in enumerate(cores)}
+    chip_of = np.full(n, -1, dtype=np.int64)  # -1: an input, sent by the host
+    core_of = np.full(n, -1, dtype=np.int64)
+    for key, ranges in cores.items():
+        for name, start, stop in ranges:
+            chip_of[offsets[name] + start : offsets[name] + stop] = key[0]
+            core_of[offsets[name] + start : offsets[name] + stop] = index[key]
+    per_id = {c: np.zeros(n, dtype=np.int64) for c in MESSAGE_CLASSES}
+    for key, ranges in cores.items():
+        keys = np.unique(
+            np.concatenate([cost.fan_in_keys(incoming[nm], offsets, s, e) for nm, s, e in ranges])
+        )
+        host = chip_of[keys] < 0
+        same_core = core_of[keys] == index[key]
+        same_chip = chip_of[keys] == key[0]
+        per_id["from_host"][keys[host]] += 1
+        per_id["intra_core"][keys[same_core]] += 1
+        per_id["inter_core"][keys[~host & same_chip & ~same_core]] += 1
+        per_id["inter_chip"][keys[~host & ~same_chip]] += 1
+    count = np.zeros(n, dtype=np.int64)
+    for name, off in offsets.items():
+        count[off : off + net.size_of(name)] = events[name]
+    return {c: int(count @ per_id[c]) for c in MESSAGE_CLASSES}
+
+
+_TERMS = (
+    ("synops", "synop_pj"),
+    ("neuron_updates", "neuron_update_pj"),
+    ("messages_intra_core", "spike_pj"),
+    ("messages_inter_core", "spike_inter_core_pj"),
+    ("messages_inter_chip", "spike_inter_chip_pj"),
+    ("messages_from_host", None),
+)
+"""Per-inference count -> the ``EnergyModel`` figure it is multiplied by (None: no field)."""
+
+
+def energy(
+    counts: Mapping[str, Any], target: Target, cores_used: int | None = None
+) -> dict[str, Any]:
+    """The target's hardware energy model per inference (docs/ENERGY.md §1).
+
+    ``dynamic = synops * synop_pj + neuron_updates * neuron_update_pj + sum over message
+    classes of messages * figure``; ``static = static_power_per_core_mw * cores_used * steps *
+    step_time_us``, only when the target has both figures. A count without a figure is listed
+    in ``not_modelled`` (then the total is a lower bound); an unplaced net counts one
+    within-core message per spike.
+
+    Args:
+        counts: ``activity`` counts.
+        target: the target whose ``energy`` figures apply.
+        cores_used: cores of the placement (for the static term).
+
+    Returns:
+        ``counts``, ``per_inference`` (count -> per inference), ``energy_pj`` (count -> the
+        figure used), ``breakdown_uj`` (count -> uJ per inference), ``dynamic_uj_per_inference``,
+        ``static_uj_per_inference`` (None if not modelled), ``total_uj_per_inference``,
+        ``total_is_lower_bound``, ``latency`` (``steps``, ``model_time_s``, ``wall_clock_s``,
+        ``note``), ``not_modelled`` (reasons), ``sources`` (figure -> its source).
+    """
     e = target.energy
-    per = {k: counts[k] / counts["samples"] for k in ("synops", "neuron_updates", "spikes")}
-    terms = {
-        "synops": (per["synops"], e.synop_pj),
-        "neuron_updates": (per["neuron_updates"], e.neuron_update_pj),
-        "spikes": (per["spikes"], e.spike_pj),
+    samples = counts["samples"]
+    per: dict[str, float] = {
+        "synops": counts["synops"] / samples,
+        "neuron_updates": counts["neuron_updates"] / samples,
+        "spikes": counts["spikes"] / samples,
     }
-    breakdown = {k: n * pj * 1e-6 for k, (n, pj) in terms.items() if pj is not None}
+    msgs = counts.get("messages")
+    terms: list[tuple[str, str | None]] = list(_TERMS[:2])
+    if msgs is None:
+        terms.append(("spikes", "spike_pj"))
+    else:
+        per.update({f"messages_{c}": msgs[c] / samples for c in MESSAGE_CLASSES})
+        terms += list(_TERMS[2:])
+    figures: dict[str, float] = {}
+    sources: dict[str, str] = {}
+    not_modelled: list[str] = []
+    for key, field in terms:
+        pj = getattr(e, field) if field else None
+        if field is not None and pj is not None:
+            figures[key] = pj
+            sources[field] = target.sources.get(f"energy.{field}", "")
+        elif per[key]:
+            why = f"no {field} figure for target {target.name}" if field else "host I/O"
+            not_modelled.append(f"{key}: {per[key]:.6g} per inference, not modelled ({why})")
+    if msgs is None:
+        not_modelled.append("messages: the net is not placed; one within-core message per spike")
+    breakdown = {k: per[k] * pj * 1e-6 for k, pj in figures.items()}
+    dynamic = sum(breakdown.values())
+    steps = counts["steps"]
+    wall = None if e.step_time_us is None else steps * e.step_time_us * 1e-6
+    if e.step_time_us is not None:
+        sources["step_time_us"] = target.sources.get("energy.step_time_us", "")
+    static = None
+    if e.static_power_per_core_mw is not None and wall is not None and cores_used:
+        static = e.static_power_per_core_mw * 1e-3 * cores_used * wall * 1e6
+        sources["static_power_per_core_mw"] = target.sources.get(
+            "energy.static_power_per_core_mw", ""
+        )
+    else:
+        missing = [
+            f
+            for f, v in (
+                ("static_power_per_core_mw", e.static_power_per_core_mw),
+                ("step_time_us", e.step_time_us),
+            )
+            if v is None
+        ]
+        if not cores_used:
+            missing.append("a placement")
+        not_modelled.append(f"static energy: not modelled (no {' and no '.join(missing)})")
     return {
-        "counts": counts,
+        "counts": dict(counts),
         "per_inference": per,
+        "energy_pj": figures,
         "breakdown_uj": breakdown,
-        "total_uj_per_inference": sum(breakdown.values()),
-        "energy_pj": {k: pj for k, (_, pj) in terms.items() if pj is not None},
+        "dynamic_uj_per_inference": dynamic,
+        "static_uj_per_inference": static,
+        "total_uj_per_inference": dynamic + (static or 0.0),
+        "total_is_lower_bound": bool(not_modelled),
+        "latency": {
+            "steps": steps,
+            "model_time_s": steps * counts["dt"] if counts.get("dt") else None,
+            "wall_clock_s": wall,
+            "note": (
+                f"{steps} steps x {e.step_time_us} us"
+                if wall is not None
+                else f"wall-clock time unknown: target {target.name} has no sourced time per "
+                "step (on Loihi it depends on activity and barrier synchronisation); latency "
+                f"is {steps} time steps"
+            ),
+        },
+        "not_modelled": not_modelled,
+        "sources": sources,
     }
+
+
+def paper_energy(counts: Mapping[str, Any], target: Target) -> dict[str, Any] | None:
+    """The "theoretical energy" of SNN papers and the equivalent ANN's (docs/ENERGY.md §2).
+
+    Per projection ``l`` (a "layer"; ``FLOPs(l)`` = its non-zero synapses):
+    ``fr(l)`` = events of its source / (samples * steps * source neurons);
+    ``SOPs(l) = fr(l) * T * FLOPs(l)`` per inference. The first layer (projections from a graph
+    input) is counted as ``FLOPs(l)`` dense MACs, once, as in the formula; the variant with
+    ``T * FLOPs(l)`` MACs (a new input every step) is also given.
+    ``E_SNN = E_MAC * MACs_first + E_AC * sum SOPs(l)``. ``sops_trace`` is the actual count
+    (``activity`` synops, which weighs each source by its own fan-out), ``snn_uj_trace`` the
+    energy with it. The equivalent ANN runs every projection once as MACs: ``E_ANN = E_MAC *
+    sum FLOPs(l)``.
+
+    Returns:
+        None if the target has no ``mac_45nm_pj``/``ac_45nm_pj``; else the figures, ``steps``,
+        per-layer rows, ``first_layer_macs``, ``sops``, ``snn_uj``, the variants, ``ann_macs``,
+        ``ann_uj`` and ``ann_over_snn``.
+    """
+    e_mac, e_ac = target.energy.mac_45nm_pj, target.energy.ac_45nm_pj
+    if e_mac is None or e_ac is None:
+        return None
+    samples, steps = counts["samples"], counts["steps"]
+    layers = []
+    for name, p in counts["projections"].items():
+        fr = p["source_events"] / (samples * steps * p["source_neurons"])
+        first = bool(p["from_input"])
+        layers.append(
+            {
+                "projection": name,
+                "src": p["src"],
+                "dst": p["dst"],
+                "first_layer": first,
+                "flops": p["synapses"],
+                "input_firing_rate": fr,
+                "macs": p["synapses"] if first else 0,
+                "sops": 0.0 if first else fr * steps * p["synapses"],
+                "sops_trace": 0.0 if first else p["synops"] / samples,
+            }
+        )
+    macs = sum(r["macs"] for r in layers)
+    sops = sum(r["sops"] for r in layers)
+    sops_trace = sum(r["sops_trace"] for r in layers)
+    flops = sum(r["flops"] for r in layers)
+    snn = (e_mac * macs + e_ac * sops) * 1e-6
+    ann = e_mac * flops * 1e-6
+    return {
+        "formula": "E_SNN = E_MAC * MACs(first layer) + E_AC * sum_l fr(l) * T * FLOPs(l)",
+        "e_mac_pj": e_mac,
+        "e_ac_pj": e_ac,
+        "steps": steps,
+        "layers": layers,
+        "first_layer_macs": macs,
+        "sops": sops,
+        "sops_trace": sops_trace,
+        "snn_uj": snn,
+        "snn_uj_trace": (e_mac * macs + e_ac * sops_trace) * 1e-6,
+        "first_layer_macs_all_steps": macs * steps,
+        "snn_uj_first_layer_all_steps": (e_mac * macs * steps + e_ac * sops) * 1e-6,
+        "ann_macs": flops,
+        "ann_uj": ann,
+        "ann_over_snn": ann / snn if snn else None,
+        "sources": {
+            k: target.sources.get(f"energy.{k}", "") for k in ("mac_45nm_pj", "ac_45nm_pj")
+        },
+    }
+
+
+def trace_summary(
+    net: Net,
+    trace: Trace,
+    inputs: Mapping[str, npt.NDArray[np.generic]],
+    *,
+    max_neurons: int = 200,
+    max_steps: int = 200,
+) -> dict[str, Any]:
+    """A small JSON-ready summary of a run for plots (``report.json`` key ``activity``).
+
+    Per input and population (in net order): ``firing_rate`` (events per neuron per step over
+    the batch; None for a non-spiking population), ``rate_per_step`` (the same, per step, over
+    the first ``max_steps`` steps) and ``raster``: sample 0's events over the first
+    ``max_steps`` steps of its first neurons (``max_neurons`` shared evenly between the groups),
+    one string per neuron with one character per step (``1``: an event), so the summary stays
+    below about ``max_neurons * max_steps`` bytes.
+    """
+    record: dict[str, npt.NDArray[np.generic]] = {**inputs, **trace.populations}
+    batch, steps = next(iter(trace.populations.values())).shape[:2]
+    names = [*net.inputs, *net.populations]
+    quota = max(1, max_neurons // max(1, len(names)))
+    shown_steps = min(steps, max_steps)
+    groups = []
+    for name in names:
+        size = net.size_of(name)
+        pop = net.populations.get(name)
+        spiking = pop is None or pop.spiking
+        nz = record[name].reshape(batch, steps, size) != 0
+        shown = min(size, quota)
+        group: dict[str, Any] = {
+            "name": name,
+            "kind": "input" if pop is None else "population",
+            "neurons": size,
+            "spiking": spiking,
+            "firing_rate": float(nz.mean()) if spiking else None,
+            "rate_per_step": [round(float(x), 6) for x in nz[:, :shown_steps].mean(axis=(0, 2))]
+            if spiking
+            else None,
+            "raster": None,
+        }
+        if spiking:
+            rows = nz[0, :shown_steps, :shown].T
+            group["raster"] = {
+                "neurons": shown,
+                "steps": shown_steps,
+                "rows": ["".join("1" if b else "0" for b in row) for row in rows],
+            }
+        groups.append(group)
+    return {"samples": int(batch), "steps": int(steps), "groups": groups}
+
+
+def summary_lines(report: Mapping[str, Any]) -> list[str]:
+    """The terminal summary's energy section (``energy`` and ``paper_energy`` of a report)."""
+    from snn_deploy.reports.render import table
+
+    e, p = report.get("energy"), report.get("paper_energy")
+    if e is None:
+        return ["Energy: no activity (pass --inputs data.npz to simulate and count events)"]
+    per, c = e["per_inference"], e["counts"]
+    bound = " (lower bound)" if e["total_is_lower_bound"] else ""
+    static = e["static_uj_per_inference"]
+    out = [
+        f"Energy per inference, hardware model of {report.get('target')} "
+        f"({c['samples']} samples, {c['steps']} steps)",
+        table(
+            ["event", "count", "pJ each", "uJ"],
+            [[k, per[k], e["energy_pj"].get(k), e["breakdown_uj"].get(k)] for k in per],
+        ),
+        f"dynamic {e['dynamic_uj_per_inference']:.4g} uJ, static "
+        f"{'-' if static is None else f'{static:.4g}'} uJ, total "
+        f"{e['total_uj_per_inference']:.4g} uJ per inference{bound}",
+        f"latency: {e['latency']['note']}",
+        *(f"  note: {s}" for s in e["not_modelled"]),
+    ]
+    if p is not None:
+        out += [
+            "",
+            f"Paper-style energy (45 nm: E_MAC {p['e_mac_pj']:g} pJ, E_AC {p['e_ac_pj']:g} pJ, "
+            f"T = {p['steps']})",
+            table(
+                ["projection", "first layer", "FLOPs", "input rate", "MACs", "SOPs"],
+                [
+                    [r[k] for k in ("projection", "first_layer", "flops")]
+                    + [r[k] for k in ("input_firing_rate", "macs", "sops")]
+                    for r in p["layers"]
+                ],
+            ),
+            f"SNN {p['snn_uj']:.4g} uJ (trace SOPs {p['snn_uj_trace']:.4g} uJ); equivalent ANN "
+            f"{p['ann_macs']} MACs = {p['ann_uj']:.4g} uJ",
+        ]
+    return out

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from snn_deploy.reports.energy import summary_lines
+
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A left-aligned text table."""
@@ -85,21 +87,5 @@ def summary(report: dict[str, Any]) -> str:
         ),
         "",
     ]
-    energy = report.get("energy")
-    if energy is None:
-        out.append("Energy: no activity (pass --inputs data.npz to simulate and count events)")
-    else:
-        per = energy["per_inference"]
-        out += [
-            f"Energy per inference ({energy['counts']['samples']} samples, "
-            f"{energy['counts']['steps']} steps)",
-            table(
-                ["event", "count", "pJ each", "uJ"],
-                [
-                    [k, per[k], energy["energy_pj"].get(k), energy["breakdown_uj"].get(k)]
-                    for k in per
-                ],
-            ),
-            f"total: {energy['total_uj_per_inference']:.4g} uJ per inference",
-        ]
+    out += summary_lines(report)
     return "\n".join(out)

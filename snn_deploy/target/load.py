@@ -16,7 +16,7 @@ from typing import Any
 from snn_deploy.errors import TargetError
 from snn_deploy.ir.net import NumericSpec
 from snn_deploy.ir.types import FixedPoint, Overflow, ResetMode
-from snn_deploy.target.schema import EnergyModel, Limits, Target
+from snn_deploy.target.schema import EnergyModel, FpgaBoard, Limits, Target
 
 STATUSES = frozenset({"verified-code", "primary", "secondary", "estimate"})
 
@@ -62,6 +62,7 @@ def load_target(name_or_path: str | Path) -> Target:
             energy=EnergyModel(**values.get("energy", {})),
             sources=sources,
             path=path,
+            fpga=FpgaBoard(**values["fpga"]) if "fpga" in values else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise TargetError(f"{path}: invalid target description: {exc}") from exc

@@ -28,11 +28,57 @@ class Limits:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EnergyModel:
-    """Energy per event in picojoules; None where the target has no figure."""
+    """Energy figures of a target (docs/ENERGY.md); None where the target has no sourced figure.
+
+    Attributes:
+        synop_pj: one synaptic operation (one event delivered over one synapse).
+        neuron_update_pj: one neuron updated for one time step.
+        spike_pj: one spike message to a core it is already on (the fallback per spike when
+            the net is not placed).
+        spike_inter_core_pj: one spike message to another core of the same chip.
+        spike_inter_chip_pj: one spike message to a core on another chip.
+        static_power_per_core_mw: static (leakage) power of one used core.
+        step_time_us: wall-clock time of one time step (latency and static energy need it).
+        mac_45nm_pj: one multiply-accumulate, 45 nm, for the paper-style "theoretical" energy.
+        ac_45nm_pj: one accumulate, 45 nm, for the paper-style "theoretical" energy.
+    """
 
     synop_pj: float | None = None
     neuron_update_pj: float | None = None
     spike_pj: float | None = None
+    spike_inter_core_pj: float | None = None
+    spike_inter_chip_pj: float | None = None
+    static_power_per_core_mw: float | None = None
+    step_time_us: float | None = None
+    mac_45nm_pj: float | None = None
+    ac_45nm_pj: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FpgaBoard:
+    """An FPGA board's resources (``[fpga]`` in a target file), for the FPGA backend.
+
+    Attributes:
+        device: the FPGA part.
+        family: Yosys synthesis family: "xc7" (``synth_xilinx``) or "ice40" (``synth_ice40``).
+        luts: logic LUTs (6-input on xc7, 4-input on ice40).
+        ffs: flip-flops.
+        bram_blocks: block RAMs, in units of ``bram_block_bits``.
+        bram_block_bits: bits of one block RAM unit (18 Kib RAMB18 on xc7, 4 Kib EBR on ice40).
+        bram_max_width: widest port of one block RAM unit.
+        dsps: DSP / multiplier blocks.
+        clock_mhz: the board clock the latency figures use.
+    """
+
+    device: str
+    family: str
+    luts: int
+    ffs: int
+    bram_blocks: int
+    bram_block_bits: int
+    bram_max_width: int
+    dsps: int
+    clock_mhz: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +93,7 @@ class Target:
         reset_modes: the reset modes the hardware implements.
         limits: capacities checked by the design rules.
         energy: per-event energies for the energy report.
+        fpga: board resources of an FPGA target, None otherwise.
         sources: dotted key (``limits.neurons_per_core``) -> where the number comes from.
         path: the TOML file it was loaded from.
     """
@@ -60,3 +107,4 @@ class Target:
     energy: EnergyModel
     sources: Mapping[str, str]
     path: Path
+    fpga: FpgaBoard | None = None

@@ -49,6 +49,7 @@ def test_compile_writes_all_artefacts_and_report(tmp_path: Path):
         "graph.nir",
         "vectors.npz",
         "report.json",
+        "report.html",
     }
     report = json.loads((out / "report.json").read_text())
     assert report["schema"] == "snn-deploy-report/1" and report["target"] == "loihi2"
@@ -74,7 +75,7 @@ def test_compile_writes_all_artefacts_and_report(tmp_path: Path):
 def test_compile_is_deterministic(tmp_path: Path):
     for d in ("a", "b"):
         assert invoke("compile", BRAILLE, "-o", tmp_path / d, "--inputs", INPUTS)[0] == 0
-    for name in ("network.npz", "report.json", "vectors.npz", "placement.json"):
+    for name in ("network.npz", "report.json", "vectors.npz", "placement.json", "report.html"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 

@@ -10,7 +10,7 @@ Integer matrix products run in float32 or float64 BLAS when the largest possible
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,6 +60,7 @@ def simulate(
     *,
     fixed: bool | None = None,
     record_state: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Trace:
     """Simulate ``net`` on ``inputs`` (``[batch, time, *shape]`` per input name).
 
@@ -68,6 +69,8 @@ def simulate(
         inputs: input arrays; values may be binary spikes or graded payloads.
         fixed: integer (True) or float (False) arithmetic; default: integer iff quantized.
         record_state: also record ``u`` and ``v`` of every population.
+        progress: called as ``progress(steps_done, steps)`` after every time step (e.g. to
+            advance a progress bar).
 
     Returns:
         The trace; integer runs record int64, float runs float64.
@@ -109,6 +112,8 @@ def simulate(
             record[name][:, t] = state.step(a[name])
             if record_state:
                 us[name][:, t], vs[name][:, t] = state.u, state.v
+        if progress is not None:
+            progress(t + 1, steps)
     outputs = {out: record[src] for out, src in net.outputs.items()}
     pops = {k: record[k] for k in net.populations}
     return Trace(outputs=outputs, populations=pops, u=us, v=vs)

@@ -1,0 +1,503 @@
+"""Write the FPGA program: netlist JSON, Verilog, memory init files, testbench and vectors.
+
+``lif_core.v`` and ``hist_ram.v`` are fixed templates (``templates/``); ``snn_top.v`` (one
+``core<c>_unit`` per core with its history buffers, and the step controller) and ``tb.v`` are
+generated here. docs/FPGA.md documents the netlist schema and every memory layout.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from snn_deploy.backends.fpga.lower import INPUT_BITS, Core, Program
+from snn_deploy.backends.sim.run import simulate
+from snn_deploy.ir.types import ResetMode
+
+NETLIST_SCHEMA = "snn-deploy-fpga-netlist/1"
+TEMPLATES = ("lif_core.v", "hist_ram.v")
+RTL = ("snn_top.v", *TEMPLATES)
+DEFAULT_STEPS = 32
+"""Steps of the random stimulus ``emit`` writes when it is given no inputs."""
+
+
+def hexword(value: int, bits: int) -> str:
+    """Two's complement of ``value`` in ``bits`` bits, as hex digits.
+
+    Examples:
+        >>> hexword(-1, 8), hexword(5, 12)
+        ('ff', '005')
+    """
+    return format(value & ((1 << bits) - 1), f"0{(bits + 3) // 4}x")
+
+
+def emit(
+    program: Program,
+    out_dir: Path,
+    inputs: Mapping[str, npt.NDArray[np.int64]] | None = None,
+    expected: Mapping[str, npt.NDArray[np.int64]] | None = None,
+) -> list[Path]:
+    """Write every file of the program into ``out_dir``.
+
+    Args:
+        program: from ``lower``.
+        out_dir: an existing folder.
+        inputs: stimulus, ``[batch, time, size]`` integers per input name; default: one
+            sample of ``DEFAULT_STEPS`` random spikes (seed 0).
+        expected: the simulator's output per population for ``inputs`` (the testbench checks
+            against it with ``+check``); default: computed with the sim backend.
+
+    Returns:
+        The written files.
+    """
+    if inputs is None:
+        rng = np.random.default_rng(0)
+        inputs = {
+            k: (rng.random((1, DEFAULT_STEPS, n)) < 0.3).astype(np.int64)
+            for k, n in program.inputs.items()
+        }
+    if expected is None:
+        expected = {
+            k: np.asarray(v, np.int64) for k, v in simulate(program.net, inputs).populations.items()
+        }
+    batch, steps = next(iter(inputs.values())).shape[:2]
+    files = {
+        "netlist.json": json.dumps(netlist(program), indent=2) + "\n",
+        "snn_top.v": top_verilog(program),
+        "tb.v": testbench(program, batch, steps),
+        "stim.mem": stimulus(program, inputs),
+        "expected.mem": expected_outputs(program, expected),
+    }
+    for name in TEMPLATES:
+        files[name] = (resources.files(__package__) / "templates" / name).read_text()
+    for core in program.cores:
+        files.update(core_memories(program, core))
+    paths = []
+    for name, text in files.items():
+        (out_dir / name).write_text(text)
+        paths.append(out_dir / name)
+    return paths
+
+
+def core_memories(program: Program, core: Core) -> dict[str, str]:
+    """The three init files of a core: projection table, weights and neuron parameters."""
+    spec = program.net.numeric
+    fixed = core.pop.fixed
+    assert spec is not None
+    assert fixed is not None
+    proj = "".join(f"{p.src_size:04x}{p.delay:04x}{hexword(p.exp, 8)}\n" for p in core.projections)
+    rows = np.concatenate([p.codes for p in core.projections], axis=1)
+    wb = spec.weight.width
+    weights = "".join(
+        f"{hexword(_pack(group[:, col], wb), core.lanes * wb)}\n"
+        for group in _groups(core, rows)
+        for col in range(core.row)
+    )
+    db, tb, bw = spec.decay.width, spec.threshold.width, core.bias_width
+    vth = fixed.vth if fixed.vth is not None else np.zeros(core.pop.size, np.int64)
+    bias = fixed.bias_mant << fixed.bias_exp
+    words = [
+        (int(du) << (db + tb + bw))
+        | (int(dv) << (tb + bw))
+        | (int(th) << bw)
+        | (int(b) & ((1 << bw) - 1))
+        for du, dv, th, b in zip(fixed.du, fixed.dv, vth, bias, strict=True)
+    ]
+    pw = 2 * db + tb + bw
+    params = "".join(
+        f"{hexword(_pack(group[:, 0], pw), core.lanes * pw)}\n"
+        for group in _groups(core, np.array(words, dtype=object)[:, None])
+    )
+    c = core.index
+    return {
+        f"core{c}_proj.mem": proj,
+        f"core{c}_weights.mem": weights,
+        f"core{c}_params.mem": params,
+    }
+
+
+def _groups(core: Core, rows: npt.NDArray[Any]) -> list[npt.NDArray[Any]]:
+    """Rows (one per neuron) in groups of ``core.lanes``, the last one padded with zeros."""
+    padded = np.zeros((core.groups * core.lanes, rows.shape[1]), dtype=rows.dtype)
+    padded[: len(rows)] = rows
+    return list(padded.reshape(core.groups, core.lanes, -1))
+
+
+def _pack(values: npt.NDArray[Any], bits: int) -> int:
+    """One word holding ``values`` as ``bits``-bit fields, the first in the lowest bits."""
+    mask = (1 << bits) - 1
+    return sum((int(v) & mask) << (lane * bits) for lane, v in enumerate(values))
+
+
+def netlist(program: Program) -> dict[str, Any]:
+    """The documented netlist description (docs/FPGA.md, schema ``snn-deploy-fpga-netlist/1``)."""
+    spec = program.net.numeric
+    assert spec is not None
+    core_of = {c.pop.name: c.index for c in program.cores}
+    cores = []
+    for c in program.cores:
+        n, g, db = c.pop.size, c.groups, spec.decay.width
+        cores.append(
+            {
+                "id": c.index,
+                "population": c.pop.name,
+                "type": c.pop.node_type,
+                "neurons": n,
+                "output": "spikes" if c.pop.spiking else "v",
+                "reset": c.pop.reset.value,
+                "update_units": c.lanes,
+                "widths": {
+                    "source": c.xw,
+                    "datapath": c.width,
+                    "u": c.u_width,
+                    "bias": c.bias_width,
+                },
+                "cycles_per_step": c.cycles_per_step,
+                "memories": {
+                    "projection_table": {
+                        "file": f"core{c.index}_proj.mem",
+                        "depth": len(c.projections),
+                        "width": 40,
+                    },
+                    "weights": {
+                        "file": f"core{c.index}_weights.mem",
+                        "depth": g * c.row,
+                        "width": c.lanes * spec.weight.width,
+                    },
+                    "params": {
+                        "file": f"core{c.index}_params.mem",
+                        "depth": g,
+                        "width": c.lanes * (2 * db + spec.threshold.width + c.bias_width),
+                    },
+                    "state": {
+                        "depth": g,
+                        "width": c.lanes * (c.u_width + spec.voltage.width),
+                    },
+                },
+                "incoming": [
+                    {
+                        "projection": p.name,
+                        "source": p.src,
+                        "kind": p.kind,
+                        "size": p.src_size,
+                        "delay": p.delay,
+                        "exp": p.exp,
+                        "weight_offset": int(off),
+                        "history": {
+                            "slots": p.depth,
+                            "banks": p.src_lanes,
+                            "width": p.width,
+                            "bank_depth": p.depth * -(-p.src_size // p.src_lanes),
+                        },
+                    }
+                    for p, off in zip(c.projections, _offsets(c), strict=True)
+                    if p.kind != "none"
+                ],
+            }
+        )
+    routes = [
+        {
+            "from": {"input": p.src} if p.src in program.inputs else {"core": core_of[p.src]},
+            "to_core": c.index,
+            "projection": p.name,
+        }
+        for c in program.cores
+        for p in c.projections
+        if p.kind != "none"
+    ]
+    return {
+        "schema": NETLIST_SCHEMA,
+        "target": program.target,
+        "device": program.board.device,
+        "clock_mhz": program.board.clock_mhz,
+        "numeric": {
+            "weight_bits": spec.weight.width,
+            "decay_bits": spec.decay.width,
+            "state_bits": spec.voltage.width,
+            "input_shift": spec.input_shift,
+            "threshold_shift": spec.threshold_shift,
+            "current_decay_offset": spec.current_decay_offset,
+            "voltage_decay_offset": spec.voltage_decay_offset,
+        },
+        "cores": cores,
+        "routes": routes,
+        "io": {
+            "inputs": [
+                {"name": k, "select": i, "size": n, "bits": INPUT_BITS}
+                for i, (k, n) in enumerate(program.inputs.items())
+            ],
+            "outputs": [
+                {"name": k, "source": v, **({"core": core_of[v]} if v in core_of else {})}
+                for k, v in program.net.outputs.items()
+            ],
+            "index_bits": program.index_bits,
+        },
+        "timing": {
+            "cycles_per_step": program.cycles_per_step,
+            "input_cycles_per_step": program.input_cycles,
+            "us_per_step": (program.cycles_per_step + program.input_cycles)
+            / program.board.clock_mhz,
+        },
+    }
+
+
+def _offsets(core: Core) -> npt.NDArray[np.int64]:
+    return np.cumsum([0, *(p.src_size for p in core.projections)])[:-1]
+
+
+def top_verilog(program: Program) -> str:
+    """``snn_top``: the step controller, one ``core<c>_unit`` per core and the routing."""
+    ib = program.index_bits
+    sb = program.net.numeric.voltage.width  # type: ignore[union-attr]
+    sel = {k: i for i, k in enumerate(program.inputs)}
+    units, insts, ports = [], [], []
+    for c in program.cores:
+        i = c.index
+        ports.append(
+            f"    output wire out_valid_{i}, output wire [{ib - 1}:0] out_group_{i},"
+            f" output wire [{c.lanes * sb - 1}:0] out_vals_{i}"
+        )
+        srcs = {p.src for p in c.projections if p.kind in ("spikes", "values")}
+        src_cores = [d for d in program.cores if d.pop.name in srcs]
+        unit_ports = "".join(
+            f", input wire out_valid_{d.index}, input wire [{ib - 1}:0] out_group_{d.index},"
+            f" input wire [{d.lanes * sb - 1}:0] out_vals_{d.index}"
+            for d in src_cores
+        )
+        hists, vals = [], []
+        for k, p in enumerate(c.projections):
+            h = f"hq_{k}"
+            if p.kind == "none":
+                vals.append(f"{{{c.xw}{{1'b0}}}}")
+                continue
+            if p.kind == "input":
+                we, idx, val = (
+                    f"in_we && in_sel == 8'd{sel[p.src]}",
+                    "in_idx",
+                    f"in_val[{p.width - 1}:0]",
+                )
+            else:
+                d = next(d for d in program.cores if d.pop.name == p.src).index
+                lanes = ", ".join(
+                    f"out_vals_{d}[{lane * sb + p.width - 1}:{lane * sb}]"
+                    for lane in reversed(range(p.src_lanes))
+                )
+                we, idx, val = f"out_valid_{d}", f"out_group_{d}", f"{{{lanes}}}"
+            hists.append(
+                f"    wire [{p.width - 1}:0] {h};\n"
+                f"    hist_ram #(.NSRC({p.src_size}), .D({p.depth}), .W({p.width}),"
+                f" .P({p.src_lanes}), .IB({ib})) hist_{k} (.clk(clk), .rst(rst),"
+                f" .advance(advance), .we({we}), .wgroup({idx}), .wdata({val}),"
+                f" .raddr(rd_idx), .q({h}));\n"
+            )
+            fill = c.xw - p.width
+            ext = "1'b0" if p.kind == "spikes" else f"{h}[{p.width - 1}]"
+            vals.append(f"{{{{{fill}{{{ext}}}}}, {h}}}" if fill else h)
+        spec = program.net.numeric
+        assert spec is not None
+        params = {
+            "N": c.pop.size,
+            "P": c.lanes,
+            "K": len(c.projections),
+            "ROW": c.row,
+            "IB": ib,
+            "XW": c.xw,
+            "W": c.width,
+            "UW": c.u_width,
+            "WB": spec.weight.width,
+            "DB": spec.decay.width,
+            "DU_OFF": spec.current_decay_offset,
+            "DV_OFF": spec.voltage_decay_offset,
+            "TB": spec.threshold.width,
+            "TH_SHIFT": spec.threshold_shift,
+            "IN_SHIFT": spec.input_shift,
+            "BW": c.bias_width,
+            "SB": sb,
+            "SPIKING": int(c.pop.spiking),
+            "SUBTRACT": int(c.pop.reset is ResetMode.SUBTRACT),
+            "PROJ_FILE": f'"core{i}_proj.mem"',
+            "WEIGHT_FILE": f'"core{i}_weights.mem"',
+            "PARAM_FILE": f'"core{i}_params.mem"',
+        }
+        plist = ", ".join(f".{k}({v})" for k, v in params.items())
+        units.append(
+            f"// core {i}: population {c.pop.name!r}\n"
+            f"(* keep_hierarchy *)\n"
+            f"module core{i}_unit (\n"
+            f"    input wire clk, input wire rst, input wire start, input wire [31:0] t,"
+            f" input wire advance, output wire busy,\n"
+            f"    input wire in_we, input wire [7:0] in_sel, input wire [{ib - 1}:0] in_idx,"
+            f" input wire [{INPUT_BITS - 1}:0] in_val{unit_ports},\n"
+            f"    output wire out_valid, output wire [{ib - 1}:0] out_group,"
+            f" output wire [{c.lanes * sb - 1}:0] out_vals\n);\n"
+            f"    wire [{ib - 1}:0] rd_idx;\n"
+            + "".join(hists)
+            + f"    lif_core #({plist}) core (\n"
+            f"        .clk(clk), .rst(rst), .start(start), .t(t), .busy(busy), .rd_idx(rd_idx),\n"
+            f"        .rd_vals({{{', '.join(reversed(vals))}}}),\n"
+            f"        .out_valid(out_valid), .out_group(out_group), .out_vals(out_vals));\n"
+            f"endmodule\n"
+        )
+        src_conns = "".join(
+            f", .out_valid_{d.index}(out_valid_{d.index}),"
+            f" .out_group_{d.index}(out_group_{d.index}), .out_vals_{d.index}(out_vals_{d.index})"
+            for d in src_cores
+        )
+        insts.append(
+            f"    core{i}_unit u{i} (.clk(clk), .rst(rst), .start(start), .t(t),"
+            f" .advance(advance), .busy(busy[{i}]), .in_we(in_we), .in_sel(in_sel),"
+            f" .in_idx(in_idx), .in_val(in_val){src_conns}, .out_valid(out_valid_{i}),"
+            f" .out_group(out_group_{i}), .out_vals(out_vals_{i}));\n"
+        )
+    n = len(program.cores)
+    return (
+        "// Generated by snn-deploy (FPGA backend). docs/FPGA.md describes the design.\n"
+        + "\n".join(units)
+        + "\nmodule snn_top (\n"
+        "    input wire clk, input wire rst,\n"
+        "    input wire new_sample,  // the next step is step 0 of a new sample\n"
+        "    input wire start,       // run one time step (inputs already written)\n"
+        "    output reg done,        // one-cycle pulse at the end of the step\n"
+        "    output reg [31:0] t,\n"
+        f"    input wire in_we, input wire [7:0] in_sel, input wire [{ib - 1}:0] in_idx,"
+        f" input wire [{INPUT_BITS - 1}:0] in_val,\n" + ",\n".join(ports) + "\n);\n"
+        f"    wire [{n - 1}:0] busy;\n"
+        "    reg running;\n"
+        "    wire advance = running && !(|busy);\n"
+        "    always @(posedge clk) begin\n"
+        "        done <= 0;\n"
+        "        if (rst) begin running <= 0; t <= 0; end\n"
+        "        else if (new_sample) t <= 0;\n"
+        "        else if (start) running <= 1;\n"
+        "        else if (advance) begin running <= 0; done <= 1; t <= t + 1; end\n"
+        "    end\n" + "".join(insts) + "endmodule\n"
+    )
+
+
+def testbench(program: Program, batch: int, steps: int) -> str:
+    """Self-checking testbench: drives ``stim.mem``; with ``+check`` compares every output
+    with ``expected.mem``, prints ``PASS``/``FAIL`` and the cycles per step; always writes
+    ``dump.txt`` (``sample step core index output u v`` per neuron update; u and v are read
+    from inside the core, after the overflow rules and the reset)."""
+    ib = program.index_bits
+    sb = program.net.numeric.voltage.width  # type: ignore[union-attr]
+    n_in = sum(program.inputs.values())
+    n_out = sum(c.pop.size for c in program.cores)
+    base = np.cumsum([0, *(c.pop.size for c in program.cores)])
+    wires = "".join(
+        f"    wire ov{c.index}; wire [{ib - 1}:0] og{c.index};"
+        f" wire [{c.lanes * sb - 1}:0] oq{c.index};\n"
+        f"    reg [{c.lanes * c.width - 1}:0] su{c.index}, sv{c.index};\n"
+        for c in program.cores
+    )
+    conns = "".join(
+        f", .out_valid_{c.index}(ov{c.index}), .out_group_{c.index}(og{c.index}),"
+        f" .out_vals_{c.index}(oq{c.index})"
+        for c in program.cores
+    )
+    checks = "".join(
+        f"        if (dut.u{i}.core.update) begin\n"
+        f"            su{i} <= dut.u{i}.core.u_all;\n"
+        f"            sv{i} <= dut.u{i}.core.v_all;\n"
+        f"        end\n"
+        f"        if (ov{i}) for (l = 0; l < {c.lanes}; l = l + 1) begin\n"
+        f"            n_idx = og{i} * {c.lanes} + l;\n"
+        f"            if (n_idx < {c.pop.size}) begin\n"
+        f'                $fdisplay(fd, "%0d %0d {i} %0d %0d %0d %0d", s, t, n_idx,'
+        f" $signed(oq{i}[l * {sb} +: {sb}]), $signed(su{i}[l * {c.width} +: {c.width}]),"
+        f" $signed(sv{i}[l * {c.width} +: {c.width}]));\n"
+        f"                if (check && oq{i}[l * {sb} +: {sb}]"
+        f" !== expect[(s * T + t) * NOUT + {base[i]} + n_idx]) errors = errors + 1;\n"
+        f"            end\n"
+        f"        end\n"
+        for i, c in enumerate(program.cores)
+    )
+    return f"""// Generated by snn-deploy: self-checking testbench for snn_top.
+`timescale 1ns/1ps
+module tb;
+    localparam S = {batch}, T = {steps}, NIN = {n_in}, NOUT = {n_out};
+    reg clk = 0;
+    always #5 clk = ~clk;
+    reg rst = 1, new_sample = 0, start = 0, in_we = 0;
+    reg [7:0] in_sel = 0;
+    reg [{ib - 1}:0] in_idx = 0;
+    reg [{INPUT_BITS - 1}:0] in_val = 0;
+    wire done;
+    wire [31:0] t;
+{wires}    snn_top dut (.clk(clk), .rst(rst), .new_sample(new_sample), .start(start), .done(done),
+        .t(t), .in_we(in_we), .in_sel(in_sel), .in_idx(in_idx), .in_val(in_val){conns});
+    reg [{8 + ib + INPUT_BITS - 1}:0] stim [0:S*T*NIN-1];   // {{select, index, value}}
+    reg [{sb - 1}:0] expect [0:S*T*NOUT-1];
+    integer s = 0, step, n, errors = 0, fd, cycles, max_cycles = 0, l, n_idx;
+    reg check;
+    always @(posedge clk) begin
+{checks}    end
+    initial begin
+        $readmemh("stim.mem", stim);
+        check = $test$plusargs("check");
+        if (check) $readmemh("expected.mem", expect);
+        fd = $fopen("dump.txt", "w");
+        repeat (2) @(posedge clk);
+        rst <= 0;
+        for (s = 0; s < S; s = s + 1) begin
+            @(posedge clk) new_sample <= 1;
+            @(posedge clk) new_sample <= 0;
+            for (step = 0; step < T; step = step + 1) begin
+                for (n = 0; n < NIN; n = n + 1) begin
+                    {{in_sel, in_idx, in_val}} <= stim[(s * T + step) * NIN + n];
+                    in_we <= 1;
+                    @(posedge clk);
+                end
+                in_we <= 0;
+                start <= 1;
+                @(posedge clk);
+                start <= 0;
+                cycles = 1;
+                while (!done) begin @(posedge clk); cycles = cycles + 1; end
+                if (cycles > max_cycles) max_cycles = cycles;
+            end
+        end
+        @(posedge clk);
+        $fclose(fd);
+        $display("CYCLES_PER_STEP %0d", max_cycles);
+        if (check) begin
+            if (errors == 0) $display("PASS"); else $display("FAIL %0d mismatches", errors);
+        end
+        $finish;
+    end
+endmodule
+"""
+
+
+def stimulus(program: Program, inputs: Mapping[str, npt.NDArray[np.int64]]) -> str:
+    """``stim.mem``: per sample, step and input value one word ``{select, index, value}``."""
+    ib = program.index_bits
+    bits = 8 + ib + INPUT_BITS
+
+    def word(sel: int, j: int, v: int) -> int:
+        return (sel << (ib + INPUT_BITS)) | (j << INPUT_BITS) | (v & ((1 << INPUT_BITS) - 1))
+
+    arrays = [np.asarray(inputs[k]) for k in program.inputs]
+    batch, steps = arrays[0].shape[:2]
+    lines = []
+    for b in range(batch):
+        for t in range(steps):
+            for sel, x in enumerate(arrays):
+                lines += [
+                    f"{hexword(word(sel, j, int(v)), bits)}\n"
+                    for j, v in enumerate(x[b, t].ravel())
+                ]
+    return "".join(lines)
+
+
+def expected_outputs(program: Program, expected: Mapping[str, npt.NDArray[np.int64]]) -> str:
+    """``expected.mem``: per sample and step every core's outputs, in core order."""
+    sb = program.net.numeric.voltage.width  # type: ignore[union-attr]
+    stacked = np.concatenate([np.asarray(expected[c.pop.name]) for c in program.cores], axis=2)
+    return "".join(f"{hexword(int(v), sb)}\n" for v in stacked.ravel())

@@ -1,0 +1,238 @@
+"""Lower a quantized ``Net`` to the FPGA program: one time-multiplexed LIF core per population.
+
+Every core holds its neurons' parameters, state and dense weight rows, plus one history buffer
+per incoming projection (``delay + 2`` slots of source values). The datapath width of each
+core is the smallest that holds every intermediate value of docs/SEMANTICS.md §2 for inputs
+of ``INPUT_BITS`` bits, so the RTL never overflows where the simulator's int64 would not.
+docs/FPGA.md describes the architecture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from snn_deploy.ir.net import Net, NumericSpec, Population
+from snn_deploy.target.schema import FpgaBoard
+
+INPUT_BITS = 8
+"""Width of a graded input value (signed); binary spikes are 0 and 1."""
+
+PIPELINE_CYCLES = 3
+"""Cycles per neuron beyond its weight row: multiply, accumulate, shift-and-sum, update."""
+CONTROL_CYCLES = 3
+"""Cycles per step outside the cores: start, the end-of-step advance, the done pulse."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class CoreProjection:
+    """One incoming projection of a core, as the core's weight row segment sees it.
+
+    Attributes:
+        name: the projection's name ("" for the zero placeholder of a core without inputs).
+        src: the source population or input name.
+        kind: "input" (graded, signed), "spikes" (0/1) or "values" (a non-spiking
+            population's ``v``, signed), or "none" (placeholder).
+        src_size: number of source values.
+        delay: extra steps beyond the one every projection has.
+        exp: the weight exponent (floor shift of the sum).
+        width: bits of one source value in the history buffer.
+        src_lanes: values the source writes per cycle (its core's lanes; 1 for inputs).
+        codes: dense ``[dst, src]`` weight codes.
+    """
+
+    name: str
+    src: str
+    kind: str
+    src_size: int
+    delay: int
+    exp: int
+    width: int
+    src_lanes: int
+    codes: npt.NDArray[np.int64]
+
+    @property
+    def depth(self) -> int:
+        """History buffer slots: the step being written plus ``delay + 1`` earlier ones."""
+        return self.delay + 2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Core:
+    """A LIF core: one population, its incoming projections and its datapath widths.
+
+    Attributes:
+        index: core number (position in the netlist).
+        pop: the population.
+        lanes: neuron-update units; lane ``l`` of group ``g`` updates neuron ``g * lanes + l``.
+        projections: incoming projections, in weight-row order.
+        xw: width of a source value inside the core (signed).
+        width: datapath width (accumulator, ``a``, ``u`` and ``v`` before overflow rules).
+        u_width: stored ``u`` width.
+        bias_width: width of ``bias_mant << bias_exp`` (signed).
+        a_in: the largest possible ``|a << input_shift|`` (every source at its extreme).
+    """
+
+    index: int
+    pop: Population
+    lanes: int
+    projections: tuple[CoreProjection, ...]
+    xw: int
+    width: int
+    u_width: int
+    bias_width: int
+    a_in: int
+
+    @property
+    def row(self) -> int:
+        """Weights per neuron."""
+        return sum(p.src_size for p in self.projections)
+
+    @property
+    def groups(self) -> int:
+        """Neuron groups, one per pass of the lanes."""
+        return -(-self.pop.size // self.lanes)
+
+    @property
+    def cycles_per_step(self) -> int:
+        """Clock cycles from ``start`` to the core going idle (the last cycle flushes)."""
+        return self.groups * (self.row + PIPELINE_CYCLES) + 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Program:
+    """What ``emit`` writes and ``run`` simulates.
+
+    Attributes:
+        net: the quantized net.
+        cores: one core per population, in ``net.populations`` order.
+        inputs: input name -> number of values.
+        index_bits: width of every neuron / source index bus.
+        target: the target name.
+        board: the board's resources and clock.
+    """
+
+    net: Net
+    cores: tuple[Core, ...]
+    inputs: dict[str, int]
+    index_bits: int
+    target: str
+    board: FpgaBoard
+
+    @property
+    def cycles_per_step(self) -> int:
+        """Cycles of one time step: all cores run in parallel (inputs loaded before)."""
+        return max(c.cycles_per_step for c in self.cores) + CONTROL_CYCLES
+
+    @property
+    def input_cycles(self) -> int:
+        """Cycles to write one step's input values (one per cycle)."""
+        return sum(self.inputs.values())
+
+
+def build_cores(net: Net, max_lanes: int = 1) -> tuple[Core, ...]:
+    """One core per population with its projections and widths (no board checks).
+
+    Args:
+        net: a quantized net.
+        max_lanes: a power of two; a core gets as many lanes as its neurons round up to a
+            power of two, at most this.
+    """
+    spec = net.numeric
+    assert spec is not None
+    lanes = {k: min(max_lanes, 1 << (p.size - 1).bit_length()) for k, p in net.populations.items()}
+    return tuple(_core(i, pop, net, spec, lanes) for i, pop in enumerate(net.populations.values()))
+
+
+def _source(net: Net, src: str, spec: NumericSpec) -> tuple[str, int, int]:
+    """Kind, stored width and largest magnitude of a projection's source values."""
+    if src in net.inputs:
+        return "input", INPUT_BITS, 1 << (INPUT_BITS - 1)
+    if net.populations[src].spiking:
+        return "spikes", 1, 1
+    return "values", spec.voltage.width, spec.voltage.max
+
+
+def _core(index: int, pop: Population, net: Net, spec: NumericSpec, lanes: dict[str, int]) -> Core:
+    fixed = pop.fixed
+    assert fixed is not None
+    projs = []
+    for p in net.incoming(pop.name):
+        assert p.fixed is not None
+        kind, width, _ = _source(net, p.src, spec)
+        projs.append(
+            CoreProjection(
+                name=p.name,
+                src=p.src,
+                kind=kind,
+                src_size=net.size_of(p.src),
+                delay=p.delay,
+                exp=p.fixed.exp,
+                width=width,
+                src_lanes=lanes.get(p.src, 1),
+                codes=p.fixed.codes.toarray().astype(np.int64),
+            )
+        )
+    if not projs:
+        zero = np.zeros((pop.size, 1), np.int64)
+        projs.append(
+            CoreProjection(
+                name="",
+                src="",
+                kind="none",
+                src_size=1,
+                delay=0,
+                exp=0,
+                width=1,
+                src_lanes=1,
+                codes=zero,
+            )
+        )
+    xw = max([2, *(p.width for p in projs if p.kind in ("input", "values"))])
+    bias = fixed.bias_mant << fixed.bias_exp
+    bias_width = max(2, int(np.abs(bias).max(initial=0)).bit_length() + 1)
+    a_in, u_max, bounds = value_bounds(pop, projs, net, spec)
+    width = max(int(b).bit_length() for b in bounds) + 1
+    return Core(
+        index=index,
+        pop=pop,
+        lanes=lanes[pop.name],
+        projections=tuple(projs),
+        xw=xw,
+        width=width,
+        u_width=u_max.bit_length() + 1,
+        bias_width=bias_width,
+        a_in=a_in,
+    )
+
+
+def value_bounds(
+    pop: Population, projs: list[CoreProjection], net: Net, spec: NumericSpec
+) -> tuple[int, int, list[int]]:
+    """The largest ``|a << input_shift|``, the largest stored ``|u|``, and bounds on every
+    intermediate magnitude of a core.
+
+    ``|a|`` is bounded by the weight codes and the sources' ranges. ``u`` wraps once, so it
+    stays within ``2**(w-1)`` while ``|a << input_shift| <= 2**w``; beyond that it settles
+    below ``(|a << input_shift| - 2**w) / d`` where ``d`` is the smallest decay fraction.
+    (``rules.current_bounded`` rejects ``d == 0`` with such inputs before this runs.)
+    """
+    fixed = pop.fixed
+    assert fixed is not None
+    half, full = 1 << (spec.current.width - 1), 1 << spec.current.width
+    sums = []
+    for p in projs:
+        _, _, x_max = _source(net, p.src, spec) if p.kind != "none" else ("", 0, 0)
+        acc = int(np.abs(p.codes).sum(axis=1).max(initial=0)) * x_max
+        sums.append((acc, acc << p.exp if p.exp >= 0 else -(-acc >> -p.exp)))
+    a_in = sum(s for _, s in sums) << spec.input_shift
+    u_max = half
+    if a_in > full:
+        d = int(fixed.du.min(initial=0)) + spec.current_decay_offset
+        u_max = max(half, -(-(a_in - full) * (1 << spec.decay.width) // max(d, 1)) + 1)
+    bias = int(np.abs(fixed.bias_mant << fixed.bias_exp).max(initial=0))
+    thresh = (1 << spec.threshold.width) << spec.threshold_shift
+    bounds = [full, u_max + a_in, half + u_max + bias, thresh, *(a for pair in sums for a in pair)]
+    return a_in, u_max, bounds

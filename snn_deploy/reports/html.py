@@ -1,0 +1,321 @@
+"""``report.html``: one self-contained page (inline SVG plots, no scripts, no network).
+
+``render_html(report, trace_summary)`` is pure and deterministic: the same report gives the
+same bytes (matplotlib's SVG ids are salted with a constant, no dates are written), so a
+compile stays byte-identical.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+_SALT = "snn-deploy"
+"""Constant salt for matplotlib's SVG element ids (``svg.hashsalt``): deterministic output."""
+
+_RC: dict[str, Any] = {
+    "svg.hashsalt": _SALT,
+    "svg.fonttype": "none",
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
+td, th { border: 1px solid #ddd; padding: 0.2em 0.6em; text-align: right; }
+th { background: #f4f4f4; } td.l, th.l { text-align: left; }
+.note { color: #666; font-size: 0.85em; } .kpi { display: inline-block; margin: 0 2em 0.5em 0; }
+.kpi b { display: block; font-size: 1.3em; } svg { max-width: 100%; height: auto; }
+"""
+
+
+def _num(x: Any) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, bool):
+        return str(x)
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return html.escape(str(x))
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1) -> str:
+    def cell(tag: str, i: int, v: Any) -> str:
+        cls = ' class="l"' if i < left else ""
+        return f"<{tag}{cls}>{_num(v) if tag == 'td' else html.escape(str(v))}</{tag}>"
+
+    head = "".join(cell("th", i, h) for i, h in enumerate(headers))
+    body = "".join(
+        "<tr>" + "".join(cell("td", i, v) for i, v in enumerate(r)) + "</tr>" for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _svg(fig: Any) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    text = buf.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _rates_plot(summary: Mapping[str, Any]) -> str:
+    groups = [g for g in summary["groups"] if g["spiking"]]
+    fig = _figure(10, 3)
+    ax1, ax2 = fig.subplots(1, 2, width_ratios=(1, 2))
+    names = [g["name"] for g in groups]
+    rates = [g["firing_rate"] for g in groups]
+    colors = ["#999999" if g["kind"] == "input" else "#1f77b4" for g in groups]
+    ax1.barh(range(len(names)), rates, color=colors)
+    ax1.set_yticks(range(len(names)), names)
+    ax1.set_ylim(len(names) - 0.5, -0.5)
+    ax1.set_xlabel("events per neuron per step")
+    ax1.set_title("mean firing rate (grey: inputs)")
+    for g in groups:
+        ax2.plot(g["rate_per_step"], label=g["name"], linewidth=1)
+    ax2.set_xlabel("time step")
+    ax2.set_ylabel("firing rate")
+    ax2.set_title(f"firing rate per step (mean over {summary['samples']} samples)")
+    ax2.legend(fontsize=7, loc="upper right")
+    return _svg(fig)
+
+
+def _raster_plot(summary: Mapping[str, Any]) -> str:
+    groups = [g for g in summary["groups"] if g["raster"] is not None]
+    total = sum(g["raster"]["neurons"] for g in groups)
+    fig = _figure(10, min(8.0, 1.5 + total * 0.03))
+    ax = fig.subplots()
+    base = 0
+    ticks, labels = [], []
+    for k, g in enumerate(groups):
+        r = g["raster"]
+        spikes = [
+            (t, base + n) for n, row in enumerate(r["rows"]) for t, c in enumerate(row) if c == "1"
+        ]
+        if spikes:
+            t, i = zip(*spikes, strict=True)
+            ax.scatter(t, i, s=2, marker="|", color=f"C{k}", linewidths=1)
+        ticks.append(base + r["neurons"] / 2)
+        shown = "" if r["neurons"] == g["neurons"] else f" (first {r['neurons']})"
+        labels.append(f"{g['name']}{shown}")
+        base += r["neurons"]
+        ax.axhline(base - 0.5, color="#cccccc", linewidth=0.5)
+    ax.set_yticks(ticks, labels)
+    ax.set_ylim(base - 0.5, -0.5)
+    steps = groups[0]["raster"]["steps"] if groups else 0
+    ax.set_xlim(-0.5, steps - 0.5)
+    ax.set_xlabel("time step")
+    ax.set_title(f"spike raster, sample 0, first {steps} steps")
+    return _svg(fig)
+
+
+_RESOURCES = (
+    ("neurons_pct", "neurons"),
+    ("synapse_bits_pct", "synapse bits"),
+    ("fan_in_axons_pct", "fan-in axons"),
+    ("fan_out_axons_pct", "fan-out axons"),
+)
+
+
+def _utilization_plot(placement: Mapping[str, Any]) -> str:
+    import numpy as np
+
+    cores = placement["cores"]
+    data = np.array(
+        [[np.nan if c[k] is None else c[k] for c in cores] for k, _ in _RESOURCES], dtype=float
+    )
+    fig = _figure(min(10.0, 4.0 + 0.4 * len(cores)), 2.4)
+    ax = fig.subplots()
+    im = ax.imshow(data, vmin=0, vmax=100, cmap="viridis", aspect="auto")
+    ax.set_yticks(range(len(_RESOURCES)), [name for _, name in _RESOURCES])
+    step = max(1, len(cores) // 32)
+    ax.set_xticks(range(0, len(cores), step), [f"{c['chip']}:{c['core']}" for c in cores][::step])
+    ax.set_xlabel("chip:core")
+    if len(cores) <= 32:
+        for (y, x), v in np.ndenumerate(data):
+            if not np.isnan(v):
+                ax.text(x, y, f"{v:.0f}", ha="center", va="center", fontsize=7, color="w")
+    fig.colorbar(im, ax=ax, label="% of the core's limit")
+    ax.set_title(
+        f"core utilization: {placement['cores_used']} cores on {placement['chips_used']} chips"
+    )
+    return _svg(fig)
+
+
+def _bars(ax: Any, items: Sequence[tuple[str, float]], colors: Sequence[str], title: str) -> None:
+    """Horizontal bars, first item on top, each labelled with its value; log scale if the
+    values span more than a factor 30."""
+    values = [v for _, v in items]
+    ax.barh(range(len(items)), values, color=list(colors)[: len(items)])
+    ax.set_yticks(range(len(items)), [k for k, _ in items])
+    ax.set_ylim(len(items) - 0.5, -0.5)
+    positive = [v for v in values if v > 0]
+    if positive and max(positive) > 30 * min(positive):
+        ax.set_xscale("log")
+    for y, v in enumerate(values):
+        ax.text(v, y, f" {v:.3g}", va="center", fontsize=7)
+    ax.set_xlabel("uJ per inference")
+    ax.set_title(title)
+
+
+def _energy_plot(energy: Mapping[str, Any], paper: Mapping[str, Any] | None) -> str:
+    fig = _figure(10, 2.8)
+    ax1, ax2 = fig.subplots(1, 2)
+    terms = sorted(energy["breakdown_uj"].items(), key=lambda kv: (-kv[1], kv[0]))
+    _bars(ax1, terms, ["#1f77b4"] * len(terms), "hardware model, by event")
+    bars = [("hardware model", energy["total_uj_per_inference"])]
+    if paper is not None:
+        bars += [
+            (f"paper-style SNN (T={paper['steps']})", paper["snn_uj"]),
+            ("paper-style, trace SOPs", paper["snn_uj_trace"]),
+            ("equivalent ANN (MACs)", paper["ann_uj"]),
+        ]
+    _bars(ax2, bars, ["#1f77b4", "#ff7f0e", "#ffbb78", "#7f7f7f"], "hardware vs 45 nm paper-style")
+    return _svg(fig)
+
+
+def _energy_section(report: Mapping[str, Any]) -> list[str]:
+    energy, paper = report.get("energy"), report.get("paper_energy")
+    if energy is None:
+        return [
+            "<h2>Energy</h2>",
+            '<p class="note">No activity: compile with <code>--inputs data.npz</code>.</p>',
+        ]
+    per, pj = energy["per_inference"], energy["energy_pj"]
+    bound = " (a lower bound: some events have no figure)" if energy["total_is_lower_bound"] else ""
+    out = [
+        "<h2>Energy per inference</h2>",
+        _energy_plot(energy, paper),
+        _table(
+            ["event", "count per inference", "pJ each", "uJ"],
+            [[k, per[k], pj.get(k), energy["breakdown_uj"].get(k)] for k in per],
+        ),
+        f"<p>Dynamic {_num(energy['dynamic_uj_per_inference'])} uJ, static "
+        f"{_num(energy['static_uj_per_inference'])} uJ, total "
+        f"<b>{_num(energy['total_uj_per_inference'])} uJ</b> per inference{bound}."
+        f" Latency: {html.escape(energy['latency']['note'])}.</p>",
+    ]
+    if energy["not_modelled"]:
+        items = "".join(f"<li>{html.escape(s)}</li>" for s in energy["not_modelled"])
+        out.append(f'<p class="note">Not modelled:</p><ul class="note">{items}</ul>')
+    if energy["sources"]:
+        out.append(
+            _table(
+                ["figure", "source"],
+                [[k, v] for k, v in energy["sources"].items()],
+                left=2,
+            )
+        )
+    if paper is not None:
+        out += [
+            "<h2>Paper-style theoretical energy (45 nm)</h2>",
+            f"<p><code>{html.escape(paper['formula'])}</code>, E_MAC = {_num(paper['e_mac_pj'])}"
+            f" pJ, E_AC = {_num(paper['e_ac_pj'])} pJ, T = {paper['steps']}.</p>",
+            _table(
+                [
+                    "projection",
+                    "src",
+                    "dst",
+                    "first layer",
+                    "FLOPs",
+                    "input rate",
+                    "MACs",
+                    "SOPs",
+                    "SOPs (trace)",
+                ],
+                [
+                    [
+                        r["projection"],
+                        r["src"],
+                        r["dst"],
+                        r["first_layer"],
+                        r["flops"],
+                        r["input_firing_rate"],
+                        r["macs"],
+                        r["sops"],
+                        r["sops_trace"],
+                    ]
+                    for r in paper["layers"]
+                ],
+                left=3,
+            ),
+            f"<p>SNN {_num(paper['snn_uj'])} uJ (trace SOPs: {_num(paper['snn_uj_trace'])} uJ;"
+            f" first layer counted every step: {_num(paper['snn_uj_first_layer_all_steps'])} uJ)"
+            f"; equivalent ANN {_num(paper['ann_macs'])} MACs = {_num(paper['ann_uj'])} uJ"
+            f" (ANN / SNN = {_num(paper['ann_over_snn'])}).</p>",
+        ]
+    return out
+
+
+def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | None = None) -> str:
+    """The ``report.html`` page of a report (``report.json`` content).
+
+    Args:
+        report: the report dict.
+        trace_summary: ``reports.energy.trace_summary`` output; default: ``report["activity"]``.
+
+    Returns:
+        A complete HTML document with inline SVG plots: per-layer firing rates, the spike
+        raster of sample 0, the core utilization map and the energy breakdown.
+    """
+    import matplotlib
+
+    summary = trace_summary if trace_summary is not None else report.get("activity")
+    res = report["resources"]
+    title = f"snn-deploy report: {report['model']} on {report['target']}"
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="note">{html.escape(report.get("schema", ""))}, snn-deploy '
+        f"{html.escape(str(report.get('snn_deploy_version', '')))}, backend "
+        f"{html.escape(str(report.get('backend', '')))}, dt {report['dt']:g} s</p>",
+    ]
+    kpis = [("neurons", res["neurons"]), ("synapses", res["synapses"])]
+    placement = report.get("placement")
+    if placement is not None:
+        kpis.append(("cores / chips", f"{placement['cores_used']} / {placement['chips_used']}"))
+    if report.get("energy") is not None:
+        kpis.append(("uJ per inference", report["energy"]["total_uj_per_inference"]))
+    if report.get("paper_energy") is not None:
+        kpis.append(("paper-style uJ", report["paper_energy"]["snn_uj"]))
+    out.append("".join(f'<div class="kpi">{html.escape(k)}<b>{_num(v)}</b></div>' for k, v in kpis))
+    with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
+        if summary is not None:
+            out += ["<h2>Activity</h2>", _rates_plot(summary), _raster_plot(summary)]
+        out += _energy_section(report)
+        if placement is not None:
+            out += ["<h2>Placement</h2>", _utilization_plot(placement)]
+    out.append("<h2>Resources</h2>")
+    out.append(
+        _table(
+            ["population", "type", "neurons", "synapses in", "reset"],
+            [
+                [p["name"], p["type"], p["neurons"], p["synapses_in"], p["reset"]]
+                for p in res["populations"]
+            ],
+            left=2,
+        )
+    )
+    agreement = report.get("agreement")
+    if agreement is not None:
+        out.append("<h2>Float vs quantized agreement</h2>")
+        out.append(
+            _table(
+                ["output", "prediction agreement"],
+                [[k, v["prediction_agreement"]] for k, v in agreement["outputs"].items()],
+            )
+        )
+    out.append("</body></html>\n")
+    return "\n".join(out)

@@ -1,0 +1,175 @@
+"""The RTL, simulated in Icarus Verilog, equals the bit-accurate simulator, bit for bit:
+outputs of every population at every step, and the u and v state too."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from snn_deploy import api
+from snn_deploy.backends import fpga
+from snn_deploy.backends.fpga.emit import netlist
+from snn_deploy.backends.fpga.lower import build_cores
+from snn_deploy.backends.fpga.run import simulate_rtl
+from snn_deploy.backends.sim.run import simulate
+from snn_deploy.errors import BackendUnavailableError, InputFileError
+from snn_deploy.target.load import load_target
+from tests.backends.fpga.nets import corner_net, graph_net
+from tests.backends.sim.test_against_reference import CASES, random_net
+from tests.conftest import REPO
+
+TARGET = load_target("fpga-artix7-35t")  # small nets get several lanes per core
+ICE40 = load_target("fpga-ice40up5k")
+
+
+def assert_rtl_equals_sim(net, inputs, *, one_lane=False):
+    """RTL == simulator on every population at every step; returns the simulator's trace."""
+    program = fpga.lower(net, TARGET)
+    if one_lane:
+        program = dataclasses.replace(program, cores=build_cores(net))
+    want = simulate(net, inputs, record_state=True)
+    got, cycles = simulate_rtl(program, inputs, expected=want.populations, record_state=True)
+    for name in net.populations:
+        assert_array_equal(got.populations[name], want.populations[name], err_msg=name)
+        assert_array_equal(got.u[name], want.u[name], err_msg=f"u of {name}")
+        assert_array_equal(got.v[name], want.v[name], err_msg=f"v of {name}")
+    for name in net.outputs:
+        assert_array_equal(got.outputs[name], want.outputs[name], err_msg=name)
+    assert cycles == program.cycles_per_step
+    return want
+
+
+@pytest.mark.toolchain("iverilog")
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("one_lane", [False, True], ids=["lanes", "one-lane"])
+def test_random_nets(case, seed, one_lane):
+    rng = np.random.default_rng(seed)
+    net = random_net(rng, **CASES[case])
+    x = (rng.random((2, 40, 6)) < 0.4).astype(np.int64)
+    want = assert_rtl_equals_sim(net, {"x": x}, one_lane=one_lane)
+    assert sum(int(np.abs(v).sum()) for v in want.populations.values()) > 0
+
+
+@pytest.mark.toolchain("iverilog")
+@pytest.mark.parametrize("seed", range(3))
+def test_graded_inputs(seed):
+    rng = np.random.default_rng(10 + seed)
+    net = random_net(rng, big=seed == 0)
+    x = rng.integers(-128, 128, (2, 30, 6))
+    assert_rtl_equals_sim(net, {"x": x})
+
+
+@pytest.mark.toolchain("iverilog")
+def test_wrap_and_saturation_corners():
+    net = corner_net()
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, (2, 40, 3))
+    x[:, :5] = 127  # a burst of the largest input
+    assert_rtl_equals_sim(net, {"x": x})
+    state = simulate(net, {"x": x}, record_state=True)
+    assert np.abs(state.u["p"]).max() > 2**24  # u wrapped once and still left 24 bits
+    assert state.v["q"].max() == 2**23 - 1
+    assert state.v["q"].min() == -(2**23 - 1)
+    assert state.populations["p"].sum() > 0
+
+
+@pytest.mark.toolchain("iverilog")
+@pytest.mark.parametrize("seed", range(2))
+def test_inputs_bias_only_core_and_graded_sources(seed):
+    rng = np.random.default_rng(seed)
+    net = graph_net(rng)
+    inputs = {
+        "a": (rng.random((2, 30, 7)) < 0.5).astype(np.int64),
+        "b": rng.integers(-20, 20, (2, 30, 2)),
+    }
+    want = assert_rtl_equals_sim(net, inputs)
+    assert want.populations["out"].sum() > 0
+
+
+@pytest.mark.toolchain("iverilog")
+def test_braille_example():
+    target = load_target("fpga-artix7-35t")
+    _, net = api.lower_and_quantize(api.load(REPO / "models/braille_noDelay_bias_zero.nir"), target)
+    x = api.read_inputs(REPO / "models/braille_sample_inputs.npz")["input"][:2, :120]
+    want = assert_rtl_equals_sim(net, {"input": x})
+    assert want.populations["lif2"].sum() > 0
+
+
+def test_lanes_follow_the_board():
+    net = random_net(np.random.default_rng(0))
+    assert [c.lanes for c in fpga.lower(net, TARGET).cores] == [8, 4]
+    assert [c.lanes for c in fpga.lower(net, ICE40).cores] == [1, 1]
+
+
+@pytest.mark.toolchain("iverilog")
+def test_emitted_testbench_checks_itself(tmp_path, monkeypatch):
+    monkeypatch.setattr("snn_deploy.backends.fpga.synth.yosys_command", lambda: None)
+    net = random_net(np.random.default_rng(0), delay=2)
+    program = fpga.lower(net, TARGET)
+    files = {f.name for f in fpga.emit(program, tmp_path)}
+    assert {
+        "netlist.json",
+        "snn_top.v",
+        "lif_core.v",
+        "hist_ram.v",
+        "tb.v",
+        "stim.mem",
+        "expected.mem",
+        "core0_weights.mem",
+        "core1_params.mem",
+        "resources.json",
+    } <= files
+    rtl = ["tb.v", "snn_top.v", "lif_core.v", "hist_ram.v"]
+    subprocess.run(["iverilog", "-o", "sim.vvp", *rtl], cwd=tmp_path, check=True)
+    log = subprocess.run(
+        ["vvp", "-n", "sim.vvp", "+check"], cwd=tmp_path, check=True, capture_output=True, text=True
+    ).stdout
+    assert "PASS" in log
+    # A corrupted expectation makes it fail.
+    expected = (tmp_path / "expected.mem").read_text().splitlines()
+    expected[-1] = "000002" if expected[-1] != "000002" else "000003"
+    (tmp_path / "expected.mem").write_text("\n".join(expected) + "\n")
+    log = subprocess.run(
+        ["vvp", "-n", "sim.vvp", "+check"], cwd=tmp_path, check=True, capture_output=True, text=True
+    ).stdout
+    assert "FAIL 1 mismatches" in log
+
+
+def test_netlist_describes_cores_memories_and_routes():
+    net = graph_net(np.random.default_rng(0))
+    program = fpga.lower(net, TARGET)
+    doc = netlist(program)
+    assert doc["schema"] == "snn-deploy-fpga-netlist/1"
+    assert [c["population"] for c in doc["cores"]] == ["osc", "li", "out"]
+    assert doc["cores"][0]["incoming"] == []
+    li = doc["cores"][1]
+    assert li["update_units"] == 4
+    assert li["memories"]["weights"] == {
+        "file": "core1_weights.mem",
+        "depth": 7 + 2 + 3,
+        "width": 4 * program.net.numeric.weight.width,
+    }
+    assert [p["history"]["slots"] for p in li["incoming"]] == [2, 4, 2]
+    assert {"from": {"input": "b"}, "to_core": 1, "projection": "b>li"} in doc["routes"]
+    assert {"from": {"core": 1}, "to_core": 2, "projection": "li>out_late"} in doc["routes"]
+    assert doc["io"]["inputs"][1] == {"name": "b", "select": 1, "size": 2, "bits": 8}
+    assert json.loads(json.dumps(doc)) == doc
+
+
+def test_missing_simulator_names_the_package(monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda _: None)
+    program = fpga.lower(random_net(np.random.default_rng(0)), TARGET)
+    with pytest.raises(BackendUnavailableError, match="apt-get install iverilog"):
+        fpga.run(program, {"x": np.zeros((1, 3, 6))})
+
+
+def test_inputs_outside_the_input_width_are_rejected():
+    program = fpga.lower(random_net(np.random.default_rng(0)), TARGET)
+    with pytest.raises(InputFileError, match=r"\[-128, 127\]"):
+        fpga.run(program, {"x": np.full((1, 3, 6), 300)})

@@ -1,0 +1,65 @@
+"""Resource report: Yosys synthesis of the emitted RTL and the analytical estimate."""
+
+from __future__ import annotations
+
+import pytest
+
+from snn_deploy import api
+from snn_deploy.backends import fpga
+from snn_deploy.backends.fpga.emit import emit
+from snn_deploy.backends.fpga.synth import RESOURCES, estimate, resource_report, synthesize
+from snn_deploy.target.load import load_target
+from tests.conftest import REPO
+
+
+def braille(target_name):
+    target = load_target(target_name)
+    graph = api.load(REPO / "models/braille_noDelay_bias_zero.nir")
+    _, net = api.lower_and_quantize(graph, target)
+    return fpga.lower(net, target), target
+
+
+@pytest.mark.toolchain("yosys")
+@pytest.mark.parametrize("target_name", ["fpga-artix7-35t", "fpga-ice40up5k"])
+def test_yosys_report_of_the_example_fits_the_board(tmp_path, target_name):
+    program, target = braille(target_name)
+    emit(program, tmp_path)
+    report = resource_report(program, tmp_path)
+    usage = report["resources"]
+    assert usage["tool"] == "yosys"
+    assert [c["population"] for c in usage["cores"]] == ["lif1.lif", "lif2"]
+    for core in usage["cores"]:
+        assert core["luts"] > 0 and core["ffs"] > 0
+    total = usage["total"]
+    assert total["luts"] > 0 and total["ffs"] > 0 and total["bram_blocks"] > 0
+    assert total == {r: usage["control"][r] + sum(c[r] for c in usage["cores"]) for r in RESOURCES}
+    assert report["violations"] == []
+    assert all(0 < report["utilisation"][r] <= 1 for r in ("luts", "ffs", "bram_blocks"))
+    lanes = [c.lanes for c in program.cores]
+    assert report["latency"]["cycles_per_step"] == program.cycles_per_step
+    if target.fpga.family == "xc7":
+        assert lanes == [8, 8] and program.cycles_per_step == 5 * (50 + 3) + 1 + 3
+        assert total["dsps"] > 0
+        guess = estimate(program.cores, program.net.numeric, target.fpga)["total"]
+        assert guess["dsps"] == total["dsps"] and guess["bram_blocks"] == total["bram_blocks"]
+        for r in ("luts", "ffs"):
+            assert 0.5 < guess[r] / total[r] < 2
+    else:
+        assert lanes == [1, 1] and program.cycles_per_step == 38 * (50 + 3) + 1 + 3
+
+
+def test_estimate_without_yosys():
+    program, _ = braille("fpga-ice40up5k")
+    report = resource_report(program, None)
+    assert report["resources"]["tool"] == "estimate"
+    assert all(report["resources"]["total"][r] > 0 for r in ("luts", "ffs", "bram_blocks"))
+    assert report["latency"]["us_per_step"] == pytest.approx((2018 + 12) / 48.0)
+
+
+def test_synthesize_names_the_package_when_yosys_is_missing(monkeypatch, tmp_path):
+    from snn_deploy.errors import BackendUnavailableError
+
+    monkeypatch.setattr("shutil.which", lambda _: None)
+    program, target = braille("fpga-artix7-35t")
+    with pytest.raises(BackendUnavailableError, match="apt-get install yosys"):
+        synthesize(program, target.fpga, tmp_path)

@@ -1,0 +1,272 @@
+"""Energy report: exact event and message counts on hand-computed nets, the hardware model,
+the paper-style energy, and the trace summary."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from snn_deploy.backends.base import Trace
+from snn_deploy.backends.sim.run import simulate
+from snn_deploy.ir.net import Net, Placement
+from snn_deploy.reports.energy import (
+    activity,
+    energy,
+    messages,
+    paper_energy,
+    summary_lines,
+    trace_summary,
+)
+from snn_deploy.target import cost
+from snn_deploy.target.load import load_target
+from snn_deploy.target.schema import EnergyModel
+from tests.passes.test_map import net, pop, proj
+
+
+def _placed(n: Net, where: dict[str, list[tuple[int, int, int, int]]]) -> Net:
+    """``where``: population -> [(start, stop, chip, core)]."""
+    pops = {
+        name: dataclasses.replace(
+            p,
+            placement=tuple(
+                Placement(start=a, stop=b, chip=c, core=k) for a, b, c, k in where[name]
+            ),
+        )
+        for name, p in n.populations.items()
+    }
+    return n.replace(populations=pops)
+
+
+def _hand_net() -> Net:
+    """x(2) -> a(3) -> b(2), plus a0 -> a2. a0,a1 and b0 on chip 0 core 0; a2 on chip 0
+    core 1; b1 on chip 1 core 0."""
+    n = net(
+        {"x": (2,)},
+        [pop("a", 3), pop("b", 2)],
+        [
+            proj("xa", "x", "a", [[1, 0], [1, 1], [0, 1]]),
+            proj("aa", "a", "a", [[0, 0, 0], [0, 0, 0], [1, 0, 0]]),
+            proj("ab", "a", "b", [[1, 1, 0], [0, 0, 1]]),
+        ],
+    )
+    return _placed(n, {"a": [(0, 2, 0, 0), (2, 3, 0, 1)], "b": [(0, 1, 0, 0), (1, 2, 1, 0)]})
+
+
+def _hand_trace() -> tuple[dict[str, np.ndarray], Trace]:
+    """One sample, 3 steps: x0 fires twice, x1 once; a0 twice, a1 and a2 once; b1 once."""
+    x = np.array([[[1, 0], [1, 1], [0, 0]]])
+    a = np.array([[[0, 0, 0], [1, 0, 1], [1, 1, 0]]])
+    b = np.array([[[0, 0], [0, 0], [0, 1]]])
+    return {"x": x}, Trace(outputs={"y": b}, populations={"a": a, "b": b}, u={}, v={})
+
+
+def test_counts_are_exact_on_a_hand_computed_net():
+    inputs, trace = _hand_trace()
+    c = activity(_hand_net(), trace, inputs)
+    # synops: xa 2*2 + 1*2 = 6 (every x column has 2 synapses); aa: a0 2 * 1 = 2;
+    # ab: (2 + 1 + 1) * 1 = 4
+    assert c["projections"]["xa"]["synops"] == 6
+    assert c["projections"]["aa"]["synops"] == 2
+    assert c["projections"]["ab"]["synops"] == 4
+    assert (c["samples"], c["steps"], c["synops"], c["neuron_updates"], c["spikes"]) == (
+        1,
+        3,
+        12,
+        15,
+        5,
+    )
+    assert c["populations"]["a"] == {
+        "neurons": 3,
+        "spiking": True,
+        "spikes": 4,
+        "firing_rate": 4 / 9,
+        "neuron_updates": 9,
+        "synops_in": 8,
+    }
+    assert c["populations"]["b"]["spikes"] == 1 and c["populations"]["b"]["synops_in"] == 4
+    assert c["inputs"] == {"x": {"neurons": 2, "events": 3, "rate": 0.5}}
+    # axons: x0 -> core (0,0); x1 -> (0,0), (0,1); a0 -> (0,0) [ab], (0,1) [aa];
+    # a1 -> (0,0); a2 (on core (0,1)) -> (1,0). Times the events: x0 2, x1 1, a0 2, a1 1, a2 1.
+    assert c["messages"] == {"intra_core": 3, "inter_core": 2, "inter_chip": 1, "from_host": 4}
+    json.dumps(c)
+
+
+def test_dense_encoded_projections_send_to_every_core_of_their_destination():
+    """With the loihi1 limits xa and ab are dense-encoded (cheaper than sparse), so every source
+    neuron has an axon on every core holding a destination row, as ``target.cost`` counts."""
+    inputs, trace = _hand_trace()
+    c = activity(_hand_net(), trace, inputs, load_target("loihi1"))
+    # x0, x1 -> (0,0), (0,1): 2 * 2 + 1 * 2 = 6 from the host.
+    # a0 (2 events) -> (0,0), (1,0), (0,1); a1 (1) -> (0,0), (1,0); a2 (1) -> (0,0), (1,0).
+    assert c["messages"] == {"intra_core": 3, "inter_core": 3, "inter_chip": 4, "from_host": 6}
+    assert c["synops"] == 12  # synaptic operations count non-zero synapses only
+
+
+def test_messages_when_every_neuron_fires_once_equal_the_fan_out_axons():
+    n = _hand_net()
+    limits = load_target("loihi1").limits
+    ones = {name: np.ones(n.size_of(name), dtype=np.int64) for name in [*n.inputs, *n.populations]}
+    got = messages(n, ones, load_target("loihi1"))
+    usage = cost.core_usage(n, limits)
+    assert got is not None
+    assert got["intra_core"] + got["inter_core"] + got["inter_chip"] == sum(
+        u.fan_out for u in usage
+    )
+    assert got["inter_chip"] == sum(u.fan_out_remote_chip for u in usage)
+
+
+def test_unplaced_net_has_no_message_counts():
+    inputs, trace = _hand_trace()
+    n = net(
+        {"x": (2,)},
+        [pop("a", 3), pop("b", 2)],
+        [proj("xa", "x", "a", np.ones((3, 2))), proj("ab", "a", "b", np.ones((2, 3)))],
+    )
+    c = activity(n, trace, inputs)
+    assert c["messages"] is None
+    e = energy(c, load_target("loihi1"))
+    assert e["breakdown_uj"]["spikes"] == pytest.approx(5 * 1.7e-6)
+    assert any("not placed" in s for s in e["not_modelled"])
+
+
+def _target(**figures: float):
+    return dataclasses.replace(load_target("loihi1"), energy=EnergyModel(**figures))
+
+
+def test_energy_is_counts_times_figures():
+    inputs, trace = _hand_trace()
+    c = activity(_hand_net(), trace, inputs)
+    t = _target(
+        synop_pj=2.0,
+        neuron_update_pj=1.0,
+        spike_pj=0.5,
+        spike_inter_core_pj=3.0,
+        spike_inter_chip_pj=7.0,
+        static_power_per_core_mw=1.0,
+        step_time_us=10.0,
+    )
+    e = energy(c, t, cores_used=3)
+    # 12 * 2 + 15 * 1 + 3 * 0.5 + 2 * 3 + 1 * 7 = 53.5 pJ
+    assert e["dynamic_uj_per_inference"] == pytest.approx(53.5e-6)
+    assert e["breakdown_uj"]["messages_inter_chip"] == pytest.approx(7e-6)
+    # 1 mW * 3 cores * 3 steps * 10 us = 90 nJ
+    assert e["static_uj_per_inference"] == pytest.approx(0.09)
+    assert e["total_uj_per_inference"] == pytest.approx(0.09 + 53.5e-6)
+    assert e["latency"]["wall_clock_s"] == pytest.approx(30e-6)
+    assert e["latency"]["model_time_s"] == pytest.approx(3e-3)
+    # host messages have no figure: listed, so the total is a lower bound
+    assert e["total_is_lower_bound"] and e["not_modelled"][0].startswith("messages_from_host: 4")
+
+
+def test_missing_figures_are_reported_not_guessed():
+    inputs, trace = _hand_trace()
+    c = activity(_hand_net(), trace, inputs)
+    e = energy(c, load_target("loihi1"), cores_used=3)
+    assert "messages_inter_chip" not in e["breakdown_uj"]
+    assert e["static_uj_per_inference"] is None and e["latency"]["wall_clock_s"] is None
+    text = " ".join(e["not_modelled"])
+    assert "messages_inter_chip: 1 per inference" in text and "static energy" in text
+    assert e["sources"]["synop_pj"].startswith("Davies et al. 2018")
+    assert e["per_inference"]["synops"] == 12
+
+
+def test_per_inference_divides_by_samples():
+    inputs, trace = _hand_trace()
+    two = {"x": np.concatenate([inputs["x"]] * 2)}
+    pops = {k: np.concatenate([v] * 2) for k, v in trace.populations.items()}
+    c = activity(_hand_net(), Trace(outputs={}, populations=pops, u={}, v={}), two)
+    assert c["synops"] == 24
+    assert energy(c, load_target("loihi1"))["per_inference"]["synops"] == 12
+
+
+def test_paper_energy_follows_the_formula():
+    inputs, trace = _hand_trace()
+    p = paper_energy(activity(_hand_net(), trace, inputs), load_target("loihi1"))
+    assert p is not None
+    rows = {r["projection"]: r for r in p["layers"]}
+    # first layer xa: 4 dense MACs; aa: fr(a) = 4 / 9, SOPs = 4/9 * 3 * 1; ab: 4/9 * 3 * 3
+    assert rows["xa"]["first_layer"] and rows["xa"]["macs"] == 4 and rows["xa"]["sops"] == 0
+    assert rows["aa"]["sops"] == pytest.approx(4 / 3) and rows["ab"]["sops"] == pytest.approx(4)
+    assert p["sops_trace"] == 6  # aa 2 + ab 4
+    assert p["snn_uj"] == pytest.approx((4.6 * 4 + 0.9 * 16 / 3) * 1e-6)
+    assert p["snn_uj_first_layer_all_steps"] == pytest.approx((4.6 * 12 + 0.9 * 16 / 3) * 1e-6)
+    assert p["ann_macs"] == 8 and p["ann_uj"] == pytest.approx(4.6 * 8e-6)
+
+
+def test_paper_energy_needs_the_45nm_figures():
+    inputs, trace = _hand_trace()
+    assert paper_energy(activity(_hand_net(), trace, inputs), _target(synop_pj=1.0)) is None
+
+
+def _relay_net() -> Net:
+    """x -> p1 -> p2, one neuron each: every input spike makes p1 spike one step later."""
+    return net(
+        {"x": (1,)},
+        [pop("p1", 1, vth=1), pop("p2", 1, vth=1)],
+        [proj("x1", "x", "p1", [[10]]), proj("12", "p1", "p2", [[10]])],
+    )
+
+
+@pytest.mark.parametrize("steps", [10, 20, 40])
+def test_simulated_counts_on_a_relay(steps):
+    x = np.zeros((1, steps, 1), dtype=np.int64)
+    x[:, ::2] = 1  # fixed rate 1/2
+    n = _relay_net()
+    c = activity(n, simulate(n, {"x": x}), {"x": x})
+    # p1 fires at 1, 3, ..., steps - 1; p2 at 2, 4, ..., steps - 2
+    assert c["populations"]["p1"]["spikes"] == steps // 2
+    assert c["populations"]["p2"]["spikes"] == steps // 2 - 1
+    assert c["synops"] == steps // 2 + steps // 2
+    assert c["neuron_updates"] == 2 * steps
+
+
+def test_fewer_steps_give_proportionally_lower_sop_energy():
+    """The paper-style SOP energy scales with T at a fixed firing rate (the claim papers make
+    when they cut time steps); the first-layer MACs do not."""
+    n, t = _relay_net(), load_target("sim")
+    out = {}
+    for steps in (40, 16):
+        x = np.zeros((1, steps, 1), dtype=np.int64)
+        x[:, ::2] = 1
+        out[steps] = paper_energy(activity(n, simulate(n, {"x": x}), {"x": x}), t)
+    assert out[40]["sops"] == pytest.approx(out[16]["sops"] * 40 / 16)
+    assert out[40]["first_layer_macs"] == out[16]["first_layer_macs"] == 1
+    sop_uj = {k: v["snn_uj"] - v["e_mac_pj"] * v["first_layer_macs"] * 1e-6 for k, v in out.items()}
+    assert sop_uj[40] == pytest.approx(sop_uj[16] * 40 / 16)
+
+
+def test_trace_summary_is_small_and_exact():
+    inputs, trace = _hand_trace()
+    s = trace_summary(_hand_net(), trace, inputs, max_neurons=4, max_steps=2)
+    x, a, b = s["groups"]
+    assert b["raster"] == {"neurons": 1, "steps": 2, "rows": ["00"]}  # b1 fires at step 2
+    assert (x["name"], x["kind"], a["kind"]) == ("x", "input", "population")
+    assert a["firing_rate"] == pytest.approx(4 / 9)
+    assert a["rate_per_step"] == [0.0, pytest.approx(2 / 3, abs=1e-6)]
+    # 4 neurons shared by 3 groups: 1 each; first 2 steps
+    assert a["raster"] == {"neurons": 1, "steps": 2, "rows": ["01"]}
+    assert x["raster"]["rows"] == ["11"]
+    json.dumps(s)
+
+
+def test_trace_summary_of_a_long_run_stays_small():
+    rng = np.random.default_rng(0)
+    n = net({"x": (300,)}, [pop("a", 300)], [proj("xa", "x", "a", np.eye(300))])
+    x = (rng.random((2, 500, 300)) < 0.3).astype(np.int64)
+    s = trace_summary(n, simulate(n, {"x": x}), {"x": x})
+    assert all(g["raster"]["neurons"] <= 100 and g["raster"]["steps"] == 200 for g in s["groups"])
+    assert len(json.dumps(s, indent=2)) < 80_000  # 200 neurons x 200 steps + rates
+
+
+def test_summary_lines_print_both_models():
+    inputs, trace = _hand_trace()
+    t = load_target("loihi1")
+    c = activity(_hand_net(), trace, inputs, t)
+    report = {"target": "loihi1", "energy": energy(c, t, 3), "paper_energy": paper_energy(c, t)}
+    text = "\n".join(summary_lines(report))
+    assert "hardware model of loihi1" in text and "messages_inter_chip" in text
+    assert "Paper-style energy" in text and "equivalent ANN 8 MACs" in text
+    assert summary_lines({"energy": None})[0].startswith("Energy: no activity")

@@ -1,0 +1,71 @@
+"""report.html: self-contained, deterministic, with the four plots."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from snn_deploy.reports.energy import activity, energy, paper_energy, trace_summary
+from snn_deploy.reports.html import render_html
+from snn_deploy.reports.placement import utilization
+from snn_deploy.reports.resources import resources
+from snn_deploy.target.load import load_target
+from tests.conftest import REPO
+from tests.reports.test_energy import _hand_net, _hand_trace
+
+
+def _report() -> dict:
+    n, t = _hand_net(), load_target("loihi1")
+    inputs, trace = _hand_trace()
+    c = activity(n, trace, inputs, t)
+    place = utilization(n, t)
+    return {
+        "schema": "snn-deploy-report/1",
+        "snn_deploy_version": "0",
+        "model": "hand<net>.nir",
+        "target": t.name,
+        "backend": t.backend,
+        "dt": n.dt,
+        "resources": resources(n, t),
+        "placement": place,
+        "energy": energy(c, t, place["cores_used"]),
+        "paper_energy": paper_energy(c, t),
+        "activity": trace_summary(n, trace, inputs),
+        "agreement": {"outputs": {"y": {"prediction_agreement": 1.0}}, "populations": {}},
+    }
+
+
+def test_page_is_self_contained_with_four_plots():
+    page = render_html(_report())
+    assert page.startswith("<!DOCTYPE html>") and page.endswith("</html>\n")
+    assert page.count("<svg") == 4
+    for needle in ("<script", "<link", 'src="http', "url(http", "<img"):
+        assert needle not in page
+    assert "hand&lt;net&gt;.nir" in page  # names are escaped
+    assert "Paper-style theoretical energy" in page and "Not modelled" in page
+
+
+def test_page_is_deterministic_across_processes():
+    report = _report()
+    page = render_html(report)
+    code = (
+        "import json, sys; from snn_deploy.reports.html import render_html; "
+        "sys.stdout.write(render_html(json.loads(sys.stdin.read())))"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps(report),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout
+    assert other == page
+
+
+def test_page_without_activity_or_placement():
+    report = {**_report(), "placement": None, "energy": None, "paper_energy": None}
+    report.pop("activity")
+    page = render_html(report, None)
+    assert page.count("<svg") == 0 and "--inputs data.npz" in page
