@@ -51,15 +51,69 @@ class CompileResult:
     files: tuple[Path, ...]
 
 
-def load(path: Path, *, reset: ResetMode | None = None) -> Graph:
-    """Load a model file into a verified graph, choosing the frontend by file suffix."""
+def load(
+    path: Path,
+    *,
+    reset: ResetMode | None = None,
+    dt: float = DEFAULT_DT,
+    trust_pickle: bool = False,
+) -> Graph:
+    """Load a model file into a verified graph, choosing the frontend by file suffix.
+
+    Args:
+        path: the model (``.nir``, ``.net``, ``.pt``/``.pth``, ``.onnx``: docs/FRONTENDS.md).
+        reset: override the reset mode of every spiking neuron.
+        dt: the compile time step; PyTorch models are converted so that their per-step
+            dynamics hold exactly at it.
+        trust_pickle: allow a pickled ``torch.nn.Module`` (runs code from the file).
+    """
     frontends = get_all_frontends()
     if path.suffix not in frontends:
         raise InputFileError(
             f"{path}: unsupported model format {path.suffix!r}; "
             f"supported: {', '.join(sorted(frontends))}"
         )
-    return frontends[path.suffix]()(path, reset=reset)  # type: ignore[no-any-return]
+    options: dict[str, Any] = {"reset": reset}
+    if path.suffix in (".pt", ".pth"):
+        options.update(dt=dt, trust_pickle=trust_pickle)
+    return frontends[path.suffix]()(path, **options)  # type: ignore[no-any-return]
+
+
+def convert(
+    model: Path,
+    calibrate: Mapping[str, npt.ArrayLike],
+    *,
+    steps: int = 64,
+    percentile: float = 99.9,
+    target: str | Path = "sim",
+) -> tuple[nir.NIRGraph, dict[str, Any]]:
+    """Convert a ReLU ANN (ONNX) to an IF SNN by threshold balancing on calibration inputs.
+
+    Returns the NIR graph and a report: the SNN's agreement with the ANN (same argmax on the
+    calibration inputs, rate-coded over ``steps`` steps) and the quantized run's agreement with
+    the float SNN.
+    """
+    from snn_deploy.frontends import onnx
+
+    (x,) = calibrate.values()
+    conversion = onnx.convert(model, np.asarray(x, dtype=np.float64), percentile=percentile)
+    float_net, net = lower_and_quantize(
+        nir_frontend.load(conversion.nir_graph), load_target(target)
+    )
+    spikes = conversion.encode(np.asarray(x, dtype=np.float64), steps)
+    float_trace = run_sim(float_net, {"input": spikes}, fixed=False)
+    trace = run_sim(net, {"input": spikes}, fixed=True)
+    (out,) = float_trace.outputs
+    snn_pred = float_trace.outputs[out].sum(axis=1).argmax(-1)
+    ann_pred = conversion.ann_outputs.reshape(len(snn_pred), -1).argmax(-1)
+    report = {
+        "samples": len(snn_pred),
+        "steps": steps,
+        "percentile": percentile,
+        "snn_vs_ann_prediction_agreement": float(np.mean(snn_pred == ann_pred)),
+        "quantized": agreement(float_trace, trace, net),
+    }
+    return conversion.nir_graph, report
 
 
 def read_inputs(path: Path) -> dict[str, npt.NDArray[np.float64]]:
@@ -67,7 +121,7 @@ def read_inputs(path: Path) -> dict[str, npt.NDArray[np.float64]]:
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: np.asarray(z[k], dtype=np.float64) for k in z.files}
-    except Exception as exc:  # noqa: BLE001 -- np.load's parsers raise many types on bad files
+    except Exception as exc:
         raise InputFileError(f"cannot read inputs {path}: {type(exc).__name__}: {exc}") from exc
 
 
@@ -134,6 +188,7 @@ def compile(
     out_dir: Path | None = None,
     dt: float = DEFAULT_DT,
     reset: ResetMode | None = None,
+    trust_pickle: bool = False,
     inputs: Mapping[str, npt.ArrayLike] | None = None,
     calibrate: Mapping[str, npt.ArrayLike] | None = None,
     passes: str | None = None,
@@ -147,6 +202,7 @@ def compile(
         out_dir: where to write; it is replaced only when the whole compile succeeded.
         dt: seconds per time step for discretising continuous-time NIR neurons.
         reset: override the reset mode of every spiking neuron.
+        trust_pickle: allow a pickled PyTorch module (runs code from the file).
         inputs: sample inputs; when given, the program and the float reference run on them:
             the energy report counts the events, the report gives the float-vs-quantized
             agreement, and the inputs and outputs are written as test vectors.
@@ -155,7 +211,7 @@ def compile(
         dump_after: called with (pass name, IR) after each pass.
     """
     tgt = load_target(target)
-    graph = load(model, reset=reset)
+    graph = load(model, reset=reset, dt=dt, trust_pickle=trust_pickle)
     float_net, net = lower_and_quantize(
         graph, tgt, dt=dt, passes=passes, calibrate=calibrate, dump_after=dump_after
     )

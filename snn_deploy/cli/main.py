@@ -35,6 +35,11 @@ reset_option = click.option(
     default=None,
     help="Reset mode of every spiking neuron (NIR files do not record it).",
 )
+trust_option = click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Allow a pickled torch.nn.Module: loading it runs code from the file.",
+)
 target_option = click.option(
     "--target",
     "-t",
@@ -76,6 +81,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 )
 @dt_option
 @reset_option
+@trust_option
 @click.option(
     "--inputs",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -101,6 +107,7 @@ def compile(
     output: Path | None,
     dt: float,
     reset: str | None,
+    trust_pickle: bool,
     inputs: Path | None,
     calibrate: Path | None,
     passes: str | None,
@@ -120,6 +127,7 @@ def compile(
         out_dir=out,
         dt=dt,
         reset=ResetMode(reset) if reset else None,
+        trust_pickle=trust_pickle,
         inputs=api.read_inputs(inputs) if inputs else None,
         calibrate=api.read_inputs(calibrate) if calibrate else None,
         passes=passes,
@@ -153,6 +161,7 @@ def compile(
 )
 @dt_option
 @reset_option
+@trust_option
 def simulate(
     model: Path,
     target: str,
@@ -161,6 +170,7 @@ def simulate(
     output: Path | None,
     dt: float,
     reset: str | None,
+    trust_pickle: bool,
 ) -> None:
     """Run MODEL (a model file or a compile output folder) on inputs; print spike counts.
 
@@ -170,7 +180,9 @@ def simulate(
     if model.is_dir() or model.suffix == ".npz":
         net = api.load_program(model)
     else:
-        graph = api.load(model, reset=ResetMode(reset) if reset else None)
+        graph = api.load(
+            model, reset=ResetMode(reset) if reset else None, dt=dt, trust_pickle=trust_pickle
+        )
         float_net, net = api.lower_and_quantize(graph, load_target(target), dt=dt)
         net = float_net if use_float else net
     trace = api.simulate(net, api.read_inputs(inputs), target=target, fixed=not use_float)
@@ -196,13 +208,18 @@ def simulate(
 @target_option
 @dt_option
 @reset_option
-def check(model: Path, target: str, dt: float, reset: str | None) -> None:
+@trust_option
+def check(model: Path, target: str, dt: float, reset: str | None, trust_pickle: bool) -> None:
     """Run the design rules for MODEL on a target; exit 2 listing every violation."""
     from snn_deploy.target.rules import check_design_rules
 
     tgt = load_target(target)
     _, net = api.lower_and_quantize(
-        api.load(model, reset=ResetMode(reset) if reset else None), tgt, dt=dt
+        api.load(
+            model, reset=ResetMode(reset) if reset else None, dt=dt, trust_pickle=trust_pickle
+        ),
+        tgt,
+        dt=dt,
     )
     check_design_rules(net, tgt)
     cores = {(r.chip, r.core) for p in net.populations.values() for r in p.placement or ()}
@@ -248,6 +265,50 @@ def report(
 
 
 @cli.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--calibrate",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Calibration inputs (.npz, one array [batch, *shape], values >= 0).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The SNN as a .nir file (default: <model stem>.nir).",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Time steps of the rate code used to measure agreement.",
+)
+@click.option(
+    "--percentile",
+    type=click.FloatRange(0, 100),
+    default=99.9,
+    show_default=True,
+    help="Activation percentile that sets each layer's threshold (balancing).",
+)
+def convert(
+    model: Path, calibrate: Path, output: Path | None, steps: int, percentile: float
+) -> None:
+    """Convert a ReLU ANN (ONNX) to an IF SNN (.nir) by data-based threshold balancing."""
+    import nir
+
+    graph, report = api.convert(
+        model, api.read_inputs(calibrate), steps=steps, percentile=percentile
+    )
+    out = output or model.with_suffix(".nir")
+    nir.write(out, graph)
+    click.echo(json.dumps(report, indent=2, sort_keys=True))
+    click.echo(f"wrote {out}")
+
+
+@cli.command()
 def targets() -> None:
     """List the built-in targets."""
     rows = [[t.name, t.backend, t.description] for t in map(load_target, available())]
@@ -257,9 +318,11 @@ def targets() -> None:
 @cli.command()
 @click.argument("model", type=MODEL)
 @reset_option
-def inspect(model: Path, reset: str | None) -> None:
+@trust_option
+def inspect(model: Path, reset: str | None, trust_pickle: bool) -> None:
     """Print MODEL's graph: nodes, shapes and edges."""
-    click.echo(_describe(api.load(model, reset=ResetMode(reset) if reset else None)))
+    graph = api.load(model, reset=ResetMode(reset) if reset else None, trust_pickle=trust_pickle)
+    click.echo(_describe(graph))
 
 
 def _describe(ir: object) -> str:

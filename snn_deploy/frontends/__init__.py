@@ -18,6 +18,18 @@ def _netx() -> Callable[..., Any]:
     return load
 
 
+def _torch() -> Callable[..., Any]:
+    from snn_deploy.frontends.torch import load
+
+    return load
+
+
+def _onnx() -> Callable[..., Any]:
+    from snn_deploy.frontends.onnx import load
+
+    return load
+
+
 def get_all_frontends() -> dict[str, Callable[[], Callable[..., Any]]]:
-    """Every frontend, keyed by the file suffix it reads."""
-    return {".nir": _nir, ".net": _netx}
+    """Every frontend, keyed by the file suffix it reads (docs/FRONTENDS.md)."""
+    return {".nir": _nir, ".net": _netx, ".pt": _torch, ".pth": _torch, ".onnx": _onnx}

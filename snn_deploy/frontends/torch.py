@@ -1,0 +1,776 @@
+"""PyTorch SNNs (snnTorch, Norse, SpikingJelly, Sinabs, ``snn_deploy.nn``) -> NIR -> IR graph.
+
+``to_nir(model)`` walks a ``torch.nn.Sequential`` chain (nested Sequentials and Norse's
+``SequentialState`` are flattened) and converts each module with a small registered converter
+(``_CONVERTERS``, keyed by the module's class, found along its MRO). ``load(source)`` reads a
+file (formats below) or takes a live module, and hands the NIR graph to ``frontends.nir.load``.
+
+The converters write each framework's discrete-time neuron in the terms of docs/SEMANTICS.md
+§1 at the compile time step ``dt`` (so that ``lower{dt}`` gives back the framework's per-step
+decays and input gains exactly), and fix what the frameworks' own NIR exporters get wrong
+(docs/FRONTENDS.md lists each case): snnTorch hard-codes ``dt = 1e-4`` and drops the reset
+mechanism; Norse writes ``tau = dt/tau_inv`` instead of ``1/tau_inv`` and leaves ``w_in = 1``;
+SpikingJelly writes ``IF.r = 1/dt``; Sinabs writes ``tau`` in steps for an exponential (not
+Euler) decay. BatchNorm (eval statistics) is folded into the Linear/Conv in front of it while
+converting, because NIR has no BatchNorm node: this is a translation, not an optimisation.
+
+File formats (``load(path)``), safest first:
+
+* ``.nir``: any framework's NIR export (handled by ``frontends.nir``).
+* ``.pt``/``.pth`` checkpoint dict, read with ``torch.load(weights_only=True)`` (no code runs):
+  ``{"architecture": [[class_name, kwargs], ...], "state_dict": {...}}`` plus optional
+  ``"input_shape"`` and ``"dt"``; ``class_name`` is one of ``supported()`` (e.g.
+  ``"torch.nn.Linear"``, ``"snn_deploy.nn.LIF"``, ``"snntorch.Leaky"``). Or
+  ``{"architecture": <bytes of a .nir file>}``.
+* A pickled ``torch.nn.Module`` (``torch.save(model)``): unpickling runs code from the file, so
+  it is refused unless ``trust_pickle=True`` (CLI ``--trust-pickle``), which warns.
+* TorchScript and ``torch.export`` archives are refused with an explanation: they keep tensor
+  ops but lose the neuron module types, so the neuron dynamics cannot be recovered reliably.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import warnings
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nir
+import numpy as np
+import torch
+
+from snn_deploy.errors import InputFileError, UnsupportedOpError
+from snn_deploy.frontends.nir import RESET_KEY
+from snn_deploy.frontends.nir import load as load_nir
+from snn_deploy.ir.graph import Graph
+from snn_deploy.ir.net import DEFAULT_DT
+from snn_deploy.ir.types import ResetMode
+
+Array = np.ndarray[Any, Any]
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What a converter knows besides the module: the compile ``dt`` and the input shape."""
+
+    dt: float
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class FoldBatchNorm:
+    """Converter result: fold this per-channel ``y = scale·x + shift`` into the node before."""
+
+    scale: Array
+    shift: Array
+
+
+Converter = Callable[[Any, Ctx], Any]
+_CONVERTERS: dict[str, Converter] = {}
+_STATELESS: set[str] = set()
+_DELAYED: set[str] = set()
+_SKIP = object()
+"""Converter result for modules that do nothing at inference (Dropout, Identity)."""
+
+
+def _converter(*names: str, stateless: bool = False, delayed: bool = False) -> Any:
+    """Register a converter for the classes ``names`` (``module.QualName``)."""
+
+    def register(fn: Converter) -> Converter:
+        for name in names:
+            _CONVERTERS[name] = fn
+            if stateless:
+                _STATELESS.add(name)
+            if delayed:
+                _DELAYED.add(name)
+        return fn
+
+    return register
+
+
+ALIASES = {
+    "torch.nn": "torch.nn.modules",
+    "snntorch": "snntorch._neurons",
+}
+
+
+def supported() -> list[str]:
+    """The module classes this frontend converts (plus ``torch.nn.Sequential`` containers)."""
+    return sorted(_CONVERTERS)
+
+
+def _class_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _lookup(module: torch.nn.Module) -> str:
+    for cls in type(module).__mro__:
+        name = _REGISTERED_BY_CLASS.get(_class_name(cls))
+        if name is not None:
+            return name
+    raise UnsupportedOpError(
+        f"module {type(module).__name__} ({_class_name(type(module))}) has no converter to "
+        f"NIR; supported: {', '.join(supported())}, in torch.nn.Sequential containers"
+    )
+
+
+# Registered names are the public import paths; the class's own module path can differ.
+_REGISTERED_BY_CLASS: dict[str, str] = {}
+
+
+def _resolve_registered() -> None:
+    """Map each registered public name to its class's real ``module.QualName`` (if importable)."""
+    for name in _CONVERTERS:
+        if name in _REGISTERED_BY_CLASS.values():
+            continue
+        cls = _import_class(name, required=False)
+        if cls is not None:
+            _REGISTERED_BY_CLASS[_class_name(cls)] = name
+
+
+def _import_class(name: str, *, required: bool = True) -> type | None:
+    module_name, _, attr = name.rpartition(".")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        return getattr(obj, attr)  # type: ignore[no-any-return]
+    except (ImportError, AttributeError) as exc:
+        if required:
+            raise UnsupportedOpError(
+                f"architecture class {name!r} cannot be imported ({exc}); "
+                f"supported: {', '.join(supported())}"
+            ) from exc
+        return None
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _np(x: Any) -> Array:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().double().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _full(x: Any, shape: tuple[int, ...]) -> Array:
+    return np.broadcast_to(_np(x), shape).copy()
+
+
+def _meta(reset: ResetMode) -> dict[str, Any]:
+    return {RESET_KEY: reset.value}
+
+
+def _decay_tau(decay: Any, dt: float, what: str, module: Any) -> Array:
+    """``tau`` such that ``1 - dt/tau == decay`` (forward Euler): ``dt / (1 - decay)``."""
+    d = _np(decay)
+    if np.any(d < 0) or np.any(d >= 1):
+        raise UnsupportedOpError(
+            f"{type(module).__name__}: {what} must be in [0, 1) to be a leak, got {d.min()}.."
+            f"{d.max()} (a decay of 1 is an IF neuron)"
+        )
+    return dt / (1.0 - d)
+
+
+def _pair(x: Any) -> tuple[int, int]:
+    return (x, x) if isinstance(x, int) else (int(x[0]), int(x[1]))
+
+
+# ---------------------------------------------------------------- torch.nn
+
+
+@_converter("torch.nn.Linear", stateless=True)
+def _linear(m: Any, ctx: Ctx) -> Any:
+    if m.bias is None:
+        return nir.Linear(weight=_np(m.weight))
+    return nir.Affine(weight=_np(m.weight), bias=_np(m.bias))
+
+
+@_converter("torch.nn.Conv1d", "torch.nn.Conv2d", stateless=True)
+def _conv(m: Any, ctx: Ctx) -> Any:
+    if m.padding_mode != "zeros":
+        raise UnsupportedOpError(
+            f"{type(m).__name__}: padding_mode {m.padding_mode!r}; NIR has zeros only"
+        )
+    weight = _np(m.weight)
+    bias = np.zeros(weight.shape[0]) if m.bias is None else _np(m.bias)
+    if weight.ndim == 3:
+        return nir.Conv1d(
+            input_shape=ctx.shape[1],
+            weight=weight,
+            stride=m.stride[0],
+            padding=m.padding if isinstance(m.padding, str) else m.padding[0],
+            dilation=m.dilation[0],
+            groups=m.groups,
+            bias=bias,
+        )
+    return nir.Conv2d(
+        input_shape=ctx.shape[1:],
+        weight=weight,
+        stride=m.stride,
+        padding=m.padding,
+        dilation=m.dilation,
+        groups=m.groups,
+        bias=bias,
+    )
+
+
+@_converter("torch.nn.AvgPool2d", stateless=True)
+def _avgpool(m: Any, ctx: Ctx) -> Any:
+    if (
+        m.ceil_mode
+        or m.divisor_override is not None
+        or (np.any(m.padding) and not m.count_include_pad)
+    ):
+        raise UnsupportedOpError(
+            "AvgPool2d: ceil_mode, divisor_override and count_include_pad=False have no NIR form"
+        )
+    return nir.AvgPool2d(
+        kernel_size=np.array(_pair(m.kernel_size)),
+        stride=np.array(_pair(m.stride or m.kernel_size)),
+        padding=np.array(_pair(m.padding)),
+    )
+
+
+@_converter("torch.nn.Flatten", stateless=True)
+def _flatten(m: Any, ctx: Ctx) -> Any:
+    start = m.start_dim - 1 if m.start_dim > 0 else m.start_dim  # drop the batch dimension
+    end = m.end_dim - 1 if m.end_dim > 0 else m.end_dim
+    return nir.Flatten(input_type={"input": np.array(ctx.shape)}, start_dim=start, end_dim=end)
+
+
+@_converter("torch.nn.Dropout", "torch.nn.Identity", stateless=True)
+def _skip(m: Any, ctx: Ctx) -> Any:
+    return _SKIP
+
+
+@_converter("torch.nn.BatchNorm1d", "torch.nn.BatchNorm2d", stateless=True)
+def _batchnorm(m: Any, ctx: Ctx) -> Any:
+    if m.running_mean is None:
+        raise UnsupportedOpError(f"{type(m).__name__} without running statistics cannot be folded")
+    scale = 1.0 / np.sqrt(_np(m.running_var) + m.eps)
+    if m.affine:
+        scale = scale * _np(m.weight)
+        return FoldBatchNorm(scale, _np(m.bias) - scale * _np(m.running_mean))
+    return FoldBatchNorm(scale, -scale * _np(m.running_mean))
+
+
+# ---------------------------------------------------------------- snn_deploy.nn
+
+
+@_converter("snn_deploy.nn.Linear", stateless=True, delayed=True)
+def _our_linear(m: Any, ctx: Ctx) -> Any:
+    return _linear(m, ctx)
+
+
+@_converter("snn_deploy.nn.Conv2d", stateless=True, delayed=True)
+def _our_conv(m: Any, ctx: Ctx) -> Any:
+    return _conv(m, ctx)
+
+
+def _our_reset(m: Any) -> dict[str, Any]:
+    return _meta(ResetMode.ZERO if m.reset == "zero" else ResetMode.SUBTRACT)
+
+
+@_converter("snn_deploy.nn.LIF")
+def _our_lif(m: Any, ctx: Ctx) -> Any:
+    tau = _full(_decay_tau(m.beta, ctx.dt, "beta", m), ctx.shape)
+    return nir.LIF(
+        tau=tau,
+        r=tau / ctx.dt,
+        v_leak=np.zeros(ctx.shape),
+        v_threshold=_full(m.threshold, ctx.shape),
+        v_reset=np.zeros(ctx.shape),
+        metadata=_our_reset(m),
+    )
+
+
+@_converter("snn_deploy.nn.CubaLIF")
+def _our_cuba(m: Any, ctx: Ctx) -> Any:
+    return _cuba(m, ctx, m.alpha, m.beta, m.threshold, _our_reset(m))
+
+
+@_converter("snn_deploy.nn.IF")
+def _our_if(m: Any, ctx: Ctx) -> Any:
+    return nir.IF(
+        r=np.ones(ctx.shape),
+        v_threshold=_full(m.threshold, ctx.shape),
+        v_reset=np.zeros(ctx.shape),
+        metadata=_our_reset(m),
+    )
+
+
+def _cuba(m: Any, ctx: Ctx, alpha: Any, beta: Any, threshold: Any, meta: dict[str, Any]) -> Any:
+    """``u = alpha·u + x; v = beta·v + u`` (gain 1): snnTorch's exporter formulas at ``dt``."""
+    tau_syn = _full(_decay_tau(alpha, ctx.dt, "alpha", m), ctx.shape)
+    tau_mem = _full(_decay_tau(beta, ctx.dt, "beta", m), ctx.shape)
+    return nir.CubaLIF(
+        tau_syn=tau_syn,
+        tau_mem=tau_mem,
+        r=tau_mem / ctx.dt,
+        v_leak=np.zeros(ctx.shape),
+        v_threshold=_full(threshold, ctx.shape),
+        v_reset=np.zeros(ctx.shape),
+        w_in=tau_syn / ctx.dt,
+        metadata=meta,
+    )
+
+
+# ---------------------------------------------------------------- snnTorch
+
+
+def _snntorch_reset(m: Any) -> dict[str, Any]:
+    for flag in ("inhibition", "state_quant"):
+        if getattr(m, flag, False):
+            raise UnsupportedOpError(f"snnTorch {type(m).__name__}({flag}=...) has no NIR form")
+    if (
+        float(torch.as_tensor(m.graded_spikes_factor).max()) != 1.0
+        or float(torch.as_tensor(m.graded_spikes_factor).min()) != 1.0
+    ):
+        raise UnsupportedOpError(f"snnTorch {type(m).__name__}: graded_spikes_factor must be 1")
+    mech = m.reset_mechanism
+    if mech == "none":
+        raise UnsupportedOpError(
+            f"snnTorch {type(m).__name__}(reset_mechanism='none') has no NIR form"
+        )
+    return _meta(ResetMode.ZERO if mech == "zero" else ResetMode.SUBTRACT)
+
+
+@_converter("snntorch.Leaky")
+def _snn_leaky(m: Any, ctx: Ctx) -> Any:
+    tau = _full(_decay_tau(m.beta.clamp(0, 1), ctx.dt, "beta", m), ctx.shape)
+    return nir.LIF(
+        tau=tau,
+        r=tau / ctx.dt,
+        v_leak=np.zeros(ctx.shape),
+        v_threshold=_full(m.threshold, ctx.shape),
+        v_reset=np.zeros(ctx.shape),
+        metadata=_snntorch_reset(m),
+    )
+
+
+@_converter("snntorch.Synaptic")
+def _snn_synaptic(m: Any, ctx: Ctx) -> Any:
+    return _cuba(m, ctx, m.alpha.clamp(0, 1), m.beta.clamp(0, 1), m.threshold, _snntorch_reset(m))
+
+
+def _recurrent_weight(m: Any, n: int) -> Any:
+    if not m.all_to_all:
+        return nir.Linear(weight=np.diag(_full(m.recurrent.V, (n,))))
+    if not isinstance(m.recurrent, torch.nn.Linear):
+        raise UnsupportedOpError(
+            f"snnTorch {type(m).__name__}: only linear recurrence converts (not conv2d)"
+        )
+    return _linear(m.recurrent, Ctx(0.0, (n,)))
+
+
+def _recurrent(neuron: Any, w_rec: Any, shape: tuple[int, ...]) -> nir.NIRGraph:
+    return nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type={"input": np.array(shape)}),
+            "lif": neuron,
+            "w_rec": w_rec,
+            "output": nir.Output(output_type={"output": np.array(shape)}),
+        },
+        edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")],
+        type_check=False,
+    )
+
+
+@_converter("snntorch.RLeaky")
+def _snn_rleaky(m: Any, ctx: Ctx) -> Any:
+    if len(ctx.shape) != 1:
+        raise UnsupportedOpError("snnTorch RLeaky: only 1-d (linear) layers convert")
+    return _recurrent(_snn_leaky(m, ctx), _recurrent_weight(m, ctx.shape[0]), ctx.shape)
+
+
+@_converter("snntorch.RSynaptic")
+def _snn_rsynaptic(m: Any, ctx: Ctx) -> Any:
+    if len(ctx.shape) != 1:
+        raise UnsupportedOpError("snnTorch RSynaptic: only 1-d (linear) layers convert")
+    return _recurrent(_snn_synaptic(m, ctx), _recurrent_weight(m, ctx.shape[0]), ctx.shape)
+
+
+# ---------------------------------------------------------------- Norse
+
+
+def _norse_k(m: Any, inv: Any, what: str) -> Array:
+    """Norse's per-step fraction ``dt_norse * tau_inv`` (its forward-Euler step)."""
+    k = float(m.dt) * _np(inv)
+    if np.any(k <= 0) or np.any(k > 1):
+        raise UnsupportedOpError(f"Norse {type(m).__name__}: dt*{what} must be in (0, 1], got {k}")
+    return k
+
+
+@_converter("norse.torch.module.lif_box.LIFBoxCell")
+def _norse_lifbox(m: Any, ctx: Ctx) -> Any:
+    p = m.p
+    k = _norse_k(m, p.tau_mem_inv, "tau_mem_inv")
+    return nir.LIF(
+        tau=_full(ctx.dt / k, ctx.shape),
+        r=np.ones(ctx.shape),
+        v_leak=_full(p.v_leak, ctx.shape),
+        v_threshold=_full(p.v_th, ctx.shape),
+        v_reset=_full(p.v_reset, ctx.shape),
+        metadata=_meta(ResetMode.ZERO),
+    )
+
+
+@_converter("norse.torch.module.lif.LIFCell", "norse.torch.module.lif.LIF")
+def _norse_lif(m: Any, ctx: Ctx) -> Any:
+    p = m.p
+    km = _norse_k(m, p.tau_mem_inv, "tau_mem_inv")
+    ks = _norse_k(m, p.tau_syn_inv, "tau_syn_inv")
+    return nir.CubaLIF(
+        tau_syn=_full(ctx.dt / ks, ctx.shape),
+        tau_mem=_full(ctx.dt / km, ctx.shape),
+        r=np.ones(ctx.shape),
+        v_leak=_full(p.v_leak, ctx.shape),
+        v_threshold=_full(p.v_th, ctx.shape),
+        v_reset=_full(p.v_reset, ctx.shape),
+        w_in=_full(1.0 / ks, ctx.shape),  # Norse adds the input to i undamped: w_in = tau_syn/dt
+        metadata=_meta(ResetMode.ZERO),
+    )
+
+
+@_converter("norse.torch.module.iaf.IAFCell", "norse.torch.module.iaf.IAF")
+def _norse_iaf(m: Any, ctx: Ctx) -> Any:
+    p = m.p
+    return nir.IF(
+        r=np.ones(ctx.shape),
+        v_threshold=_full(p.v_th, ctx.shape),
+        v_reset=_full(p.v_reset, ctx.shape),
+        metadata=_meta(ResetMode.ZERO),
+    )
+
+
+# ---------------------------------------------------------------- SpikingJelly
+
+
+def _sj_reset(m: Any) -> tuple[float, dict[str, Any]]:
+    if m.v_reset is None:
+        return 0.0, _meta(ResetMode.SUBTRACT)
+    return float(m.v_reset), _meta(ResetMode.ZERO)
+
+
+@_converter("spikingjelly.activation_based.neuron.LIFNode")
+def _sj_lif(m: Any, ctx: Ctx) -> Any:
+    v_reset, meta = _sj_reset(m)
+    tau = float(m.tau)
+    if tau < 1:
+        raise UnsupportedOpError(f"SpikingJelly LIFNode: tau must be >= 1 step, got {tau}")
+    shape = ctx.shape
+    return nir.LIF(
+        tau=np.full(shape, tau * ctx.dt),
+        r=np.full(shape, 1.0 if m.decay_input else tau),
+        v_leak=np.full(shape, v_reset),
+        v_threshold=np.full(shape, float(m.v_threshold)),
+        v_reset=np.full(shape, v_reset),
+        metadata=meta,
+    )
+
+
+@_converter("spikingjelly.activation_based.neuron.IFNode")
+def _sj_if(m: Any, ctx: Ctx) -> Any:
+    v_reset, meta = _sj_reset(m)
+    return nir.IF(
+        r=np.ones(ctx.shape),
+        v_threshold=np.full(ctx.shape, float(m.v_threshold)),
+        v_reset=np.full(ctx.shape, v_reset),
+        metadata=meta,
+    )
+
+
+# ---------------------------------------------------------------- Sinabs
+
+
+def _sinabs_common(m: Any) -> dict[str, Any]:
+    spike_fn = getattr(m.spike_fn, "__name__", type(m.spike_fn).__name__)
+    if spike_fn != "SingleSpike":
+        raise UnsupportedOpError(
+            f"Sinabs {type(m).__name__}: spike_fn {spike_fn} emits several spikes per step; "
+            "only SingleSpike converts (our neurons send one spike per step)"
+        )
+    if m.min_v_mem is not None:
+        raise UnsupportedOpError(
+            f"Sinabs {type(m).__name__}: min_v_mem (a voltage floor) has no NIR form"
+        )
+    if getattr(m, "tau_syn", None) is not None:
+        raise UnsupportedOpError(f"Sinabs {type(m).__name__}: tau_syn is not converted")
+    reset = type(m.reset_fn).__name__
+    if reset == "MembraneSubtract" and getattr(m.reset_fn, "subtract_value", None) is None:
+        return _meta(ResetMode.SUBTRACT)
+    if reset == "MembraneReset" and float(getattr(m.reset_fn, "reset_value", 0.0)) == 0.0:
+        return _meta(ResetMode.ZERO)
+    raise UnsupportedOpError(f"Sinabs {type(m).__name__}: reset_fn {m.reset_fn!r} does not convert")
+
+
+@_converter("sinabs.layers.IAF", "sinabs.layers.IAFSqueeze")
+def _sinabs_iaf(m: Any, ctx: Ctx) -> Any:
+    meta = _sinabs_common(m)
+    return nir.IF(
+        r=np.ones(ctx.shape),
+        v_threshold=_full(m.spike_threshold, ctx.shape),
+        v_reset=np.zeros(ctx.shape),
+        metadata=meta,
+    )
+
+
+@_converter("sinabs.layers.LIF", "sinabs.layers.LIFSqueeze")
+def _sinabs_lif(m: Any, ctx: Ctx) -> Any:
+    meta = _sinabs_common(m)
+    k = 1.0 - np.exp(-1.0 / _np(m.tau_mem))  # Sinabs decays by exp(-1/tau_mem) per step
+    tau = _full(ctx.dt / k, ctx.shape)
+    return nir.LIF(
+        tau=tau,
+        r=np.ones(ctx.shape) if m.norm_input else tau / ctx.dt,
+        v_leak=np.zeros(ctx.shape),
+        v_threshold=_full(m.spike_threshold, ctx.shape),
+        v_reset=np.zeros(ctx.shape),
+        metadata=meta,
+    )
+
+
+@_converter("sinabs.layers.SumPool2d", stateless=True)
+def _sinabs_sumpool(m: Any, ctx: Ctx) -> Any:
+    return nir.SumPool2d(
+        kernel_size=np.array(_pair(m.kernel_size)),
+        stride=np.array(_pair(m.stride or m.kernel_size)),
+        padding=np.array((0, 0)),
+    )
+
+
+# ---------------------------------------------------------------- graph building
+
+
+def _modules(model: torch.nn.Module, prefix: str = "") -> list[tuple[str, torch.nn.Module]]:
+    """The chain of leaf modules of nested ``torch.nn.Sequential`` containers."""
+    _resolve_registered()
+    if isinstance(model, torch.nn.Sequential):
+        out: list[tuple[str, torch.nn.Module]] = []
+        for name, child in model.named_children():
+            out += _modules(child, f"{prefix}{name}_")
+        return out
+    _lookup(model)
+    return [(prefix.rstrip("_") or type(model).__name__, model)]
+
+
+def _out_shape(module: torch.nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Per-sample output shape of a stateless module, from its plain torch ``forward``."""
+    base = next(
+        (
+            c
+            for c in type(module).__mro__
+            if c.__module__.startswith(("torch.nn", "sinabs.layers.pool"))
+        ),
+        type(module),
+    )
+    with torch.no_grad():
+        y = base.forward(
+            module,
+            torch.zeros(
+                (1, *shape),
+                dtype=next((p.dtype for p in module.parameters()), torch.get_default_dtype()),
+            ),
+        )
+    return tuple(int(d) for d in y.shape[1:])
+
+
+def _first_shape(modules: list[tuple[str, torch.nn.Module]]) -> tuple[int, ...]:
+    first = modules[0][1] if modules else None
+    if isinstance(first, torch.nn.Linear):
+        return (int(first.in_features),)
+    raise InputFileError(
+        "give input_shape (per sample, without batch and time): the model does not start with a Linear layer"
+    )
+
+
+def to_nir(
+    model: torch.nn.Module,
+    *,
+    dt: float = DEFAULT_DT,
+    input_shape: tuple[int, ...] | None = None,
+) -> nir.NIRGraph:
+    """Convert a (nested) ``Sequential`` SNN to a NIR graph whose dynamics hold at ``dt``.
+
+    Args:
+        model: the model; BatchNorm layers use their running statistics.
+        dt: the time step the graph will be lowered with (the per-step decays are exact there).
+        input_shape: per-sample input shape; needed unless the model starts with a Linear.
+
+    Raises:
+        UnsupportedOpError: a module has no converter (the message lists the supported ones).
+    """
+    modules = _modules(model)
+    shape = tuple(input_shape) if input_shape is not None else _first_shape(modules)
+    nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(shape)})}
+    edges: list[tuple[str, str]] = []
+    previous, delayed = "input", 0
+    for name, module in modules:
+        kind = _lookup(module)
+        result = _CONVERTERS[kind](module, Ctx(dt, shape))
+        stateless = kind in _STATELESS
+        delayed = delayed + (kind in _DELAYED) if stateless else 0
+        if delayed > 1:
+            raise UnsupportedOpError(
+                f"module {name!r}: two delayed snn_deploy.nn synapse layers (Linear/Conv2d) "
+                "without a neuron between them; each projection has exactly one step of delay"
+            )
+        if stateless:
+            new_shape = _out_shape(module, shape)
+        else:
+            new_shape = shape
+        if result is _SKIP:
+            continue
+        if isinstance(result, FoldBatchNorm):
+            nodes[previous] = _fold(nodes.get(previous), result, name)
+            continue
+        nodes[name] = result
+        edges.append((previous, name))
+        previous, shape = name, new_shape
+    nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
+    edges.append((previous, "output"))
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+def _fold(node: Any, bn: FoldBatchNorm, name: str) -> Any:
+    """``BN(W x + b) = (s·W) x + (s·b + shift)`` per output channel."""
+    if isinstance(node, (nir.Affine, nir.Linear)):
+        bias = node.bias if isinstance(node, nir.Affine) else np.zeros(node.weight.shape[0])
+        return nir.Affine(weight=bn.scale[:, None] * node.weight, bias=bn.scale * bias + bn.shift)
+    if isinstance(node, (nir.Conv1d, nir.Conv2d)):
+        scale = bn.scale.reshape((-1,) + (1,) * (node.weight.ndim - 1))
+        return type(node)(
+            input_shape=node.input_shape,
+            weight=scale * node.weight,
+            stride=node.stride,
+            padding=node.padding,
+            dilation=node.dilation,
+            groups=node.groups,
+            bias=bn.scale * node.bias + bn.shift,
+        )
+    raise UnsupportedOpError(
+        f"BatchNorm {name!r} must follow a Linear or Conv layer to be folded into it"
+    )
+
+
+# ---------------------------------------------------------------- files
+
+
+def read_model(path: Path, *, trust_pickle: bool = False) -> tuple[Any, dict[str, Any]]:
+    """Read a ``.pt``/``.pth`` file: a ``nir.NIRGraph`` or a module, plus checkpoint options."""
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file")
+    if zipfile.is_zipfile(path):
+        names = zipfile.ZipFile(path).namelist()
+        if any(
+            n.endswith(("/constants.pkl", "/code/__torch__.py")) or "/code/" in n for n in names
+        ):
+            raise InputFileError(
+                f"{path} is a TorchScript archive: it keeps tensor ops but not the neuron module "
+                "types, so the dynamics cannot be recovered; save a checkpoint "
+                '{"architecture": [[class, kwargs], ...], "state_dict": ...} or a .nir file'
+            )
+        if any(n.endswith("serialized_exported_program.json") or "/models/" in n for n in names):
+            raise InputFileError(
+                f"{path} is a torch.export archive, which snn-deploy does not read (neuron types "
+                "are lost); save a checkpoint or a .nir file instead"
+            )
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        if "weights_only" not in str(exc) and "Unsupported global" not in str(exc):
+            raise InputFileError(f"{path} is not a readable PyTorch file: {exc}") from exc
+        if not trust_pickle:
+            raise InputFileError(
+                f"{path} holds pickled Python objects (e.g. a whole nn.Module); loading it runs "
+                "code from the file. Pass --trust-pickle (trust_pickle=True) only if you trust "
+                'it, or save a checkpoint {"architecture": ..., "state_dict": ...}'
+            ) from exc
+        warnings.warn(
+            f"unpickling {path} with trust_pickle: this runs any code the file contains",
+            UserWarning,
+            stacklevel=2,
+        )
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(obj, torch.nn.Module):
+        return obj, {}
+    if isinstance(obj, dict) and "architecture" in obj:
+        options = {k: obj[k] for k in ("input_shape", "dt") if k in obj}
+        arch = obj["architecture"]
+        if isinstance(arch, (bytes, bytearray)):
+            return _nir_from_bytes(bytes(arch), path), options
+        return _build(arch, obj.get("state_dict", {}), path), options
+    raise InputFileError(
+        f"{path}: expected a checkpoint dict with 'architecture' (and 'state_dict'), "
+        f"got {type(obj).__name__}"
+        + (f" with keys {sorted(obj)[:8]}" if isinstance(obj, dict) else "")
+    )
+
+
+def _nir_from_bytes(data: bytes, path: Path) -> nir.NIRGraph:
+    try:
+        return nir.read(io.BytesIO(data), type_check=False)  # type: ignore[arg-type]
+    except Exception as exc:
+        raise InputFileError(f"{path}: 'architecture' bytes are not a NIR file: {exc}") from exc
+
+
+def _build(arch: Any, state_dict: dict[str, Any], path: Path) -> torch.nn.Module:
+    """Rebuild a ``Sequential`` from ``[[class_name, kwargs], ...]`` of supported classes only."""
+    layers = []
+    for i, entry in enumerate(arch):
+        try:
+            name, kwargs = entry
+        except (TypeError, ValueError) as exc:
+            raise InputFileError(f"{path}: architecture[{i}] must be [class_name, kwargs]") from exc
+        if name not in _CONVERTERS:
+            raise UnsupportedOpError(
+                f"{path}: architecture[{i}] class {name!r} is not supported; supported: "
+                f"{', '.join(supported())}"
+            )
+        cls = _import_class(name)
+        assert cls is not None
+        layers.append(cls(**dict(kwargs)))
+    model = torch.nn.Sequential(*layers)
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as exc:
+        raise InputFileError(f"{path}: state_dict does not fit the architecture: {exc}") from exc
+    return model.eval()
+
+
+def load(
+    source: Path | torch.nn.Module,
+    *,
+    reset: ResetMode | None = None,
+    trust_pickle: bool = False,
+    dt: float | None = None,
+    input_shape: tuple[int, ...] | None = None,
+) -> Graph:
+    """Load a PyTorch SNN (file or live module) into a verified IR graph.
+
+    Args:
+        source: a ``.pt``/``.pth`` file (formats in the module docstring) or a module.
+        reset: override the reset mode of every spiking neuron.
+        trust_pickle: allow unpickling a whole module (runs code from the file).
+        dt: the compile time step (default: the checkpoint's ``dt``, else ``DEFAULT_DT``).
+        input_shape: per-sample input shape (default: the checkpoint's, else from a first Linear).
+
+    Raises:
+        InputFileError: the file cannot be read or is refused (pickle without trust).
+        UnsupportedOpError: a module has no converter.
+    """
+    options: dict[str, Any] = {}
+    model: Any = source
+    if isinstance(source, Path):
+        model, options = read_model(source, trust_pickle=trust_pickle)
+    if isinstance(model, torch.nn.Module):
+        shape = input_shape or options.get("input_shape")
+        model = to_nir(
+            model.eval(),
+            dt=float(dt or options.get("dt") or DEFAULT_DT),
+            input_shape=tuple(shape) if shape is not None else None,
+        )
+    return load_nir(model, reset=reset)

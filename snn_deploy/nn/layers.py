@@ -1,0 +1,167 @@
+"""The layers of ``snn_deploy.nn`` (see the package docstring for the equations)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+RESETS = ("zero", "subtract")
+
+
+class _Spike(torch.autograd.Function):
+    """Heaviside ``x > 0`` forward; fast-sigmoid surrogate ``1/(1+10|x|)^2`` backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return grad / (1.0 + 10.0 * x.abs()) ** 2
+
+
+def spike(x: torch.Tensor) -> torch.Tensor:
+    """Strict Heaviside step with a surrogate gradient."""
+    return _Spike.apply(x)  # type: ignore[no-any-return]
+
+
+class _Delayed:
+    """Mixin: apply the wrapped layer to the previous step's input (zeros at step 0)."""
+
+    _previous: torch.Tensor | None
+
+    def _delayed(self, x: torch.Tensor, layer: Any) -> torch.Tensor:
+        previous = self._previous if self._previous is not None else torch.zeros_like(x)
+        self._previous = x
+        return layer(previous)  # type: ignore[no-any-return]
+
+    def reset_state(self) -> None:
+        self._previous = None
+
+
+class Linear(_Delayed, torch.nn.Linear):
+    """``torch.nn.Linear`` with the one-step synaptic delay: ``y[t] = W·x[t-1] + b``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._previous = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._delayed(x, super().forward)
+
+
+class Conv2d(_Delayed, torch.nn.Conv2d):
+    """``torch.nn.Conv2d`` with the one-step synaptic delay: ``y[t] = conv(x[t-1]) + b``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._previous = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._delayed(x, super().forward)
+
+
+class _Neuron(torch.nn.Module):
+    def __init__(self, shape: int | tuple[int, ...], threshold: float, reset: str) -> None:
+        super().__init__()
+        if reset not in RESETS:
+            raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
+        self.shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        self.threshold = torch.nn.Parameter(
+            torch.full(self.shape, float(threshold)), requires_grad=False
+        )
+        self.reset = reset
+        self.v: torch.Tensor | None = None
+
+    def _fire(self, v: torch.Tensor) -> torch.Tensor:
+        s = spike(v - self.threshold)
+        if self.reset == "zero":
+            self.v = v * (1 - s.detach())
+        else:
+            self.v = v - s.detach() * self.threshold
+        return s
+
+    def reset_state(self) -> None:
+        self.v = None
+
+    def _decay(self, name: str, value: float | torch.Tensor, learn: bool) -> torch.nn.Parameter:
+        t = torch.broadcast_to(torch.as_tensor(value, dtype=torch.get_default_dtype()), self.shape)
+        if not bool(((t >= 0) & (t < 1)).all()):
+            raise ValueError(f"{name} must be in [0, 1) (a per-step decay), got {value}")
+        return torch.nn.Parameter(t.clone(), requires_grad=learn)
+
+
+class LIF(_Neuron):
+    """Leaky integrate-and-fire, per step: ``v = beta·v + x``; spike ``v > threshold``."""
+
+    def __init__(
+        self,
+        shape: int | tuple[int, ...],
+        beta: float | torch.Tensor,
+        threshold: float = 1.0,
+        reset: str = "zero",
+        learn_beta: bool = False,
+    ) -> None:
+        super().__init__(shape, threshold, reset)
+        self.beta = self._decay("beta", beta, learn_beta)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v = torch.zeros_like(x) if self.v is None else self.v
+        return self._fire(self.beta * v + x)
+
+
+class CubaLIF(_Neuron):
+    """Current-based LIF, per step: ``u = alpha·u + x; v = beta·v + u``; spike ``v > threshold``."""
+
+    def __init__(
+        self,
+        shape: int | tuple[int, ...],
+        alpha: float | torch.Tensor,
+        beta: float | torch.Tensor,
+        threshold: float = 1.0,
+        reset: str = "zero",
+        learn_decays: bool = False,
+    ) -> None:
+        super().__init__(shape, threshold, reset)
+        self.alpha = self._decay("alpha", alpha, learn_decays)
+        self.beta = self._decay("beta", beta, learn_decays)
+        self.u: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = torch.zeros_like(x) if self.u is None else self.u
+        v = torch.zeros_like(x) if self.v is None else self.v
+        self.u = self.alpha * u + x
+        return self._fire(self.beta * v + self.u)
+
+    def reset_state(self) -> None:
+        super().reset_state()
+        self.u = None
+
+
+class IF(_Neuron):
+    """Integrate-and-fire, per step: ``v = v + x``; spike ``v > threshold``."""
+
+    def __init__(
+        self, shape: int | tuple[int, ...], threshold: float = 1.0, reset: str = "zero"
+    ) -> None:
+        super().__init__(shape, threshold, reset)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v = torch.zeros_like(x) if self.v is None else self.v
+        return self._fire(v + x)
+
+
+def reset_state(model: torch.nn.Module) -> None:
+    """Clear the state (voltages, currents, delay buffers) of every layer in ``model``."""
+    for m in model.modules():
+        if isinstance(m, (_Neuron, _Delayed)):
+            m.reset_state()
+
+
+def run(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Reset ``model``, then step it through ``x[time, batch, ...]``; returns ``[time, batch, ...]``."""
+    reset_state(model)
+    return torch.stack([model(x[t]) for t in range(x.shape[0])])
