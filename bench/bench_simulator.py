@@ -17,6 +17,7 @@ Lava's spikes equal the simulator's. Writes bench/results/simulator.json.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import time
@@ -38,15 +39,22 @@ OUT = Path(__file__).parent / "results" / "simulator.json"
 
 def cuba(n: int) -> nir.CubaLIF:
     f = lambda v: np.full(n, v)  # noqa: E731
-    return nir.CubaLIF(tau_syn=f(5e-4), tau_mem=f(1e-3), r=f(10.0), w_in=f(5.0), v_leak=f(0.0),
-                       v_threshold=f(1.0), v_reset=f(0.0))
+    return nir.CubaLIF(
+        tau_syn=f(5e-4),
+        tau_mem=f(1e-3),
+        r=f(10.0),
+        w_in=f(5.0),
+        v_leak=f(0.0),
+        v_threshold=f(1.0),
+        v_reset=f(0.0),
+    )
 
 
 def network(sizes: list[int], recurrent: bool) -> nir.NIRGraph:
     rng = np.random.default_rng(SEED)
     nodes = {"input": nir.Input(input_type={"input": np.array([sizes[0]])})}
     edges, prev = [], "input"
-    for i, (a, b) in enumerate(zip(sizes, sizes[1:], strict=False)):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         nodes[f"fc{i}"] = nir.Linear(weight=rng.normal(0, 1.5 / np.sqrt(a * RATE * 10), (b, a)))
         nodes[f"lif{i}"] = cuba(b)
         edges += [(prev, f"fc{i}"), (f"fc{i}", f"lif{i}")]
@@ -94,7 +102,9 @@ def bench(name: str, quick: bool) -> dict[str, object]:
     start = time.perf_counter()
     lava.run(program, {"input": np.concatenate([x[:1], x[1:2]], axis=1)})
     lava_step = (time.perf_counter() - start - lava_time) / T
-    same = all(np.array_equal(got.populations[k][0], trace.populations[k][0]) for k in net.populations)
+    same = all(
+        np.array_equal(got.populations[k][0], trace.populations[k][0]) for k in net.populations
+    )
     spikes = {k: int(trace.populations[k][0].sum()) for k in net.populations}
     return {
         "network": name,
@@ -119,17 +129,43 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     args = parser.parse_args()
     rows = [bench(name, args.quick) for name in NETWORKS]
-    machine = {"python": platform.python_version(), "machine": platform.machine(),
-               "cpu": next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                            if line.startswith("model name")), "unknown"),
-               "cores": len([line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                             if line.startswith("processor")])}
+    machine = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu": next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "unknown",
+        ),
+        "cores": len(
+            [
+                line
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("processor")
+            ]
+        ),
+    }
     OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps({"machine": machine, "T": T, "rate": RATE, "results": rows}, indent=2) + "\n")
-    keys = ["network", "synapses", "sim_single_us_per_sample_step", "sim_batch32_us_per_sample_step",
-            "lava_us_per_sample_step", "lava_marginal_us_per_step", "speedup_single",
-            "speedup_batch32", "speedup_single_marginal", "speedup_batch32_marginal",
-            "lava_spikes_identical", "spikes_sample0"]
+    OUT.write_text(
+        json.dumps({"machine": machine, "T": T, "rate": RATE, "results": rows}, indent=2) + "\n"
+    )
+    keys = [
+        "network",
+        "synapses",
+        "sim_single_us_per_sample_step",
+        "sim_batch32_us_per_sample_step",
+        "lava_us_per_sample_step",
+        "lava_marginal_us_per_step",
+        "speedup_single",
+        "speedup_batch32",
+        "speedup_single_marginal",
+        "speedup_batch32_marginal",
+        "lava_spikes_identical",
+        "spikes_sample0",
+    ]
     print(" | ".join(keys))
     for r in rows:
         print(" | ".join(f"{r[k]:.3g}" if isinstance(r[k], float) else str(r[k]) for k in keys))

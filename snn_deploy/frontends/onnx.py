@@ -148,7 +148,8 @@ def _bn(node: Any, consts: dict[str, Array], layers: list[Layer]) -> None:
     last = layers[-1] if layers else None
     if last is None or last.kind not in ("gemm", "conv") or last.relu:
         raise UnsupportedOpError(f"BatchNormalization {node.name!r} must follow Conv or Gemm")
-    assert last.weight is not None and last.bias is not None
+    assert last.weight is not None
+    assert last.bias is not None
     last.weight = last.weight * scale.reshape((-1,) + (1,) * (last.weight.ndim - 1))
     last.bias = scale * (last.bias - mean) + beta
 
@@ -232,7 +233,7 @@ class Conversion:
     ann_outputs: Array
 
     def encode(self, x: Array, steps: int) -> Array:
-        """Deterministic rate code: ``[batch, *shape]`` analog -> ``[batch, steps, *shape]`` spikes."""
+        """Deterministic rate code: ``[batch, *shape]`` -> ``[batch, steps, *shape]`` spikes."""
         return encode(x, steps, self.input_scale)
 
 
@@ -273,7 +274,8 @@ def convert(path: Path, calibration: Array, *, percentile: float = 99.9) -> Conv
         if layer.kind in ("gemm", "conv"):
             lam = float(np.percentile(out, percentile)) if layer.relu else 1.0
             lam = lam if lam > 0 else 1.0
-            assert layer.weight is not None and layer.bias is not None
+            assert layer.weight is not None
+            assert layer.bias is not None
             w, b = layer.weight * prev_scale / lam, layer.bias / lam
             if layer.kind == "gemm":
                 nodes[name] = nir.Affine(weight=w, bias=b)

@@ -583,7 +583,8 @@ def _first_shape(modules: list[tuple[str, torch.nn.Module]]) -> tuple[int, ...]:
     if isinstance(first, torch.nn.Linear):
         return (int(first.in_features),)
     raise InputFileError(
-        "give input_shape (per sample, without batch and time): the model does not start with a Linear layer"
+        "give input_shape (per sample, without batch and time): "
+        "the model does not start with a Linear layer"
     )
 
 
@@ -618,10 +619,7 @@ def to_nir(
                 f"module {name!r}: two delayed snn_deploy.nn synapse layers (Linear/Conv2d) "
                 "without a neuron between them; each projection has exactly one step of delay"
             )
-        if stateless:
-            new_shape = _out_shape(module, shape)
-        else:
-            new_shape = shape
+        new_shape = _out_shape(module, shape) if stateless else shape
         if result is _SKIP:
             continue
         if isinstance(result, FoldBatchNorm):

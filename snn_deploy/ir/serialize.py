@@ -86,7 +86,7 @@ def load(path: Path) -> Net:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         header = json.loads(arrays.pop("header").tobytes())
-    except Exception as exc:  # noqa: BLE001 -- np.load's parsers raise many types on bad files
+    except Exception as exc:
         raise InputFileError(f"{path} is not an snn-deploy network file: {exc}") from exc
     if header.get("format") != FORMAT:
         raise InputFileError(f"{path}: unknown network format {header.get('format')!r}")

@@ -162,6 +162,6 @@ def reset_state(model: torch.nn.Module) -> None:
 
 
 def run(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Reset ``model``, then step it through ``x[time, batch, ...]``; returns ``[time, batch, ...]``."""
+    """Reset ``model``, then step it through ``x[time, batch, ...]``; returns ``[time, ...]``."""
     reset_state(model)
     return torch.stack([model(x[t]) for t in range(x.shape[0])])

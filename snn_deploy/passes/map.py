@@ -67,8 +67,9 @@ class Map(Pass):
 
     Requires: a verified quantized ``Net``.
     Guarantees: every neuron is in exactly one range; ranges of a population are sorted by
-    start and together cover it; the same input gives the same placement; no core exceeds a limit and no more
-    chips are used than the target has, or a ``DesignRuleError`` lists every violation.
+    start and together cover it; the same input gives the same placement; no core exceeds a
+    limit and no more chips are used than the target has, or a ``DesignRuleError`` lists every
+    violation.
     """
 
     name: ClassVar[str] = "map"

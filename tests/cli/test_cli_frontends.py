@@ -46,8 +46,14 @@ def test_convert_an_onnx_ann_then_compile_it(tmp_path: Path):
     x, y = _data()
     _to_onnx(_train(x[:800], y[:800]), tmp_path / "ann.onnx")
     np.savez(tmp_path / "cal.npz", x=x[:200])
-    code, text = invoke("convert", tmp_path / "ann.onnx", "--calibrate", tmp_path / "cal.npz",
-                        "-o", tmp_path / "snn.nir")
+    code, text = invoke(
+        "convert",
+        tmp_path / "ann.onnx",
+        "--calibrate",
+        tmp_path / "cal.npz",
+        "-o",
+        tmp_path / "snn.nir",
+    )
     assert code == 0, text
     report = json.loads(text[: text.rindex("}") + 1])
     assert report["snn_vs_ann_prediction_agreement"] >= 0.9

@@ -118,7 +118,8 @@ def test_converted_snn_agrees_with_the_ann(tmp_path: Path):
     snn_acc = float(np.mean(snn_pred == y[1200:1300]))
     quant = api.agreement(f, q, qnet)["outputs"]["output"]["prediction_agreement"]
     print(
-        f"ANN acc {ann_acc:.3f}  SNN acc {snn_acc:.3f}  SNN-vs-ANN {agree:.3f}  quant-vs-float {quant:.3f}"
+        f"ANN acc {ann_acc:.3f}  SNN acc {snn_acc:.3f}  "
+        f"SNN-vs-ANN {agree:.3f}  quant-vs-float {quant:.3f}"
     )
     assert agree >= 0.9
     assert quant >= 0.9

@@ -33,7 +33,7 @@ def main() -> None:
         if kind != "npz" and fdp.ConsumeBool():
             at = fdp.ConsumeIntInRange(0, len(seed_bytes) - 1)
             patch = fdp.ConsumeBytes(64)
-            data = seed_bytes[:at] + patch + seed_bytes[at + len(patch):]
+            data = seed_bytes[:at] + patch + seed_bytes[at + len(patch) :]
         path.write_bytes(data)
         try:
             if kind == "npz":

@@ -16,9 +16,19 @@ HARNESS = Path(__file__).with_name("fuzz_loaders.py")
 @pytest.mark.parametrize("kind", ["nir", "net", "npz"])
 def test_loader_fuzzing_finds_no_crash(kind, tmp_path: Path):
     result = subprocess.run(
-        [sys.executable, str(HARNESS), kind, "-runs=3000", "-seed=1", "-rss_limit_mb=4096",
-         f"-artifact_prefix={tmp_path}/"],
-        capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            str(HARNESS),
+            kind,
+            "-runs=3000",
+            "-seed=1",
+            "-rss_limit_mb=4096",
+            f"-artifact_prefix={tmp_path}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Done 3000 runs" in result.stderr
