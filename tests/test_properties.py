@@ -53,18 +53,22 @@ def graphs(draw: st.DrawFn, *, lava_ok: bool = False) -> tuple[nir.NIRGraph, int
             prev = f"d{i}"
         kind = draw(st.sampled_from(kinds))
         f = functools.partial(np.full, b, dtype=np.float64)
-        tau = functools.partial(lambda full: full(rng.uniform(2e-4, 2e-2)), f)
         reset = draw(st.sampled_from(["zero"] if lava_ok else ["zero", "subtract"]))
         meta = {"snn_deploy.reset": reset}
         th = f(rng.uniform(0.2, 2.0))
         if kind == "LIF":
             node = nir.LIF(
-                tau=tau(), r=f(10), v_leak=f(0), v_threshold=th, v_reset=f(0), metadata=meta
+                tau=f(rng.uniform(2e-4, 2e-2)),
+                r=f(10),
+                v_leak=f(0),
+                v_threshold=th,
+                v_reset=f(0),
+                metadata=meta,
             )
         elif kind == "CubaLIF":
             node = nir.CubaLIF(
-                tau_syn=tau(),
-                tau_mem=tau(),
+                tau_syn=f(rng.uniform(2e-4, 2e-2)),
+                tau_mem=f(rng.uniform(2e-4, 2e-2)),
                 r=f(10),
                 v_leak=f(0),
                 v_threshold=th,
