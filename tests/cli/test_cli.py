@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 from pathlib import Path
@@ -160,3 +161,14 @@ def test_bad_inputs_are_named(tmp_path: Path):
     code, text = invoke("compile", BRAILLE, "-o", tmp_path / "o", "--inputs", x)
     assert code == 2 and "input 'input' has shape [10, 5]" in text
     shutil.rmtree(tmp_path / "o", ignore_errors=True)
+
+
+def test_disk_full_while_writing_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    def full(self: Path, *args: object, **kwargs: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    code, text = invoke("compile", NIR_FIXTURES / "lif_norse.nir", "-o", tmp_path / "out")
+    assert code == 2
+    assert text == f"error: cannot write {tmp_path / 'out'}: No space left on device\n"
+    assert list(tmp_path.iterdir()) == []
