@@ -21,6 +21,7 @@ import nir
 import numpy as np
 
 from snn_deploy.errors import InputFileError, UnsupportedOpError
+from snn_deploy.frontends.isolated import ReaderError, read_isolated
 from snn_deploy.frontends.nir import SCALE_KEY
 from snn_deploy.frontends.nir import load as load_nir
 from snn_deploy.ir.graph import Graph
@@ -46,11 +47,14 @@ def load(path: Path, *, reset: ResetMode | None = None) -> Graph:
     if reset is ResetMode.SUBTRACT:
         raise UnsupportedOpError("netx CUBA neurons reset to zero; --reset subtract does not apply")
     try:
-        with h5py.File(path, "r") as h5:
-            layers = [h5["layer"][k] for k in sorted(h5["layer"], key=int)]
-            return load_nir(_graph(path, layers))
-    except (OSError, KeyError) as exc:
-        raise InputFileError(f"{path} is not a readable netx (HDF5) file: {exc}") from exc
+        return load_nir(read_isolated(_read, path))
+    except ReaderError as exc:
+        raise InputFileError(f"{path} is not a readable netx (HDF5) file: {exc}") from None
+
+
+def _read(path: Path) -> nir.NIRGraph:
+    with h5py.File(path, "r") as h5:
+        return _graph(path, [h5["layer"][k] for k in sorted(h5["layer"], key=int)])
 
 
 def _graph(path: Path, layers: list[h5py.Group]) -> nir.NIRGraph:

@@ -17,6 +17,7 @@ import nir
 import numpy as np
 
 from snn_deploy.errors import InputFileError, UnsupportedOpError, VerificationError
+from snn_deploy.frontends.isolated import ReaderError, read_isolated
 from snn_deploy.ir import nodes as n
 from snn_deploy.ir.graph import Graph
 from snn_deploy.ir.types import ResetMode
@@ -141,13 +142,17 @@ def read(path: Path) -> nir.NIRGraph:
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
     try:
-        return nir.read(path, type_check=False)
-    except OSError as exc:
-        raise InputFileError(f"{path} is not a readable NIR (HDF5) file: {exc}") from exc
-    except Exception as exc:
-        raise InputFileError(
-            f"{path}: the NIR reader failed ({type(exc).__name__}: {exc})"
-        ) from exc
+        return read_isolated(_read_nir, path)
+    except ReaderError as exc:
+        if exc.os_error:
+            raise InputFileError(
+                f"{path} is not a readable NIR (HDF5) file: {exc.message}"
+            ) from None
+        raise InputFileError(f"{path}: the NIR reader failed ({exc})") from None
+
+
+def _read_nir(path: Path) -> nir.NIRGraph:
+    return nir.read(path, type_check=False)
 
 
 def load(source: Path | nir.NIRGraph, *, reset: ResetMode | None = None) -> Graph:

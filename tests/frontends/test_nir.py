@@ -177,3 +177,8 @@ def test_external_graph_loads(rel, external_nir):
 def test_external_broken_graph_gives_clear_error(rel, external_nir):
     with pytest.raises((InputFileError, VerificationError), match=FAILS[rel]):
         load(external_nir / rel)
+
+
+def test_a_file_that_crashes_the_hdf5_library_gives_a_clear_error():
+    with pytest.raises(InputFileError, match=r"the file reader crashed \(SIGSEGV\).*corrupt"):
+        load(NIR_FIXTURES / "hdf5_crash.bin")
