@@ -30,5 +30,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+bench: $(STAMP)
+	$(PY) bench/bench_simulator.py
+	$(PY) bench/bench_mapping.py
+
 clean:
 	rm -rf $(VENV) build

@@ -11,7 +11,10 @@ sample (Lava runs one sample per run, so its batched time per sample equals its 
 reported both as the whole run including Lava's compile, and as the marginal cost of a step,
 from runs of T and 2T steps),
 synaptic events per second, peak memory of the simulator run (tracemalloc), and a check that
-Lava's spikes equal the simulator's. Writes bench/results/simulator.json.
+Lava's spikes equal the simulator's. As context, float inference of the same layer sizes in
+snnTorch (Synaptic/RSynaptic) and Norse (LIFCell/LIFRecurrentCell), torch 2.13 CPU, no_grad,
+float32: their dynamics are theirs, so only the time is comparable, not the spikes.
+Writes bench/results/simulator.json.
 """
 
 from __future__ import annotations
@@ -74,6 +77,55 @@ NETWORKS = {
 }
 
 
+def peer(framework: str, sizes: list[int], recurrent: bool, x: np.ndarray) -> float:
+    """Seconds for one float run of the same layer sizes in snnTorch or Norse."""
+    import torch
+
+    torch.manual_seed(SEED)
+    fcs = [torch.nn.Linear(a, b, bias=False) for a, b in itertools.pairwise(sizes)]
+    if framework == "snntorch":
+        import snntorch
+
+        cells = [
+            snntorch.RSynaptic(alpha=0.5, beta=0.9, linear_features=b)
+            if recurrent and i == 0
+            else snntorch.Synaptic(alpha=0.5, beta=0.9)
+            for i, b in enumerate(sizes[1:])
+        ]
+    else:
+        import norse.torch as norse
+
+        cells = [
+            norse.LIFRecurrentCell(a, b) if recurrent and i == 0 else norse.LIFCell()
+            for i, (a, b) in enumerate(itertools.pairwise(sizes))
+        ]
+    data = torch.as_tensor(x, dtype=torch.float32)
+
+    def run() -> None:
+        states: list[object] = [None] * len(cells)
+        with torch.no_grad():
+            for t in range(data.shape[1]):
+                h = data[:, t]
+                for i, cell in enumerate(cells):
+                    if framework == "norse" and recurrent and i == 0:
+                        h, states[i] = cell(h, states[i])
+                        continue
+                    h = fcs[i](h)
+                    if framework == "snntorch":
+                        if states[i] is None:
+                            states[i] = (
+                                cell.init_rsynaptic()
+                                if recurrent and i == 0
+                                else cell.init_synaptic()
+                            )
+                        h, *rest = cell(h, *states[i])
+                        states[i] = tuple(rest)
+                    else:
+                        h, states[i] = cell(h, states[i])
+
+    return timed(run, 2)
+
+
 def timed(fn, repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
@@ -106,6 +158,11 @@ def bench(name: str, quick: bool) -> dict[str, object]:
         np.array_equal(got.populations[k][0], trace.populations[k][0]) for k in net.populations
     )
     spikes = {k: int(trace.populations[k][0].sum()) for k in net.populations}
+    peers = {
+        f"{fw}_{b}_us_per_sample_step": 1e6 * peer(fw, sizes, recurrent, x[:b]) / (b * T)
+        for fw in ("snntorch", "norse")
+        for b in (1, 32)
+    }
     return {
         "network": name,
         "synapses": int(sum(p.fixed.codes.nnz for p in net.projections)),
@@ -121,6 +178,7 @@ def bench(name: str, quick: bool) -> dict[str, object]:
         "sim_synaptic_events_per_s_batch32": events * 32 / batched,
         "sim_peak_memory_mb_batch32": peak / 2**20,
         "lava_spikes_identical": bool(same),
+        **peers,
     }
 
 
