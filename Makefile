@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-v4
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	python3 -m venv $(VENV)
@@ -29,6 +29,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check snn_deploy tests bench examples
+	$(VENV)/bin/ruff format --check snn_deploy tests bench examples
+	$(VENV)/bin/mypy snn_deploy
 
 bench: $(STAMP)
 	$(PY) bench/bench_simulator.py

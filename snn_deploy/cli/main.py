@@ -16,6 +16,8 @@ import numpy as np
 from snn_deploy import __version__, api
 from snn_deploy.errors import SnnDeployError
 from snn_deploy.ir import nodes as n
+from snn_deploy.ir.graph import Graph
+from snn_deploy.ir.net import DEFAULT_DT, Net
 from snn_deploy.ir.types import ResetMode
 from snn_deploy.reports.gates import check_budgets
 from snn_deploy.reports.render import summary, table
@@ -25,7 +27,7 @@ MODEL = click.Path(exists=False, dir_okay=True, path_type=Path)
 dt_option = click.option(
     "--dt",
     type=float,
-    default=api.DEFAULT_DT,
+    default=DEFAULT_DT,
     show_default=True,
     help="Seconds per time step used to discretise NIR neurons.",
 )
@@ -326,19 +328,19 @@ def inspect(model: Path, reset: str | None, trust_pickle: bool) -> None:
 
 
 def _describe(ir: object) -> str:
-    if isinstance(ir, api.Graph):
-        rows = [
+    if isinstance(ir, Graph):
+        nodes = [
             [k, type(v).__name__, list(v.in_shape), list(v.out_shape), ", ".join(ir.successors(k))]
             for k, v in ir.nodes.items()
         ]
-        extra = [k for k, v in ir.nodes.items() if isinstance(v, n.NEURONS) and hasattr(v, "reset")]
-        text = table(["node", "type", "in", "out", "->"], rows)
-        return text + (
-            f"\nreset: {', '.join(f'{k}={ir.nodes[k].reset.value}' for k in extra)}"
-            if extra
-            else ""
-        )
-    assert isinstance(ir, api.Net)
+        resets = [
+            f"{k}={v.reset.value}"
+            for k, v in ir.nodes.items()
+            if isinstance(v, n.NEURONS) and hasattr(v, "reset")
+        ]
+        text = table(["node", "type", "in", "out", "->"], nodes)
+        return text + (f"\nreset: {', '.join(resets)}" if resets else "")
+    assert isinstance(ir, Net)
     rows = [
         [p.name, p.src, p.dst, p.delay, p.weight.nnz, None if p.fixed is None else p.fixed.exp]
         for p in ir.projections

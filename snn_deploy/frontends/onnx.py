@@ -47,11 +47,12 @@ class Layer:
     relu: bool = False
 
 
-_OPS: dict[str, Callable[[Any, dict[str, Array], list[Layer]], None]] = {}
+Op = Callable[[Any, dict[str, Array], list[Layer]], None]
+_OPS: dict[str, Op] = {}
 
 
-def _op(*names: str) -> Any:
-    def register(fn: Any) -> Any:
+def _op(*names: str) -> Callable[[Op], Op]:
+    def register(fn: Op) -> Op:
         for name in names:
             _OPS[name] = fn
         return fn

@@ -37,7 +37,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import nir
 import numpy as np
@@ -77,7 +77,9 @@ _SKIP = object()
 """Converter result for modules that do nothing at inference (Dropout, Identity)."""
 
 
-def _converter(*names: str, stateless: bool = False, delayed: bool = False) -> Any:
+def _converter(
+    *names: str, stateless: bool = False, delayed: bool = False
+) -> Callable[[Converter], Converter]:
     """Register a converter for the classes ``names`` (``module.QualName``)."""
 
     def register(fn: Converter) -> Converter:
@@ -135,8 +137,8 @@ def _resolve_registered() -> None:
 def _import_class(name: str, *, required: bool = True) -> type | None:
     module_name, _, attr = name.rpartition(".")
     try:
-        obj: Any = importlib.import_module(module_name)
-        return getattr(obj, attr)  # type: ignore[no-any-return]
+        cls: type = getattr(importlib.import_module(module_name), attr)
+        return cls
     except (ImportError, AttributeError) as exc:
         if required:
             raise UnsupportedOpError(
@@ -559,13 +561,16 @@ def _modules(model: torch.nn.Module, prefix: str = "") -> list[tuple[str, torch.
 
 def _out_shape(module: torch.nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
     """Per-sample output shape of a stateless module, from its plain torch ``forward``."""
-    base = next(
-        (
-            c
-            for c in type(module).__mro__
-            if c.__module__.startswith(("torch.nn", "sinabs.layers.pool"))
+    base = cast(  # the first torch.nn (or Sinabs pool) class in the MRO: a Module class
+        type[torch.nn.Module],
+        next(
+            (
+                c
+                for c in type(module).__mro__
+                if c.__module__.startswith(("torch.nn", "sinabs.layers.pool"))
+            ),
+            type(module),
         ),
-        type(module),
     )
     with torch.no_grad():
         y = base.forward(
@@ -710,7 +715,7 @@ def read_model(path: Path, *, trust_pickle: bool = False) -> tuple[Any, dict[str
 
 def _nir_from_bytes(data: bytes, path: Path) -> nir.NIRGraph:
     try:
-        return nir.read(io.BytesIO(data), type_check=False)  # type: ignore[arg-type]
+        return nir.read(io.BytesIO(data), type_check=False)
     except Exception as exc:
         raise InputFileError(f"{path}: 'architecture' bytes are not a NIR file: {exc}") from exc
 

@@ -31,7 +31,7 @@ IntArray = npt.NDArray[np.int64]
 
 
 def _frozen(arr: npt.ArrayLike, dtype: type) -> npt.NDArray[np.generic]:
-    out = np.array(arr, dtype=dtype)
+    out: npt.NDArray[np.generic] = np.array(arr, dtype=dtype)
     out.setflags(write=False)
     return out
 
@@ -228,6 +228,7 @@ class Net:
 
     def replace(self, **changes: object) -> Net:
         """A copy with some fields replaced."""
+        # mypy checks ``**changes`` against every field's type; the fields vary per call
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     def verify(self) -> None:

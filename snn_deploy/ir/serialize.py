@@ -6,9 +6,10 @@ import dataclasses
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 
 from snn_deploy.errors import InputFileError
@@ -28,7 +29,7 @@ FORMAT = "snn-deploy-net/1"
 
 def to_bytes(net: Net) -> bytes:
     """Serialise ``net`` deterministically (same net, same bytes)."""
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, npt.NDArray[Any]] = {}
     pops = []
     for i, p in enumerate(net.populations.values()):
         for f in ("alpha", "beta", "bias", "threshold"):
@@ -53,17 +54,17 @@ def to_bytes(net: Net) -> bytes:
             }
         )
     projs = []
-    for i, p in enumerate(net.projections):
-        _put_csr(arrays, f"proj{i}.weight", p.weight)
-        if p.fixed is not None:
-            _put_csr(arrays, f"proj{i}.codes", p.fixed.codes)
+    for i, proj in enumerate(net.projections):
+        _put_csr(arrays, f"proj{i}.weight", proj.weight)
+        if proj.fixed is not None:
+            _put_csr(arrays, f"proj{i}.codes", proj.fixed.codes)
         projs.append(
             {
-                "name": p.name,
-                "src": p.src,
-                "dst": p.dst,
-                "delay": p.delay,
-                "exp": None if p.fixed is None else p.fixed.exp,
+                "name": proj.name,
+                "src": proj.src,
+                "dst": proj.dst,
+                "delay": proj.delay,
+                "exp": None if proj.fixed is None else proj.fixed.exp,
             }
         )
     header = {
@@ -84,7 +85,7 @@ def load(path: Path) -> Net:
     """Read a net written by ``to_bytes``."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+            arrays: dict[str, npt.NDArray[Any]] = {k: z[k] for k in z.files}
         header = json.loads(arrays.pop("header").tobytes())
     except Exception as exc:
         raise InputFileError(f"{path} is not an snn-deploy network file: {exc}") from exc
@@ -92,24 +93,30 @@ def load(path: Path) -> Net:
         raise InputFileError(f"{path}: unknown network format {header.get('format')!r}")
     pops = {}
     for i, p in enumerate(header["populations"]):
-        get = lambda f, i=i: arrays.get(f"pop{i}.{f}")  # noqa: E731
+
+        def get(f: str, i: int = i) -> npt.NDArray[Any] | None:
+            return arrays.get(f"pop{i}.{f}")
+
+        def need(f: str) -> npt.NDArray[Any]:  # to_bytes writes these for every population
+            return cast(npt.NDArray[Any], get(f))
+
         fixed = None
         if p["scale"] is not None:
             fixed = NeuronFixed(
                 scale=p["scale"],
-                du=get("fixed.du"),
-                dv=get("fixed.dv"),
+                du=need("fixed.du"),
+                dv=need("fixed.dv"),
                 vth=get("fixed.vth"),
-                bias_mant=get("fixed.bias_mant"),
-                bias_exp=get("fixed.bias_exp"),
+                bias_mant=need("fixed.bias_mant"),
+                bias_exp=need("fixed.bias_exp"),
             )
         pops[p["name"]] = Population(
             name=p["name"],
             node_type=p["node_type"],
             shape=tuple(p["shape"]),
-            alpha=get("alpha"),
-            beta=get("beta"),
-            bias=get("bias"),
+            alpha=need("alpha"),
+            beta=need("beta"),
+            bias=need("bias"),
             threshold=get("threshold"),
             reset=ResetMode(p["reset"]),
             voltage_scale=p["voltage_scale"],
@@ -120,7 +127,7 @@ def load(path: Path) -> Net:
         )
     projs = []
     for i, p in enumerate(header["projections"]):
-        fixed = (
+        syn_fixed = (
             None
             if p["exp"] is None
             else SynapseFixed(codes=_get_csr(arrays, f"proj{i}.codes"), exp=p["exp"])
@@ -132,14 +139,14 @@ def load(path: Path) -> Net:
                 dst=p["dst"],
                 delay=p["delay"],
                 weight=_get_csr(arrays, f"proj{i}.weight"),
-                fixed=fixed,
+                fixed=syn_fixed,
             )
         )
     net = Net(
         dt=header["dt"],
         inputs={k: tuple(v) for k, v in header["inputs"].items()},
         populations=pops,
-        projections=projs,
+        projections=tuple(projs),
         outputs=header["outputs"],
         numeric=None if header["numeric"] is None else _numeric_from_json(header["numeric"]),
     )
@@ -147,7 +154,7 @@ def load(path: Path) -> Net:
     return net
 
 
-def _put_csr(arrays: dict[str, np.ndarray], key: str, m: sp.csr_matrix) -> None:
+def _put_csr(arrays: dict[str, npt.NDArray[Any]], key: str, m: sp.csr_matrix) -> None:
     arrays[key + ".data"], arrays[key + ".indices"], arrays[key + ".indptr"] = (
         m.data,
         m.indices,
@@ -156,7 +163,7 @@ def _put_csr(arrays: dict[str, np.ndarray], key: str, m: sp.csr_matrix) -> None:
     arrays[key + ".shape"] = np.array(m.shape)
 
 
-def _get_csr(arrays: dict[str, np.ndarray], key: str) -> sp.csr_matrix:
+def _get_csr(arrays: dict[str, npt.NDArray[Any]], key: str) -> sp.csr_matrix:
     parts = (arrays[key + ".data"], arrays[key + ".indices"], arrays[key + ".indptr"])
     return sp.csr_matrix(parts, shape=tuple(arrays[key + ".shape"]))
 
@@ -174,7 +181,7 @@ def _numeric_to_json(spec: NumericSpec) -> dict[str, Any]:
 
 
 def _numeric_from_json(raw: dict[str, Any]) -> NumericSpec:
-    kwargs = {
+    kwargs: dict[str, Any] = {
         k: (FixedPoint(**{**v, "overflow": Overflow(v["overflow"])}) if isinstance(v, dict) else v)
         for k, v in raw.items()
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -19,13 +20,15 @@ class _Spike(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        x: torch.Tensor
         (x,) = ctx.saved_tensors
         return grad / (1.0 + 10.0 * x.abs()) ** 2
 
 
 def spike(x: torch.Tensor) -> torch.Tensor:
     """Strict Heaviside step with a surrogate gradient."""
-    return _Spike.apply(x)  # type: ignore[no-any-return]
+    # torch leaves ``Function.apply`` unannotated, so the call is untyped and returns Any
+    return _Spike.apply(x)  # type: ignore[no-untyped-call, no-any-return]
 
 
 class _Delayed:
@@ -33,10 +36,12 @@ class _Delayed:
 
     _previous: torch.Tensor | None
 
-    def _delayed(self, x: torch.Tensor, layer: Any) -> torch.Tensor:
+    def _delayed(
+        self, x: torch.Tensor, layer: Callable[[torch.Tensor], torch.Tensor]
+    ) -> torch.Tensor:
         previous = self._previous if self._previous is not None else torch.zeros_like(x)
         self._previous = x
-        return layer(previous)  # type: ignore[no-any-return]
+        return layer(previous)
 
     def reset_state(self) -> None:
         self._previous = None

@@ -68,7 +68,11 @@ def lower(graph: Graph, dt: float) -> Net:
     outputs = {name: _output_source(graph, name) for name in graph.of_type(n.Output)}
     inputs = {name: graph.nodes[name].out_shape for name in graph.of_type(n.Input)}
     net = Net(
-        dt=dt, inputs=inputs, populations=populations, projections=projections, outputs=outputs
+        dt=dt,
+        inputs=inputs,
+        populations=populations,
+        projections=tuple(projections),
+        outputs=outputs,
     )
     net.verify()
     return net
@@ -147,7 +151,7 @@ class _Folder:
 
 
 def _delay_steps(name: str, node: n.Delay, dt: float) -> npt.NDArray[np.int64]:
-    steps = np.broadcast_to(node.delay, node.out_shape).ravel() / dt
+    steps: FloatArray = np.broadcast_to(node.delay, node.out_shape).ravel() / dt
     rounded = np.rint(steps)
     if np.any(rounded < 0) or np.any(np.abs(steps - rounded) > 1e-6 * np.maximum(1, rounded)):
         raise VerificationError(
@@ -172,8 +176,13 @@ def linear_map(node: n.Node) -> tuple[sp.csr_matrix, FloatArray]:
         two_d = isinstance(node, n.Conv2d)
         weight = node.weight if two_d else node.weight[:, :, None, :]
         in_shape = node.in_shape if two_d else (node.in_shape[0], 1, node.in_shape[1])
-        pad = lambda t: tuple(t) if two_d else (0, *t)  # noqa: E731
-        one = lambda t: tuple(t) if two_d else (1, *t)  # noqa: E731
+
+        def pad(t: tuple[int, ...]) -> tuple[int, ...]:
+            return tuple(t) if two_d else (0, *t)
+
+        def one(t: tuple[int, ...]) -> tuple[int, ...]:
+            return tuple(t) if two_d else (1, *t)
+
         matrix = _conv_matrix(
             weight, in_shape, one(node.stride), pad(node.padding), one(node.dilation), node.groups
         )
@@ -230,6 +239,7 @@ def _population(
     size = int(np.prod(node.out_shape))
     ones, zeros = np.ones(size), np.zeros(size)
     v_reset = p.get("v_reset", zeros)
+    threshold: FloatArray | None
     if isinstance(node, n.Threshold):
         alpha, beta, gain, leak, threshold = ones, ones, ones, zeros, p["threshold"]
     elif isinstance(node, (n.IF, n.I)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from snn_deploy.ir.net import Net
 from snn_deploy.target import cost
@@ -16,7 +17,7 @@ def resources(net: Net, target: Target) -> dict[str, Any]:
     (``target.cost.core_lower_bounds``)."""
     spec = net.numeric
     assert spec is not None
-    pops = []
+    pops: list[dict[str, Any]] = []
     for pop in net.populations.values():
         synapses = sum(p.fixed.codes.nnz for p in net.incoming(pop.name) if p.fixed is not None)
         pops.append(
@@ -41,7 +42,7 @@ def resources(net: Net, target: Target) -> dict[str, Any]:
     }
 
 
-def _signed_bits(codes: np.ndarray) -> int:  # type: ignore[type-arg]
+def _signed_bits(codes: npt.NDArray[np.int64]) -> int:
     """Bits of the narrowest signed integer holding every code (0 for no codes).
 
     Examples:
@@ -79,8 +80,10 @@ def quantization(net: Net) -> dict[str, Any]:
             }
         )
     for proj in net.projections:
-        sf, scale = proj.fixed, net.populations[proj.dst].fixed.scale  # type: ignore[union-attr]
+        sf, dst_fixed = proj.fixed, net.populations[proj.dst].fixed
         assert sf is not None
+        assert dst_fixed is not None
+        scale = dst_fixed.scale
         real = proj.weight.data * scale / 2.0 ** (spec.input_shift + sf.exp)
         back = sf.codes.toarray() * 2.0 ** (spec.input_shift + sf.exp) / scale
         want = proj.weight.toarray()

@@ -44,7 +44,8 @@ def decay(x: Int, code: Int, bits: int) -> Int:
         array([ 3, -3])
     """
     p = x * ((1 << bits) - code)
-    return np.sign(p) * (np.abs(p) >> bits)
+    out: Int = np.sign(p) * (np.abs(p) >> bits)
+    return out
 
 
 def overflow(x: Int, reg: FixedPoint) -> Int:

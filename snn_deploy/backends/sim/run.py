@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +26,9 @@ from snn_deploy.ir.types import ResetMode
 DENSE_ABOVE = 0.1
 """Weight density above which a projection is stored as a dense array (BLAS) rather than CSR."""
 
+Array = npt.NDArray[Any]
+"""A run's values: int64 in integer runs, float64 in float runs."""
+
 
 @dataclass(frozen=True, slots=True)
 class _Matrix:
@@ -33,11 +37,12 @@ class _Matrix:
     weight: npt.NDArray[np.generic] | sp.csr_matrix
     exp: int
 
-    def apply(self, x: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+    def apply(self, x: Array) -> Array:
         xs = x.astype(self.weight.dtype, copy=False)
-        if sp.issparse(self.weight):
-            return np.asarray((self.weight @ xs.T).T)
-        return xs @ self.weight.T
+        out: Array = (
+            np.asarray((self.weight @ xs.T).T) if sp.issparse(self.weight) else xs @ self.weight.T
+        )
+        return out
 
 
 def _prepare(proj: Projection, fixed: bool, x_peak: float) -> _Matrix:
@@ -78,12 +83,12 @@ def simulate(
     fixed = net.quantized if fixed is None else fixed
     if fixed and not net.quantized:
         raise ValueError("integer simulation needs a quantized net")
-    data = check_inputs(net, inputs)
+    data: dict[str, Array] = check_inputs(net, inputs)
     batch, steps = next(iter(data.values())).shape[:2]
     dtype = np.int64 if fixed else np.float64
     if fixed:
         data = {k: _integer_input(k, v) for k, v in data.items()}
-    record: dict[str, npt.NDArray[np.generic]] = {k: v.astype(dtype) for k, v in data.items()}
+    record: dict[str, Array] = {k: v.astype(dtype) for k, v in data.items()}
     for name, pop in net.populations.items():
         record[name] = np.zeros((batch, steps, pop.size), dtype)
     peak = {k: float(np.max(np.abs(v), initial=0.0)) for k, v in data.items()}
@@ -101,7 +106,9 @@ def simulate(
         else {}
     )
     for t in range(steps):
-        a = {k: np.zeros((batch, p.size), dtype) for k, p in net.populations.items()}
+        a: dict[str, Array] = {
+            k: np.zeros((batch, p.size), dtype) for k, p in net.populations.items()
+        }
         for proj, m in zip(net.projections, matrices, strict=True):
             src_t = t - 1 - proj.delay
             if src_t < 0:
@@ -136,16 +143,17 @@ class _State:
     def __init__(self, pop: Population, batch: int, fixed: bool, net: Net) -> None:
         self.pop, self.fixed, self.spec = pop, fixed, net.numeric
         dtype = np.int64 if fixed else np.float64
-        self.u = np.zeros((batch, pop.size), dtype)
-        self.v = np.zeros((batch, pop.size), dtype)
+        self.u: Array = np.zeros((batch, pop.size), dtype)
+        self.v: Array = np.zeros((batch, pop.size), dtype)
         self.subtract = pop.reset is ResetMode.SUBTRACT
         if fixed:
             f = pop.fixed
             assert f is not None
             self.bias = shift(f.bias_mant, f.bias_exp)
 
-    def step(self, a: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+    def step(self, a: Array) -> Array:
         pop = self.pop
+        out: Array
         if self.fixed:
             f = pop.fixed
             assert f is not None
