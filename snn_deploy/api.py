@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from snn_deploy import __version__
 from snn_deploy.backends import get_all_backends
-from snn_deploy.backends.base import Trace, check_inputs
+from snn_deploy.backends.base import Progress, Trace, check_inputs
 from snn_deploy.backends.sim.run import simulate as run_sim
 from snn_deploy.errors import InputFileError, SnnDeployError
 from snn_deploy.frontends import get_all_frontends
@@ -193,6 +193,7 @@ def compile(
     calibrate: Mapping[str, npt.ArrayLike] | None = None,
     passes: str | None = None,
     dump_after: Any = None,
+    progress: Progress | None = None,
 ) -> CompileResult:
     """Compile ``model`` for ``target``; write artefacts to ``out_dir`` all at once, or nothing.
 
@@ -209,6 +210,7 @@ def compile(
         calibrate: calibration inputs for the quantizer (see ``lower_and_quantize``).
         passes: a pipeline string replacing the default ``lower{dt=...},quantize``.
         dump_after: called with (pass name, IR) after each pass.
+        progress: called as ``progress(done, total)`` while the program runs on ``inputs``.
     """
     tgt = load_target(target)
     graph = load(model, reset=reset, dt=dt, trust_pickle=trust_pickle)
@@ -244,7 +246,7 @@ def compile(
     trace = None
     if inputs is not None:
         data = check_inputs(net, inputs)
-        trace = backend.run(program, data)
+        trace = backend.run(program, data, progress=progress)
         counts = activity(net, trace, data, tgt)
         cores = report["placement"]["cores_used"] if report["placement"] else None
         report["energy"] = energy(counts, tgt, cores)
@@ -337,13 +339,15 @@ def simulate(
     target: str | Path = "sim",
     fixed: bool = True,
     record_state: bool = False,
+    progress: Progress | None = None,
 ) -> Trace:
     """Run ``net`` on ``inputs`` with the target's backend (``sim``: bit-accurate simulator,
     ``loihi-sim``: Lava); ``fixed=False`` runs the float reference in the simulator."""
     if not fixed:
-        return run_sim(net, inputs, fixed=False, record_state=record_state)
+        return run_sim(net, inputs, fixed=False, record_state=record_state, progress=progress)
     if not net.quantized:
         raise SnnDeployError("this network is not quantized; compile it first or use --float")
     tgt = load_target(target)
     backend = get_all_backends()[tgt.backend]()
-    return backend.run(backend.lower(net, tgt), inputs, record_state=record_state)  # type: ignore[no-any-return]
+    program = backend.lower(net, tgt)
+    return backend.run(program, inputs, record_state=record_state, progress=progress)  # type: ignore[no-any-return]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +10,9 @@ import numpy.typing as npt
 
 from snn_deploy.errors import InputFileError
 from snn_deploy.ir.net import Net
+
+Progress = Callable[[int, int], None]
+"""Called as ``progress(done, total)`` while a backend runs (steps or samples)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

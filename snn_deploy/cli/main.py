@@ -51,6 +51,22 @@ target_option = click.option(
 )
 
 
+class _ProgressBar:
+    """A click progress bar on stderr, opened at the first report, when the total is known."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.bar.pos)
+        if done >= total:
+            self.bar.__exit__(None, None, None)
+
+
 class _Cli(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -134,6 +150,7 @@ def compile(
         calibrate=api.read_inputs(calibrate) if calibrate else None,
         passes=passes,
         dump_after=dump,
+        progress=_ProgressBar("simulating"),
     )
     click.echo(
         json.dumps(result.report, indent=2, sort_keys=True) if as_json else summary(result.report)
@@ -187,7 +204,13 @@ def simulate(
         )
         float_net, net = api.lower_and_quantize(graph, load_target(target), dt=dt)
         net = float_net if use_float else net
-    trace = api.simulate(net, api.read_inputs(inputs), target=target, fixed=not use_float)
+    trace = api.simulate(
+        net,
+        api.read_inputs(inputs),
+        target=target,
+        fixed=not use_float,
+        progress=_ProgressBar("simulating"),
+    )
     rows = []
     for name, rec in trace.populations.items():
         pop = net.populations[name]

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy.typing as npt
 
-from snn_deploy.backends.base import Trace
+from snn_deploy.backends.base import Progress, Trace
 from snn_deploy.backends.fpga import emit as _emit
 from snn_deploy.backends.fpga.lower import Program
 from snn_deploy.backends.fpga.rules import check_board
@@ -80,7 +80,15 @@ def notes(program: Program) -> dict[str, Any]:
 
 
 def run(
-    program: Program, inputs: Mapping[str, npt.ArrayLike], *, record_state: bool = False
+    program: Program,
+    inputs: Mapping[str, npt.ArrayLike],
+    *,
+    record_state: bool = False,
+    progress: Progress | None = None,
 ) -> Trace:
-    """Simulate the RTL in Icarus Verilog on ``inputs`` (and record ``u``, ``v`` if asked)."""
-    return simulate_rtl(program, inputs, record_state=record_state)[0]
+    """Simulate the RTL in Icarus Verilog on ``inputs`` (and record ``u``, ``v`` if asked);
+    one simulator run for the whole batch, reported to ``progress`` when it ends."""
+    trace = simulate_rtl(program, inputs, record_state=record_state)[0]
+    if progress is not None:
+        progress(1, 1)
+    return trace

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy.typing as npt
 
-from snn_deploy.backends.base import Trace
+from snn_deploy.backends.base import Progress, Trace
 from snn_deploy.backends.lava import build as _build
 from snn_deploy.backends.lava import netx
 from snn_deploy.backends.lava.program import LavaProgram, lower_program
@@ -52,7 +52,12 @@ def notes(program: LavaProgram) -> dict[str, object]:
 
 
 def run(
-    program: LavaProgram, inputs: Mapping[str, npt.ArrayLike], *, record_state: bool = False
+    program: LavaProgram,
+    inputs: Mapping[str, npt.ArrayLike],
+    *,
+    record_state: bool = False,
+    progress: Progress | None = None,
 ) -> Trace:
-    """Run in Lava's fixed-point CPU simulation, one Lava run per sample."""
-    return _build.run(program, inputs, record_state=record_state)
+    """Run in Lava's fixed-point CPU simulation, one Lava run per sample (``progress`` after
+    each sample)."""
+    return _build.run(program, inputs, record_state=record_state, progress=progress)

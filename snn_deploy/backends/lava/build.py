@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from snn_deploy.backends.base import Trace, check_inputs
+from snn_deploy.backends.base import Progress, Trace, check_inputs
 from snn_deploy.backends.lava.compat import import_lava
 from snn_deploy.backends.lava.program import LavaProgram
 from snn_deploy.errors import BackendUnavailableError
@@ -137,7 +137,11 @@ def build(
 
 
 def run(
-    program: LavaProgram, inputs: Mapping[str, npt.ArrayLike], *, record_state: bool = False
+    program: LavaProgram,
+    inputs: Mapping[str, npt.ArrayLike],
+    *,
+    record_state: bool = False,
+    progress: Progress | None = None,
 ) -> Trace:
     """Run every sample of ``inputs`` through Lava, one Lava run per sample."""
     net = program.net
@@ -158,6 +162,8 @@ def run(
                     vs[pop][b][:, idx] = lava_net.read(block.name, "v")
         finally:
             lava_net.stop()
+        if progress is not None:
+            progress(b + 1, batch)
     inputs_int = {k: v.astype(np.int64) for k, v in data.items()}
     outputs = {o: (outs | inputs_int)[src] for o, src in net.outputs.items()}
     return Trace(outputs=outputs, populations=outs, u=us, v=vs)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy.typing as npt
 
-from snn_deploy.backends.base import Trace
+from snn_deploy.backends.base import Progress, Trace
 from snn_deploy.backends.sim.run import simulate
 from snn_deploy.ir import serialize
 from snn_deploy.ir.net import Net
@@ -40,6 +40,12 @@ def notes(program: Net) -> dict[str, object]:
     return {}
 
 
-def run(program: Net, inputs: Mapping[str, npt.ArrayLike], *, record_state: bool = False) -> Trace:
-    """Run the integer simulation."""
-    return simulate(program, inputs, fixed=True, record_state=record_state)
+def run(
+    program: Net,
+    inputs: Mapping[str, npt.ArrayLike],
+    *,
+    record_state: bool = False,
+    progress: Progress | None = None,
+) -> Trace:
+    """Run the integer simulation (``progress`` after every time step)."""
+    return simulate(program, inputs, fixed=True, record_state=record_state, progress=progress)
