@@ -245,14 +245,14 @@ def compile(
     }
     trace = None
     if inputs is not None:
-        data = check_inputs(net, inputs)
-        trace = backend.run(program, data, progress=progress)
+        data = check_inputs(net, inputs)  # [batch, time, size]: what the reports count
+        trace = backend.run(program, inputs, progress=progress)
         counts = activity(net, trace, data, tgt)
         cores = report["placement"]["cores_used"] if report["placement"] else None
         report["energy"] = energy(counts, tgt, cores)
         report["paper_energy"] = paper_energy(counts, tgt)
         report["activity"] = trace_summary(net, trace, data)
-        report["agreement"] = agreement(run_sim(float_net, data, fixed=False), trace, net)
+        report["agreement"] = agreement(run_sim(float_net, inputs, fixed=False), trace, net)
     files: tuple[Path, ...] = ()
     if out_dir is not None:
         files = _write_atomically(

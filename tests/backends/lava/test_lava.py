@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import nir
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -15,7 +16,7 @@ from snn_deploy.backends import lava
 from snn_deploy.backends.sim.run import simulate
 from snn_deploy.cli.main import cli
 from snn_deploy.errors import DesignRuleError
-from snn_deploy.frontends.nir import load
+from snn_deploy.frontends.nir import dump, load
 from snn_deploy.ir.net import Net
 from tests.backends.sim.test_against_reference import random_net
 from tests.conftest import NIR_FIXTURES, REPO
@@ -150,3 +151,11 @@ def test_cli_simulate_runs_lava(tmp_path: Path):
     assert sim.exit_code == 0
     with np.load(out) as a, np.load(tmp_path / "t.npz") as b:
         assert_array_equal(a["1"], b["1"])
+
+
+def test_compile_with_multi_dimensional_inputs_runs_lava(tmp_path: Path):
+    """Regression: compile handed the backend inputs already flattened to [batch, time, size]."""
+    nir.write(tmp_path / "g.nir", dump(load(every_node_type())))
+    x = (np.random.default_rng(3).random((1, 12, 2, 6, 6)) < 0.5).astype(np.int64)
+    result = api.compile(tmp_path / "g.nir", "loihi-sim", inputs={"input": x})
+    assert result.report["energy"]["counts"]["samples"] == 1
