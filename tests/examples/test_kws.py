@@ -1,0 +1,107 @@
+"""examples/kws (issue 8): dataset determinism, the filterbank front end, the shipped models.
+
+The expected accuracies are the numbers models/README.md states; the test checks both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from examples.kws import dataset, frontend
+from snn_deploy import api
+from snn_deploy.errors import UnsupportedOpError
+from snn_deploy.target.load import load_target
+
+REPO = Path(__file__).resolve().parents[2]
+MODELS = REPO / "models"
+
+# model -> (its test-input file, samples); the expected counts are read from models/README.md
+SHIPPED = {
+    "kws_rnn_t100.pt": ("kws_test_inputs.npz", 96),
+    "kws_rnn_t40.pt": ("kws_test_inputs_t40.npz", 96),
+}
+
+
+@pytest.mark.toolchain("espeak")
+def test_dataset_slice_is_deterministic(tmp_path: Path) -> None:
+    samples = dataset.recipes(
+        2, classes=("yes", "_unknown_", "_silence_"), dialects=("en-us", "en-gb"),
+        variants=("m1", "f2"),
+    )  # fmt: skip
+    digests = []
+    for run in range(2):
+        path = tmp_path / f"slice{run}.npz"
+        dataset.save(path, dataset.build(samples))
+        digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
+    data = dataset.load(tmp_path / "slice0.npz")
+    assert data["audio"].shape == (6, dataset.CLIP) and data["audio"].dtype == np.int16
+    assert data["labels"].tolist() == [0, 0, 10, 10, 11, 11]
+    rms = np.sqrt(np.mean((data["audio"] / 32768.0) ** 2, axis=1))
+    assert np.all(rms[:4] > 3 * rms[4:].max())  # words are louder than silence (noise only)
+
+
+@pytest.mark.parametrize("freq", [300.0, 1000.0, 4000.0])
+def test_frontend_tone_fires_its_channel(freq: float) -> None:
+    t = np.arange(frontend.FS) / frontend.FS
+    tone = 0.01 * np.sin(2 * np.pi * freq * t)  # -40 dBFS: no channel saturates
+    s = frontend.spikes(tone, steps=100, channels=64)
+    assert s.shape == (100, 64) and set(np.unique(s)) <= {0, 1}
+    nearest = int(np.argmin(np.abs(frontend.erb_space(64) - freq)))
+    assert abs(int(np.argmax(s.sum(0))) - nearest) <= 1
+    assert s.sum(0)[nearest] > 10 * max(1, s.sum(0)[: max(0, nearest - 8)].max(initial=0))
+    # the spike code depends only on the bin width: fewer steps, the same channel
+    assert abs(int(np.argmax(frontend.spikes(tone, steps=40).sum(0))) - nearest) <= 1
+
+
+def _readme_counts() -> dict[str, tuple[int, int]]:
+    """The quantized column of models/README.md's accuracy table (``| model | T | float |
+    quantized | ...``)."""
+    out = {}
+    for line in (MODELS / "README.md").read_text().splitlines():
+        cells = [c.strip(" `") for c in line.split("|")]
+        if len(cells) > 5 and cells[1] in SHIPPED and "/" in cells[4]:
+            k, n = cells[4].split("/")  # the "quantized `sim` (slice)" column
+            out[cells[1]] = (int(k), int(n))
+    return out
+
+
+@pytest.mark.parametrize("model", sorted(SHIPPED))
+def test_shipped_model_quantized_accuracy(model: str) -> None:
+    inputs_file, n = SHIPPED[model]
+    with np.load(MODELS / inputs_file) as z:
+        x, labels = z["input"].astype(np.float64), z["labels"]
+    assert x.shape[0] == len(labels) == n and x.shape[2] == 64
+    path = MODELS / model
+    assert path.stat().st_size < 1_000_000
+    _, net = api.lower_and_quantize(api.load(path), load_target("sim"))  # no trust_pickle
+    (out,) = api.simulate(net, {"input": x}).outputs.values()
+    correct = int(np.sum(np.asarray(out).sum(axis=1).argmax(-1) == labels))
+    assert (correct, n) == _readme_counts()[model]
+
+
+@pytest.mark.toolchain("lava")
+def test_loihi_sim_equals_sim_on_shipped_model() -> None:
+    with np.load(MODELS / "kws_test_inputs_t40.npz") as z:
+        x = {"input": z["input"][:3].astype(np.float64)}
+    _, net = api.lower_and_quantize(api.load(MODELS / "kws_rnn_t40.pt"), load_target("loihi2"))
+    sim = api.simulate(net, x, target="sim")
+    lava = api.simulate(net, x, target="loihi-sim")
+    for k in sim.outputs:
+        np.testing.assert_array_equal(np.asarray(lava.outputs[k]), np.asarray(sim.outputs[k]))
+
+
+def test_attention_fails_clearly_and_local_part_exports() -> None:
+    from examples.kws.models import SpikeSCR
+    from snn_deploy.frontends import torch as torch_frontend
+
+    model = SpikeSCR(dim=16, heads=2, filters=2)
+    with pytest.raises(UnsupportedOpError, match="SpikingSelfAttention"):
+        torch_frontend.load(model.deploy_sequential(), input_shape=(1, 64, 1))
+    graph = torch_frontend.load(model.local_part(), input_shape=(1, 64, 1))
+    _, net = api.lower_and_quantize(graph, load_target("loihi2"))
+    assert sum(p.size for p in net.populations.values()) == 2 * 64 + 16
