@@ -12,7 +12,7 @@ accuracy measures generalisation to unseen speakers (a voice is held out when
 
 Usage::
 
-    python -m examples.kws.dataset -o build/kws/kws_audio.npz [--per-class 150]
+    python -m examples.kws.dataset -o build/kws/kws_audio.npz [--per-class 300]
 
 The output is byte-identical across runs on the same espeak-ng version (the version is stored
 in the file). Build time on 2 cores: see docs/SPEECH.md.
@@ -76,7 +76,7 @@ def is_test_voice(dialect: str, variant: str) -> bool:
 
 
 def recipes(
-    per_class: int = 150,
+    per_class: int = 300,
     *,
     classes: tuple[str, ...] = CLASSES,
     dialects: tuple[str, ...] = DIALECTS,
@@ -205,7 +205,7 @@ def load(path: Path) -> dict[str, np.ndarray]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-o", "--out", type=Path, default=Path("build/kws/kws_audio.npz"))
-    ap.add_argument("--per-class", type=int, default=150)
+    ap.add_argument("--per-class", type=int, default=300)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
     t0 = time.time()

@@ -3,7 +3,7 @@ student (curriculum 100 → 70 → 40 with a KD loss from the T = 100 teacher), 
 global-local model and the multi-level-spike variant. Writes ``models/kws_rnn_t100.pt``,
 ``models/kws_rnn_t40.pt``, ``models/kws_test_inputs.npz`` and ``build/kws/train_log.json``.
 
-    python -m examples.kws.dataset            # build/kws/kws_audio.npz (~20 s)
+    python -m examples.kws.dataset            # build/kws/kws_audio.npz (~25 s)
     python -m examples.kws.train [--quick]    # a few minutes on 2 CPU cores
 
 Deterministic for a given torch build (seeded, single-threaded data order); float results can
