@@ -276,17 +276,22 @@ def _our_reset(m: Any) -> dict[str, Any]:
     return _meta(ResetMode.ZERO if m.reset == "zero" else ResetMode.SUBTRACT)
 
 
-@_converter("snn_deploy.nn.LIF")
-def _our_lif(m: Any, ctx: Ctx) -> Any:
-    tau = _full(_decay_tau(m.beta, ctx.dt, "beta", m), ctx.shape)
+def _lif(m: Any, ctx: Ctx, beta: Any, threshold: Any, meta: dict[str, Any]) -> Any:
+    """A discrete LIF with per-step decay ``beta`` and gain 1 as a NIR LIF at ``ctx.dt``."""
+    tau = _full(_decay_tau(beta, ctx.dt, "beta", m), ctx.shape)
     return nir.LIF(
         tau=tau,
         r=tau / ctx.dt,
         v_leak=np.zeros(ctx.shape),
-        v_threshold=_full(m.threshold, ctx.shape),
+        v_threshold=_full(threshold, ctx.shape),
         v_reset=np.zeros(ctx.shape),
-        metadata=_our_reset(m),
+        metadata=meta,
     )
+
+
+@_converter("snn_deploy.nn.LIF")
+def _our_lif(m: Any, ctx: Ctx) -> Any:
+    return _lif(m, ctx, m.beta, m.threshold, _our_reset(m))
 
 
 @_converter("snn_deploy.nn.CubaLIF")
@@ -342,15 +347,7 @@ def _snntorch_reset(m: Any) -> dict[str, Any]:
 
 @_converter("snntorch.Leaky")
 def _snn_leaky(m: Any, ctx: Ctx) -> Any:
-    tau = _full(_decay_tau(m.beta.clamp(0, 1), ctx.dt, "beta", m), ctx.shape)
-    return nir.LIF(
-        tau=tau,
-        r=tau / ctx.dt,
-        v_leak=np.zeros(ctx.shape),
-        v_threshold=_full(m.threshold, ctx.shape),
-        v_reset=np.zeros(ctx.shape),
-        metadata=_snntorch_reset(m),
-    )
+    return _lif(m, ctx, m.beta.clamp(0, 1), m.threshold, _snntorch_reset(m))
 
 
 @_converter("snntorch.Synaptic")
