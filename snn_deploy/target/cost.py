@@ -382,43 +382,116 @@ def core_usage(net: Net, limits: Limits) -> list[CoreUsage]:
     return out
 
 
-def out_degree_per_neuron(net: Net) -> dict[str, IntArray]:
-    """Per population, each neuron's number of outgoing synapses."""
-    out = {name: np.zeros(pop.size, dtype=np.int64) for name, pop in net.populations.items()}
+def out_degree_per_neuron(net: Net) -> dict[str, dict[str, IntArray]]:
+    """Per source population, per destination population: each neuron's distinct destinations.
+
+    Two projections between the same pair may reach the same neuron, so their larger degree
+    (not the sum) is kept: a lower bound on the distinct destinations.
+    """
+    out: dict[str, dict[str, IntArray]] = {name: {} for name in net.populations}
     for proj in net.projections:
         if proj.src in out:
             m = codes_of(proj)
-            out[proj.src] += np.bincount(m.indices, minlength=m.shape[1]).astype(np.int64)
+            deg = np.bincount(m.indices, minlength=m.shape[1]).astype(np.int64)
+            prev = out[proj.src].get(proj.dst)
+            out[proj.src][proj.dst] = deg if prev is None else np.maximum(prev, deg)
+    return out
+
+
+def rows_per_core(costs: list[ProjectionCost], size: int, limits: Limits) -> int:
+    """The most neurons of one population a core can hold: by ``neurons_per_core`` and by
+    synapse memory, filled with the population's cheapest rows (shared patterns not counted)."""
+    cap = min(size, limits.neurons_per_core or size)
+    if limits.synapse_memory_bits_per_core and costs:
+        row = np.sort(sum((c.row_bits for c in costs), np.zeros(size, dtype=np.int64)))
+        fits = int(np.searchsorted(np.cumsum(row), limits.synapse_memory_bits_per_core, "right"))
+        cap = min(cap, max(1, fits))
+    return max(1, cap)
+
+
+def min_sources(net: Net, limits: Limits) -> dict[str, dict[str, int]]:
+    """Per population, per source: the fewest distinct sources of that source any of its
+    neurons reads (every source if the projection is dense-encoded)."""
+    out: dict[str, dict[str, int]] = {name: {} for name in net.populations}
+    for proj, dense in zip(net.projections, dense_encoded(net, limits), strict=True):
+        m = codes_of(proj)
+        least = m.shape[1] if dense else int(np.diff(m.indptr).min(initial=0))
+        out[proj.dst][proj.src] = max(out[proj.dst].get(proj.src, 0), least)
     return out
 
 
 def core_lower_bounds(net: Net, limits: Limits) -> dict[str, int]:
-    """Lower bounds on cores, one per limited resource; their max bounds any placement.
+    """Lower bounds on cores; their max bounds any placement (docs/MAPPING.md §1).
 
     ``neurons``: total / per core. ``synapse_bits``: every projection's cheapest possible bits
     / per core. ``fan_in``: the populations' distinct sources, largest / per core (all cores
     holding a population together see all its sources). ``fan_out``: each neuron reaches at
-    least ``ceil(out-degree / neurons_per_core)`` cores; the sum / per core.
+    least ``ceil(d / cap)`` cores for its ``d`` destinations in a population of which a core
+    holds at most ``cap`` neurons (``rows_per_core``); the sum / per core.
+    ``exclusive_layers``: populations that cannot share a core (any neuron of one together with
+    any neuron of the other exceeds the fan-in axons) need disjoint cores, so the sum of their
+    own bounds is a bound.
     """
+    costs = population_costs(net, limits)
+    caps = {name: rows_per_core(costs[name], p.size, limits) for name, p in net.populations.items()}
+    per_pop: dict[str, list[int]] = {
+        name: [math.ceil(p.size / caps[name])] for name, p in net.populations.items()
+    }
     bounds: dict[str, int] = {}
     if limits.neurons_per_core:
         n = sum(p.size for p in net.populations.values())
         bounds["neurons"] = math.ceil(n / limits.neurons_per_core)
     if limits.synapse_memory_bits_per_core:
-        bits = sum(c.total_min_bits() for cs in population_costs(net, limits).values() for c in cs)
-        bounds["synapse_bits"] = math.ceil(bits / limits.synapse_memory_bits_per_core)
+        bits = {name: sum(c.total_min_bits() for c in cs) for name, cs in costs.items()}
+        bounds["synapse_bits"] = math.ceil(sum(bits.values()) / limits.synapse_memory_bits_per_core)
+        for name, b in bits.items():
+            per_pop[name].append(math.ceil(b / limits.synapse_memory_bits_per_core))
     if limits.fan_in_axons_per_core:
         offsets = global_offsets(net)
         flags = dense_encoded(net, limits)
-        widest = 0
         for name, pop in net.populations.items():
             inc = [(p, d) for p, d in zip(net.projections, flags, strict=True) if p.dst == name]
-            widest = max(widest, int(fan_in_keys(inc, offsets, 0, pop.size).size))
-        bounds["fan_in"] = math.ceil(widest / limits.fan_in_axons_per_core)
+            sources = int(fan_in_keys(inc, offsets, 0, pop.size).size)
+            per_pop[name].append(math.ceil(sources / limits.fan_in_axons_per_core))
+        bounds["fan_in"] = max((b[-1] for b in per_pop.values()), default=0)
     if limits.fan_out_axons_per_core and limits.neurons_per_core:
-        reach = sum(
-            int(np.ceil(deg / limits.neurons_per_core).sum())
-            for deg in out_degree_per_neuron(net).values()
+        total = 0
+        for name, by_dst in out_degree_per_neuron(net).items():
+            size = net.populations[name].size
+            deg = sum(by_dst.values(), np.zeros(size, dtype=np.int64))
+            reach = np.ceil(deg / limits.neurons_per_core).astype(np.int64)
+            for dst, d in by_dst.items():
+                reach = np.maximum(reach, -(-d // caps[dst]))
+            per_pop[name].append(math.ceil(int(reach.sum()) / limits.fan_out_axons_per_core))
+            total += int(reach.sum())
+        bounds["fan_out"] = math.ceil(total / limits.fan_out_axons_per_core)
+    own = {name: max(b) for name, b in per_pop.items()}
+    if limits.fan_in_axons_per_core:
+        bounds["exclusive_layers"] = _exclusive_sum(
+            own, min_sources(net, limits), limits.fan_in_axons_per_core
         )
-        bounds["fan_out"] = math.ceil(reach / limits.fan_out_axons_per_core)
     return bounds
+
+
+def _exclusive_sum(own: dict[str, int], least: dict[str, dict[str, int]], axons: int) -> int:
+    """The largest sum of ``own`` bounds over a set of pairwise exclusive populations found
+    greedily (any such set gives a valid bound, so greedy is enough).
+
+    ``P`` and ``Q`` are exclusive when, for their neurons ``a``, ``b``, the fan-in of a core
+    holding both is at least ``sum over sources X of max(least[P][X], least[Q][X]) > axons``.
+    """
+
+    def exclusive(p: str, q: str) -> bool:
+        sources = least[p].keys() | least[q].keys()
+        need = sum(max(least[p].get(x, 0), least[q].get(x, 0)) for x in sources)
+        return need > axons
+
+    order = sorted(own, key=lambda k: (-own[k], k))
+    best = 0
+    for seed in order[:8]:
+        chosen = [seed]
+        for name in order:
+            if name != seed and all(exclusive(name, c) for c in chosen):
+                chosen.append(name)
+        best = max(best, sum(own[c] for c in chosen))
+    return best

@@ -149,7 +149,8 @@ def neuron_fan_out_fits_core(net: Net, target: Target) -> list[Violation]:
     if lim.fan_out_axons_per_core is None or lim.neurons_per_core is None:
         return []
     found = []
-    for name, deg in cost.out_degree_per_neuron(net).items():
+    for name, by_dst in cost.out_degree_per_neuron(net).items():
+        deg = sum(by_dst.values(), np.zeros(net.populations[name].size, dtype=np.int64))
         if deg.size == 0:
             continue
         reach = -(-deg // lim.neurons_per_core)

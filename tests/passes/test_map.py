@@ -350,3 +350,30 @@ def test_core_usage_pays_a_shared_pattern_once_per_core_over_several_ranges():
     assert second.synapse_bits == 3 * (W + 3) + 2 * 3
     assert first.fan_in == 10  # x[0:4] and x[4:10]
     check_design_rules(n, t)  # coverage holds with interleaved ranges
+
+
+def test_exclusive_layers_bound_is_met_by_the_mapper():
+    # a reads all 6 inputs, b all 8 a neurons: a core with an a and a b neuron needs 14 > 8
+    # axons, so a and b need disjoint cores. b: 2 rows of 8 W bits per core -> 4 cores; each
+    # a neuron then reaches 4 cores, 8 output axons per core -> 2 a per core -> 4 cores.
+    # Resource totals alone give 7 (bits); the disjoint sum gives the optimum, 8.
+    n = net(
+        {"x": (6,)},
+        [pop("a", 8), pop("b", 8)],
+        [proj("xa", "x", "a", np.ones((8, 6))), proj("ab", "a", "b", np.ones((8, 8)))],
+    )
+    t = target(
+        neurons_per_core=16,
+        synapse_memory_bits_per_core=16 * W,
+        fan_in_axons_per_core=8,
+        fan_out_axons_per_core=8,
+    )
+    bounds = cost.core_lower_bounds(n, t.limits)
+    assert bounds == {
+        "neurons": 1,
+        "synapse_bits": 7,
+        "fan_in": 1,
+        "fan_out": 4,
+        "exclusive_layers": 8,
+    }
+    assert cores_used(Map().run(n, PassContext(target=t))) == 8
