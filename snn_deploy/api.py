@@ -52,7 +52,7 @@ class CompileResult:
 
 
 def load(
-    path: Path,
+    path: str | Path,
     *,
     reset: ResetMode | None = None,
     dt: float = DEFAULT_DT,
@@ -67,6 +67,7 @@ def load(
             dynamics hold exactly at it.
         trust_pickle: allow a pickled ``torch.nn.Module`` (runs code from the file).
     """
+    path = Path(path)
     frontends = get_all_frontends()
     if path.suffix not in frontends:
         raise InputFileError(
@@ -116,7 +117,7 @@ def convert(
     return conversion.nir_graph, report
 
 
-def read_inputs(path: Path) -> dict[str, npt.NDArray[np.float64]]:
+def read_inputs(path: str | Path) -> dict[str, npt.NDArray[np.float64]]:
     """Read an ``.npz`` of input arrays (``[batch, time, *shape]``, keyed by Input name)."""
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -182,10 +183,10 @@ def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
 
 
 def compile(
-    model: Path,
+    model: str | Path,
     target: str | Path,
     *,
-    out_dir: Path | None = None,
+    out_dir: str | Path | None = None,
     dt: float = DEFAULT_DT,
     reset: ResetMode | None = None,
     trust_pickle: bool = False,
@@ -212,6 +213,7 @@ def compile(
         dump_after: called with (pass name, IR) after each pass.
         progress: called as ``progress(done, total)`` while the program runs on ``inputs``.
     """
+    model = Path(model)
     tgt = load_target(target)
     graph = load(model, reset=reset, dt=dt, trust_pickle=trust_pickle)
     float_net, net = lower_and_quantize(
@@ -256,7 +258,7 @@ def compile(
     files: tuple[Path, ...] = ()
     if out_dir is not None:
         files = _write_atomically(
-            out_dir, lambda d: _emit(d, backend, program, graph, net, report, inputs, trace)
+            Path(out_dir), lambda d: _emit(d, backend, program, graph, net, report, inputs, trace)
         )
     return CompileResult(graph=graph, float_net=float_net, net=net, report=report, files=files)
 
@@ -327,8 +329,9 @@ def _write_atomically(out_dir: Path, write: Any) -> tuple[Path, ...]:
     return tuple(out_dir / f.relative_to(tmp) for f in files)
 
 
-def load_program(path: Path) -> Net:
+def load_program(path: str | Path) -> Net:
     """Load a compiled network: a compile output folder or its ``network.npz``."""
+    path = Path(path)
     return serialize.load(path / "network.npz" if path.is_dir() else path)
 
 

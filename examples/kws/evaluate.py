@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from examples.kws.models import SpikeSCR
-from examples.kws.train import BUILD, MODELS, features
+from examples.kws.train import BUILD, MODELS, evaluate, features
 from snn_deploy import api
 from snn_deploy.errors import SnnDeployError
 from snn_deploy.target.load import load_target
@@ -98,29 +98,46 @@ def evaluate_model(
     return r
 
 
-def spikescr_check() -> dict[str, Any]:
-    """Which parts of the SpikeSCR-style model compile, and the failure of the rest."""
+def spikescr_check(x: np.ndarray, y: np.ndarray, *, n_loihi: int) -> dict[str, Any]:
+    """The SpikeSCR-style model on the held-out clips ``x [n, T, 64]``: float accuracy; the full
+    model's conversion failure; the local part compiled for loihi2; and the host-partitioned
+    deployment (local part in the quantized simulator, attention + read-out in float on the
+    host), with ``loihi-sim`` asserted equal to ``sim`` on the first ``n_loihi`` clips."""
     from snn_deploy.frontends import torch as torch_frontend
 
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"test_samples": len(x)}
     model = SpikeSCR()
-    state = BUILD / "spikescr_state.pt"
-    if state.exists():
-        model.load_state_dict(torch.load(state))
+    model.load_state_dict(torch.load(MODELS / "kws_spikescr_t100.pt", weights_only=True))
+    model.eval()
+    out["float_accuracy"] = evaluate(model, x, y)
     try:
         torch_frontend.load(model.deploy_sequential(), input_shape=(1, model.channels, 1))
         out["full_model"] = "compiled (unexpected)"
     except SnnDeployError as exc:
         out["full_model_error"] = f"{type(exc).__name__}: {str(exc)[:160]}..."
-    local = BUILD / "spikescr_local.pt"
-    if local.exists():
-        # without inputs: api.compile(..., inputs=) for a multi-dimensional Input on the lava
-        # backend re-checks the already flattened inputs and fails (reported as a bug)
-        res = api.compile(local, "loihi2")
-        out["local_part_loihi2"] = {
-            "cores_used": res.report["placement"]["cores_used"],
-            "neurons": sum(p.size for p in res.net.populations.values()),
-        }
+    local = MODELS / "kws_spikescr_t100_local.pt"
+    inputs = {"input": x[:, :, None, :, None].astype(np.float64)}
+    _, net = api.lower_and_quantize(api.load(local), load_target("loihi2"))
+    sim = api.simulate(net, inputs, target="sim")
+    (spikes,) = sim.outputs.values()
+    with torch.no_grad():
+        loc = torch.from_numpy(np.asarray(spikes, dtype=np.float32)).transpose(0, 1)
+        hybrid = model.readout(loc).argmax(-1).numpy()
+    out["hybrid_sim_accuracy"] = float(np.mean(hybrid == y))
+    lo = api.simulate(net, {"input": inputs["input"][:n_loihi]}, target="loihi-sim")
+    for k in sim.outputs:
+        np.testing.assert_array_equal(
+            np.asarray(lo.outputs[k]), np.asarray(sim.outputs[k])[:n_loihi]
+        )
+    out["local_loihi_sim_equal_to_sim_samples"] = n_loihi
+    res = api.compile(local, "loihi2", inputs={"input": inputs["input"][:64]})
+    rep = res.report
+    out["local_part_loihi2"] = {
+        "cores_used": rep["placement"]["cores_used"],
+        "neurons": sum(p.size for p in res.net.populations.values()),
+        "total_uj_per_inference": rep["energy"]["total_uj_per_inference"],
+        "per_inference": rep["energy"]["per_inference"],
+    }
     return out
 
 
@@ -145,7 +162,9 @@ def main(argv: list[str] | None = None) -> None:
         )  # fmt: skip
         results[f"t{steps}"]["seconds"] = round(time.time() - t0, 1)
         print(json.dumps(results[f"t{steps}"], indent=1, default=str), flush=True)
-    results["spikescr"] = spikescr_check()
+    d = features(100)
+    te = d["test"]
+    results["spikescr"] = spikescr_check(d["x"][te], d["y"][te], n_loihi=args.loihi)
     print(json.dumps(results["spikescr"], indent=1))
     (BUILD / "results.json").write_text(json.dumps(results, indent=1, default=str))
 

@@ -219,7 +219,12 @@ class SpikeSCR(torch.nn.Module):
         from snn_deploy.nn import run
 
         steps, b, c = x.shape
-        loc = run(self.local, x.reshape(steps, b, 1, c, 1))
+        return self.readout(run(self.local, x.reshape(steps, b, 1, c, 1)))
+
+    def readout(self, loc: torch.Tensor) -> torch.Tensor:
+        """Logits from the local part's spikes ``loc [T, B, dim]``: attention, residual, LI
+        read-out averaged over time (the part that runs on the host when deployed)."""
+        steps = loc.shape[0]
         glob = self.attention.sequence(loc)
         z = loc + glob  # residual (spike + spike: a graded value 0..2)
         a = F.linear(torch.cat([torch.zeros_like(z[:1]), z[:-1]]), self.head)

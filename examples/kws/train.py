@@ -1,7 +1,9 @@
 """Train the KWS models (docs/SPEECH.md): recurrent CUBA LIF at T = 100, its distilled T = 40
 student (curriculum 100 → 70 → 40 with a KD loss from the T = 100 teacher), the SpikeSCR-style
 global-local model and the multi-level-spike variant. Writes ``models/kws_rnn_t100.pt``,
-``models/kws_rnn_t40.pt``, ``models/kws_test_inputs.npz`` and ``build/kws/train_log.json``.
+``models/kws_rnn_t40.pt``, ``models/kws_spikescr_t100.pt`` (state dict) and
+``models/kws_spikescr_t100_local.pt`` (its mappable part), ``models/kws_test_inputs.npz`` and
+``build/kws/train_log.json``.
 
     python -m examples.kws.dataset            # build/kws/kws_audio.npz (~25 s)
     python -m examples.kws.train [--quick]    # a few minutes on 2 CPU cores
@@ -105,7 +107,7 @@ def fit(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         sched.step()
         entry = {"model": name, "epoch": epoch, "loss": total / len(x), "s": time.time() - t0}
         if log is not None:
@@ -176,8 +178,8 @@ def main(argv: list[str] | None = None) -> None:
         fit(scr, d100["x"][tr], d100["y"][tr], epochs=max(1, ep * 3 // 5), log=log,
             name="spikescr_t100")  # fmt: skip
         results["spikescr_t100"] = evaluate(scr, d100["x"][te], d100["y"][te])
-        torch.save(scr.state_dict(), BUILD / "spikescr_state.pt")
-        save_local_checkpoint(scr, BUILD / "spikescr_local.pt")
+        torch.save(scr.state_dict(), MODELS / "kws_spikescr_t100.pt")
+        save_local_checkpoint(scr, MODELS / "kws_spikescr_t100_local.pt")
     if "multilevel" in only:
         ml = RecurrentCuba(hidden=args.hidden, levels=3)
         fit(ml, d100["x"][tr], d100["y"][tr], epochs=ep, log=log, name="multilevel_t100")
