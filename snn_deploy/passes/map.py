@@ -407,7 +407,7 @@ def choose_tiling(
         est = _estimate(np.maximum(ratio, fan_in / cap_in)) + upstream
         if best is None or (est, neg) < best[:2]:
             best = (est, neg, th, tw)
-    if best is None:
+    if best is None or (best[2], best[3]) == (h, w):  # one tile: plain C order, no block cuts
         return None
     tile = (best[2], best[3])
     order, blocks = tile_order(shape, tile)
