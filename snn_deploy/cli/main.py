@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,11 @@ class _ProgressBar:
         self.bar.update(done - self.bar.pos)
         if done >= total:
             self.bar.__exit__(None, None, None)
+
+
+def _interactive() -> bool:
+    """Whether stderr is a terminal: progress lines go only there, never into logs or pipes."""
+    return sys.stderr.isatty()
 
 
 class _Cli(click.Group):
@@ -135,7 +141,11 @@ def compile(
     """Compile MODEL for a target; writes artefacts and report.json atomically."""
     out = output or model.with_name(f"{model.stem}.{load_target(target).name}")
 
+    start = time.perf_counter()
+
     def dump(name: str, ir: object) -> None:
+        if _interactive():  # long compiles (10^8 synapses: a minute) show which pass is done
+            click.echo(f"{name} done ({time.perf_counter() - start:.1f} s)", err=True)
         if dump_ir_after in (name, "all"):
             click.echo(f"--- IR after {name} ---\n{_describe(ir)}", err=True)
 

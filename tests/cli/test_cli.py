@@ -172,3 +172,14 @@ def test_disk_full_while_writing_leaves_nothing(tmp_path: Path, monkeypatch: pyt
     assert code == 2
     assert text == f"error: cannot write {tmp_path / 'out'}: No space left on device\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_compile_reports_each_pass_on_a_terminal_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    code, text = invoke("compile", BRAILLE, "-o", tmp_path / "a")
+    assert code == 0 and "map done" not in text  # not a terminal: no progress lines
+    monkeypatch.setattr("snn_deploy.cli.main._interactive", lambda: True)
+    code, text = invoke("compile", BRAILLE, "-o", tmp_path / "b")
+    lines = [ln for ln in text.splitlines() if " done (" in ln]
+    assert code == 0 and [ln.split()[0] for ln in lines] == ["lower", "quantize", "map"]
