@@ -92,7 +92,7 @@ def core_memories(program: Program, core: Core) -> dict[str, str]:
     assert spec is not None
     assert fixed is not None
     proj = "".join(f"{p.src_size:04x}{p.delay:04x}{hexword(p.exp, 8)}\n" for p in core.projections)
-    rows = np.concatenate([p.codes for p in core.projections], axis=1)
+    rows = np.concatenate([p.codes.toarray() for p in core.projections], axis=1)
     wb = spec.weight.width
     weights = "".join(
         f"{hexword(_pack(group[:, col], wb), core.lanes * wb)}\n"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
+import scipy.sparse as sp
 
 from snn_deploy.ir.net import Net, NumericSpec, Population
 from snn_deploy.target.schema import FpgaBoard
@@ -40,7 +40,8 @@ class CoreProjection:
         exp: the weight exponent (floor shift of the sum).
         width: bits of one source value in the history buffer.
         src_lanes: values the source writes per cycle (its core's lanes; 1 for inputs).
-        codes: dense ``[dst, src]`` weight codes.
+        codes: ``[dst, src]`` weight codes (CSR; the core stores the rows dense, which only
+            ``emit`` needs: a rejected net is never densified).
     """
 
     name: str
@@ -51,7 +52,7 @@ class CoreProjection:
     exp: int
     width: int
     src_lanes: int
-    codes: npt.NDArray[np.int64]
+    codes: sp.csr_matrix
 
     @property
     def depth(self) -> int:
@@ -172,11 +173,11 @@ def _core(index: int, pop: Population, net: Net, spec: NumericSpec, lanes: dict[
                 exp=p.fixed.exp,
                 width=width,
                 src_lanes=lanes.get(p.src, 1),
-                codes=p.fixed.codes.toarray().astype(np.int64),
+                codes=sp.csr_matrix(p.fixed.codes, dtype=np.int64),
             )
         )
     if not projs:
-        zero = np.zeros((pop.size, 1), np.int64)
+        zero = sp.csr_matrix((pop.size, 1), dtype=np.int64)
         projs.append(
             CoreProjection(
                 name="",
@@ -225,7 +226,7 @@ def value_bounds(
     sums = []
     for p in projs:
         _, _, x_max = _source(net, p.src, spec) if p.kind != "none" else ("", 0, 0)
-        acc = int(np.abs(p.codes).sum(axis=1).max(initial=0)) * x_max
+        acc = int(np.asarray(abs(p.codes).sum(axis=1)).max(initial=0)) * x_max
         sums.append((acc, acc << p.exp if p.exp >= 0 else -(-acc >> -p.exp)))
     a_in = sum(s for _, s in sums) << spec.input_shift
     u_max = half
