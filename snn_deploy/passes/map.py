@@ -106,6 +106,14 @@ def place(net: Net, limits: Limits) -> Net:
 
 def partition(net: Net, limits: Limits) -> tuple[dict[str, list[tuple[int, int, int]]], int]:
     """Ranges ``(start, stop, core)`` per population (cores in placement order) and core count."""
+    per_core = (
+        limits.neurons_per_core,
+        limits.synapse_memory_bits_per_core,
+        limits.fan_in_axons_per_core,
+        limits.fan_out_axons_per_core,
+    )
+    if all(lim is None for lim in per_core):  # nothing to pack against: one core
+        return {name: [(0, pop.size, 0)] for name, pop in net.populations.items()}, 1
     problem = _Problem.build(net, limits)
     back = problem.back_edge_estimate()
     ranges: dict[str, list[tuple[int, int, int]]] = {}

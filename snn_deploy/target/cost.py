@@ -432,7 +432,11 @@ def core_lower_bounds(net: Net, limits: Limits) -> dict[str, int]:
     any neuron of the other exceeds the fan-in axons) need disjoint cores, so the sum of their
     own bounds is a bound.
     """
-    costs = population_costs(net, limits)
+    costs = (
+        population_costs(net, limits)
+        if limits.synapse_memory_bits_per_core
+        else {name: [] for name in net.populations}
+    )
     caps = {name: rows_per_core(costs[name], p.size, limits) for name, p in net.populations.items()}
     per_pop: dict[str, list[int]] = {
         name: [math.ceil(p.size / caps[name])] for name, p in net.populations.items()
