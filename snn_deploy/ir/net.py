@@ -186,7 +186,7 @@ class Projection:
         object.__setattr__(self, "weight", _frozen_csr(self.weight, np.float64))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False, weakref_slot=True)
 class Net:
     """A lowered network: inputs, populations, projections and what the outputs read.
 

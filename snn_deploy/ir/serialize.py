@@ -1,10 +1,16 @@
-"""Save and load a ``Net`` as one ``.npz``: a JSON header plus named arrays (no pickle)."""
+"""Save and load a ``Net`` as one ``.npz``: a JSON header plus named arrays (no pickle).
+
+The arrays are deflated at level 1: at 10^8 synapses numpy's default level 6 took 42 s for a
+file 2x smaller (docs/PERFORMANCE.md); members carry a fixed timestamp, so bytes are
+reproducible.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any, cast
 
@@ -76,8 +82,14 @@ def to_bytes(net: Net) -> bytes:
         "projections": projs,
         "numeric": None if net.numeric is None else _numeric_to_json(net.numeric),
     }
+    arrays = {"header": np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays}
     buf = io.BytesIO()
-    np.savez_compressed(buf, header=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
+    with zipfile.ZipFile(buf, "w", allowZip64=True) as zf:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)  # type: ignore[no-untyped-call]
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            zf.writestr(info, member.getbuffer(), zipfile.ZIP_DEFLATED, compresslevel=1)
     return buf.getvalue()
 
 

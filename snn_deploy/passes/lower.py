@@ -206,29 +206,30 @@ def _conv_matrix(
     dilation: tuple[int, ...],
     groups: int,
 ) -> sp.csr_matrix:
-    """Cross-correlation as a sparse ``[C_out*H_out*W_out, C_in*H*W]`` matrix (index arithmetic)."""
+    """Cross-correlation as a sparse ``[C_out*H_out*W_out, C_in*H*W]`` matrix (index arithmetic).
+
+    Entries are generated in (c_out, y_out, x_out | c_in, ky, kx) order, which is row-major
+    with increasing columns within a row, so the CSR arrays are built directly (no sort).
+    """
     c_out, c_in_g, kh, kw = weight.shape
     c_in, h, w = in_shape
     ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
     wo = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    co, ci, ky, kx, oy, ox = np.meshgrid(
-        np.arange(c_out),
-        np.arange(c_in_g),
-        np.arange(kh),
-        np.arange(kw),
-        np.arange(ho),
-        np.arange(wo),
-        indexing="ij",
-        sparse=False,
-    )
+    axes = (c_out, ho, wo, c_in_g, kh, kw)
+
+    def along(i: int, values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        return values.reshape([-1 if a == i else 1 for a in range(len(axes))])
+
+    co, oy, ox, ci, ky, kx = (along(i, np.arange(n, dtype=np.int64)) for i, n in enumerate(axes))
     iy = oy * stride[0] - padding[0] + ky * dilation[0]
     ix = ox * stride[1] - padding[1] + kx * dilation[1]
+    inside = np.broadcast_to((iy >= 0) & (iy < h) & (ix >= 0) & (ix < w), axes)
     channel = (co // (c_out // groups)) * c_in_g + ci
-    ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-    rows = ((co * ho + oy) * wo + ox)[ok]
-    cols = ((channel * h + iy) * w + ix)[ok]
-    vals = weight[co, ci, ky, kx][ok]
-    return sp.csr_matrix((vals, (rows, cols)), shape=(c_out * ho * wo, c_in * h * w))
+    indices = ((channel * h + iy) * w + ix)[inside]
+    data = np.broadcast_to(weight[:, None, None], axes)[inside]
+    per_row = inside.reshape(c_out * ho * wo, -1).sum(axis=1)
+    indptr = np.concatenate([[0], np.cumsum(per_row)])
+    return sp.csr_matrix((data, indices, indptr), shape=(c_out * ho * wo, c_in * h * w))
 
 
 def _population(

@@ -470,13 +470,36 @@ def _unpermute(out: list[tuple[int, int, int]], order: IntArray) -> list[tuple[i
 
 def _fan_in_keys(sparse: list[tuple[sp.csr_matrix, int]], start: int, stop: int) -> IntArray:
     """Sorted distinct sources of rows ``[start, stop)`` over sparse-encoded matrices."""
-    parts = [
-        m.indices[m.indptr[start] : m.indptr[stop]].astype(np.int64) + off for m, off in sparse
-    ]
-    if not parts:
-        return np.zeros(0, dtype=np.int64)
-    out: IntArray = np.unique(np.concatenate(parts))
-    return out
+    _, keys, _ = _first_rows(sparse, start, stop)
+    return keys
+
+
+def _first_rows(
+    sparse: list[tuple[sp.csr_matrix, int]], start: int, stop: int
+) -> tuple[int, IntArray, IntArray]:
+    """Rows ``[start, stop)``: their count, every distinct source (sorted, global id) and the
+    first row (from ``start``) that reads it. A per-source minimum, not a sort of the synapses:
+    a window holds up to millions of them."""
+    width = stop - start
+    keys, rows = [], []
+    for m, off in sparse:
+        lo, hi = int(m.indptr[start]), int(m.indptr[stop])
+        row = np.repeat(np.arange(width, dtype=np.int64), np.diff(m.indptr[start : stop + 1]))
+        first = np.full(m.shape[1], width, dtype=np.int64)
+        np.minimum.at(first, m.indices[lo:hi], row)
+        src = np.flatnonzero(first < width)
+        keys.append(src.astype(np.int64) + off)
+        rows.append(first[src])
+    if not keys:
+        return width, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    uk, fr = np.concatenate(keys), np.concatenate(rows)
+    if len(keys) > 1:  # several projections may share a source: keep its earliest row
+        order = np.lexsort((fr, uk))
+        uk, fr = uk[order], fr[order]
+        keep = np.ones(uk.size, dtype=bool)
+        keep[1:] = uk[1:] != uk[:-1]
+        uk, fr = uk[keep], fr[keep]
+    return width, uk, fr
 
 
 def _fan_in_cut(
@@ -540,19 +563,7 @@ def _prefix_distinct(
 ) -> tuple[int, IntArray, IntArray]:
     """For rows ``[start, stop)``: the largest prefix end adding at most ``room`` sources not in
     ``existing``, and every new source with the first row (from ``start``) that needs it."""
-    width = stop - start
-    keys, rows = [], []
-    for m, off in sparse:
-        lo, hi = int(m.indptr[start]), int(m.indptr[stop])
-        keys.append(m.indices[lo:hi].astype(np.int64) + off)
-        rows.append(
-            np.repeat(np.arange(width, dtype=np.int64), np.diff(m.indptr[start : stop + 1]))
-        )
-    combined = np.sort(np.concatenate(keys) * width + np.concatenate(rows))
-    k = combined // width
-    first = np.ones(k.size, dtype=bool)
-    first[1:] = k[1:] != k[:-1]
-    uk, fr = k[first], combined[first] % width
+    width, uk, fr = _first_rows(sparse, start, stop)
     new = _setdiff_mask(uk, existing)
     uk, fr = uk[new], fr[new]
     per_row = np.cumsum(np.bincount(fr, minlength=width))

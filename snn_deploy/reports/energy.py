@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from snn_deploy.backends.base import Trace
-from snn_deploy.ir.net import Net, Projection
+from snn_deploy.ir.net import Net
 from snn_deploy.target import cost
 from snn_deploy.target.schema import Target
 
@@ -129,7 +129,7 @@ def messages(
     net: Net, events: Mapping[str, npt.NDArray[np.int64]], target: Target | None = None
 ) -> dict[str, int] | None:
     """Spike messages by class: every event of a neuron goes once to each core holding one of
-    its output axons (``target.cost.fan_in_keys``). None if some population is not placed.
+    its output axons (``target.cost.core_fan_in``). None if some population is not placed.
 
     Args:
         net: a placed net.
@@ -141,9 +141,6 @@ def messages(
     offsets = cost.global_offsets(net)
     n = cost.total_ids(net)
     flags = cost.dense_encoded(net, target.limits) if target else [False] * len(net.projections)
-    incoming: dict[str, list[tuple[Projection, bool]]] = defaultdict(list)
-    for proj, dense in zip(net.projections, flags, strict=True):
-        incoming[proj.dst].append((proj, dense))
     cores = cost.placed_cores(net)
     index = {key: i for i, key in enumerate(cores)}
     chip_of = np.full(n, -1, dtype=np.int64)  # -1: an input, sent by the host
@@ -153,10 +150,7 @@ def messages(
             chip_of[offsets[name] + start : offsets[name] + stop] = key[0]
             core_of[offsets[name] + start : offsets[name] + stop] = index[key]
     per_id = {c: np.zeros(n, dtype=np.int64) for c in MESSAGE_CLASSES}
-    for key, ranges in cores.items():
-        keys = np.unique(
-            np.concatenate([cost.fan_in_keys(incoming[nm], offsets, s, e) for nm, s, e in ranges])
-        )
+    for key, keys in cost.core_fan_in(net, flags).items():
         host = chip_of[keys] < 0
         same_core = core_of[keys] == index[key]
         same_chip = chip_of[keys] == key[0]

@@ -18,14 +18,22 @@ three count the same thing:
 Source neurons are numbered globally (``global_offsets``): inputs first, then populations, in
 the net's order. Everything works on CSR ``indptr``/``indices`` with NumPy; nothing loops over
 synapses in Python.
+
+``population_costs`` and ``core_usage`` are memoized per (net, limits) while the net lives:
+nets are frozen, so a result cannot go stale, and the map pass, the design rules (run again by
+``api.compile`` for custom pipelines) and the reports all ask for the same numbers (at 10^8
+synapses each call takes seconds). Callers must not mutate what they return.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import weakref
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +46,24 @@ IntArray = npt.NDArray[np.int64]
 
 _HASH_BLOCK = 1 << 22
 """Synapses hashed at a time when detecting shared row patterns (bounds temporary memory)."""
+
+_R = TypeVar("_R")
+_MEMO: weakref.WeakKeyDictionary[Net, dict[tuple[str, Limits], Any]] = weakref.WeakKeyDictionary()
+
+
+def _per_net(fn: Callable[[Net, Limits], _R]) -> Callable[[Net, Limits], _R]:
+    """Memoize ``fn(net, limits)`` for as long as ``net`` is alive (module docstring)."""
+
+    @functools.wraps(fn)
+    def memoized(net: Net, limits: Limits) -> _R:
+        cache = _MEMO.setdefault(net, {})
+        key = (fn.__name__, limits)
+        if key not in cache:
+            cache[key] = fn(net, limits)
+        result: _R = cache[key]
+        return result
+
+    return memoized
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -198,6 +224,7 @@ def dense_encoded(net: Net, limits: Limits) -> list[bool]:
     ]
 
 
+@_per_net
 def population_costs(net: Net, limits: Limits) -> dict[str, list[ProjectionCost]]:
     """Per population, the cost of each incoming projection (in ``net.projections`` order)."""
     wbits = weight_bits(net)
@@ -250,25 +277,51 @@ def total_ids(net: Net) -> int:
 
 
 def fan_in_keys(
-    incoming: list[tuple[Projection, bool]], offsets: Mapping[str, int], start: int, stop: int
+    incoming: list[tuple[Projection, bool]],
+    offsets: Mapping[str, int],
+    ranges: Sequence[tuple[int, int]],
 ) -> IntArray:
-    """Sorted distinct global source ids with a synapse onto rows ``[start, stop)``.
+    """Sorted distinct global source ids with a synapse onto any of the rows ``[start, stop)``.
 
     ``incoming``: the population's projections, each with whether it is dense-encoded (then
-    every source is an axon, zero weights included).
+    every source is an axon, zero weights included). Distinct sources are marked in a
+    per-source mask, so the cost is the synapses read, not a sort of them.
     """
     parts: list[IntArray] = []
+    nonempty = any(stop > start for start, stop in ranges)
     for proj, dense in incoming:
         m = codes_of(proj)
         off = offsets[proj.src]
         if dense:
-            if stop > start:
+            if nonempty:
                 parts.append(np.arange(off, off + m.shape[1], dtype=np.int64))
             continue
-        parts.append(m.indices[m.indptr[start] : m.indptr[stop]].astype(np.int64) + off)
+        seen = np.zeros(m.shape[1], dtype=bool)
+        for start, stop in ranges:
+            seen[m.indices[m.indptr[start] : m.indptr[stop]]] = True
+        parts.append(np.flatnonzero(seen).astype(np.int64) + off)
     if not parts:
         return np.zeros(0, dtype=np.int64)
     return np.unique(np.concatenate(parts))
+
+
+def core_fan_in(net: Net, dense: Sequence[bool]) -> dict[tuple[int, int], IntArray]:
+    """(chip, core) -> the sorted distinct global source ids of every placed core.
+
+    ``dense``: per projection of ``net``, whether it is dense-encoded (``dense_encoded``).
+    """
+    offsets = global_offsets(net)
+    incoming: dict[str, list[tuple[Projection, bool]]] = defaultdict(list)
+    for proj, d in zip(net.projections, dense, strict=True):
+        incoming[proj.dst].append((proj, d))
+    out = {}
+    for key, ranges in placed_cores(net).items():
+        by_pop: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for name, start, stop in ranges:
+            by_pop[name].append((start, stop))
+        parts = [fan_in_keys(incoming[name], offsets, r) for name, r in by_pop.items()]
+        out[key] = np.unique(np.concatenate(parts))
+    return out
 
 
 def profile_ids(net: Net) -> dict[str, IntArray]:
@@ -332,24 +385,18 @@ def neuron_chips(net: Net, offsets: Mapping[str, int]) -> IntArray:
     return chip
 
 
+@_per_net
 def core_usage(net: Net, limits: Limits) -> list[CoreUsage]:
     """Measure every placed core of a mapped net (independently of how it was mapped)."""
     offsets = global_offsets(net)
     costs = population_costs(net, limits)
     profiles = profile_ids(net)
-    incoming: dict[str, list[tuple[Projection, bool]]] = defaultdict(list)
-    for proj, dense in zip(net.projections, dense_encoded(net, limits), strict=True):
-        incoming[proj.dst].append((proj, dense))
     chips = neuron_chips(net, offsets)
     cores = placed_cores(net)
     fan_out = np.zeros(total_ids(net), dtype=np.int64)
     fan_out_remote = np.zeros(total_ids(net), dtype=np.int64)
-    fan_in: dict[tuple[int, int], int] = {}
-    for key, ranges in cores.items():
-        keys = np.unique(
-            np.concatenate([fan_in_keys(incoming[name], offsets, s, e) for name, s, e in ranges])
-        )
-        fan_in[key] = int(keys.size)
+    fan_in = core_fan_in(net, dense_encoded(net, limits))
+    for key, keys in fan_in.items():
         fan_out[keys] += 1
         fan_out_remote[keys[(chips[keys] != key[0]) & (chips[keys] >= 0)]] += 1
     out = []
@@ -372,7 +419,7 @@ def core_usage(net: Net, limits: Limits) -> list[CoreUsage]:
                     else rows_bits(costs[name], np.concatenate(r))
                     for name, r in rows.items()
                 ),
-                fan_in=fan_in[(chip, core)],
+                fan_in=int(fan_in[(chip, core)].size),
                 fan_out=int(fan_out[glob].sum()),
                 fan_out_remote_chip=int(fan_out_remote[glob].sum()),
                 profiles=int(prof.size),
@@ -455,7 +502,7 @@ def core_lower_bounds(net: Net, limits: Limits) -> dict[str, int]:
         flags = dense_encoded(net, limits)
         for name, pop in net.populations.items():
             inc = [(p, d) for p, d in zip(net.projections, flags, strict=True) if p.dst == name]
-            sources = int(fan_in_keys(inc, offsets, 0, pop.size).size)
+            sources = int(fan_in_keys(inc, offsets, [(0, pop.size)]).size)
             per_pop[name].append(math.ceil(sources / limits.fan_in_axons_per_core))
         bounds["fan_in"] = max((b[-1] for b in per_pop.values()), default=0)
     if limits.fan_out_axons_per_core and limits.neurons_per_core:

@@ -117,5 +117,10 @@ def write(net: Net, path: Path) -> None:
 
 
 def _weights(projections: list) -> np.ndarray:  # type: ignore[type-arg]
-    total = sum(p.fixed.codes.toarray() << max(p.fixed.exp, 0) for p in projections)
-    return np.asarray(total, dtype=np.float32)
+    """The summed weights (codes << exponent) as one dense float32 matrix, built in place:
+    netx layers are dense, so a conv layer's matrix is large and no int64 copy is made."""
+    total = np.zeros(projections[0].fixed.codes.shape, dtype=np.float32)
+    for p in projections:
+        m = p.fixed.codes.tocoo()
+        total[m.row, m.col] += (m.data << max(p.fixed.exp, 0)).astype(np.float32)  # no duplicates
+    return total
