@@ -4,7 +4,8 @@ netx (lava-dl 0.6.0, ``lava.lib.dl.netx.hdf5``) describes a chain of layers, eac
 and a CUBA neuron group: ``dense`` or ``dense_rec`` (with a recurrent weight). It stores integer
 weights (re-optimised to 8-bit mantissas when loaded, clipped to [-256, 254]), one
 ``iDecay = du + 1``, ``vDecay = dv`` and ``vThMant`` per layer, and biases loaded with exponent
-6. ``problems`` lists every reason a net cannot be written exactly; ``write`` refuses such nets.
+6. Layers are dense, so their size is bounded (``NETX_MAX_LAYER_WEIGHTS``). ``problems`` lists
+every reason a net cannot be written exactly; ``write`` refuses such nets.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ NETX_WEIGHT_RANGE = (-256, 254)
 """lava-dl netx/utils.py optimize_weight_bits clips mixed-sign weights to this range."""
 NETX_BIAS_EXP = 6
 """lava-dl netx/hdf5.py get_neuron_params loads CUBA biases with this exponent."""
+NETX_MAX_LAYER_WEIGHTS = 128 * 128 * 1024
+"""The most entries this writer puts in one layer's weight matrix: one Loihi 2 chip's synaptic
+memory at 8 bits per weight (128 cores x 128 KB, FACTS §2). netx stores every weight of a
+``dense`` layer, zeros included, so a convolution lowered to a matrix grows as (C·H·W)^2 (the
+10^8-synapse conv benchmark: 151,552^2 entries, 86 GB as float32); the IR keeps no conv
+geometry from which to write netx ``conv`` layers."""
 
 
 def _chain(net: Net) -> list[str]:
@@ -41,6 +48,13 @@ def problems(net: Net) -> list[str]:
         assert f is not None
         previous = source if i == 0 else chain[i - 1]
         for proj in net.incoming(name):
+            entries = proj.weight.shape[0] * proj.weight.shape[1]
+            if entries > NETX_MAX_LAYER_WEIGHTS:
+                found.append(
+                    f"{proj.name}: netx layers are dense; {proj.weight.shape[0]} x "
+                    f"{proj.weight.shape[1]} = {entries:,} weights exceed the "
+                    f"{NETX_MAX_LAYER_WEIGHTS:,} of one Loihi 2 chip at 8 bits per weight"
+                )
             if proj.src not in (previous, name):
                 found.append(f"{proj.name}: {proj.src} -> {name} is not a chain or self connection")
             if proj.delay:

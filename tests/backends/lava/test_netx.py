@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import h5py
+import nir
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
@@ -105,6 +106,39 @@ def test_nets_netx_cannot_hold_are_not_written_and_say_why(tmp_path: Path):
     assert not (tmp_path / "o" / "network.net").exists()
     with pytest.raises(ValueError, match="not expressible as netx"):
         netx.write(result.net, tmp_path / "x.net")
+
+
+def test_a_layer_too_large_for_a_dense_netx_matrix_is_not_written(tmp_path: Path):
+    """A 2-channel 64x64 conv is 147 k synapses but an 8192 x 8192 dense netx matrix."""
+    c, hw = 2, 64
+    ones = np.ones((c, hw, hw))
+    graph = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type={"input": np.array([c, hw, hw])}),
+            "conv": nir.Conv2d(
+                input_shape=(hw, hw),
+                weight=np.full((c, c, 3, 3), 0.1),
+                stride=1,
+                padding=1,
+                dilation=1,
+                groups=1,
+                bias=np.zeros(c),
+            ),
+            "if": nir.IF(r=ones, v_threshold=ones, v_reset=0 * ones),
+            "output": nir.Output(output_type={"output": np.array([c, hw, hw])}),
+        },
+        edges=[("input", "conv"), ("conv", "if"), ("if", "output")],
+        type_check=False,
+    )
+    nir.write(tmp_path / "conv.nir", graph)
+    result = api.compile(tmp_path / "conv.nir", "loihi2-netx", out_dir=tmp_path / "o")
+    found = result.report["backend_notes"]["netx"]
+    assert not found["written"]
+    assert found["problems"] == [
+        "conv: netx layers are dense; 8192 x 8192 = 67,108,864 weights exceed the 16,777,216 "
+        "of one Loihi 2 chip at 8 bits per weight"
+    ]
+    assert not (tmp_path / "o" / "network.net").exists()
 
 
 def test_unsupported_netx_layer_is_named(tmp_path: Path):
