@@ -2,9 +2,10 @@
 
 Integer kernels follow Lava 0.10.0's ``PyLifModelBitAcc`` and ``PyDenseModelBitAcc`` exactly
 (docs/SEMANTICS.md §2); multi-level spikes (``levels > 1``, §1.1) extend that neuron, and the
-Lava backend runs them with its own process model (``backends/lava/multilevel.py``). All state is int64 holding the values of narrower registers; the
-register widths come from ``NumericSpec``. Float kernels run the same discrete-time equations
-without rounding: they are the float reference the quantized network is compared against.
+Lava backend runs them with its own process model (``backends/lava/multilevel.py``). All state
+is int64 holding the values of narrower registers; the register widths come from
+``NumericSpec``. Float kernels run the same discrete-time equations without rounding: they are
+the float reference the quantized network is compared against.
 """
 
 from __future__ import annotations
