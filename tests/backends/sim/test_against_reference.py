@@ -28,6 +28,7 @@ def random_net(
     reset=ResetMode.ZERO,
     non_spiking_last=False,
     levels=1,
+    density=0.7,
 ) -> Net:
     """A random quantized chain input -> pop1 -> pop2 (+ recurrence on pop1, + a skip);
     ``levels``: the spike levels of the spiking populations."""
@@ -61,7 +62,7 @@ def random_net(
 
     def proj(name, src, dst, shape, d=0):
         codes = sp.random(
-            *shape, density=0.7, random_state=rng, data_rvs=lambda k: rng.integers(-128, 128, k)
+            *shape, density=density, random_state=rng, data_rvs=lambda k: rng.integers(-128, 128, k)
         )
         exp = int(rng.integers(5, 8)) if big else int(rng.integers(-3, 4))
         return Projection(
