@@ -83,3 +83,5 @@ def test_loihi2_compile_writes_no_netx_file_for_a_multi_level_model(tmp_path: Pa
     notes = result.report["backend_notes"]["netx"]
     assert notes["written"] is False
     assert "lif: 3 spike levels; netx CUBA layers send binary spikes" in notes["problems"]
+    levels = {p["name"]: p["spike_levels"] for p in result.report["resources"]["populations"]}
+    assert levels == {"lif": 3, "if": 3}
