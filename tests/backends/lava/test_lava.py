@@ -21,7 +21,7 @@ from snn_deploy.ir.net import Net
 from snn_deploy.ir.types import ResetMode
 from tests.backends.sim.test_against_reference import random_net
 from tests.conftest import NIR_FIXTURES, REPO
-from tests.graphs import every_node_type
+from tests.graphs import every_node_type, multilevel_chain
 
 pytestmark = pytest.mark.toolchain("lava")
 TARGET = api.load_target("loihi-sim")
@@ -213,3 +213,17 @@ def test_binary_subtract_reset_runs_the_multi_level_model_with_one_level():
 def test_binary_zero_reset_nets_keep_lavas_own_lif():
     program = lava.lower(uniform(random_net(np.random.default_rng(0))), TARGET)
     assert not any(b.multilevel or b.message_bits for b in program.blocks)
+
+
+def test_compile_of_a_multi_level_nir_model_runs_lava_bit_exact(tmp_path: Path):
+    model = tmp_path / "ml.nir"
+    nir.write(model, multilevel_chain(levels=3))
+    x = (np.random.default_rng(0).random((2, 30, 4)) < 0.5).astype(np.int64)
+    result = api.compile(model, "loihi-sim", inputs={"input": x}, out_dir=tmp_path / "out")
+    want = simulate(result.net, {"input": x})
+    assert max(int(v.max()) for v in want.populations.values()) == 3
+    with np.load(tmp_path / "out" / "vectors.npz") as z:  # what Lava produced
+        assert_array_equal(z["output.output"], want.outputs["output"])
+    spikes = sum(np.count_nonzero(v) for v in want.populations.values())
+    assert result.report["energy"]["counts"]["spikes"] == spikes
+    assert load(tmp_path / "out" / "graph.nir").nodes["lif"].levels == 3
