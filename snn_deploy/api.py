@@ -158,9 +158,10 @@ def lower_and_quantize(
 def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
     """How closely the quantized run follows the float reference on the same inputs.
 
-    Per spiking population: the fraction of (sample, step, neuron) spike slots that agree, and
-    the spike counts. Per output: the fraction of samples whose most active output neuron
-    (largest spike count, or largest summed voltage) is the same.
+    Per spiking population: the fraction of (sample, step, neuron) spike slots that agree (in
+    value, for multi-level spikes), and the spike counts (events: a spike of any level counts
+    once, as in the energy report). Per output: the fraction of samples whose most active
+    output neuron (largest sum of spikes, i.e. of spike levels, or of voltage) is the same.
     """
     pops = {}
     for name, pop in net.populations.items():
@@ -168,8 +169,8 @@ def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
             f, q = float_trace.populations[name], trace.populations[name]
             pops[name] = {
                 "spike_agreement": float(np.mean(f == q)),
-                "float_spikes": int(f.sum()),
-                "quantized_spikes": int(q.sum()),
+                "float_spikes": int(np.count_nonzero(f)),
+                "quantized_spikes": int(np.count_nonzero(q)),
             }
     outputs = {}
     for name, rec in trace.outputs.items():

@@ -118,3 +118,39 @@ def conv1d_integrator(seed: int = 0) -> nir.NIRGraph:
         edges=[("input", "conv1"), ("conv1", "integ"), ("integ", "output")],
         type_check=False,
     )
+
+
+def multilevel_chain(levels: int = 3, seed: int = 0) -> nir.NIRGraph:
+    """Input(4) -> LIF (``levels`` spike levels, recurrent) -> IF (``levels``) -> Output."""
+    rng = np.random.default_rng(seed)
+    meta = {"snn_deploy.spike_levels": levels}
+    return nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type={"input": np.array([4])}),
+            "fc1": nir.Linear(weight=rng.normal(size=(6, 4))),
+            "lif": nir.LIF(
+                tau=np.full(6, 2e-3),
+                r=np.ones(6),
+                v_leak=np.zeros(6),
+                v_threshold=np.full(6, 0.05),
+                v_reset=np.zeros(6),
+                metadata=meta,
+            ),
+            "rec": nir.Linear(weight=rng.normal(size=(6, 6)) * 0.3),
+            "fc2": nir.Linear(weight=rng.normal(size=(3, 6))),
+            "if": nir.IF(
+                r=np.ones(3), v_threshold=np.full(3, 0.5), v_reset=np.zeros(3), metadata=meta
+            ),
+            "output": nir.Output(output_type={"output": np.array([3])}),
+        },
+        edges=[
+            ("input", "fc1"),
+            ("fc1", "lif"),
+            ("lif", "rec"),
+            ("rec", "lif"),
+            ("lif", "fc2"),
+            ("fc2", "if"),
+            ("if", "output"),
+        ],
+        type_check=False,
+    )

@@ -229,7 +229,7 @@ def simulate(
                 name,
                 pop.node_type,
                 pop.size,
-                int(np.count_nonzero(rec)) if pop.spiking else "(voltage)",
+                int(np.count_nonzero(rec)) if pop.spiking else "(voltage)",  # events, any level
             ]
         )
     click.echo(table(["population", "type", "neurons", "spikes"], rows))

@@ -3,7 +3,8 @@
 Nested ``NIRGraph`` nodes are flattened into dotted names (``lif1.lin``) and their inner
 Input/Output nodes are bypassed, so the IR is always flat. The neuron reset mode, which NIR does
 not record, is kept in node metadata under ``snn_deploy.reset`` so that ``dump`` -> ``load``
-round-trips it.
+round-trips it; likewise the number of spike levels of a multi-level (graded-spike) neuron under
+``snn_deploy.spike_levels`` (absent: 1, binary spikes; docs/SEMANTICS.md §1.1).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from snn_deploy.ir.graph import Graph
 from snn_deploy.ir.types import ResetMode
 
 RESET_KEY = "snn_deploy.reset"
+LEVELS_KEY = "snn_deploy.spike_levels"
+"""Metadata of a spiking neuron node (LIF, CubaLIF, IF): its spike levels D, an int >= 1."""
 SCALE_KEY = "snn_deploy.voltage_scale"
 
 _CONVERTERS: dict[type[Any], Callable[[Any, tuple[int, ...]], dict[str, Any]]] = {}
@@ -106,11 +109,28 @@ def _params(*names: str) -> Callable[[Any, tuple[int, ...]], dict[str, Any]]:
                 ) from exc
         if "v_threshold" in names:
             out["reset"] = ResetMode(node.metadata.get(RESET_KEY, ResetMode.ZERO.value))
+        if LEVELS_KEY in node.metadata:
+            levels = _levels(node.metadata[LEVELS_KEY])
+            if "v_threshold" in names:
+                out["levels"] = levels
+            elif levels != 1:
+                raise VerificationError(
+                    f"{type(node).__name__} cannot have {LEVELS_KEY} = {levels}: only LIF, "
+                    "CubaLIF and IF nodes emit multi-level spikes"
+                )
         if SCALE_KEY in node.metadata:
             out["voltage_scale"] = float(node.metadata[SCALE_KEY])
         return out
 
     return convert
+
+
+def _levels(raw: Any) -> int:
+    """The spike levels in metadata: an integer >= 1 (a numpy integer after an HDF5 file)."""
+    value = np.asarray(raw)
+    if value.ndim != 0 or not np.issubdtype(value.dtype, np.integer) or int(value) < 1:
+        raise VerificationError(f"metadata {LEVELS_KEY!r} must be an integer >= 1, got {raw!r}")
+    return int(value)
 
 
 _converter(nir.Input, n.Input)(lambda node, shape: {})
@@ -287,6 +307,8 @@ def _to_nir(node: n.Node) -> Any:
         kwargs.update(input_type={"input": shape}, start_dim=node.start_dim, end_dim=node.end_dim)
     if hasattr(node, "reset"):
         metadata[RESET_KEY] = node.reset.value
+    if isinstance(node, (n.IF, n.LIF, n.CubaLIF)) and node.levels != 1:
+        metadata[LEVELS_KEY] = node.levels  # absent means binary: binary nets write no key
     if isinstance(node, n.Neuron) and node.voltage_scale is not None:
         metadata[SCALE_KEY] = node.voltage_scale
     result = nir_type(**kwargs, metadata=metadata) if metadata else nir_type(**kwargs)

@@ -111,6 +111,11 @@ def _verify_node(name: str, node: n.Node) -> None:
             raise VerificationError(
                 f"node {name!r} ({kind}): {field} must be > 0, got min {float(arr.min()):g}"
             )
+    levels = getattr(node, "levels", 1)
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
+        raise VerificationError(
+            f"node {name!r} ({kind}): spike levels must be an integer >= 1, got {levels!r}"
+        )
     if isinstance(node, (n.Affine, n.Linear)):
         expected = (node.out_shape[0], int(np.prod(node.in_shape)))
         if node.weight.shape != expected or len(node.in_shape) != 1:

@@ -116,6 +116,10 @@ class Population:
         bias: constant added to ``v`` every step.
         threshold: spike when ``v > threshold``; None for non-spiking (outputs ``v``).
         reset: what a spike does to ``v``.
+        levels: the spike levels D of a spiking population: each step it emits the integer
+            ``s = #{k in 1..D : v > k * threshold}`` (0..D), which projections multiply like a
+            spike; zero reset sets ``v = 0`` where ``s > 0``, subtract reset removes
+            ``s * threshold`` (docs/SEMANTICS.md §1.1). 1: binary spikes.
         voltage_scale: the integer voltage units per unit of ``v`` the source model fixes
             (``ir.nodes.Neuron.voltage_scale``); None lets the quantizer choose.
         fixed: integer parameters, set by quantization.
@@ -130,6 +134,7 @@ class Population:
     bias: FloatArray
     threshold: FloatArray | None
     reset: ResetMode
+    levels: int = 1
     voltage_scale: float | None = None
     fixed: NeuronFixed | None = None
     placement: tuple[Placement, ...] | None = None
@@ -254,8 +259,31 @@ class Net:
                     "net is quantized"
                 )
         for pop in self.populations.values():
+            _verify_levels(pop)
             if (pop.fixed is None) == self.quantized:
                 raise VerificationError(
                     f"population {pop.name!r}: integer parameters must be set exactly when "
                     "the net is quantized"
                 )
+
+
+def _verify_levels(pop: Population) -> None:
+    """Spike levels: an integer >= 1; more than one only for a spiking population whose
+    thresholds are all positive (else every level would be crossed at once)."""
+    levels = pop.levels
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
+        raise VerificationError(
+            f"population {pop.name!r}: spike levels must be an integer >= 1, got {levels!r}"
+        )
+    if levels == 1:
+        return
+    if pop.threshold is None:
+        raise VerificationError(
+            f"population {pop.name!r} ({pop.node_type}) outputs its voltage, so it cannot have "
+            f"{levels} spike levels"
+        )
+    if np.any(pop.threshold <= 0):
+        raise VerificationError(
+            f"population {pop.name!r}: {levels} spike levels need thresholds > 0, got min "
+            f"{float(pop.threshold.min()):g}"
+        )

@@ -238,12 +238,17 @@ class I(Neuron):  # noqa: E742 -- NIR's name for the integrator
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class IF(Neuron):
-    """Integrate-and-fire: ``dv/dt = R I``; spike when ``v > v_threshold``, then reset."""
+    """Integrate-and-fire: ``dv/dt = R I``; spike when ``v > v_threshold``, then reset.
+
+    ``levels`` (D) makes the spikes graded: the neuron emits ``#{k in 1..D : v > k * theta}``
+    (``theta = v_threshold - v_reset``), see docs/SEMANTICS.md §1.1; 1 is a binary spike.
+    """
 
     r: Array
     v_threshold: Array
     v_reset: Array
     reset: ResetMode = ResetMode.ZERO
+    levels: int = 1
     ARRAYS: ClassVar[tuple[str, ...]] = ("r", "v_threshold", "v_reset")
 
 
@@ -259,7 +264,10 @@ class LI(Neuron):
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class LIF(Neuron):
-    """Leaky integrate-and-fire: LI plus spike when ``v > v_threshold``, then reset."""
+    """Leaky integrate-and-fire: LI plus spike when ``v > v_threshold``, then reset.
+
+    ``levels``: the number of spike levels D, as for ``IF``.
+    """
 
     tau: Array
     r: Array
@@ -267,6 +275,7 @@ class LIF(Neuron):
     v_threshold: Array
     v_reset: Array
     reset: ResetMode = ResetMode.ZERO
+    levels: int = 1
     ARRAYS: ClassVar[tuple[str, ...]] = ("tau", "r", "v_leak", "v_threshold", "v_reset")
 
 
@@ -284,7 +293,10 @@ class CubaLI(Neuron):
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class CubaLIF(Neuron):
-    """Current-based LIF: CubaLI plus spike when ``v > v_threshold``, then reset."""
+    """Current-based LIF: CubaLI plus spike when ``v > v_threshold``, then reset.
+
+    ``levels``: the number of spike levels D, as for ``IF``.
+    """
 
     tau_syn: Array
     tau_mem: Array
@@ -294,6 +306,7 @@ class CubaLIF(Neuron):
     v_reset: Array
     w_in: Array
     reset: ResetMode = ResetMode.ZERO
+    levels: int = 1
     ARRAYS: ClassVar[tuple[str, ...]] = (
         "tau_syn",
         "tau_mem",

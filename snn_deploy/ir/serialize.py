@@ -51,6 +51,7 @@ def to_bytes(net: Net) -> bytes:
                 "node_type": p.node_type,
                 "shape": list(p.shape),
                 "reset": p.reset.value,
+                "levels": p.levels,
                 "voltage_scale": p.voltage_scale,
                 "placement": None
                 if p.placement is None
@@ -131,6 +132,7 @@ def load(path: Path) -> Net:
             bias=need("bias"),
             threshold=get("threshold"),
             reset=ResetMode(p["reset"]),
+            levels=p.get("levels", 1),  # written since multi-level spikes; older files: binary
             voltage_scale=p["voltage_scale"],
             fixed=fixed,
             placement=None

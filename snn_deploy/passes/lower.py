@@ -268,6 +268,7 @@ def _population(
         bias=leak + gain * in_bias / alpha,
         threshold=threshold,
         reset=getattr(node, "reset", ResetMode.ZERO),
+        levels=getattr(node, "levels", 1),
         voltage_scale=node.voltage_scale if isinstance(node, n.Neuron) else None,
     )
     return pop, gain

@@ -48,8 +48,8 @@ class Quantize(Pass):
     ``calibrate`` twice the largest |u| seen when the float net runs on the calibration
     inputs in ``ctx.calibration`` (``--calibrate``), instead of the worst case.
 
-    Requires: a verified float ``Net``; inputs and spikes of magnitude at most 1 (``max-abs``,
-    ``percentile``).
+    Requires: a verified float ``Net``; inputs of magnitude at most 1 (``max-abs``,
+    ``percentile``); a population's spikes are at most its ``levels``.
     Guarantees: ``net.numeric`` is the target's; every population has ``fixed`` and every
     projection ``fixed``; float fields are kept unchanged for comparison and reports.
     """
@@ -91,15 +91,21 @@ def quantize(
         spec: the target's integer arithmetic.
         percentile: which |weight| of each projection sets its exponent (100: the largest).
         state_peaks: per population, the largest |u| (float units) the current register must
-            hold; None: the worst case for binary inputs.
+            hold; None: the worst case for binary inputs and spikes of every level.
     """
+    levels = {k: p.levels for k, p in net.populations.items()}
     pops = dict(net.populations)
     projs: dict[int, Projection] = {}
     for name, pop in net.populations.items():
         incoming = [(i, p) for i, p in enumerate(net.projections) if p.dst == name]
         peak = None if state_peaks is None else state_peaks.get(name)
         scale = pop.voltage_scale or choose_scale(
-            pop, [p for _, p in incoming], spec, percentile=percentile, state_peak=peak
+            pop,
+            [p for _, p in incoming],
+            spec,
+            percentile=percentile,
+            state_peak=peak,
+            source_levels=levels,
         )
         pops[name] = dataclasses.replace(pop, fixed=_neuron_fixed(pop, scale, spec))
         for i, p in incoming:
@@ -123,8 +129,12 @@ def choose_scale(
     *,
     percentile: float = 100.0,
     state_peak: float | None = None,
+    source_levels: Mapping[str, int] | None = None,
 ) -> float:
     """The largest power of two ``S`` for which every register of ``pop`` has room.
+
+    The worst-case current (without ``state_peak``) has every source active every step: inputs
+    at 1, a population at its top spike level (``source_levels``, absent: 1).
 
     Examples:
         A LIF with threshold 0.1 fed by one weight of 0.04 is limited by the weight: with the
@@ -149,8 +159,10 @@ def choose_scale(
             top = spec.weight.max * 2.0 ** (spec.weight_exp_max + spec.input_shift)
             limits.append(math.log2(top / w))
     if state_peak is None:
+        top = source_levels or {}
         row_sums = sum(
-            (abs(p.weight) @ np.ones(p.weight.shape[1]) for p in incoming), np.zeros(pop.size)
+            (abs(p.weight) @ np.full(p.weight.shape[1], top.get(p.src, 1.0)) for p in incoming),
+            np.zeros(pop.size),
         )
         u_bound = float(np.max(row_sums / pop.alpha, initial=0.0))
     else:

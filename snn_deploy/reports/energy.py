@@ -33,7 +33,8 @@ the host (an input event) to a core."""
 
 
 def _events(record: npt.NDArray[np.generic], size: int) -> npt.NDArray[np.int64]:
-    """Per neuron, the number of (sample, step) slots with a non-zero output."""
+    """Per neuron, the number of (sample, step) slots with a non-zero output (not their sum:
+    a spike of level 3 is one event)."""
     out: npt.NDArray[np.int64] = np.count_nonzero(record.reshape(-1, size), axis=0).astype(np.int64)
     return out
 
@@ -47,8 +48,10 @@ def activity(
     """Exact event counts of a run, summed over the whole batch.
 
     An *event* is a non-zero output of a neuron or an input element in one step (a spike, or a
-    graded value). Every event is counted, also those of the last steps whose effect falls
-    after the end of the run: the hardware processes a spike when it is sent.
+    graded value). A multi-level spike (docs/SEMANTICS.md §1.1) is one event and one message
+    whatever its level: it travels as one payload and each synapse it reaches does one
+    operation, ``w * s``. Every event is counted, also those of the last steps whose effect
+    falls after the end of the run: the hardware processes a spike when it is sent.
 
     * ``synops``: per projection ``sum_j events_j * synapses_j`` (``synapses_j``: non-zero
       weights in source column ``j``).

@@ -28,6 +28,7 @@ def resources(net: Net, target: Target) -> dict[str, Any]:
                 "neurons": pop.size,
                 "synapses_in": int(synapses),
                 "reset": pop.reset.value,
+                "spike_levels": pop.levels,
             }
         )
     neurons = sum(p["neurons"] for p in pops)

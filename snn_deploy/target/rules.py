@@ -52,6 +52,32 @@ def reset_mode_supported(net: Net, target: Target) -> list[Violation]:
     ]
 
 
+def spike_payload_fits(net: Net, target: Target) -> list[Violation]:
+    """Every multi-level population's spikes (0..D) fit the target's spike payload:
+    ``ceil(log2(D + 1))`` bits, where 0 bits means the target sends binary spikes only."""
+    limit = target.limits.spike_payload_bits
+    if limit is None:
+        return []
+    fix = (
+        "train with binary spikes (spike levels 1), or use a target with graded spikes "
+        "(loihi2, loihi-sim, sim)"
+        if limit == 0
+        else f"use at most {2**limit - 1} spike levels"
+    )
+    return [
+        Violation(
+            "spike-payload",
+            p.name,
+            f"spike payload bits ({p.levels} spike levels)",
+            p.levels.bit_length(),  # == ceil(log2(levels + 1))
+            limit,
+            fix,
+        )
+        for p in net.populations.values()
+        if p.levels > 1 and p.levels.bit_length() > limit
+    ]
+
+
 def delay_within_limit(net: Net, target: Target) -> list[Violation]:
     """Every projection's delay fits the target's delay field."""
     limit = target.limits.max_delay_steps
@@ -250,6 +276,7 @@ def placement_covers_every_neuron(net: Net, target: Target) -> list[Violation]:
 
 DESIGN_RULES: list[Callable[[Net, Target], list[Violation]]] = [
     reset_mode_supported,
+    spike_payload_fits,
     delay_within_limit,
     neurons_fit_system,
     neuron_fits_core,
@@ -262,7 +289,11 @@ DESIGN_RULES: list[Callable[[Net, Target], list[Violation]]] = [
 
 def check_design_rules(net: Net, target: Target) -> None:
     """Run every rule; raise one ``DesignRuleError`` listing all violations."""
-    found = [v for rule in DESIGN_RULES for v in rule(net, target)]
+    raise_violations([v for rule in DESIGN_RULES for v in rule(net, target)], target)
+
+
+def raise_violations(found: list[Violation], target: Target) -> None:
+    """Raise one ``DesignRuleError`` listing ``found``, if it is not empty."""
     if found:
         lines = "\n  ".join(str(v) for v in found)
         raise DesignRuleError(

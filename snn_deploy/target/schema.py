@@ -15,7 +15,12 @@ from snn_deploy.ir.types import ResetMode
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
-    """Per-core and per-system capacities; None means unlimited (software targets)."""
+    """Per-core and per-system capacities; None means unlimited (software targets).
+
+    ``spike_payload_bits`` is the widest integer payload a spike can carry: a population of D
+    spike levels (docs/SEMANTICS.md §1.1) needs ``ceil(log2(D + 1))`` bits; 0 means binary
+    spikes only.
+    """
 
     neurons_per_core: int | None = None
     synapse_memory_bits_per_core: int | None = None
@@ -24,6 +29,7 @@ class Limits:
     cores_per_chip: int | None = None
     chips: int | None = None
     max_delay_steps: int | None = None
+    spike_payload_bits: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

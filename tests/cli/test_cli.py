@@ -15,6 +15,7 @@ from numpy.testing import assert_array_equal
 
 from snn_deploy.cli.main import cli
 from tests.conftest import NIR_FIXTURES, REPO
+from tests.graphs import multilevel_chain
 
 BRAILLE = REPO / "models" / "braille_noDelay_bias_zero.nir"
 INPUTS = REPO / "models" / "braille_sample_inputs.npz"
@@ -183,3 +184,12 @@ def test_compile_reports_each_pass_on_a_terminal_only(
     code, text = invoke("compile", BRAILLE, "-o", tmp_path / "b")
     lines = [ln for ln in text.splitlines() if " done (" in ln]
     assert code == 0 and [ln.split()[0] for ln in lines] == ["lower", "quantize", "map"]
+
+
+def test_check_rejects_multi_level_spikes_on_a_binary_target(tmp_path: Path):
+    model = tmp_path / "ml.nir"
+    nir.write(model, multilevel_chain())
+    code, out = invoke("check", model, "--target", "loihi1")
+    assert code == 2 and out.count("[spike-payload]") == 2 and "limit 0" in out
+    code, out = invoke("check", model, "--target", "loihi2")
+    assert code == 0 and "no design-rule violations" in out

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from snn_deploy.errors import InputFileError, UnsupportedOpError, VerificationError
-from snn_deploy.frontends.nir import dump, load, supported
+from snn_deploy.frontends.nir import LEVELS_KEY, dump, load, supported
 from snn_deploy.ir import nodes as n
 from snn_deploy.ir.types import ResetMode
 from tests.conftest import NIR_FIXTURES
@@ -182,3 +182,31 @@ def test_external_broken_graph_gives_clear_error(rel, external_nir):
 def test_a_file_that_crashes_the_hdf5_library_gives_a_clear_error():
     with pytest.raises(InputFileError, match=r"the file reader crashed \(SIGSEGV\).*corrupt"):
         load(NIR_FIXTURES / "hdf5_crash.bin")
+
+
+def test_spike_levels_survive_the_round_trip(tmp_path: Path):
+    g = load(_lif_graph(metadata={LEVELS_KEY: 3}))
+    assert g.nodes["lif"].levels == 3
+    nir.write(tmp_path / "g.nir", dump(g))
+    back = load(tmp_path / "g.nir")
+    assert back == g and back.nodes["lif"].levels == 3
+    assert nir.read(tmp_path / "g.nir").nodes["lif"].metadata[LEVELS_KEY] == 3
+    # binary neurons: the key is absent on load and not written on dump
+    binary = load(_lif_graph())
+    assert binary.nodes["lif"].levels == 1
+    assert LEVELS_KEY not in dump(binary).nodes["lif"].metadata
+
+
+@pytest.mark.parametrize("bad", [0, -2, 2.0, "3", True, [2]])
+def test_invalid_spike_levels_are_named(bad):
+    with pytest.raises(VerificationError, match=rf"node 'lif': metadata '{LEVELS_KEY}' must be"):
+        load(_lif_graph(metadata={LEVELS_KEY: bad}))
+
+
+def test_spike_levels_on_a_non_spiking_node_are_an_error():
+    g = _lif_graph()
+    g.nodes["lif"] = nir.LI(
+        tau=np.array([1e-2]), r=np.array([1.0]), v_leak=np.array([0.0]), metadata={LEVELS_KEY: 2}
+    )
+    with pytest.raises(VerificationError, match=r"node 'lif': LI cannot have .* = 2"):
+        load(g)

@@ -225,3 +225,40 @@ def test_delay_must_be_whole_steps():
     with pytest.raises(VerificationError, match="whole multiples of dt"):
         lower(g, 1e-3)
     assert lower(g, 5e-4).projections[0].delay == 3
+
+
+def test_spike_levels_become_the_population_levels():
+    lif = _lif(2)
+    lif.metadata["snn_deploy.spike_levels"] = 4
+    g = load(
+        _graph(
+            {
+                "x": nir.Input(input_type={"input": np.array([2])}),
+                "fc": nir.Linear(weight=np.eye(2)),
+                "lif": lif,
+                "li": nir.LI(tau=np.full(2, 1e-2), r=np.ones(2), v_leak=np.zeros(2)),
+                "y": nir.Output(output_type={"output": np.array([2])}),
+            },
+            [("x", "fc"), ("fc", "lif"), ("lif", "li"), ("li", "y")],
+        )
+    )
+    net = lower(g, dt=1e-3)
+    assert (net.populations["lif"].levels, net.populations["li"].levels) == (4, 1)
+
+
+def test_spike_levels_need_a_positive_threshold():
+    lif = _lif(1, v_threshold=0.0)
+    lif.metadata["snn_deploy.spike_levels"] = 2
+    g = load(
+        _graph(
+            {
+                "x": nir.Input(input_type={"input": np.array([1])}),
+                "fc": nir.Linear(weight=np.eye(1)),
+                "lif": lif,
+                "y": nir.Output(output_type={"output": np.array([1])}),
+            },
+            [("x", "fc"), ("fc", "lif"), ("lif", "y")],
+        )
+    )
+    with pytest.raises(VerificationError, match=r"'lif': 2 spike levels need thresholds > 0"):
+        lower(g, dt=1e-3)

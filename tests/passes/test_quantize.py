@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
@@ -12,9 +13,10 @@ from snn_deploy.api import compile as compile_model
 from snn_deploy.backends.sim.run import simulate
 from snn_deploy.errors import QuantizationError
 from snn_deploy.frontends.nir import load
-from snn_deploy.ir.types import FixedPoint
+from snn_deploy.ir.net import Population, Projection
+from snn_deploy.ir.types import FixedPoint, ResetMode
 from snn_deploy.passes.lower import lower
-from snn_deploy.passes.quantize import quantize
+from snn_deploy.passes.quantize import choose_scale, quantize
 from snn_deploy.target.load import load_target
 from tests.conftest import NIR_FIXTURES, REPO
 from tests.graphs import every_node_type
@@ -99,3 +101,16 @@ def test_calibrate_needs_inputs_and_sizes_current_by_activity():
     # no input: u stays 0, so only the threshold, weights and bias limit the scale
     for name in worst.populations:
         assert calibrated.populations[name].fixed.scale >= worst.populations[name].fixed.scale
+
+
+def test_worst_case_current_counts_every_spike_level():
+    """64 weights of 1 from a source of D levels: the current can reach 64 * D, so the scale
+    shrinks by D (2**23 / 64 -> 2**16; / (64 * 8) -> 2**13)."""
+    dst = Population(
+        name="dst", node_type="IF", shape=(1,), alpha=1.0, beta=0.0, bias=0.0, threshold=1e-3,
+        reset=ResetMode.ZERO,
+    )  # fmt: skip
+    proj = Projection(name="w", src="src", dst="dst", weight=sp.csr_matrix(np.ones((1, 64))))
+    assert choose_scale(dst, [proj], SPEC) == 2**16
+    assert choose_scale(dst, [proj], SPEC, source_levels={"src": 1}) == 2**16
+    assert choose_scale(dst, [proj], SPEC, source_levels={"src": 8}) == 2**13

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from snn_deploy import api
 from snn_deploy.backends.base import Trace
 from snn_deploy.backends.sim.run import simulate
 from snn_deploy.ir.net import Net, Placement
@@ -270,3 +271,32 @@ def test_summary_lines_print_both_models():
     assert "hardware model of loihi1" in text and "messages_inter_chip" in text
     assert "Paper-style energy" in text and "equivalent ANN 8 MACs" in text
     assert summary_lines({"energy": None})[0].startswith("Energy: no activity")
+
+
+def test_a_multi_level_spike_is_one_event_and_one_message():
+    """The hand trace with levels: a0 sends 3 then 1, a1 4, a2 2, b1 2. The counts are those of
+    the binary trace (one event, one message and one synop per synapse for each non-zero spike),
+    not the sums of the levels."""
+    levels = {k: dataclasses.replace(p, levels=4) for k, p in _hand_net().populations.items()}
+    graded = _hand_net().replace(populations=levels)
+    inputs, binary = _hand_trace()
+    a = np.array([[[0, 0, 0], [3, 0, 2], [1, 4, 0]]])
+    b = np.array([[[0, 0], [0, 0], [0, 2]]])
+    trace = Trace(outputs={"y": b}, populations={"a": a, "b": b}, u={}, v={})
+    got = activity(graded, trace, inputs, load_target("loihi2"))
+    want = activity(_hand_net(), binary, inputs, load_target("loihi2"))
+    assert got == want
+    assert (got["spikes"], got["synops"]) == (5, 12)  # not 12 = 3+1+4+2+2 spikes
+    assert trace_summary(graded, trace, inputs) == trace_summary(_hand_net(), binary, inputs)
+
+
+def test_agreement_counts_spike_events_and_compares_levels():
+    levels = {k: dataclasses.replace(p, levels=4) for k, p in _hand_net().populations.items()}
+    graded = _hand_net().replace(populations=levels)
+    a_float = np.array([[[0, 0, 0], [3, 0, 2], [1, 4, 0]]])
+    a_fixed = np.array([[[0, 0, 0], [2, 0, 2], [1, 4, 0]]])  # one spike of another level
+    b = np.array([[[0, 0], [0, 0], [0, 2]]])
+    f = Trace(outputs={"y": b}, populations={"a": a_float, "b": b}, u={}, v={})
+    q = Trace(outputs={"y": b}, populations={"a": a_fixed, "b": b}, u={}, v={})
+    got = api.agreement(f, q, graded)["populations"]["a"]
+    assert got == {"spike_agreement": 8 / 9, "float_spikes": 4, "quantized_spikes": 4}

@@ -44,6 +44,22 @@ def numeric_format_supported(net: Net, target: Target) -> list[Violation]:
     ]
 
 
+def binary_spikes_only(net: Net, target: Target) -> list[Violation]:
+    """``lif_core.v`` sends a spike as one bit, so every population has one spike level."""
+    return [
+        Violation(
+            "fpga-spike-levels",
+            p.name,
+            "spike levels",
+            p.levels,
+            1,
+            "train with binary spikes (spike levels 1), or use --target loihi2, loihi-sim or sim",
+        )
+        for p in net.populations.values()
+        if p.levels > 1
+    ]
+
+
 def parameters_fit_formats(net: Net, target: Target) -> list[Violation]:
     """Every integer parameter fits the register the RTL stores it in."""
     spec = net.numeric
@@ -123,6 +139,7 @@ def resources_fit_board(net: Net, target: Target) -> list[Violation]:
 
 FPGA_RULES: list[Callable[[Net, Target], list[Violation]]] = [
     numeric_format_supported,
+    binary_spikes_only,
     parameters_fit_formats,
     sizes_addressable,
     current_bounded,

@@ -19,6 +19,7 @@ from snn_deploy.backends.lava import netx
 from snn_deploy.backends.lava.program import LavaProgram, lower_program
 from snn_deploy.ir import serialize
 from snn_deploy.ir.net import Net
+from snn_deploy.target.rules import raise_violations, spike_payload_fits
 from snn_deploy.target.schema import Target
 
 name = "lava"
@@ -26,8 +27,14 @@ build = _build.build
 
 
 def lower(net: Net, target: Target) -> LavaProgram:
-    """Describe the Lava processes for a quantized net (pure; imports no Lava)."""
+    """Describe the Lava processes for a quantized net (pure; imports no Lava).
+
+    Raises:
+        DesignRuleError: a population has more spike levels than the target's spike payload
+            holds (Lava itself would run them, which the target's hardware cannot).
+    """
     net.verify()
+    raise_violations(spike_payload_fits(net, target), target)
     return lower_program(net)
 
 

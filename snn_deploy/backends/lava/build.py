@@ -37,13 +37,31 @@ class LavaNetwork:
     steps: int
 
     def run(self) -> None:
-        """Run all steps in Lava's fixed-point CPU simulation, then stop the runtime."""
+        """Run all steps in Lava's fixed-point CPU simulation, then stop the runtime.
+
+        Every ``MultiLevelLIF`` is given its model in ``exception_proc_model_map``, keyed by
+        class (as ``RunConfig.select`` reads it) and by instance: Lava 0.10.0's compiler looks
+        the map up with the process instance, and otherwise searches for models by importing
+        every module beside the process's own, which works but is slow.
+        """
         from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
 
+        from snn_deploy.backends.lava.multilevel import (
+            MultiLevelLIF,
+            PyMultiLevelLifModelBitAcc,
+        )
+
+        models: dict[Any, Any] = {
+            p: PyMultiLevelLifModelBitAcc
+            for p in self.neurons.values()
+            if isinstance(p, MultiLevelLIF)
+        }
+        models[MultiLevelLIF] = PyMultiLevelLifModelBitAcc
         anchor = next(iter(self.neurons.values()))
         anchor.run(
-            condition=RunSteps(num_steps=self.steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt")
+            condition=RunSteps(num_steps=self.steps),
+            run_cfg=Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models),
         )
 
     def read(self, block: str, var: str) -> npt.NDArray[np.int64]:
@@ -75,7 +93,7 @@ def build(
     """Create the processes for one sample (``[time, size]`` per input) and connect them.
 
     Records every block's spikes (or voltage, if non-spiking); with ``record_state`` also
-    ``u`` and ``v``.
+    ``u`` and ``v``. Multi-level and subtract-reset blocks are ``MultiLevelLIF`` processes.
     """
     _lava()
     from lava.proc.dense.process import DelayDense, Dense
@@ -85,23 +103,30 @@ def build(
     from lava.proc.sparse.process import DelaySparse, Sparse
     from lava.utils.weightutils import SignMode
 
+    from snn_deploy.backends.lava.multilevel import MultiLevelLIF
+
     spec = program.net.numeric
     assert spec is not None
     steps = next(iter(sample.values())).shape[0]
     sources = {k: RingBuffer(data=np.asarray(v, dtype=np.int64).T) for k, v in sample.items()}
     graded = {k for k, v in sample.items() if np.any((v != 0) & (v != 1))}
-    neurons = {
-        b.name: LIF(
-            shape=(len(b.neurons),),
-            du=b.du,
-            dv=b.dv,
-            vth=b.vth,
-            bias_mant=b.bias_mant,
-            bias_exp=b.bias_exp,
-            name=b.name,
+    neurons = {}
+    for b in program.blocks:
+        params: dict[str, Any] = {
+            "shape": (len(b.neurons),),
+            "du": b.du,
+            "dv": b.dv,
+            "vth": b.vth,
+            "bias_mant": b.bias_mant,
+            "bias_exp": b.bias_exp,
+            "name": b.name,
+        }
+        neurons[b.name] = (
+            MultiLevelLIF(levels=b.levels, subtract=b.subtract, **params)
+            if b.multilevel
+            else LIF(**params)
         )
-        for b in program.blocks
-    }
+    message_bits = {b.name: b.message_bits for b in program.blocks}
     synapses = {}
     for s in program.synapses:
         dense = s.codes.nnz > DENSE_ABOVE * s.codes.shape[0] * s.codes.shape[1]
@@ -111,7 +136,7 @@ def build(
             "weight_exp": s.exp,
             "num_weight_bits": spec.weight.width,
             "sign_mode": SignMode.MIXED,
-            "num_message_bits": 24 if s.src in graded else 0,
+            "num_message_bits": 24 if s.src in graded else message_bits.get(s.src, 0),
         }
         if s.delay:
             delays = (

@@ -75,6 +75,8 @@ def problems(net: Net) -> list[str]:
             found.append(f"{name}: not fed by {previous}, so the layers are not a chain")
         if not pop.spiking or pop.reset is not ResetMode.ZERO:
             found.append(f"{name}: netx CUBA layers spike and reset to zero")
+        if pop.levels > 1:
+            found.append(f"{name}: {pop.levels} spike levels; netx CUBA layers send binary spikes")
         for field in ("du", "dv", "vth"):
             if getattr(f, field) is not None and len(np.unique(getattr(f, field))) != 1:
                 found.append(f"{name}: netx holds one {field} per layer")

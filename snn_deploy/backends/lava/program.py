@@ -6,6 +6,10 @@ split to match. Every projection becomes a ``Dense`` (or ``Sparse`` below 10 % d
 ``DelayDense``/``DelaySparse`` with a delay) whose weights are our 9-bit codes given to Lava as
 MIXED sign mode with ``num_weight_bits = 9``, so Lava's own clip and truncation leave them
 unchanged and its ``weight_exp`` shift of the sum is ours (docs/SEMANTICS.md §2).
+
+A population with multi-level spikes or reset by subtraction becomes a ``MultiLevelLIF``
+(``multilevel.py``) instead of Lava's ``LIF``, and the synapses it feeds take its spikes as
+integer payloads (``num_message_bits``: the bits of its top level).
 """
 
 from __future__ import annotations
@@ -18,8 +22,12 @@ import scipy.sparse as sp
 
 from snn_deploy.errors import DesignRuleError
 from snn_deploy.ir.net import Net
+from snn_deploy.ir.types import ResetMode
 
 IntArray = npt.NDArray[np.int64]
+
+MAX_PAYLOAD = 2**31 - 1
+"""The largest spike a Lava LIF's ``s_out`` port (int32) carries."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -27,6 +35,7 @@ class LifBlock:
     """One Lava ``LIF`` process: the neurons of a population sharing (du, dv, vth).
 
     ``vth`` of a non-spiking population is the largest mantissa; its voltage is recorded.
+    ``levels`` > 1 or ``subtract`` make it a ``MultiLevelLIF`` (docs/SEMANTICS.md §1.1).
     """
 
     name: str
@@ -38,6 +47,19 @@ class LifBlock:
     bias_mant: IntArray
     bias_exp: IntArray
     spiking: bool
+    levels: int = 1
+    subtract: bool = False
+
+    @property
+    def multilevel(self) -> bool:
+        """True if Lava's ``LIF`` cannot run it: it needs ``MultiLevelLIF``."""
+        return self.levels > 1 or self.subtract
+
+    @property
+    def message_bits(self) -> int:
+        """``num_message_bits`` of the synapses it feeds: 0 for binary spikes, else the bits of
+        its top level (Lava then computes ``W @ s`` on the integer payloads)."""
+        return self.levels.bit_length() if self.levels > 1 else 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -66,7 +88,8 @@ def lower_program(net: Net) -> LavaProgram:
 
     Raises:
         DesignRuleError: a non-spiking population feeds a projection (Lava LIF sends spikes
-            only), listing every such case.
+            only), or a population has more spike levels than the int32 spike port holds,
+            listing every such case.
     """
     spec = net.numeric
     if spec is None:
@@ -86,6 +109,16 @@ def lower_program(net: Net) -> LavaProgram:
                 "but feeds a projection, and a Lava LIF sends only spikes; fix: make it a "
                 "spiking neuron or read it out as an Output"
                 for name in graded
+            )
+        )
+    wide = [p for p in net.populations.values() if p.levels > MAX_PAYLOAD]
+    if wide:
+        raise DesignRuleError(
+            "cannot run in Lava: "
+            + "; ".join(
+                f"[spike-payload] {p.name}: {p.levels} spike levels, but a Lava LIF sends int32 "
+                f"spikes; fix: use at most {MAX_PAYLOAD} spike levels"
+                for p in wide
             )
         )
     blocks: list[LifBlock] = []
@@ -114,6 +147,8 @@ def lower_program(net: Net) -> LavaProgram:
                     bias_mant=f.bias_mant[idx],
                     bias_exp=f.bias_exp[idx],
                     spiking=pop.spiking,
+                    levels=pop.levels,
+                    subtract=pop.spiking and pop.reset is ResetMode.SUBTRACT,
                 )
             )
     synapses: list[SynapseBlock] = []

@@ -1,9 +1,11 @@
 """The bit-accurate neuron and synapse kernels: the specification every backend must match.
 
 Integer kernels follow Lava 0.10.0's ``PyLifModelBitAcc`` and ``PyDenseModelBitAcc`` exactly
-(docs/SEMANTICS.md §2). All state is int64 holding the values of narrower registers; the
-register widths come from ``NumericSpec``. Float kernels run the same discrete-time equations
-without rounding: they are the float reference the quantized network is compared against.
+(docs/SEMANTICS.md §2); multi-level spikes (``levels > 1``, §1.1) extend that neuron, and the
+Lava backend runs them with its own process model (``backends/lava/multilevel.py``). All state
+is int64 holding the values of narrower registers; the register widths come from
+``NumericSpec``. Float kernels run the same discrete-time equations without rounding: they are
+the float reference the quantized network is compared against.
 """
 
 from __future__ import annotations
@@ -63,6 +65,27 @@ def overflow(x: Int, reg: FixedPoint) -> Int:
     return np.where(x > half, x - full, np.where(x <= -half, x + full, x))
 
 
+def spike_count(v: Int, vth_eff: Int, levels: int) -> Int:
+    """The multi-level spike ``#{k in 1..levels : v > k * vth_eff}`` of integer voltages.
+
+    ``v > k * t`` is ``k <= (v - 1) // t`` for ``t > 0`` (exact integer division), so the count
+    is ``clip((v - 1) // t, 0, levels)``; a threshold of 0 is crossed at every level by any
+    ``v > 0``.
+
+    Examples:
+        >>> spike_count(np.array([-5, 0, 1, 100, 101, 200, 201, 301, 1000]), np.array(100), 3)
+        array([0, 0, 0, 0, 1, 1, 2, 3, 3])
+        >>> spike_count(np.array([0, 1]), np.array(0), 3)
+        array([0, 3])
+    """
+    count: Int = np.where(
+        vth_eff > 0,
+        np.clip((v - 1) // np.maximum(vth_eff, 1), 0, levels),
+        np.where(v > 0, levels, 0),
+    )
+    return count
+
+
 def fixed_step(
     u: Int,
     v: Int,
@@ -74,11 +97,15 @@ def fixed_step(
     vth: Int | None,
     subtract: bool,
     spec: NumericSpec,
+    levels: int = 1,
 ) -> tuple[Int, Int, Int]:
     """One integer time step of a population; returns new ``u``, ``v`` and the output.
 
-    ``a`` is the summed (already exponent-shifted) synaptic input. The output is the spikes
-    (0/1) for a spiking population and ``v`` for a non-spiking one.
+    ``a`` is the summed (already exponent-shifted) synaptic input. The output of a spiking
+    population is its spikes: 0/1 when ``levels`` is 1, else the spike count
+    ``s = #{k in 1..levels : v > k * (vth << threshold_shift)}``; zero reset sets ``v = 0``
+    where ``s > 0``, subtract reset removes ``s * (vth << threshold_shift)``. A non-spiking
+    population outputs ``v``.
     """
     bits = spec.decay.width
     u = decay(u, du + spec.current_decay_offset, bits) + (a << spec.input_shift)
@@ -88,6 +115,10 @@ def fixed_step(
     if vth is None:
         return u, v, v
     vth_eff = vth << spec.threshold_shift
+    if levels > 1:
+        count = spike_count(v, vth_eff, levels)
+        v = v - count * vth_eff if subtract else np.where(count > 0, 0, v)
+        return u, v, count
     spikes = v > vth_eff
     v[spikes] = (v - vth_eff)[spikes] if subtract else 0  # v is this step's own array
     return u, v, spikes.astype(np.int64)
@@ -103,12 +134,38 @@ def float_step(
     bias: Float,
     threshold: Float | None,
     subtract: bool,
+    levels: int = 1,
 ) -> tuple[Float, Float, Float]:
-    """One float time step: the same equations as ``fixed_step`` without rounding or overflow."""
+    """One float time step: the same equations as ``fixed_step`` without rounding or overflow.
+
+    With ``levels > 1`` the output is ``#{k in 1..levels : v > k * threshold}``, each product
+    ``k * threshold`` rounded as a float (thresholds must be > 0).
+    """
     u = (1.0 - alpha) * u + a
     v = (1.0 - beta) * v + u + bias
     if threshold is None:
         return u, v, v
+    if levels > 1:
+        count = float_spike_count(v, threshold, levels)
+        v = v - count * threshold if subtract else np.where(count > 0, 0.0, v)
+        return u, v, count
     spikes = v > threshold
     v = np.where(spikes, v - threshold, v) if subtract else np.where(spikes, 0.0, v)
     return u, v, spikes.astype(np.float64)
+
+
+def float_spike_count(v: Float, threshold: Float, levels: int) -> Float:
+    """``#{k in 1..levels : v > k * threshold}`` for float ``v`` and thresholds > 0.
+
+    ``clip(ceil(v / threshold) - 1, 0, levels)`` can be one off where ``v / threshold`` rounds
+    across an integer, so the estimate is corrected by one comparison each way; the errors of
+    the division and of ``k * threshold`` are below one level while ``levels < 2**50``.
+
+    Examples:
+        >>> float_spike_count(np.array([0.3, 0.30000000000000004, 0.31, -1.0]), np.array(0.1), 3)
+        array([2., 2., 3., 0.])
+    """
+    count = np.clip(np.ceil(v / threshold) - 1.0, 0.0, levels)
+    count = np.where((count < levels) & (v > (count + 1.0) * threshold), count + 1.0, count)
+    out: Float = np.where((count > 0) & ~(v > count * threshold), count - 1.0, count)
+    return out

@@ -92,7 +92,7 @@ def simulate(
     for name, pop in net.populations.items():
         record[name] = np.zeros((batch, steps, pop.size), dtype)
     peak = {k: float(np.max(np.abs(v), initial=0.0)) for k, v in data.items()}
-    peak.update({k: 1.0 if p.spiking else 2.0**62 for k, p in net.populations.items()})
+    peak.update({k: float(p.levels) if p.spiking else 2.0**62 for k, p in net.populations.items()})
     matrices = [_prepare(p, fixed, peak[p.src]) for p in net.projections]
     states = {k: _State(p, batch, fixed, net) for k, p in net.populations.items()}
     us = (
@@ -168,6 +168,7 @@ class _State:
                 vth=f.vth,
                 subtract=self.subtract,
                 spec=self.spec,
+                levels=pop.levels,
             )
         else:
             self.u, self.v, out = float_step(
@@ -179,5 +180,6 @@ class _State:
                 bias=pop.bias,
                 threshold=pop.threshold,
                 subtract=self.subtract,
+                levels=pop.levels,
             )
         return out

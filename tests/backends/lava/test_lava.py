@@ -18,9 +18,10 @@ from snn_deploy.cli.main import cli
 from snn_deploy.errors import DesignRuleError
 from snn_deploy.frontends.nir import dump, load
 from snn_deploy.ir.net import Net
+from snn_deploy.ir.types import ResetMode
 from tests.backends.sim.test_against_reference import random_net
 from tests.conftest import NIR_FIXTURES, REPO
-from tests.graphs import every_node_type
+from tests.graphs import every_node_type, multilevel_chain
 
 pytestmark = pytest.mark.toolchain("lava")
 TARGET = api.load_target("loihi-sim")
@@ -159,3 +160,70 @@ def test_compile_with_multi_dimensional_inputs_runs_lava(tmp_path: Path):
     x = (np.random.default_rng(3).random((1, 12, 2, 6, 6)) < 0.5).astype(np.int64)
     result = api.compile(tmp_path / "g.nir", "loihi-sim", inputs={"input": x})
     assert result.report["energy"]["counts"]["samples"] == 1
+
+
+MULTI_LEVEL = {  # case -> (seed, random_net options); every case has 4 spike levels
+    "zero-reset": (17, {}),
+    "subtract-reset": (17, {"reset": ResetMode.SUBTRACT}),
+    "delays": (17, {"delay": 2}),  # DelayDense with integer payloads
+    "sparse": (12, {"sizes": (6, 30, 20), "density": 0.08}),  # Sparse with integer payloads
+}
+
+
+@pytest.mark.parametrize("case", sorted(MULTI_LEVEL))
+def test_multi_level_spikes_bit_exact(case):
+    seed, options = MULTI_LEVEL[case]
+    rng = np.random.default_rng(seed)
+    net = uniform(random_net(rng, **{"sizes": (6, 8, 5), "levels": 4, **options}))
+    x = (rng.random((1, 40, 6)) < 0.5).astype(np.int64)
+    # graded spikes really occur in the recurrent population, whose payloads p1 -> p1 and
+    # p1 -> p2 carry
+    assert np.count_nonzero(simulate(net, {"x": x}).populations["p1"] > 1) > 50
+    program = lava.lower(net, TARGET)
+    assert all(b.multilevel and b.message_bits == 3 for b in program.blocks)
+    assert_lava_equals_sim(net, {"x": x})
+
+
+def test_multi_level_neurons_split_into_processes_by_profile():
+    rng = np.random.default_rng(8)
+    net = random_net(rng, sizes=(4, 3, 2), levels=5)
+    # Exponents >= 0: with a negative one, Lava floors each source block's partial sum on its
+    # own while the simulator floors the projection's total (a known limit of splitting,
+    # binary spikes included), which is not what this test is about.
+    net = net.replace(
+        projections=tuple(
+            dataclasses.replace(p, fixed=dataclasses.replace(p.fixed, exp=abs(p.fixed.exp)))
+            for p in net.projections
+        )
+    )
+    x = (rng.random((1, 30, 4)) < 0.5).astype(np.int64)
+    assert np.count_nonzero(simulate(net, {"x": x}).populations["p1"] > 1) > 0
+    assert len(lava.lower(net, TARGET).blocks) == 5
+    assert_lava_equals_sim(net, {"x": x})
+
+
+def test_binary_subtract_reset_runs_the_multi_level_model_with_one_level():
+    rng = np.random.default_rng(3)
+    net = uniform(random_net(rng, reset=ResetMode.SUBTRACT))
+    program = lava.lower(net, TARGET)
+    assert all(b.multilevel and b.message_bits == 0 for b in program.blocks if b.spiking)
+    assert_lava_equals_sim(net, {"x": (rng.random((1, 30, 6)) < 0.4).astype(np.int64)})
+
+
+def test_binary_zero_reset_nets_keep_lavas_own_lif():
+    program = lava.lower(uniform(random_net(np.random.default_rng(0))), TARGET)
+    assert not any(b.multilevel or b.message_bits for b in program.blocks)
+
+
+def test_compile_of_a_multi_level_nir_model_runs_lava_bit_exact(tmp_path: Path):
+    model = tmp_path / "ml.nir"
+    nir.write(model, multilevel_chain(levels=3))
+    x = (np.random.default_rng(0).random((2, 30, 4)) < 0.5).astype(np.int64)
+    result = api.compile(model, "loihi-sim", inputs={"input": x}, out_dir=tmp_path / "out")
+    want = simulate(result.net, {"input": x})
+    assert max(int(v.max()) for v in want.populations.values()) == 3
+    with np.load(tmp_path / "out" / "vectors.npz") as z:  # what Lava produced
+        assert_array_equal(z["output.output"], want.outputs["output"])
+    spikes = sum(np.count_nonzero(v) for v in want.populations.values())
+    assert result.report["energy"]["counts"]["spikes"] == spikes
+    assert load(tmp_path / "out" / "graph.nir").nodes["lif"].levels == 3

@@ -2,7 +2,8 @@
 
 Written from the rule in docs/SEMANTICS.md §2 (and ../shared/FACTS.md §1.6), one sample and
 one neuron at a time with Python integers, with Dense send-then-compute buffers as Lava has
-them. The vectorised simulator must match it exactly; it shares no code with it.
+them; multi-level spikes count the levels crossed one by one. The vectorised simulator must
+match it exactly; it shares no code with it.
 """
 
 from __future__ import annotations
@@ -53,9 +54,12 @@ def run_reference(net: Net, x: np.ndarray) -> dict[str, np.ndarray]:
                 vv = max(-(2**23 - 1), min(2**23 - 1, vv))
                 if f.vth is None:
                     out[k][t, n] = vv
-                elif vv > int(f.vth[n]) << 6:
-                    out[k][t, n] = 1
-                    vv = vv - (int(f.vth[n]) << 6) if p.reset is ResetMode.SUBTRACT else 0
+                else:  # spikes: how many of the levels 1..D the voltage is above (D = 1: 0/1)
+                    th = int(f.vth[n]) << 6
+                    count = sum(1 for level in range(1, p.levels + 1) if vv > level * th)
+                    out[k][t, n] = count
+                    if count:
+                        vv = vv - count * th if p.reset is ResetMode.SUBTRACT else 0
                 u[k][n], v[k][n] = uu, vv
             current[k] = [int(val) for val in out[k][t]]
         for i, p in enumerate(net.projections):

@@ -27,8 +27,11 @@ def random_net(
     big=False,
     reset=ResetMode.ZERO,
     non_spiking_last=False,
+    levels=1,
+    density=0.7,
 ) -> Net:
-    """A random quantized chain input -> pop1 -> pop2 (+ recurrence on pop1, + a skip)."""
+    """A random quantized chain input -> pop1 -> pop2 (+ recurrence on pop1, + a skip);
+    ``levels``: the spike levels of the spiking populations."""
     n_in, n1, n2 = sizes
     pops = {}
     for name, n, spiking in (("p1", n1, True), ("p2", n2, not non_spiking_last)):
@@ -53,12 +56,13 @@ def random_net(
             bias=0.0,
             threshold=1.0 if spiking else None,
             reset=reset,
+            levels=levels if spiking else 1,
             fixed=fixed,
         )
 
     def proj(name, src, dst, shape, d=0):
         codes = sp.random(
-            *shape, density=0.7, random_state=rng, data_rvs=lambda k: rng.integers(-128, 128, k)
+            *shape, density=density, random_state=rng, data_rvs=lambda k: rng.integers(-128, 128, k)
         )
         exp = int(rng.integers(5, 8)) if big else int(rng.integers(-3, 4))
         return Projection(
@@ -97,19 +101,26 @@ CASES = {
     "non-spiking-readout": {"non_spiking_last": True},
     "wrap-and-saturate": {"big": True},
 }
+MULTI_LEVEL_CASES = {  # not in CASES, which the binary-only FPGA tests reuse
+    "multi-level": {"levels": 3},
+    "multi-level-subtract": {"levels": 3, "reset": ResetMode.SUBTRACT},
+}
+ALL_CASES = {**CASES, **MULTI_LEVEL_CASES}
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", sorted(ALL_CASES))
 @pytest.mark.parametrize("seed", range(3))
 def test_simulator_equals_reference(case, seed):
     rng = np.random.default_rng(seed)
-    net = random_net(rng, **CASES[case])
+    net = random_net(rng, **ALL_CASES[case])
     x = (rng.random((3, 40, 6)) < 0.4).astype(np.int64)
     trace = simulate(net, {"x": x})
     for b in range(x.shape[0]):
         want = run_reference(net, x[b])
         for name in net.populations:
             assert_array_equal(trace.populations[name][b], want[name], err_msg=f"{name} sample {b}")
+    if case.startswith("multi-level"):  # graded spikes must really occur, up to the top level
+        assert max(int(trace.populations[k].max()) for k in net.populations) == 3
     if case == "wrap-and-saturate":  # the case must really reach the registers' limits
         state = simulate(net, {"x": x}, record_state=True)
         assert max(np.abs(u).max() for u in state.u.values()) > 2**23 - 2**20
@@ -147,3 +158,48 @@ def test_int64_path_used_when_sums_could_exceed_float64():
     x = rng.integers(0, 2, (1, 10, 6)) * (2**50 + 1)
     trace = simulate(net, {"x": x})
     assert_array_equal(trace.populations["p1"][0], run_reference(net, x[0])["p1"])
+
+
+def test_exact_matrix_products_allow_for_the_largest_spike_level():
+    """A spike of 100097 levels over a weight of 255 sums to 25524735, which float32 rounds to
+    25524736: the simulator must choose its exact dtype by the levels, not by 1."""
+
+    def pop(name, levels, vth):
+        fixed = NeuronFixed(scale=1.0, du=[4095], dv=[0], vth=vth, bias_mant=[0], bias_exp=[0])
+        threshold = None if vth is None else 1.0
+        return Population(
+            name=name,
+            node_type="IF",
+            shape=(1,),
+            alpha=1.0,
+            beta=0.0,
+            bias=0.0,
+            threshold=threshold,
+            reset=ResetMode.ZERO,
+            levels=levels,
+            fixed=fixed,
+        )
+
+    def proj(src, dst, exp):
+        codes = sp.csr_matrix([[255]])
+        return Projection(
+            name=f"{src}->{dst}",
+            src=src,
+            dst=dst,
+            weight=codes,
+            fixed=SynapseFixed(codes=codes, exp=exp),
+        )
+
+    net = Net(
+        dt=1e-3,
+        inputs={"x": (1,)},
+        populations={"p1": pop("p1", 100097, [1]), "p2": pop("p2", 1, None)},
+        projections=(proj("x", "p1", 7), proj("p1", "p2", -8)),
+        outputs={"y": "p2"},
+        numeric=SPEC,
+    )
+    trace = simulate(net, {"x": [[4], [0], [0], [0]]})
+    # step 1: u = v = (4 * 255 << 7) << 6 = 8355840, so s = min((v - 1) // 64, D) = D = 100097
+    assert_array_equal(trace.populations["p1"][0, :, 0], [0, 100097, 0, 0])
+    # step 2: a = (255 * 100097) >> 8 = 25524735 >> 8 = 99705, v = 99705 << 6 = 6381120
+    assert_array_equal(trace.populations["p2"][0, :, 0], [0, 0, 6381120, 6381120])

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from snn_deploy.backends.sim.kernels import decay, fixed_step, float_step, overflow, shift
+from snn_deploy.backends.sim.kernels import (
+    decay,
+    fixed_step,
+    float_step,
+    overflow,
+    shift,
+    spike_count,
+)
 from snn_deploy.target.load import load_target
 
 SPEC = load_target("sim").numeric
@@ -121,3 +128,81 @@ def test_float_step_lif_decay_and_reset():
     )
     # v = 0.5*0.5 + 0.2 = 0.45 > 0.4 -> spike, reset to 0.
     assert (u[0], v[0], s[0]) == (0.2, 0.0, 1.0)
+
+
+# Multi-level spikes (docs/SEMANTICS.md §1.1): s = #{k in 1..D : v > k * vth_eff}, vth_eff = 6400.
+LEVEL_V = [-500, 0, 6400, 6401, 12800, 12801, 19200, 19201, 30000]
+LEVEL_S = [0, 0, 0, 1, 1, 2, 2, 3, 3]  # v exactly at k * vth_eff crosses only k - 1 levels
+
+
+def _level_step(subtract: bool) -> tuple[np.ndarray, np.ndarray]:
+    size = len(LEVEL_V)
+    full = lambda x: np.full(size, x, dtype=np.int64)  # noqa: E731
+    # u = 0 and no input, no leak, no bias: v keeps its value, then the spike rule applies
+    _, v, s = fixed_step(
+        full(0),
+        np.array(LEVEL_V, dtype=np.int64),
+        full(0),
+        du=full(4095),
+        dv=full(0),
+        bias=full(0),
+        vth=full(100),
+        subtract=subtract,
+        spec=SPEC,
+        levels=3,
+    )
+    return v, s
+
+
+def test_three_levels_zero_reset():
+    v, s = _level_step(subtract=False)
+    assert_array_equal(s, LEVEL_S)
+    assert_array_equal(v, [-500, 0, 6400, 0, 0, 0, 0, 0, 0])
+
+
+def test_three_levels_subtract_reset_removes_one_threshold_per_level():
+    v, s = _level_step(subtract=True)
+    assert_array_equal(s, LEVEL_S)
+    # v - s * 6400: 6401 -> 1, 12800 -> 6400, 12801 -> 1, 19200 -> 6400, 19201 -> 1, 30000 -> 10800
+    assert_array_equal(v, [-500, 0, 6400, 1, 6400, 1, 6400, 1, 10800])
+
+
+def test_zero_threshold_crosses_every_level_of_a_positive_voltage():
+    assert_array_equal(spike_count(np.array([-1, 0, 1, 9]), np.array(0), 4), [0, 0, 4, 4])
+
+
+@pytest.mark.parametrize("subtract", [False, True])
+def test_one_level_is_the_binary_spike(subtract):
+    rng = np.random.default_rng(0)
+    v = rng.integers(-(2**23), 2**23, 2000)
+    vth = rng.integers(0, 2**17, 2000)
+    # the general count with D = 1 is exactly today's strict comparison
+    assert_array_equal(spike_count(v, vth << 6, 1), (v > vth << 6).astype(np.int64))
+    args = dict(du=np.full(2000, 4095), dv=np.zeros(2000, np.int64), bias=np.zeros(2000, np.int64))
+    zeros = np.zeros(2000, np.int64)
+    one = fixed_step(zeros, v, zeros, vth=vth, subtract=subtract, spec=SPEC, levels=1, **args)
+    default = fixed_step(zeros, v, zeros, vth=vth, subtract=subtract, spec=SPEC, **args)
+    for got, want in zip(one, default, strict=True):
+        assert_array_equal(got, want)
+    assert set(np.unique(one[2])) == {0, 1}
+
+
+@pytest.mark.parametrize("subtract", [False, True])
+def test_float_levels_compare_against_each_float_multiple(subtract):
+    # 3 * 0.1 == 0.30000000000000004 in floats: v equal to it crosses 2 levels, not 3
+    v0 = np.array([-1.0, 0.1, 0.10000000000000002, 0.2, 0.25, 0.30000000000000004, 0.31, 5.0])
+    size = v0.size
+    _, v, s = float_step(
+        np.zeros(size),
+        v0,
+        np.zeros(size),
+        alpha=np.ones(size),
+        beta=np.zeros(size),
+        bias=np.zeros(size),
+        threshold=np.full(size, 0.1),
+        subtract=subtract,
+        levels=3,
+    )
+    assert_array_equal(s, [0, 0, 1, 1, 2, 2, 3, 3])
+    want = np.where(s > 0, v0 - s * 0.1, v0) if subtract else np.where(s > 0, 0.0, v0)
+    assert_array_equal(v, want)

@@ -1,0 +1,49 @@
+"""Round trip of a ``Net`` through its ``.npz`` file."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from snn_deploy.ir import serialize
+from tests.backends.sim.test_against_reference import random_net
+
+
+def test_spike_levels_round_trip(tmp_path: Path):
+    net = random_net(np.random.default_rng(0))
+    pops = dict(net.populations)
+    pops["p1"] = dataclasses.replace(pops["p1"], levels=5)
+    net = net.replace(populations=pops)
+    path = tmp_path / "net.npz"
+    path.write_bytes(serialize.to_bytes(net))
+    back = serialize.load(path)
+    assert [p.levels for p in back.populations.values()] == [5, 1]
+
+
+def test_a_file_without_spike_levels_loads_as_binary(tmp_path: Path):
+    """Files written before multi-level spikes have no ``levels`` in their header."""
+    net = random_net(np.random.default_rng(1))
+    old = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(serialize.to_bytes(net))) as src,
+        zipfile.ZipFile(old, "w") as dst,
+    ):
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "header.npy":
+                header = np.load(io.BytesIO(data))
+                raw = json.loads(header.tobytes())
+                for p in raw["populations"]:
+                    del p["levels"]
+                member = io.BytesIO()
+                np.save(member, np.frombuffer(json.dumps(raw).encode(), np.uint8))
+                data = member.getvalue()
+            dst.writestr(info, data)
+    path = tmp_path / "old.npz"
+    path.write_bytes(old.getvalue())
+    assert [p.levels for p in serialize.load(path).populations.values()] == [1, 1]

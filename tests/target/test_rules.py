@@ -1,0 +1,87 @@
+"""Design rules of ``target.rules`` that the other test modules do not reach: spike payloads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nir
+import numpy as np
+import pytest
+
+from snn_deploy import api
+from snn_deploy.backends import fpga, lava
+from snn_deploy.backends.lava import netx
+from snn_deploy.errors import DesignRuleError
+from snn_deploy.target.load import load_target
+from snn_deploy.target.rules import check_design_rules, spike_payload_fits
+from tests.backends.sim.test_against_reference import random_net
+from tests.graphs import multilevel_chain
+
+
+def multilevel(levels: int):
+    return random_net(np.random.default_rng(0), levels=levels)
+
+
+@pytest.mark.parametrize("target", ["loihi1", "loihi2-netx", "fpga-artix7-35t", "fpga-ice40up5k"])
+def test_binary_only_targets_reject_multi_level_spikes(target):
+    with pytest.raises(DesignRuleError) as err:
+        check_design_rules(multilevel(3), load_target(target))
+    lines = str(err.value).splitlines()
+    assert lines[0] == f"2 design-rule violation(s) for target {target!r}:"
+    for line, pop in zip(lines[1:], ("p1", "p2"), strict=True):
+        assert line == (
+            f"  [spike-payload] {pop}: spike payload bits (3 spike levels) is 2, limit 0; "
+            "fix: train with binary spikes (spike levels 1), or use a target with graded spikes "
+            "(loihi2, loihi-sim, sim)"
+        )
+
+
+@pytest.mark.parametrize("target", ["loihi2", "loihi-sim", "sim"])
+def test_graded_spike_targets_accept_multi_level_spikes(target):
+    assert spike_payload_fits(multilevel(2**32 - 1), load_target(target)) == []
+
+
+def test_more_levels_than_a_32_bit_payload_are_rejected():
+    (v, _) = spike_payload_fits(multilevel(2**32), load_target("loihi2"))
+    assert str(v) == (
+        "[spike-payload] p1: spike payload bits (4294967296 spike levels) is 33, limit 32; "
+        "fix: use at most 4294967295 spike levels"
+    )
+
+
+def test_binary_nets_pass_on_every_target():
+    for target in ("loihi1", "loihi2-netx", "fpga-ice40up5k", "loihi2"):
+        assert spike_payload_fits(multilevel(1), load_target(target)) == []
+
+
+@pytest.mark.parametrize("target", ["loihi1", "loihi2-netx", "fpga-ice40up5k"])
+def test_compile_of_a_multi_level_model_fails_with_the_rule(target, tmp_path: Path):
+    model = tmp_path / "ml.nir"
+    nir.write(model, multilevel_chain())
+    with pytest.raises(DesignRuleError, match=r"\[spike-payload\] lif: spike payload bits"):
+        api.compile(model, target, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_backends_reject_multi_level_spikes_even_without_the_target_rule():
+    """A net handed to a backend directly (no ``map``): the FPGA RTL and netx are binary, and
+    the Lava backend checks the target's payload itself."""
+    net = multilevel(3)
+    with pytest.raises(DesignRuleError, match=r"\[fpga-spike-levels\] p1: spike levels is 3"):
+        fpga.lower(net, load_target("fpga-artix7-35t"))
+    assert "p1: 3 spike levels; netx CUBA layers send binary spikes" in netx.problems(net)
+    with pytest.raises(DesignRuleError, match=r"\[spike-payload\] p1"):
+        lava.lower(net, load_target("loihi1"))
+    assert lava.lower(net, load_target("loihi-sim")).net is net
+
+
+def test_loihi2_compile_writes_no_netx_file_for_a_multi_level_model(tmp_path: Path):
+    model = tmp_path / "ml.nir"
+    nir.write(model, multilevel_chain())
+    result = api.compile(model, "loihi2", out_dir=tmp_path / "out")
+    assert not (tmp_path / "out" / "network.net").exists()
+    notes = result.report["backend_notes"]["netx"]
+    assert notes["written"] is False
+    assert "lif: 3 spike levels; netx CUBA layers send binary spikes" in notes["problems"]
+    levels = {p["name"]: p["spike_levels"] for p in result.report["resources"]["populations"]}
+    assert levels == {"lif": 3, "if": 3}
