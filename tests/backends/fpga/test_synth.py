@@ -59,7 +59,7 @@ def test_estimate_without_yosys():
 def test_synthesize_names_the_package_when_yosys_is_missing(monkeypatch, tmp_path):
     from snn_deploy.errors import BackendUnavailableError
 
-    monkeypatch.setattr("shutil.which", lambda _: None)
+    monkeypatch.setattr("shutil.which", lambda _, path=None: None)
     program, target = braille("fpga-artix7-35t")
     with pytest.raises(BackendUnavailableError, match="apt-get install yosys"):
         synthesize(program, target.fpga, tmp_path)
