@@ -40,6 +40,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_simulator.py
 	$(PY) bench/bench_mapping.py
+	$(PY) bench/bench_compile.py
 
 clean:
 	rm -rf $(VENV) build
