@@ -13,7 +13,8 @@ whose time is recorded too (how long a user waits to be told).
 Networks (NIR files, so the frontend and ``lower`` are part of the cost):
   dense   input n -> LIF n -> LIF n, two dense ``Linear`` (2 n^2 synapses), 1e4..1e7
   conv    input [C, 64, 64] -> Conv 3x3 -> IF -> Conv 3x3 -> IF (C = C, pad 1):
-          2 * 9 * C^2 * 4096 synapses from a few-kB file, 1e6..1e8
+          2 * 9 * C^2 * 4096 synapses (fewer at the border) from a few-kB file, 1e6..1e8
+(both built by ``bench_mapping``'s ``nir_mlp`` and ``nir_convnet``)
 (a 1e8-synapse dense ``Linear`` would be a 0.8 GB file: the conv family reaches 1e8.)
 """
 
@@ -37,6 +38,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_mapping import nir_convnet, nir_mlp  # noqa: E402
+
 from snn_deploy import api  # noqa: E402
 from snn_deploy.errors import SnnDeployError  # noqa: E402
 from snn_deploy.target.load import available  # noqa: E402
@@ -45,50 +48,16 @@ OUT = ROOT / "bench" / "results" / "compile.json"
 HW = 64  # conv image side
 
 
-def _lif(shape: tuple[int, ...]) -> nir.LIF:
-    ones = np.ones(shape)
-    return nir.LIF(tau=ones * 1e-2, r=ones, v_leak=0 * ones, v_threshold=ones, v_reset=0 * ones)
-
-
 def dense(synapses: float) -> tuple[nir.NIRGraph, int]:
     n = max(2, round(math.sqrt(synapses / 2)))
-    rng = np.random.default_rng(0)
-    nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array([n])})}
-    edges, prev = [], "input"
-    for i in (1, 2):
-        nodes[f"fc{i}"] = nir.Linear(weight=rng.normal(size=(n, n)) * 0.1)
-        nodes[f"lif{i}"] = _lif((n,))
-        edges += [(prev, f"fc{i}"), (f"fc{i}", f"lif{i}")]
-        prev = f"lif{i}"
-    nodes["output"] = nir.Output(output_type={"output": np.array([n])})
-    edges.append((prev, "output"))
-    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False), 2 * n * n
+    return nir_mlp([n, n, n]), 2 * n * n
 
 
 def conv(synapses: float) -> tuple[nir.NIRGraph, int]:
     c = max(1, round(math.sqrt(synapses / (2 * 9 * HW * HW))))
-    rng = np.random.default_rng(0)
-    nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array([c, HW, HW])})}
-    edges, prev = [], "input"
-    for i in (1, 2):
-        nodes[f"conv{i}"] = nir.Conv2d(
-            input_shape=(HW, HW),
-            weight=rng.normal(size=(c, c, 3, 3)) * 0.2,
-            stride=1,
-            padding=1,
-            dilation=1,
-            groups=1,
-            bias=np.zeros(c),
-        )
-        ones = np.ones((c, HW, HW))
-        nodes[f"if{i}"] = nir.IF(r=ones, v_threshold=ones, v_reset=0 * ones)
-        edges += [(prev, f"conv{i}"), (f"conv{i}", f"if{i}")]
-        prev = f"if{i}"
-    nodes["output"] = nir.Output(output_type={"output": np.array([c, HW, HW])})
-    edges.append((prev, "output"))
     # the border rows of a padded 3x3 conv have fewer synapses: count them
     per_channel_pair = (3 * HW - 2) ** 2
-    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False), 2 * c * c * per_channel_pair
+    return nir_convnet([c, c, c], HW, classes=None, pool=False), 2 * c * c * per_channel_pair
 
 
 FAMILIES = {"dense": (dense, (1e4, 1e7)), "conv": (conv, (1e6, 1e8))}

@@ -86,9 +86,10 @@ def nir_mlp(sizes: list[int], seed: int = 0) -> nir.NIRGraph:
 
 
 def nir_convnet(
-    channels: list[int], hw: int, classes: int = 10, seed: int = 0, pool: bool = True
+    channels: list[int], hw: int, classes: int | None = 10, seed: int = 0, pool: bool = True
 ) -> nir.NIRGraph:
-    """Input [c0, hw, hw] -> (Conv2d 3x3 pad 1 -> IF [-> SumPool 2]) per layer -> Linear -> LIF."""
+    """Input [c0, hw, hw] -> (Conv2d 3x3 pad 1 -> IF [-> SumPool 2]) per layer [-> Linear ->
+    LIF ``classes``; None: the last layer is the output]."""
     rng = np.random.default_rng(seed)
     nodes: dict[str, Any] = {
         "input": nir.Input(input_type={"input": np.array([channels[0], hw, hw])})
@@ -118,6 +119,10 @@ def nir_convnet(
             edges.append((prev, f"pool{i}"))
             prev = f"pool{i}"
             size //= 2
+    if classes is None:
+        nodes["output"] = nir.Output(output_type={"output": np.array([channels[-1], size, size])})
+        edges.append((prev, "output"))
+        return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
     flat = channels[-1] * size * size
     nodes["flat"] = nir.Flatten(
         input_type={"input": np.array([channels[-1], size, size])}, start_dim=0
