@@ -22,9 +22,12 @@ DENSE_ABOVE = 0.1
 class LavaNetwork:
     """The Lava processes of one run; connect more, or run it yourself.
 
+    Every block's process has one neuron per neuron of its population, and only the block's
+    own (``LifBlock.neurons``) are live; the others stay silent at ``u = v = 0``.
+
     Attributes:
         sources: input name -> its ``RingBuffer``.
-        neurons: block name -> its ``LIF``.
+        neurons: block name -> its ``LIF`` (or ``MultiLevelLIF``).
         synapses: synapse block name -> its ``Dense``/``Sparse``/``DelayDense``/``DelaySparse``.
         monitors: (block name, variable) -> ``Monitor`` probing it.
         steps: the number of steps the sources hold.
@@ -65,7 +68,7 @@ class LavaNetwork:
         )
 
     def read(self, block: str, var: str) -> npt.NDArray[np.int64]:
-        """A monitored variable as ``[time, neurons]`` int64 (call after ``run``)."""
+        """A monitored variable as ``[time, process neurons]`` int64 (call after ``run``)."""
         proc = self.neurons[block]
         data = self.monitors[(block, var)].get_data()[proc.name][var]
         return np.asarray(data).astype(np.int64).reshape(self.steps, -1)
@@ -92,6 +95,8 @@ def build(
 ) -> LavaNetwork:
     """Create the processes for one sample (``[time, size]`` per input) and connect them.
 
+    Every block of a synapse's source population connects to the synapse's one input port,
+    which adds their (disjoint) spike vectors, so Lava shifts the projection's whole sum.
     Records every block's spikes (or voltage, if non-spiking); with ``record_state`` also
     ``u`` and ``v``. Multi-level and subtract-reset blocks are ``MultiLevelLIF`` processes.
     """
@@ -113,7 +118,7 @@ def build(
     neurons = {}
     for b in program.blocks:
         params: dict[str, Any] = {
-            "shape": (len(b.neurons),),
+            "shape": (b.size,),
             "du": b.du,
             "dv": b.dv,
             "vth": b.vth,
@@ -126,7 +131,10 @@ def build(
             if b.multilevel
             else LIF(**params)
         )
-    message_bits = {b.name: b.message_bits for b in program.blocks}
+    message_bits = {b.population: b.message_bits for b in program.blocks}
+    senders: dict[str, list[Any]] = {k: [v] for k, v in sources.items()}
+    for b in program.blocks:
+        senders.setdefault(b.population, []).append(neurons[b.name])
     synapses = {}
     for s in program.synapses:
         dense = s.codes.nnz > DENSE_ABOVE * s.codes.shape[0] * s.codes.shape[1]
@@ -145,8 +153,8 @@ def build(
             proc = (DelayDense if dense else DelaySparse)(delays=delays, **kwargs)
         else:
             proc = (Dense if dense else Sparse)(**kwargs)
-        source = sources[s.src] if s.src in sources else neurons[s.src]
-        source.s_out.connect(proc.s_in)
+        for sender in senders[s.src]:
+            sender.s_out.connect(proc.s_in)
         proc.a_out.connect(neurons[s.dst].a_in)
         synapses[s.name] = proc
     monitors = {}
@@ -181,10 +189,11 @@ def run(
             lava_net.run()
             for block in program.blocks:
                 idx, pop = block.neurons, block.population
-                outs[pop][b][:, idx] = lava_net.read(block.name, "s_out" if block.spiking else "v")
+                out = lava_net.read(block.name, "s_out" if block.spiking else "v")
+                outs[pop][b][:, idx] = out[:, idx]
                 if record_state:
-                    us[pop][b][:, idx] = lava_net.read(block.name, "u")
-                    vs[pop][b][:, idx] = lava_net.read(block.name, "v")
+                    us[pop][b][:, idx] = lava_net.read(block.name, "u")[:, idx]
+                    vs[pop][b][:, idx] = lava_net.read(block.name, "v")[:, idx]
         finally:
             lava_net.stop()
         if progress is not None:

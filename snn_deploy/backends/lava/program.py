@@ -1,11 +1,23 @@
 """The Lava program: a pure description of the processes a quantized ``Net`` becomes.
 
 Lava's ``LIF`` holds one ``du``, ``dv`` and ``vth`` per process, so a population whose
-neurons differ in them is split into one block per distinct (du, dv, vth); projections are
-split to match. Every projection becomes a ``Dense`` (or ``Sparse`` below 10 % density, or
-``DelayDense``/``DelaySparse`` with a delay) whose weights are our 9-bit codes given to Lava as
-MIXED sign mode with ``num_weight_bits = 9``, so Lava's own clip and truncation leave them
-unchanged and its ``weight_exp`` shift of the sum is ours (docs/SEMANTICS.md §2).
+neurons differ in them is split into one block per distinct (du, dv, vth). Every block is a
+process of the population's full size: its own neurons at their population indices, the
+others *silent* (no bias, no synapse row: their ``u`` and ``v`` stay 0, and ``0 > vth << 6``
+never holds, so they never spike). All blocks of a population therefore send spike vectors of
+the same shape, disjoint in their non-zeros, and a synapse's input port sums them (Lava's
+``PyInPortVectorDense.recv`` adds every connected port) into the population's whole spike
+vector. So each projection becomes one synapse process per destination block, which computes
+the projection's full sum for that block's rows and floor-shifts the sum once, as the
+simulator does (docs/SEMANTICS.md §2). A synapse per (source block, destination block) would
+floor each partial sum on its own, which differs for a negative exponent; Lava 0.10.0 cannot
+concatenate the blocks' ports instead (``concat_with`` raises "ConcatPorts are not yet
+supported" when the network compiles).
+
+Each synapse is a ``Dense`` (or ``Sparse`` below 10 % density, or ``DelayDense``/
+``DelaySparse`` with a delay) whose weights are our 9-bit codes given to Lava as MIXED sign mode
+with ``num_weight_bits = 9``, so Lava's own clip and truncation leave them unchanged and its
+``weight_exp`` shift of the sum is ours. Rows of the destination's other blocks are zero.
 
 A population with multi-level spikes or reset by subtraction becomes a ``MultiLevelLIF``
 (``multilevel.py``) instead of Lava's ``LIF``, and the synapses it feeds take its spikes as
@@ -34,12 +46,16 @@ MAX_PAYLOAD = 2**31 - 1
 class LifBlock:
     """One Lava ``LIF`` process: the neurons of a population sharing (du, dv, vth).
 
-    ``vth`` of a non-spiking population is the largest mantissa; its voltage is recorded.
-    ``levels`` > 1 or ``subtract`` make it a ``MultiLevelLIF`` (docs/SEMANTICS.md §1.1).
+    The process has ``size`` neurons, one per neuron of the population; ``neurons`` are the
+    block's own (population indices, which are also their process indices), and the others are
+    silent (``bias_mant`` 0, no synapse rows). ``vth`` of a non-spiking population is the
+    largest mantissa; its voltage is recorded. ``levels`` > 1 or ``subtract`` make it a
+    ``MultiLevelLIF`` (docs/SEMANTICS.md §1.1).
     """
 
     name: str
     population: str
+    size: int
     neurons: IntArray
     du: int
     dv: int
@@ -64,7 +80,14 @@ class LifBlock:
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class SynapseBlock:
-    """One Lava connection process from a block (or an input) to a block."""
+    """One Lava connection process of a projection into one block.
+
+    Attributes:
+        src: the source population, every block of which feeds the process's one input port
+            (or an input name, one ``RingBuffer``).
+        dst: the destination block.
+        codes: ``[dst population size, src size]`` weight codes; rows of other blocks are 0.
+    """
 
     name: str
     src: str
@@ -84,7 +107,7 @@ class LavaProgram:
 
 
 def lower_program(net: Net) -> LavaProgram:
-    """Split populations by neuron profile and projections to match.
+    """Split populations by neuron profile and projections by destination block.
 
     Raises:
         DesignRuleError: a non-spiking population feeds a projection (Lava LIF sends spikes
@@ -122,50 +145,80 @@ def lower_program(net: Net) -> LavaProgram:
             )
         )
     blocks: list[LifBlock] = []
-    members: dict[str, list[tuple[str, IntArray]]] = {
-        k: [(k, np.arange(net.size_of(k)))] for k in net.inputs
-    }
+    labels: dict[str, IntArray] = {}  # population -> the block index of each neuron
     for name, pop in net.populations.items():
         f = pop.fixed
         assert f is not None
         vth = f.vth if f.vth is not None else np.full(pop.size, spec.threshold.max)
         profiles = np.stack([f.du, f.dv, vth], axis=1)
         unique, which = np.unique(profiles, axis=0, return_inverse=True)
-        members[name] = []
+        labels[name] = which.ravel()
         for k, (du, dv, th) in enumerate(unique):
-            idx = np.flatnonzero(which.ravel() == k)
-            block = name if len(unique) == 1 else f"{name}#{k}"
-            members[name].append((block, idx))
+            idx = np.flatnonzero(labels[name] == k)
             blocks.append(
                 LifBlock(
-                    name=block,
+                    name=name if len(unique) == 1 else f"{name}#{k}",
                     population=name,
+                    size=pop.size,
                     neurons=idx,
                     du=int(du),
                     dv=int(dv),
                     vth=int(th),
-                    bias_mant=f.bias_mant[idx],
-                    bias_exp=f.bias_exp[idx],
+                    bias_mant=_only(f.bias_mant, idx),
+                    bias_exp=_only(f.bias_exp, idx),
                     spiking=pop.spiking,
                     levels=pop.levels,
                     subtract=pop.spiking and pop.reset is ResetMode.SUBTRACT,
                 )
             )
+    by_population = {name: [b for b in blocks if b.population == name] for name in net.populations}
     synapses: list[SynapseBlock] = []
     for proj in net.projections:
         assert proj.fixed is not None
-        for src, src_idx in members[proj.src]:
-            for dst, dst_idx in members[proj.dst]:
-                codes = proj.fixed.codes[dst_idx][:, src_idx]
-                if codes.nnz:
-                    synapses.append(
-                        SynapseBlock(
-                            name=f"{proj.name}:{src}->{dst}",
-                            src=src,
-                            dst=dst,
-                            codes=sp.csr_matrix(codes),
-                            exp=proj.fixed.exp,
-                            delay=proj.delay,
-                        )
+        dst_blocks = by_population[proj.dst]
+        for block, codes in zip(
+            dst_blocks,
+            _split_rows(proj.fixed.codes, labels[proj.dst], len(dst_blocks)),
+            strict=True,
+        ):
+            if codes.nnz:
+                synapses.append(
+                    SynapseBlock(
+                        name=f"{proj.name}:{proj.src}->{block.name}",
+                        src=proj.src,
+                        dst=block.name,
+                        codes=codes,
+                        exp=proj.fixed.exp,
+                        delay=proj.delay,
                     )
+                )
     return LavaProgram(net=net, blocks=tuple(blocks), synapses=tuple(synapses))
+
+
+def _only(values: IntArray, idx: IntArray) -> IntArray:
+    """``values`` at ``idx``, 0 elsewhere (a block's silent neurons)."""
+    out = np.zeros_like(values)
+    out[idx] = values[idx]
+    return out
+
+
+def _split_rows(codes: sp.csr_matrix, label: IntArray, blocks: int) -> list[sp.csr_matrix]:
+    """``codes`` once per block ``k``, with the rows of the other blocks zero (same shape and
+    dtype); ``label[i]`` is the block of row ``i``."""
+    if blocks == 1:
+        return [codes.copy()]  # writeable, like the split ones: the net's arrays are read-only
+    coo = codes.tocoo()
+    row_block = label[coo.row]
+    order = np.argsort(row_block, kind="stable")
+    bounds = np.searchsorted(row_block[order], np.arange(blocks + 1))
+    out = []
+    for k in range(blocks):
+        take = order[bounds[k] : bounds[k + 1]]
+        out.append(
+            sp.csr_matrix(
+                (coo.data[take], (coo.row[take], coo.col[take])),
+                shape=codes.shape,
+                dtype=codes.dtype,
+            )
+        )
+    return out

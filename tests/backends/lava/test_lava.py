@@ -13,6 +13,8 @@ from numpy.testing import assert_array_equal
 
 from snn_deploy import api
 from snn_deploy.backends import lava
+from snn_deploy.backends.lava.build import DENSE_ABOVE
+from snn_deploy.backends.lava.program import LavaProgram
 from snn_deploy.backends.sim.run import simulate
 from snn_deploy.cli.main import cli
 from snn_deploy.errors import DesignRuleError
@@ -79,6 +81,122 @@ def test_neurons_with_different_decays_split_into_lif_processes():
     program = lava.lower(net, TARGET)
     assert len(program.blocks) == 5  # every neuron has its own (du, dv, vth)
     assert_lava_equals_sim(net, {"x": (rng.random((1, 25, 4)) < 0.5).astype(np.int64)})
+
+
+def profile_groups(net: Net, pop: str) -> list[np.ndarray]:
+    """The neurons of ``pop`` sharing (du, dv, vth), which Lava's LIF holds once per process."""
+    f = net.populations[pop].fixed
+    profiles = np.stack([f.du, f.dv, f.vth], axis=1)
+    _, which = np.unique(profiles, axis=0, return_inverse=True)
+    return [np.flatnonzero(which.ravel() == k) for k in range(int(which.max()) + 1)]
+
+
+def partial_floors_differ(net: Net, proj: str, out_src: np.ndarray) -> bool:
+    """Whether flooring each source group's partial sum on its own (one Lava synapse per source
+    block) gives another input than flooring the projection's total, on a ``[time, src]`` trace."""
+    p = next(p for p in net.projections if p.name == proj)
+    codes, shift = p.fixed.codes.toarray(), -p.fixed.exp
+    total = (out_src @ codes.T) >> shift
+    partial = sum((out_src[:, g] @ codes[:, g].T) >> shift for g in profile_groups(net, p.src))
+    return bool(np.any(total != partial))
+
+
+def with_exp(net: Net, exp: int, src: str) -> Net:
+    """``net`` with weight exponent ``exp`` on every projection leaving ``src``."""
+    return net.replace(
+        projections=tuple(
+            dataclasses.replace(p, fixed=dataclasses.replace(p.fixed, exp=exp))
+            if p.src == src
+            else p
+            for p in net.projections
+        )
+    )
+
+
+SPLIT_SOURCE = {  # case -> (seed, random_net options, the synapse processes it builds)
+    "dense": (8, {"sizes": (4, 3, 2)}, {"Dense"}),  # the colleague's reproduction
+    "delays": (8, {"sizes": (4, 3, 2), "delay": 2}, {"Dense", "DelayDense"}),
+    "many-blocks": (12, {"sizes": (6, 16, 12), "density": 0.3}, {"Sparse"}),  # 1 neuron each
+    "multi-level": (8, {"sizes": (4, 3, 2), "levels": 5}, {"Dense"}),  # integer payloads
+}
+
+
+def synapse_kinds(program: LavaProgram) -> set[str]:
+    """The Lava classes ``build`` makes of the program's synapses."""
+    return {
+        ("Delay" if s.delay else "")
+        + ("Dense" if s.codes.nnz > DENSE_ABOVE * np.prod(s.codes.shape) else "Sparse")
+        for s in program.synapses
+    }
+
+
+@pytest.mark.parametrize("case", sorted(SPLIT_SOURCE))
+def test_split_source_is_summed_over_all_its_blocks_before_the_exponent_shift(case):
+    seed, options, kinds = SPLIT_SOURCE[case]
+    rng = np.random.default_rng(seed)
+    net = with_exp(random_net(rng, **options), -3, "p1")
+    x = (rng.random((1, 30, net.size_of("x"))) < 0.5).astype(np.int64)
+    # the case is meaningful: p1 is split, its projections shift right, and flooring each
+    # block's partial sum would give another current than the simulator's floor of the total
+    assert len(profile_groups(net, "p1")) >= 2
+    assert all(p.fixed.exp < 0 for p in net.projections if p.src == "p1")
+    out_p1 = simulate(net, {"x": x}).populations["p1"][0]
+    assert partial_floors_differ(net, "w2", out_p1)
+    assert partial_floors_differ(net, "rec", out_p1)
+    assert synapse_kinds(lava.lower(net, TARGET)) == kinds
+    assert_lava_equals_sim(net, {"x": x})
+
+
+def test_split_destination_alone_was_already_exact():
+    """Rows are independent: each destination block gets its neurons' whole sums."""
+    rng = np.random.default_rng(8)
+    net = random_net(rng, sizes=(4, 3, 2), recurrent=False)
+    one_p1 = uniform(net).populations["p1"]
+    net = with_exp(net.replace(populations={**net.populations, "p1": one_p1}), -3, "p1")
+    x = (rng.random((1, 30, 4)) < 0.5).astype(np.int64)
+    assert len(profile_groups(net, "p1")) == 1
+    assert len(profile_groups(net, "p2")) == 2
+    assert np.count_nonzero(simulate(net, {"x": x}).populations["p1"]) > 0
+    assert_lava_equals_sim(net, {"x": x})
+
+
+def test_a_projection_is_one_synapse_per_destination_block_over_the_whole_source():
+    net = random_net(np.random.default_rng(8), sizes=(4, 3, 2))
+    program = lava.lower(net, TARGET)
+    blocks = {b.name: b for b in program.blocks}
+    for b in program.blocks:  # full-size processes; the other blocks' neurons have no bias
+        silent = np.setdiff1d(np.arange(b.size), b.neurons)
+        assert b.size == net.size_of(b.population)
+        assert not b.bias_mant[silent].any()
+    # 3 + 2 + 2 + 3 destination blocks, where one synapse per (source, destination) block
+    # pair took 3 + 6 + 2 + 9 = 15 (the process counts for this net before and after)
+    assert len(program.blocks) == 5
+    assert len(program.synapses) == 10
+    for proj in net.projections:
+        mine = [s for s in program.synapses if s.name.startswith(f"{proj.name}:")]
+        assert {s.src for s in mine} == {proj.src}
+        assert {blocks[s.dst].population for s in mine} == {proj.dst}
+        for s in mine:  # rows of the destination's other blocks are zero
+            silent = np.setdiff1d(np.arange(s.codes.shape[0]), blocks[s.dst].neurons)
+            assert s.codes[silent].nnz == 0
+        assert_array_equal(sum(s.codes for s in mine).toarray(), proj.fixed.codes.toarray())
+
+
+def test_silent_neurons_of_a_split_population_stay_at_zero_in_lava():
+    rng = np.random.default_rng(8)
+    net = with_exp(random_net(rng, sizes=(4, 3, 2)), -3, "p1")
+    x = (rng.random((30, 4)) < 0.5).astype(np.int64)
+    program = lava.lower(net, TARGET)
+    lava_net = lava.build(program, {"x": x}, record_state=True)
+    try:
+        lava_net.run()
+        for b in program.blocks:
+            silent = np.setdiff1d(np.arange(b.size), b.neurons)
+            for var in ("s_out", "u", "v"):
+                assert not lava_net.read(b.name, var)[:, silent].any(), (b.name, var)
+            assert lava_net.read(b.name, "u")[:, b.neurons].any()
+    finally:
+        lava_net.stop()
 
 
 def test_conv_pool_and_multilayer_graph_from_nir():
@@ -187,15 +305,7 @@ def test_multi_level_spikes_bit_exact(case):
 def test_multi_level_neurons_split_into_processes_by_profile():
     rng = np.random.default_rng(8)
     net = random_net(rng, sizes=(4, 3, 2), levels=5)
-    # Exponents >= 0: with a negative one, Lava floors each source block's partial sum on its
-    # own while the simulator floors the projection's total (a known limit of splitting,
-    # binary spikes included), which is not what this test is about.
-    net = net.replace(
-        projections=tuple(
-            dataclasses.replace(p, fixed=dataclasses.replace(p.fixed, exp=abs(p.fixed.exp)))
-            for p in net.projections
-        )
-    )
+    assert any(p.fixed.exp < 0 for p in net.projections if p.src == "p1")
     x = (rng.random((1, 30, 4)) < 0.5).astype(np.int64)
     assert np.count_nonzero(simulate(net, {"x": x}).populations["p1"] > 1) > 0
     assert len(lava.lower(net, TARGET).blocks) == 5
