@@ -23,6 +23,7 @@ from snn_deploy.ir.graph import Graph
 from snn_deploy.ir.types import ResetMode
 
 RESET_KEY = "snn_deploy.reset"
+LEVELS_KEY = "snn_deploy.spike_levels"
 SCALE_KEY = "snn_deploy.voltage_scale"
 
 _CONVERTERS: dict[type[Any], Callable[[Any, tuple[int, ...]], dict[str, Any]]] = {}
