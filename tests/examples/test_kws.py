@@ -150,3 +150,20 @@ def test_shipped_spikescr_local_part_on_loihi_sim(tmp_path: Path) -> None:
     lava = api.simulate(res.net, inputs, target="loihi-sim")
     for k in sim.outputs:
         np.testing.assert_array_equal(np.asarray(lava.outputs[k]), np.asarray(sim.outputs[k]))
+
+
+def test_recurrent_cuba_exports_levels_and_reloads(tmp_path: Path) -> None:
+    import torch
+
+    from examples.kws.models import RecurrentCuba, load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    model = RecurrentCuba(channels=4, hidden=5, classes=3, levels=2)
+    save_checkpoint(model, tmp_path / "ml.pt", steps=7)
+    again = load_checkpoint(tmp_path / "ml.pt")
+    assert (again.levels, again.alpha, again.beta, again.beta_out) == (2, 0.8, 0.9, 0.9)
+    x = (torch.rand(7, 2, 4) < 0.5).float() * 3
+    with torch.no_grad():
+        assert torch.equal(model(x), again(x))
+    binary = RecurrentCuba(channels=4, hidden=5, classes=3).to_nir()
+    assert binary.nodes["hidden"].metadata == {"snn_deploy.reset": "zero"}
