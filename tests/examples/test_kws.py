@@ -152,6 +152,36 @@ def test_shipped_spikescr_local_part_on_loihi_sim(tmp_path: Path) -> None:
         np.testing.assert_array_equal(np.asarray(lava.outputs[k]), np.asarray(sim.outputs[k]))
 
 
+def test_shipped_multilevel_model() -> None:
+    # models/kws_rnn_ml3_t100.pt (docs/SPEECH.md 2d): a safe NIR checkpoint whose hidden CubaLIF
+    # sends integer spikes 0..3 with subtract reset; the float count models/README.md states,
+    # 84/96, and levels above 1 really used
+    import io
+
+    import nir
+    import torch
+
+    from examples.kws.models import load_checkpoint
+    from snn_deploy.frontends.nir import LEVELS_KEY, RESET_KEY
+
+    path = MODELS / "kws_rnn_ml3_t100.pt"
+    assert path.stat().st_size < 1_000_000
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["meta"]["levels"] == 3 and ckpt["meta"]["steps"] == 100
+    hidden = nir.read(io.BytesIO(ckpt["architecture"]), type_check=False).nodes["hidden"]
+    assert hidden.metadata == {RESET_KEY: "subtract", LEVELS_KEY: 3}
+    model = load_checkpoint(path)
+    with np.load(MODELS / "kws_test_inputs.npz") as z:
+        x, labels = z["input"], z["labels"]
+    with torch.no_grad():
+        logits, spikes = model(
+            torch.from_numpy(x.astype(np.float32)).transpose(0, 1), return_spikes=True
+        )
+    assert int(np.sum(logits.argmax(-1).numpy() == labels)) == 84
+    assert set(spikes.unique().tolist()) == {0.0, 1.0, 2.0, 3.0}
+    assert float((spikes > 1).sum()) > 0.5 * float((spikes > 0).sum())
+
+
 def test_recurrent_cuba_exports_levels_and_reloads(tmp_path: Path) -> None:
     import torch
 
