@@ -1,7 +1,8 @@
 """The KWS networks, trained in PyTorch with ``snn_deploy.nn`` dynamics, and their export.
 
 Every model steps exactly like docs/SEMANTICS.md §1 (one-step delay on every projection, strict
-threshold, zero reset), so the exported graph runs spike for spike like the torch model.
+threshold, zero reset unless asked otherwise), so the exported graph runs spike for spike like
+the torch model.
 
 * ``RecurrentCuba`` (issue 8, 2a/2c): ``input → W_in → CubaLIF(H) ⟲ W_rec → W_out → LI(12)``;
   prediction = argmax of the read-out voltage summed over time. ``snn_deploy.nn`` has no
@@ -16,9 +17,14 @@ threshold, zero reset), so the exported graph runs spike for spike like the torc
   then ``Linear`` → LI read-out. The attention has no NIR form (no synapse computes a product of
   two spike trains), so the full model fails to export with ``UnsupportedOpError`` naming the
   module; ``local_part`` is a plain ``snn_deploy.nn`` ``Sequential`` that compiles.
-* ``MultiLevel`` (2d): ``RecurrentCuba`` whose hidden neurons emit integer spikes
-  ``min(floor(v/θ), D)`` per step (D levels, IML-Spikeformer's multi-level spike, reset by
-  subtracting ``s·θ``). Deployment is blocked (docs/SPEECH.md §5).
+* Multi-level spikes (2d): ``RecurrentCuba(levels=D)``, whose hidden neurons emit the integer
+  spike ``s = #{k in 1..D : v > k·θ}`` = ``clamp(ceil(v/θ) - 1, 0, D)`` per step (θ = 1; strict
+  like the binary ``v > θ``; IML-Spikeformer's multi-level spike, Loihi 2's graded spike),
+  reset to zero where ``s > 0`` (``reset="subtract"``: ``v -= s·θ``); the projections carry
+  ``W·s``. The surrogate gradient is the sum of the binary fast-sigmoid surrogate at each level
+  (``snn_deploy.nn.multispike``). ``to_nir`` writes the hidden CubaLIF with
+  ``metadata["snn_deploy.spike_levels"] = D`` and its ``"snn_deploy.reset"``;
+  ``load_checkpoint`` reads a saved model back.
 """
 
 from __future__ import annotations
@@ -31,9 +37,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from snn_deploy.frontends.torch import RESET_KEY
+from snn_deploy.frontends.nir import LEVELS_KEY, RESET_KEY
 from snn_deploy.ir.net import DEFAULT_DT
-from snn_deploy.nn import LIF, Conv2d, Linear, spike
+from snn_deploy.nn import LIF, Conv2d, Linear, multispike, spike
 
 N_CLASSES = 12
 
@@ -54,6 +60,7 @@ class RecurrentCuba(torch.nn.Module):
         beta: float = 0.9,
         beta_out: float = 0.9,
         levels: int = 1,
+        reset: str = "zero",
     ) -> None:
         super().__init__()
         self.w_in = torch.nn.Parameter(torch.randn(hidden, channels) * (2.0 / channels) ** 0.5)
@@ -61,6 +68,7 @@ class RecurrentCuba(torch.nn.Module):
         self.w_out = torch.nn.Parameter(torch.randn(classes, hidden) * (1.0 / hidden) ** 0.5)
         self.alpha, self.beta, self.beta_out = alpha, beta, beta_out
         self.levels = levels  # 1: binary spikes; D > 1: multi-level spikes 0..D
+        self.reset = reset  # "zero" or "subtract" (v -= s·θ)
 
     def forward(self, x: torch.Tensor, *, return_spikes: bool = False) -> Any:
         steps, b = x.shape[0], x.shape[1]
@@ -74,12 +82,8 @@ class RecurrentCuba(torch.nn.Module):
         for t in range(steps):
             u = self.alpha * u + a_in[t] + F.linear(s, self.w_rec)
             v = self.beta * v + u
-            if self.levels == 1:
-                s = spike(v - 1.0)
-                v = v * (1 - s.detach())
-            else:  # multi-level: integer count of thresholds crossed, reset by subtraction
-                s = _multilevel(v, self.levels)
-                v = v - s.detach()
+            s = spike(v - 1.0) if self.levels == 1 else _multilevel(v, self.levels)
+            v = v - s.detach() if self.reset == "subtract" else v * (s.detach() == 0)
             out.append(s)
         spikes = torch.stack(out)
         a_out = F.linear(torch.cat([torch.zeros_like(spikes[:1]), spikes[:-1]]), self.w_out)
@@ -92,11 +96,11 @@ class RecurrentCuba(torch.nn.Module):
         return (total, spikes) if return_spikes else total
 
     def to_nir(self, dt: float = DEFAULT_DT) -> nir.NIRGraph:
-        """The exact NIR graph (LIF/CubaLIF formulas of ``snn_deploy.nn.export``)."""
-        if self.levels != 1:
-            raise NotImplementedError(
-                "multi-level spikes have no NIR neuron (docs/SPEECH.md §5): export is blocked"
-            )
+        """The exact NIR graph (LIF/CubaLIF formulas of ``snn_deploy.nn.export``).
+
+        The hidden CubaLIF carries its reset (``"snn_deploy.reset"``) and, when ``levels > 1``,
+        ``metadata["snn_deploy.spike_levels"] = D``.
+        """
         h, c = self.w_in.shape
         k = self.w_out.shape[0]
         ones = np.ones(h)
@@ -114,7 +118,7 @@ class RecurrentCuba(torch.nn.Module):
                 v_threshold=ones.copy(),
                 v_reset=0 * ones,
                 w_in=tau_syn / dt * ones,
-                metadata={RESET_KEY: "zero"},
+                metadata=self._hidden_metadata(),
             ),
             "w_rec": nir.Linear(weight=w(self.w_rec)),
             "w_out": nir.Linear(weight=w(self.w_out)),
@@ -134,23 +138,17 @@ class RecurrentCuba(torch.nn.Module):
         ]
         return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
 
-
-class _MultiLevel(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, v: torch.Tensor, levels: int) -> torch.Tensor:
-        ctx.save_for_backward(v)
-        return torch.clamp(torch.floor(v), 0, levels) * (v > 1.0)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> Any:
-        (v,) = ctx.saved_tensors
-        d = v - torch.clamp(torch.round(v), 1, None)  # distance to the nearest level edge
-        return grad / (1.0 + 10.0 * d.abs()) ** 2, None
+    def _hidden_metadata(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {RESET_KEY: self.reset}
+        if self.levels > 1:
+            meta[LEVELS_KEY] = int(self.levels)
+        return meta
 
 
 def _multilevel(v: torch.Tensor, levels: int) -> torch.Tensor:
-    """``min(floor(v), D)`` where ``v > 1`` (θ = 1), else 0: the integer spike of one step."""
-    return _MultiLevel.apply(v, levels)  # type: ignore[no-any-return]
+    """The integer spike of one step, θ = 1: ``#{k in 1..D : v > k}`` = ``clamp(ceil(v) - 1, 0,
+    D)`` (``snn_deploy.nn.multispike``; surrogate: the sum of the fast-sigmoid bumps at 1..D)."""
+    return multispike(v, 1.0, levels)
 
 
 def save_checkpoint(model: RecurrentCuba, path: Any, dt: float = DEFAULT_DT, **meta: Any) -> None:
@@ -158,6 +156,34 @@ def save_checkpoint(model: RecurrentCuba, path: Any, dt: float = DEFAULT_DT, **m
     buf = io.BytesIO()
     nir.write(buf, model.to_nir(dt))
     torch.save({"architecture": buf.getvalue(), "dt": dt, "meta": dict(meta)}, path)
+
+
+def load_checkpoint(path: Any) -> RecurrentCuba:
+    """The ``RecurrentCuba`` of a ``save_checkpoint`` file (weights_only: no code runs).
+
+    Weights and the level count come from the NIR graph; the decays from its time constants,
+    ``1 - dt/tau`` rounded to 12 digits (the float64 round trip ``dt/(1-a)`` can move the last
+    bit; the float32 model is unchanged by that).
+    """
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    graph = nir.read(io.BytesIO(ckpt["architecture"]), type_check=False)
+    dt = float(ckpt["dt"])
+    hidden, readout = graph.nodes["hidden"], graph.nodes["readout"]
+    decay = lambda tau: round(1.0 - dt / float(np.asarray(tau).flat[0]), 12)  # noqa: E731
+    w = {k: torch.tensor(np.asarray(graph.nodes[k].weight), dtype=torch.float32)
+         for k in ("w_in", "w_rec", "w_out")}  # fmt: skip
+    model = RecurrentCuba(
+        channels=w["w_in"].shape[1],
+        hidden=w["w_in"].shape[0],
+        classes=w["w_out"].shape[0],
+        alpha=decay(hidden.tau_syn),
+        beta=decay(hidden.tau_mem),
+        beta_out=decay(readout.tau),
+        levels=int(hidden.metadata.get(LEVELS_KEY, 1)),
+        reset=str(hidden.metadata.get(RESET_KEY, "zero")),
+    )
+    model.load_state_dict(w)
+    return model.eval()
 
 
 # ---------------------------------------------------------------- SpikeSCR-style

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from snn_deploy.errors import InputFileError, UnsupportedOpError
-from snn_deploy.frontends.nir import RESET_KEY
+from snn_deploy.frontends.nir import LEVELS_KEY, RESET_KEY
 from snn_deploy.frontends.nir import load as load_nir
 from snn_deploy.ir.graph import Graph
 from snn_deploy.ir.net import DEFAULT_DT
@@ -273,7 +273,12 @@ def _our_conv(m: Any, ctx: Ctx) -> Any:
 
 
 def _our_reset(m: Any) -> dict[str, Any]:
-    return _meta(ResetMode.ZERO if m.reset == "zero" else ResetMode.SUBTRACT)
+    """Reset mode, and the spike level count ``D`` when the neuron sends multi-level spikes."""
+    meta = _meta(ResetMode.ZERO if m.reset == "zero" else ResetMode.SUBTRACT)
+    levels = int(getattr(m, "levels", 1))  # modules pickled before ``levels`` existed: binary
+    if levels > 1:
+        meta[LEVELS_KEY] = levels
+    return meta
 
 
 def _lif(m: Any, ctx: Ctx, beta: Any, threshold: Any, meta: dict[str, Any]) -> Any:

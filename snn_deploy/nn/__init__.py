@@ -13,12 +13,37 @@ our float simulator runs spike for spike like the PyTorch model::
 * ``LIF``: ``v = beta·v + x``; ``CubaLIF``: ``u = alpha·u + x; v = beta·v + u``;
   ``IF``: ``v = v + x``. A spike is ``v > threshold`` (strict), then ``v = 0`` (``reset="zero"``)
   or ``v -= threshold`` (``"subtract"``), in the same step.
+* ``levels=D > 1`` (multi-level, "graded" spikes, e.g. Loihi 2): the spike is the integer
+  ``s = #{k in 1..D : v > k·threshold}`` (``multispike``), then ``v = 0`` where ``s > 0`` or
+  ``v -= s·threshold``; the next projection gets ``W·s``. ``export`` writes ``D`` to the node's
+  metadata ``"snn_deploy.spike_levels"`` (absent = binary).
 
 Modules keep their state between calls (one call = one step, input ``[batch, ...]``);
 ``reset_state(model)`` clears it and ``run(model, x)`` steps through ``x[time, batch, ...]``.
 """
 
 from snn_deploy.nn.export import export
-from snn_deploy.nn.layers import IF, LIF, Conv2d, CubaLIF, Linear, reset_state, run, spike
+from snn_deploy.nn.layers import (
+    IF,
+    LIF,
+    Conv2d,
+    CubaLIF,
+    Linear,
+    multispike,
+    reset_state,
+    run,
+    spike,
+)
 
-__all__ = ["IF", "LIF", "Conv2d", "CubaLIF", "Linear", "export", "reset_state", "run", "spike"]
+__all__ = [
+    "IF",
+    "LIF",
+    "Conv2d",
+    "CubaLIF",
+    "Linear",
+    "export",
+    "multispike",
+    "reset_state",
+    "run",
+    "spike",
+]

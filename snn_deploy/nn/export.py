@@ -16,7 +16,8 @@ def export(
     The graph, lowered with the same ``dt``, runs spike for spike like ``run(model, x)``:
     ``LIF(beta)`` becomes ``LIF(tau=dt/(1-beta), r=tau/dt)``, ``CubaLIF(alpha, beta)`` becomes
     ``CubaLIF(tau_syn=dt/(1-alpha), tau_mem=dt/(1-beta), r=tau_mem/dt, w_in=tau_syn/dt)``,
-    ``IF`` becomes ``IF(r=1)``; the reset mode is kept in node metadata.
+    ``IF`` becomes ``IF(r=1)``; the reset mode is kept in node metadata, and so is the spike
+    level count of a layer with ``levels > 1`` (``"snn_deploy.spike_levels"``).
 
     Args:
         model: the model.

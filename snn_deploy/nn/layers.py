@@ -31,6 +31,56 @@ def spike(x: torch.Tensor) -> torch.Tensor:
     return _Spike.apply(x)  # type: ignore[no-untyped-call, no-any-return]
 
 
+class _MultiSpike(torch.autograd.Function):
+    """Integer spike ``#{k in 1..D : v > k·θ}`` forward; backward the sum of the fast-sigmoid
+    surrogates of its D steps, ``Σ_k 1/(1+10|v - k·θ|)^2`` (for D = 1 exactly ``_Spike``'s)."""
+
+    @staticmethod
+    def forward(ctx: Any, v: torch.Tensor, threshold: torch.Tensor, levels: int) -> torch.Tensor:
+        ctx.save_for_backward(v, threshold)
+        ctx.levels = levels
+        s = torch.zeros_like(v)
+        for k in range(1, levels + 1):  # strict, like the binary ``v > θ``: v == 2θ gives s = 1
+            s = s + (v > k * threshold).to(v.dtype)
+        return s
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        v: torch.Tensor
+        threshold: torch.Tensor
+        v, threshold = ctx.saved_tensors
+        slope = torch.zeros_like(v)
+        for k in range(1, ctx.levels + 1):
+            slope = slope + 1.0 / (1.0 + 10.0 * (v - k * threshold).abs()) ** 2
+        return grad * slope, None, None
+
+
+def multispike(v: torch.Tensor, threshold: torch.Tensor | float, levels: int) -> torch.Tensor:
+    """The integer spike of one step: how many of the levels ``θ, 2θ, …, D·θ`` ``v`` exceeds.
+
+    ``s = #{k in 1..D : v > k·θ}`` (for ``v > 0`` that is ``clamp(ceil(v/θ) - 1, 0, D)``), with a
+    surrogate gradient that is the sum of ``spike``'s surrogate at each level. ``levels = 1`` is
+    ``spike(v - θ)``.
+
+    Args:
+        v: membrane voltage after this step's update.
+        threshold: ``θ`` (broadcast against ``v``).
+        levels: ``D``, the largest spike value.
+
+    Returns:
+        ``s`` in ``{0, 1, …, D}``, the dtype of ``v``.
+
+    Examples:
+        >>> multispike(torch.tensor([0.5, 1.0, 1.5, 2.0, 2.5, 9.0]), 1.0, 3).tolist()
+        [0.0, 0.0, 1.0, 1.0, 2.0, 3.0]
+    """
+    if levels == 1:
+        return spike(v - threshold)
+    theta = torch.as_tensor(threshold, dtype=v.dtype)
+    # torch leaves ``Function.apply`` unannotated, so the call is untyped and returns Any
+    return _MultiSpike.apply(v, theta, levels)  # type: ignore[no-untyped-call, no-any-return]
+
+
 class _Delayed:
     """Mixin: apply the wrapped layer to the previous step's input (zeros at step 0)."""
 
@@ -70,22 +120,27 @@ class Conv2d(_Delayed, torch.nn.Conv2d):
 
 
 class _Neuron(torch.nn.Module):
-    def __init__(self, shape: int | tuple[int, ...], threshold: float, reset: str) -> None:
+    def __init__(
+        self, shape: int | tuple[int, ...], threshold: float, reset: str, levels: int
+    ) -> None:
         super().__init__()
         if reset not in RESETS:
             raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
+        if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
+            raise ValueError(f"levels must be an int >= 1 (1 = binary spikes), got {levels!r}")
         self.shape = (shape,) if isinstance(shape, int) else tuple(shape)
         self.threshold = torch.nn.Parameter(
             torch.full(self.shape, float(threshold)), requires_grad=False
         )
         self.reset = reset
+        self.levels = levels
         self.v: torch.Tensor | None = None
 
     def _fire(self, v: torch.Tensor) -> torch.Tensor:
-        s = spike(v - self.threshold)
-        if self.reset == "zero":
-            self.v = v * (1 - s.detach())
-        else:
+        s = multispike(v, self.threshold, self.levels)
+        if self.reset == "zero":  # v = 0 where s > 0 (s is 0/1 when binary: the same product)
+            self.v = v * (1 - s.detach().clamp(max=1))
+        else:  # v -= s·θ
             self.v = v - s.detach() * self.threshold
         return s
 
@@ -100,7 +155,10 @@ class _Neuron(torch.nn.Module):
 
 
 class LIF(_Neuron):
-    """Leaky integrate-and-fire, per step: ``v = beta·v + x``; spike ``v > threshold``."""
+    """Leaky integrate-and-fire, per step: ``v = beta·v + x``; spike ``v > threshold``.
+
+    With ``levels = D > 1`` the spike is the integer ``#{k in 1..D : v > k·threshold}``.
+    """
 
     def __init__(
         self,
@@ -109,8 +167,9 @@ class LIF(_Neuron):
         threshold: float = 1.0,
         reset: str = "zero",
         learn_beta: bool = False,
+        levels: int = 1,
     ) -> None:
-        super().__init__(shape, threshold, reset)
+        super().__init__(shape, threshold, reset, levels)
         self.beta = self._decay("beta", beta, learn_beta)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -119,7 +178,10 @@ class LIF(_Neuron):
 
 
 class CubaLIF(_Neuron):
-    """Current-based LIF, per step: ``u = alpha·u + x; v = beta·v + u``; spike ``v > threshold``."""
+    """Current-based LIF, per step: ``u = alpha·u + x; v = beta·v + u``; spike ``v > threshold``.
+
+    With ``levels = D > 1`` the spike is the integer ``#{k in 1..D : v > k·threshold}``.
+    """
 
     def __init__(
         self,
@@ -129,8 +191,9 @@ class CubaLIF(_Neuron):
         threshold: float = 1.0,
         reset: str = "zero",
         learn_decays: bool = False,
+        levels: int = 1,
     ) -> None:
-        super().__init__(shape, threshold, reset)
+        super().__init__(shape, threshold, reset, levels)
         self.alpha = self._decay("alpha", alpha, learn_decays)
         self.beta = self._decay("beta", beta, learn_decays)
         self.u: torch.Tensor | None = None
@@ -147,12 +210,19 @@ class CubaLIF(_Neuron):
 
 
 class IF(_Neuron):
-    """Integrate-and-fire, per step: ``v = v + x``; spike ``v > threshold``."""
+    """Integrate-and-fire, per step: ``v = v + x``; spike ``v > threshold``.
+
+    With ``levels = D > 1`` the spike is the integer ``#{k in 1..D : v > k·threshold}``.
+    """
 
     def __init__(
-        self, shape: int | tuple[int, ...], threshold: float = 1.0, reset: str = "zero"
+        self,
+        shape: int | tuple[int, ...],
+        threshold: float = 1.0,
+        reset: str = "zero",
+        levels: int = 1,
     ) -> None:
-        super().__init__(shape, threshold, reset)
+        super().__init__(shape, threshold, reset, levels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v = torch.zeros_like(x) if self.v is None else self.v

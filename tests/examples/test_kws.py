@@ -150,3 +150,62 @@ def test_shipped_spikescr_local_part_on_loihi_sim(tmp_path: Path) -> None:
     lava = api.simulate(res.net, inputs, target="loihi-sim")
     for k in sim.outputs:
         np.testing.assert_array_equal(np.asarray(lava.outputs[k]), np.asarray(sim.outputs[k]))
+
+
+def test_shipped_multilevel_model() -> None:
+    # models/kws_rnn_ml3_t100.pt (docs/SPEECH.md 2d): a safe NIR checkpoint whose hidden CubaLIF
+    # sends integer spikes 0..3 with zero reset; the float count models/README.md states,
+    # levels above 1 really used; compiled for loihi2, Lava equals the simulator value for value
+    import io
+
+    import nir
+    import torch
+
+    from examples.kws.models import load_checkpoint
+    from snn_deploy.frontends.nir import LEVELS_KEY, RESET_KEY
+
+    path = MODELS / "kws_rnn_ml3_t100.pt"
+    assert path.stat().st_size < 1_000_000
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["meta"]["levels"] == 3 and ckpt["meta"]["steps"] == 100
+    hidden = nir.read(io.BytesIO(ckpt["architecture"]), type_check=False).nodes["hidden"]
+    assert hidden.metadata == {RESET_KEY: "zero", LEVELS_KEY: 3}
+    model = load_checkpoint(path)
+    with np.load(MODELS / "kws_test_inputs.npz") as z:
+        x, labels = z["input"], z["labels"]
+    with torch.no_grad():
+        logits, spikes = model(
+            torch.from_numpy(x.astype(np.float32)).transpose(0, 1), return_spikes=True
+        )
+    assert int(np.sum(logits.argmax(-1).numpy() == labels)) == 82
+    assert set(spikes.unique().tolist()) == {0.0, 1.0, 2.0, 3.0}
+    assert float((spikes > 1).sum()) > 0.5 * float((spikes > 0).sum())
+    _, net = api.lower_and_quantize(api.load(path), load_target("loihi2"))
+    inputs = {"input": x[:2].astype(np.float64)}
+    sim = api.simulate(net, inputs, target="sim", record_state=True)
+    lava = api.simulate(net, inputs, target="loihi-sim", record_state=True)
+    assert sim.populations["hidden"].max() == 3  # graded spikes reach Lava
+    for k in sim.outputs:
+        np.testing.assert_array_equal(np.asarray(lava.outputs[k]), np.asarray(sim.outputs[k]))
+    for name in sim.populations:
+        for got, want in ((lava.populations, sim.populations), (lava.u, sim.u), (lava.v, sim.v)):
+            np.testing.assert_array_equal(np.asarray(got[name]), np.asarray(want[name]), name)
+
+
+def test_recurrent_cuba_exports_levels_and_reloads(tmp_path: Path) -> None:
+    import torch
+
+    from examples.kws.models import RecurrentCuba, load_checkpoint, save_checkpoint
+
+    torch.manual_seed(0)
+    model = RecurrentCuba(channels=4, hidden=5, classes=3, levels=2)
+    save_checkpoint(model, tmp_path / "ml.pt", steps=7)
+    again = load_checkpoint(tmp_path / "ml.pt")
+    assert (again.levels, again.reset, again.alpha, again.beta, again.beta_out) == (
+        2, "zero", 0.8, 0.9, 0.9,
+    )  # fmt: skip
+    x = (torch.rand(7, 2, 4) < 0.5).float() * 3
+    with torch.no_grad():
+        assert torch.equal(model(x), again(x))
+    binary = RecurrentCuba(channels=4, hidden=5, classes=3).to_nir()
+    assert binary.nodes["hidden"].metadata == {"snn_deploy.reset": "zero"}
