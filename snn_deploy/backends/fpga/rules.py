@@ -22,7 +22,7 @@ MAX_INDEX = 1 << 16
 """Populations, inputs and projection sources are addressed with 16-bit fields."""
 MAX_SPIKE_PAYLOAD_BITS = 8
 """Widest spike count ``lif_core.v`` is built for (``LB``, up to 255 levels): the level logic
-is ``LB`` chained compare-and-add steps in the update cycle (docs/FPGA.md §2)."""
+is ``LB`` chained compare-and-add steps in the update cycle (docs/FPGA.md §2.2)."""
 
 
 def numeric_format_supported(net: Net, target: Target) -> list[Violation]:

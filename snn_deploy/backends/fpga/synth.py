@@ -179,8 +179,8 @@ def _core_estimate(core: Core, spec: NumericSpec, board: FpgaBoard) -> dict[str,
     mults = [(spec.weight.width, core.xw), (core.u_width, f), (spec.voltage.width, f)]
     dsps = sum(-(-x // 25) * -(-y // 18) for x, y in mults) if board.family == "xc7" else 0
     # Multi-level spikes: per lane LB compare-and-add steps of the level count on CW = W + LB + 1
-    # bits, about half a LUT per bit and step after Yosys' optimisation (random nets, D = 3 on
-    # ice40 and D = 12 on xc7: 0.45 and 0.35); binary cores have none.
+    # bits; Yosys spends 0.34 LUT6 (xc7, D = 12) and 0.9 LUT4 (ice40, D = 3) per step and bit
+    # on random nets (docs/FPGA.md section 6), counted here as 1/2; binary cores have none.
     lb = core.pop.levels.bit_length() if core.pop.levels > 1 else 0
     levels = core.lanes * lb * (core.width + lb + 1) // 2
     return {
