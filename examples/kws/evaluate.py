@@ -66,7 +66,7 @@ def evaluate_model(
         }
     try:
         rep = api.compile(path, "fpga-artix7-35t").report
-    except DesignRuleError as exc:  # multi-level spikes: the FPGA cores send 1-bit spikes
+    except DesignRuleError as exc:  # more than 255 spike levels, a net too big for the board
         r["fpga_rejected"] = str(exc)
         n_fpga = 0
     if n_fpga:

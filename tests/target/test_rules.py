@@ -22,7 +22,7 @@ def multilevel(levels: int):
     return random_net(np.random.default_rng(0), levels=levels)
 
 
-@pytest.mark.parametrize("target", ["loihi1", "loihi2-netx", "fpga-artix7-35t", "fpga-ice40up5k"])
+@pytest.mark.parametrize("target", ["loihi1", "loihi2-netx"])
 def test_binary_only_targets_reject_multi_level_spikes(target):
     with pytest.raises(DesignRuleError) as err:
         check_design_rules(multilevel(3), load_target(target))
@@ -54,7 +54,7 @@ def test_binary_nets_pass_on_every_target():
         assert spike_payload_fits(multilevel(1), load_target(target)) == []
 
 
-@pytest.mark.parametrize("target", ["loihi1", "loihi2-netx", "fpga-ice40up5k"])
+@pytest.mark.parametrize("target", ["loihi1", "loihi2-netx"])
 def test_compile_of_a_multi_level_model_fails_with_the_rule(target, tmp_path: Path):
     model = tmp_path / "ml.nir"
     nir.write(model, multilevel_chain())
@@ -63,12 +63,23 @@ def test_compile_of_a_multi_level_model_fails_with_the_rule(target, tmp_path: Pa
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("target", ["fpga-artix7-35t", "fpga-ice40up5k"])
+def test_fpga_targets_carry_up_to_eight_bit_spikes(target):
+    assert spike_payload_fits(multilevel(255), load_target(target)) == []
+    (v, _) = spike_payload_fits(multilevel(256), load_target(target))
+    assert str(v) == (
+        "[spike-payload] p1: spike payload bits (256 spike levels) is 9, limit 8; "
+        "fix: use at most 255 spike levels"
+    )
+
+
 def test_backends_reject_multi_level_spikes_even_without_the_target_rule():
-    """A net handed to a backend directly (no ``map``): the FPGA RTL and netx are binary, and
-    the Lava backend checks the target's payload itself."""
+    """A net handed to a backend directly (no ``map``): the FPGA RTL sends at most 8-bit
+    spikes, netx is binary, and the Lava backend checks the target's payload itself."""
     net = multilevel(3)
-    with pytest.raises(DesignRuleError, match=r"\[fpga-spike-levels\] p1: spike levels is 3"):
-        fpga.lower(net, load_target("fpga-artix7-35t"))
+    assert fpga.lower(net, load_target("fpga-artix7-35t")).net is net
+    with pytest.raises(DesignRuleError, match=r"\[fpga-spike-levels\] p1: spike payload bits"):
+        fpga.lower(multilevel(256), load_target("fpga-artix7-35t"))
     assert "p1: 3 spike levels; netx CUBA layers send binary spikes" in netx.problems(net)
     with pytest.raises(DesignRuleError, match=r"\[spike-payload\] p1"):
         lava.lower(net, load_target("loihi1"))

@@ -150,6 +150,7 @@ def netlist(program: Program) -> dict[str, Any]:
                 "type": c.pop.node_type,
                 "neurons": n,
                 "output": "spikes" if c.pop.spiking else "v",
+                "spike_levels": c.pop.levels,
                 "reset": c.pop.reset.value,
                 "update_units": c.lanes,
                 "widths": {
@@ -321,6 +322,12 @@ def top_verilog(program: Program) -> str:
             "SB": sb,
             "SPIKING": int(c.pop.spiking),
             "SUBTRACT": int(c.pop.reset is ResetMode.SUBTRACT),
+            # binary cores keep the template defaults (LEVELS = LB = 1): their RTL is unchanged
+            **(
+                {"LEVELS": c.pop.levels, "LB": c.pop.levels.bit_length()}
+                if c.pop.levels > 1
+                else {}
+            ),
             "PROJ_FILE": f'"core{i}_proj.mem"',
             "WEIGHT_FILE": f'"core{i}_weights.mem"',
             "PARAM_FILE": f'"core{i}_params.mem"',

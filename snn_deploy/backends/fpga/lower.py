@@ -33,12 +33,13 @@ class CoreProjection:
     Attributes:
         name: the projection's name ("" for the zero placeholder of a core without inputs).
         src: the source population or input name.
-        kind: "input" (graded, signed), "spikes" (0/1) or "values" (a non-spiking
-            population's ``v``, signed), or "none" (placeholder).
+        kind: "input" (graded, signed), "spikes" (0..D, unsigned: 0/1 for binary spikes) or
+            "values" (a non-spiking population's ``v``, signed), or "none" (placeholder).
         src_size: number of source values.
         delay: extra steps beyond the one every projection has.
         exp: the weight exponent (floor shift of the sum).
-        width: bits of one source value in the history buffer.
+        width: bits of one source value in the history buffer (``ceil(log2(D + 1))`` for
+            spikes of D levels).
         src_lanes: values the source writes per cycle (its core's lanes; 1 for inputs).
         codes: ``[dst, src]`` weight codes (CSR; the core stores the rows dense, which only
             ``emit`` needs: a rejected net is never densified).
@@ -148,11 +149,16 @@ def build_cores(net: Net, max_lanes: int = 1) -> tuple[Core, ...]:
 
 
 def _source(net: Net, src: str, spec: NumericSpec) -> tuple[str, int, int]:
-    """Kind, stored width and largest magnitude of a projection's source values."""
+    """Kind, stored width and largest magnitude of a projection's source values.
+
+    A spiking source of D levels sends counts 0..D: ``D.bit_length()`` (= ``ceil(log2(D + 1))``)
+    unsigned bits, 1 for binary spikes; the largest magnitude D scales the worst-case sums.
+    """
     if src in net.inputs:
         return "input", INPUT_BITS, 1 << (INPUT_BITS - 1)
-    if net.populations[src].spiking:
-        return "spikes", 1, 1
+    pop = net.populations[src]
+    if pop.spiking:
+        return "spikes", pop.levels.bit_length(), pop.levels
     return "values", spec.voltage.width, spec.voltage.max
 
 
@@ -191,7 +197,14 @@ def _core(index: int, pop: Population, net: Net, spec: NumericSpec, lanes: dict[
                 codes=zero,
             )
         )
-    xw = max([2, *(p.width for p in projs if p.kind in ("input", "values"))])
+    # Signed source width inside the core: unsigned spike counts get a zero sign bit.
+    xw = max(
+        [
+            2,
+            *(p.width for p in projs if p.kind in ("input", "values")),
+            *(p.width + 1 for p in projs if p.kind == "spikes"),
+        ]
+    )
     bias = fixed.bias_mant << fixed.bias_exp
     bias_width = max(2, int(np.abs(bias).max(initial=0)).bit_length() + 1)
     a_in, u_max, bounds = value_bounds(pop, projs, net, spec)

@@ -20,6 +20,9 @@ from snn_deploy.target.schema import Target
 
 MAX_INDEX = 1 << 16
 """Populations, inputs and projection sources are addressed with 16-bit fields."""
+MAX_SPIKE_PAYLOAD_BITS = 8
+"""Widest spike count ``lif_core.v`` is built for (``LB``, up to 255 levels): the level logic
+is ``LB`` chained compare-and-add steps in the update cycle (docs/FPGA.md §2.2)."""
 
 
 def numeric_format_supported(net: Net, target: Target) -> list[Violation]:
@@ -44,19 +47,28 @@ def numeric_format_supported(net: Net, target: Target) -> list[Violation]:
     ]
 
 
-def binary_spikes_only(net: Net, target: Target) -> list[Violation]:
-    """``lif_core.v`` sends a spike as one bit, so every population has one spike level."""
+def spike_levels_supported(net: Net, target: Target) -> list[Violation]:
+    """Every population's spike count 0..D fits the payload ``lif_core.v`` sends and the
+    history buffers store: ``ceil(log2(D + 1))`` bits, at most ``MAX_SPIKE_PAYLOAD_BITS`` and
+    at most the target's ``spike_payload_bits``."""
+    declared = target.limits.spike_payload_bits
+    limit = MAX_SPIKE_PAYLOAD_BITS if declared is None else min(declared, MAX_SPIKE_PAYLOAD_BITS)
+    fix = (
+        "train with binary spikes (spike levels 1)"
+        if limit == 0
+        else f"use at most {2**limit - 1} spike levels (the FPGA cores send {limit}-bit spikes)"
+    )
     return [
         Violation(
             "fpga-spike-levels",
             p.name,
-            "spike levels",
-            p.levels,
-            1,
-            "train with binary spikes (spike levels 1), or use --target loihi2, loihi-sim or sim",
+            f"spike payload bits ({p.levels} spike levels)",
+            p.levels.bit_length(),  # == ceil(log2(levels + 1))
+            limit,
+            fix,
         )
         for p in net.populations.values()
-        if p.levels > 1
+        if p.levels > 1 and p.levels.bit_length() > limit
     ]
 
 
@@ -139,7 +151,7 @@ def resources_fit_board(net: Net, target: Target) -> list[Violation]:
 
 FPGA_RULES: list[Callable[[Net, Target], list[Violation]]] = [
     numeric_format_supported,
-    binary_spikes_only,
+    spike_levels_supported,
     parameters_fit_formats,
     sizes_addressable,
     current_bounded,

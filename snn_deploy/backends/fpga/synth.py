@@ -178,8 +178,13 @@ def _core_estimate(core: Core, spec: NumericSpec, board: FpgaBoard) -> dict[str,
     f = spec.decay.width + 2
     mults = [(spec.weight.width, core.xw), (core.u_width, f), (spec.voltage.width, f)]
     dsps = sum(-(-x // 25) * -(-y // 18) for x, y in mults) if board.family == "xc7" else 0
+    # Multi-level spikes: per lane LB compare-and-add steps of the level count on CW = W + LB + 1
+    # bits; Yosys spends 0.34 LUT6 (xc7, D = 12) and 0.9 LUT4 (ice40, D = 3) per step and bit
+    # on random nets (docs/FPGA.md section 6), counted here as 1/2; binary cores have none.
+    lb = core.pop.levels.bit_length() if core.pop.levels > 1 else 0
+    levels = core.lanes * lb * (core.width + lb + 1) // 2
     return {
-        "luts": lut0 + core.lanes * lut_w * core.width + lutram,
+        "luts": lut0 + core.lanes * lut_w * core.width + lutram + levels,
         "ffs": ff0 + core.lanes * ff_w * core.width,
         "bram_blocks": bram,
         "dsps": core.lanes * dsps,

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pytest
 
 from snn_deploy import api
 from snn_deploy.backends import fpga
 from snn_deploy.backends.fpga.emit import emit
+from snn_deploy.backends.fpga.lower import build_cores
 from snn_deploy.backends.fpga.synth import RESOURCES, estimate, resource_report, synthesize
+from snn_deploy.ir.types import ResetMode
 from snn_deploy.target.load import load_target
+from tests.backends.sim.test_against_reference import random_net
 from tests.conftest import REPO
 
 
@@ -46,6 +52,24 @@ def test_yosys_report_of_the_example_fits_the_board(tmp_path, target_name):
             assert 0.5 < guess[r] / total[r] < 2
     else:
         assert lanes == [1, 1] and program.cycles_per_step == 38 * (50 + 3) + 1 + 3
+
+
+@pytest.mark.toolchain("yosys")
+def test_yosys_synthesizes_a_multi_level_design(tmp_path):
+    """12 spike levels (4-bit payloads, history buffers and level logic), one lane per core."""
+    target = load_target("fpga-artix7-35t")
+    net = random_net(np.random.default_rng(1), levels=12, reset=ResetMode.SUBTRACT)
+    program = dataclasses.replace(fpga.lower(net, target), cores=build_cores(net))
+    emit(program, tmp_path)
+    assert ".LEVELS(12), .LB(4)" in (tmp_path / "snn_top.v").read_text()
+    usage = synthesize(program, target.fpga, tmp_path)
+    for core in usage["cores"]:
+        assert core["luts"] > 0 and core["ffs"] > 0 and core["dsps"] > 0
+    guess = estimate(program.cores, net.numeric, target.fpga)["total"]
+    total = usage["total"]
+    assert guess["dsps"] == total["dsps"] and guess["bram_blocks"] == total["bram_blocks"]
+    for r in ("luts", "ffs"):
+        assert 0.5 < guess[r] / total[r] < 2, r
 
 
 def test_estimate_without_yosys():

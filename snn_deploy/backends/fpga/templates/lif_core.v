@@ -5,6 +5,9 @@
 // dense weight rows (all incoming projections, one source value per clock, shared by the
 // lanes) through a 3-stage multiply-accumulate pipeline, shifts each projection's sum by the
 // projection's exponent, then updates u and v of the P neurons and emits their outputs.
+// A spiking population of LEVELS > 1 emits multi-level spikes (docs/SEMANTICS.md 1.1): the
+// count #{k in 1..LEVELS : v > k*th}, LB = ceil(log2(LEVELS + 1)) bits, found by LB
+// compare-and-add steps (no divider); the synapses multiply the weight by the count.
 // Weights, parameters and state live in synchronous-read memories of P-wide words (block
 // RAM); the source values of each incoming projection come from history buffers.
 // Cycles per step: ceil(N / P) * (ROW + 3) + 1.
@@ -27,6 +30,8 @@ module lif_core #(
     parameter BW = 20,          // bias (bias_mant << bias_exp) width, signed
     parameter SB = 24,          // state register width (u wraps once, v saturates)
     parameter SPIKING = 1,
+    parameter LEVELS = 1,       // spike levels D (1: binary spikes)
+    parameter LB = 1,           // spike payload bits, ceil(log2(LEVELS + 1))
     parameter SUBTRACT = 0,
     parameter PROJ_FILE = "proj.mem",
     parameter WEIGHT_FILE = "weights.mem",
@@ -41,7 +46,7 @@ module lif_core #(
     input  wire [K*XW-1:0]      rd_vals,   // their values, one cycle later
     output reg                  out_valid,
     output reg  [IB-1:0]        out_group, // outputs of neurons out_group*P ... + P-1
-    output reg  [P*SB-1:0]      out_vals   // per lane: spike (0/1) or v
+    output reg  [P*SB-1:0]      out_vals   // per lane: spike count (0..LEVELS) or v
 );
     localparam G = (N + P - 1) / P;
     localparam KB = (K > 1) ? $clog2(K) : 1;
@@ -128,6 +133,26 @@ module lif_core #(
         end
     endfunction
     localparam signed [W-1:0] ZERO = 0;
+    // Multi-level spike: the largest q <= LEVELS with v > q*th, by binary lifting (bit LB-1
+    // first; v > k*th is monotone in k). Returns {q, q*th}. CW holds (2^LB - 1)*th and v.
+    localparam CW = W + LB + 1;
+    function [LB+CW-1:0] level_count(input signed [CW-1:0] vv, input signed [CW-1:0] tt);
+        integer i;
+        reg [LB-1:0] q;
+        reg signed [CW-1:0] qt, ct;
+        begin
+            q = 0;
+            qt = 0;
+            for (i = LB - 1; i >= 0; i = i - 1) begin
+                ct = qt + (tt <<< i);
+                if ((q | (1 << i)) <= LEVELS && vv > ct) begin
+                    q = q | (1 << i);
+                    qt = ct;
+                end
+            end
+            level_count = {q, qt};
+        end
+    endfunction
     wire [P*SW-1:0] s_new;
     wire [P*SB-1:0] o_new;
     wire [P*W-1:0] u_all, v_all;               // for the testbench's state dump
@@ -156,10 +181,22 @@ module lif_core #(
         wire signed [W-1:0] v_pre = decay_v(v0, fv) + u1 + bias;
         wire signed [W-1:0] v1c = (v_pre > VMAX) ? VMAX : (v_pre < -VMAX) ? -VMAX : v_pre;
         wire signed [W-1:0] th = $signed({1'b0, vth}) <<< TH_SHIFT;
-        wire spike = SPIKING && (v1c > th);
-        wire signed [W-1:0] v2c = spike ? (SUBTRACT ? v1c - th : ZERO) : v1c;
+        wire signed [W-1:0] v2c;
+        wire [LB-1:0] count;
+        if (LEVELS == 1) begin : binary
+            wire spike = SPIKING && (v1c > th);
+            assign count = spike;
+            assign v2c = spike ? (SUBTRACT ? v1c - th : ZERO) : v1c;
+        end else begin : graded
+            wire signed [CW-1:0] vw = v1c;
+            wire signed [CW-1:0] tw = th;
+            wire [LB+CW-1:0] lv = level_count(vw, tw);
+            wire signed [CW-1:0] qth = lv[CW-1:0];  // count * th <= v1c when count > 0
+            assign count = SPIKING ? lv[LB+CW-1:CW] : {LB{1'b0}};
+            assign v2c = (count != 0) ? (SUBTRACT ? v1c - qth[W-1:0] : ZERO) : v1c;
+        end
         assign s_new[l*SW +: SW] = {u1[UW-1:0], v2c[SB-1:0]};
-        assign o_new[l*SB +: SB] = SPIKING ? {{(SB-1){1'b0}}, spike} : v2c[SB-1:0];
+        assign o_new[l*SB +: SB] = SPIKING ? {{(SB-LB){1'b0}}, count} : v2c[SB-1:0];
         assign u_all[l*W +: W] = u1;
         assign v_all[l*W +: W] = v2c;
     end endgenerate
