@@ -64,9 +64,15 @@ def spike_payload_fits(net: Net, target: Target) -> list[Violation]:
         if limit == 0
         else f"use at most {2**limit - 1} spike levels"
     )
+    return payload_violations(net, "spike-payload", limit, fix)
+
+
+def payload_violations(net: Net, rule: str, limit: int, fix: str) -> list[Violation]:
+    """A ``rule`` violation for each multi-level population whose payload, ``ceil(log2(D + 1))``
+    bits, exceeds ``limit`` bits."""
     return [
         Violation(
-            "spike-payload",
+            rule,
             p.name,
             f"spike payload bits ({p.levels} spike levels)",
             p.levels.bit_length(),  # == ceil(log2(levels + 1))

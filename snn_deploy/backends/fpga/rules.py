@@ -15,7 +15,7 @@ from snn_deploy.backends.fpga.synth import estimate, over_capacity
 from snn_deploy.errors import DesignRuleError
 from snn_deploy.ir.net import Net
 from snn_deploy.ir.types import Overflow
-from snn_deploy.target.rules import Violation
+from snn_deploy.target.rules import Violation, payload_violations
 from snn_deploy.target.schema import Target
 
 MAX_INDEX = 1 << 16
@@ -58,18 +58,7 @@ def spike_levels_supported(net: Net, target: Target) -> list[Violation]:
         if limit == 0
         else f"use at most {2**limit - 1} spike levels (the FPGA cores send {limit}-bit spikes)"
     )
-    return [
-        Violation(
-            "fpga-spike-levels",
-            p.name,
-            f"spike payload bits ({p.levels} spike levels)",
-            p.levels.bit_length(),  # == ceil(log2(levels + 1))
-            limit,
-            fix,
-        )
-        for p in net.populations.values()
-        if p.levels > 1 and p.levels.bit_length() > limit
-    ]
+    return payload_violations(net, "fpga-spike-levels", limit, fix)
 
 
 def parameters_fit_formats(net: Net, target: Target) -> list[Violation]:
