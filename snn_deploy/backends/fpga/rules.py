@@ -12,10 +12,9 @@ from collections.abc import Callable
 
 from snn_deploy.backends.fpga.lower import build_cores
 from snn_deploy.backends.fpga.synth import estimate, over_capacity
-from snn_deploy.errors import DesignRuleError
 from snn_deploy.ir.net import Net
 from snn_deploy.ir.types import Overflow
-from snn_deploy.target.rules import Violation, payload_violations
+from snn_deploy.target.rules import Violation, payload_violations, raise_violations
 from snn_deploy.target.schema import Target
 
 MAX_INDEX = 1 << 16
@@ -150,9 +149,4 @@ FPGA_RULES: list[Callable[[Net, Target], list[Violation]]] = [
 
 def check_board(net: Net, target: Target) -> None:
     """Run every FPGA rule; raise one ``DesignRuleError`` listing all violations."""
-    found = [v for rule in FPGA_RULES for v in rule(net, target)]
-    if found:
-        lines = "\n  ".join(str(v) for v in found)
-        raise DesignRuleError(
-            f"{len(found)} design-rule violation(s) for target {target.name!r}:\n  {lines}"
-        )
+    raise_violations([v for rule in FPGA_RULES for v in rule(net, target)], target)
