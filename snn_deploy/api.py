@@ -29,6 +29,7 @@ from snn_deploy.ir.net import DEFAULT_DT, Net
 from snn_deploy.ir.types import ResetMode
 from snn_deploy.passes import pipeline
 from snn_deploy.passes.base import PassContext
+from snn_deploy.passes.calibration import measure
 from snn_deploy.reports.energy import activity, energy, paper_energy, trace_summary
 from snn_deploy.reports.html import render_html
 from snn_deploy.reports.placement import placement, utilization
@@ -139,17 +140,19 @@ def lower_and_quantize(
 
     With ``calibrate`` inputs the float net is simulated on them first, and the default
     pipeline quantizes with ``method=calibrate``: the current register (which wraps) is sized
-    by the largest |u| observed instead of the worst case; the voltage saturates.
+    by the largest |u| observed instead of the worst case (the voltage saturates), and dense
+    projections round with error compensation on the observed activity.
     """
     method = "{method=calibrate}" if calibrate is not None else ""
     steps = pipeline.parse(passes or f"lower{{dt={dt!r}}},quantize{method},map")
     float_net = pipeline.run(graph, steps[:1], PassContext(target=target), dump_after=dump_after)
     assert isinstance(float_net, Net)
-    peaks = None
+    calibration = None
     if calibrate is not None:
-        run = run_sim(float_net, calibrate, fixed=False, record_state=True)
-        peaks = {k: float(np.abs(run.u[k]).max(initial=0)) for k in float_net.populations}
-    ctx = PassContext(target=target, calibration=peaks)
+        x = check_inputs(float_net, calibrate)
+        run = run_sim(float_net, x, fixed=False, record_state=True)
+        calibration = measure(float_net, {**run.populations, **x}, run.u)
+    ctx = PassContext(target=target, calibration=calibration)
     net = pipeline.run(float_net, steps[1:], ctx, dump_after=dump_after)
     assert isinstance(net, Net)
     return float_net, net

@@ -4,12 +4,12 @@
 
 For each shipped model (``models/kws_rnn_t100.pt`` on T = 100 inputs, ``models/kws_rnn_t40.pt``
 on T = 40 inputs of the same held-out clips, the multi-level ``models/kws_rnn_ml3_t100.pt`` on
-T = 100, whose FPGA compile must fail with the design rule that names the spike levels):
-float accuracy (float simulator), quantized
-accuracy (``sim``), ``loihi-sim`` accuracy on a subset (asserted equal to ``sim`` output for
-output), FPGA RTL accuracy on a few samples (Icarus Verilog, asserted equal to ``sim``), Loihi 2
-cores, energy per inference and latency. Then the SpikeSCR-style model: what compiles, what
-fails and with which message. Writes ``build/kws/results.json``.
+T = 100): float accuracy (float simulator), quantized accuracy (``sim``; ``max-abs``, and
+``--calibrate`` on the clips of ``models/kws_calibrate_inputs.npz``), ``loihi-sim`` accuracy on
+a subset (asserted equal to ``sim`` output for output), FPGA RTL accuracy on a few samples
+(Icarus Verilog, asserted equal to ``sim``), Loihi 2 cores, energy per inference and latency.
+Then the SpikeSCR-style model: what compiles, what fails and with which message.
+Writes ``build/kws/results.json``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,14 @@ def predictions(trace: Any) -> np.ndarray:
 
 
 def evaluate_model(
-    path: Path, x: np.ndarray, y: np.ndarray, *, n_loihi: int, n_fpga: int, n_energy: int
+    path: Path,
+    x: np.ndarray,
+    y: np.ndarray,
+    calibrate: np.ndarray,
+    *,
+    n_loihi: int,
+    n_fpga: int,
+    n_energy: int,
 ) -> dict[str, Any]:
     r: dict[str, Any] = {"model": str(path), "steps": int(x.shape[1]), "test_samples": len(x)}
     graph = api.load(path)
@@ -48,6 +55,14 @@ def evaluate_model(
     r["float_accuracy"] = float(np.mean(pf == y))
     r["sim_accuracy"] = float(np.mean(ps == y))
     r["float_vs_sim_prediction_agreement"] = float(np.mean(pf == ps))
+    cal = {"input": calibrate.astype(np.float64)}
+    _, cnet = api.lower_and_quantize(graph, load_target("loihi2"), calibrate=cal)
+    pc = predictions(api.simulate(cnet, inputs, target="sim"))
+    r["calibrated"] = {
+        "calibration_clips": len(calibrate),
+        "sim_accuracy": float(np.mean(pc == y)),
+        "float_vs_sim_prediction_agreement": float(np.mean(pf == pc)),
+    }
     if n_loihi:
         t0 = time.time()
         lo = api.simulate(net, {"input": inputs["input"][:n_loihi]}, target="loihi-sim")
@@ -165,9 +180,11 @@ def main(argv: list[str] | None = None) -> None:
         name, steps = MODELS_EVALUATED[key]
         d = features(steps)
         te = d["test"]
+        with np.load(MODELS / "kws_calibrate_inputs.npz") as z:
+            cal = d["x"][z["index"]]  # the shipped calibration clips, at this model's T
         t0 = time.time()
         results[key] = evaluate_model(
-            MODELS / name, d["x"][te], d["y"][te],
+            MODELS / name, d["x"][te], d["y"][te], cal,
             n_loihi=args.loihi, n_fpga=args.fpga, n_energy=args.energy,
         )  # fmt: skip
         results[key]["seconds"] = round(time.time() - t0, 1)

@@ -3,8 +3,9 @@ student (curriculum 100 → 70 → 40 with a KD loss from the T = 100 teacher), 
 global-local model and the multi-level-spike variant (fine-tuned from the binary T = 100
 weights). Writes ``models/kws_rnn_t100.pt``, ``models/kws_rnn_t40.pt``,
 ``models/kws_spikescr_t100.pt`` (state dict) and ``models/kws_spikescr_t100_local.pt`` (its
-mappable part), ``models/kws_rnn_ml3_t100.pt``, ``models/kws_test_inputs.npz`` (rewritten only
-if its clips changed) and ``build/kws/train_log.json``.
+mappable part), ``models/kws_rnn_ml3_t100.pt``, the held-out and calibration clip files
+``models/kws_test_inputs*.npz``, ``models/kws_calibrate_inputs.npz`` (each rewritten only if its
+clips changed) and ``build/kws/train_log.json``.
 
     python -m examples.kws.dataset            # build/kws/kws_audio.npz (~25 s)
     python -m examples.kws.train [--quick]    # a few minutes on 2 CPU cores
@@ -162,17 +163,23 @@ def fit(
         print(json.dumps(entry), flush=True)
 
 
-def write_test_slice(n: int = 96) -> None:
+def write_test_slice(n: int = 96, n_calibrate: int = 256) -> None:
     """``models/kws_test_inputs.npz`` (T = 100) and ``models/kws_test_inputs_t40.npz`` (the same
     clips at T = 40): ``input`` [n, T, 64] uint8 spikes, ``labels`` [n], ``index`` (into the
-    dataset). ``n`` held-out clips drawn with seed 0, in dataset order."""
+    dataset). ``n`` held-out clips drawn with seed 0, in dataset order. Likewise
+    ``models/kws_calibrate_inputs.npz``: ``n_calibrate`` *training* clips at T = 100, for
+    ``--calibrate``."""
     d100, d40 = features(100), features(40)
-    test_idx = np.nonzero(d100["test"])[0]
-    pick = np.sort(
-        np.random.default_rng(0).choice(test_idx, size=min(n, len(test_idx)), replace=False)
-    )
-    for name, d in (("kws_test_inputs.npz", d100), ("kws_test_inputs_t40.npz", d40)):
-        arrays = {"input": d["x"][pick].astype(np.uint8), "labels": d["y"][pick], "index": pick}
+    rng = np.random.default_rng(0)
+    test_idx, train_idx = np.nonzero(d100["test"])[0], np.nonzero(~d100["test"])[0]
+    pick = np.sort(rng.choice(test_idx, size=min(n, len(test_idx)), replace=False))
+    cal = np.sort(rng.choice(train_idx, size=min(n_calibrate, len(train_idx)), replace=False))
+    for name, d, idx in (
+        ("kws_test_inputs.npz", d100, pick),
+        ("kws_test_inputs_t40.npz", d40, pick),
+        ("kws_calibrate_inputs.npz", d100, cal),
+    ):
+        arrays = {"input": d["x"][idx].astype(np.uint8), "labels": d["y"][idx], "index": idx}
         if (MODELS / name).exists():
             with np.load(MODELS / name) as z:
                 if set(z.files) == set(arrays) and all(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
+from snn_deploy.passes.calibration import Calibration
 from snn_deploy.target.schema import Target
 
 
@@ -15,12 +15,12 @@ class PassContext:
 
     Attributes:
         target: the compile target.
-        calibration: per population, the largest |u| seen when the float net ran on the
-            user's calibration inputs (``--calibrate``); None without them.
+        calibration: what the float net showed on the user's calibration inputs
+            (``--calibrate``); None without them.
     """
 
     target: Target
-    calibration: Mapping[str, float] | None = None
+    calibration: Calibration | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

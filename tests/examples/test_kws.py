@@ -209,3 +209,38 @@ def test_recurrent_cuba_exports_levels_and_reloads(tmp_path: Path) -> None:
         assert torch.equal(model(x), again(x))
     binary = RecurrentCuba(channels=4, hidden=5, classes=3).to_nir()
     assert binary.nodes["hidden"].metadata == {"snn_deploy.reset": "zero"}
+
+
+def test_calibrated_multilevel_model_rounds_with_compensation() -> None:
+    # --calibrate with the shipped training clips: every projection of the multi-level model is
+    # dense, so all three round with error compensation, each with a lower filtered-voltage
+    # error on the calibration activity than nearest rounding; the prediction agreement with
+    # the float model on the shipped held-out clips does not drop (docs/SPEECH.md §3)
+    from snn_deploy.backends.sim.run import simulate
+    from snn_deploy.passes.calibration import measure
+    from snn_deploy.passes.quantize import CALIBRATION_MARGIN, quantize
+
+    with np.load(MODELS / "kws_calibrate_inputs.npz") as z:
+        assert not np.isin(z["index"], np.load(MODELS / "kws_test_inputs.npz")["index"]).any()
+        cal = {"input": z["input"].astype(np.float64)}
+    graph, target = api.load(MODELS / "kws_rnn_ml3_t100.pt"), load_target("loihi2")
+    fnet, net = api.lower_and_quantize(graph, target, calibrate=cal)
+    run = simulate(fnet, cal, fixed=False, record_state=True)
+    stats = measure(fnet, {**cal, **run.populations}, run.u)
+    peaks = {k: CALIBRATION_MARGIN * v for k, v in stats.peaks.items()}
+    nearest = quantize(fnet, target.numeric, state_peaks=peaks)
+    assert sorted(stats.grams) == [0, 1, 2]
+    for i, (got, near) in enumerate(zip(net.projections, nearest.projections, strict=True)):
+        real = got.weight.toarray() * net.populations[got.dst].fixed.scale
+        real /= 2.0 ** (target.numeric.input_shift + got.fixed.exp)
+        err = [
+            float(np.trace((c.toarray() - real) @ stats.grams[i] @ (c.toarray() - real).T))
+            for c in (got.fixed.codes, near.fixed.codes)
+        ]
+        assert err[0] < err[1], got.name
+    with np.load(MODELS / "kws_test_inputs.npz") as z:
+        x = {"input": z["input"].astype(np.float64)}
+    pred = lambda tr: np.asarray(next(iter(tr.outputs.values()))).sum(1).argmax(-1)  # noqa: E731
+    ref = pred(api.simulate(fnet, x, fixed=False))
+    agree = [int(np.sum(pred(api.simulate(n, x)) == ref)) for n in (net, nearest)]
+    assert agree[0] >= agree[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import nir
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -10,13 +11,20 @@ from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
 from snn_deploy.api import compile as compile_model
+from snn_deploy.api import lower_and_quantize
 from snn_deploy.backends.sim.run import simulate
 from snn_deploy.errors import QuantizationError
 from snn_deploy.frontends.nir import load
 from snn_deploy.ir.net import Population, Projection
 from snn_deploy.ir.types import FixedPoint, ResetMode
+from snn_deploy.passes.calibration import measure
 from snn_deploy.passes.lower import lower
-from snn_deploy.passes.quantize import choose_scale, quantize
+from snn_deploy.passes.quantize import (
+    CALIBRATION_MARGIN,
+    choose_scale,
+    compensated_codes,
+    quantize,
+)
 from snn_deploy.target.load import load_target
 from tests.conftest import NIR_FIXTURES, REPO
 from tests.graphs import every_node_type
@@ -114,3 +122,77 @@ def test_worst_case_current_counts_every_spike_level():
     assert choose_scale(dst, [proj], SPEC) == 2**16
     assert choose_scale(dst, [proj], SPEC, source_levels={"src": 1}) == 2**16
     assert choose_scale(dst, [proj], SPEC, source_levels={"src": 8}) == 2**13
+
+
+def _voltage_error(codes: np.ndarray, real: np.ndarray, gram: np.ndarray) -> float:
+    d = codes - real
+    return float(np.trace(d @ gram @ d.T))
+
+
+def test_compensated_rounding_lowers_filtered_error_and_saturates():
+    """Correlated sources (a shared latent drives them): compensation beats nearest rounding on
+    the error it minimises, and still never leaves the register."""
+    rng = np.random.default_rng(0)
+    latent = rng.random((4000, 3)) < 0.2
+    x = (latent @ rng.random((3, 24)) + rng.random((4000, 24)) > 0.9).astype(float)
+    gram = x.T @ x
+    real = rng.normal(scale=40.0, size=(16, 24))
+    fmt = FixedPoint(width=9, signed=True)
+    comp = compensated_codes(real, gram, fmt)
+    nearest, _ = fmt.quantize(real)
+    assert _voltage_error(comp, real, gram) < 0.8 * _voltage_error(nearest, real, gram)
+    real[0, :3] = [300.0, -300.0, 254.6]  # beyond the 9-bit range, and next to its edge
+    comp = compensated_codes(real, gram, fmt)
+    assert comp.min() == fmt.min and comp.max() == fmt.max
+
+
+def test_calibrate_compensates_dense_projections_only():
+    """``--calibrate``: the dense projection rounds with compensation (lower voltage error on the
+    calibration activity), the sparse one to nearest; same scales and exponents either way."""
+    rng = np.random.default_rng(1)
+    sparse_w = rng.normal(size=(6, 12)) * (rng.random((6, 12)) < 0.5)
+    lif = lambda n: nir.LIF(  # noqa: E731
+        tau=np.full(n, 5e-3), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.ones(n),
+        v_reset=np.zeros(n),
+    )  # fmt: skip
+    graph = load(
+        nir.NIRGraph(
+            nodes={
+                "input": nir.Input(input_type={"input": np.array([10])}),
+                "dense": nir.Linear(weight=rng.normal(size=(12, 10)) * 0.3),
+                "a": lif(12),
+                "sparse": nir.Linear(weight=sparse_w),
+                "b": lif(6),
+                "output": nir.Output(output_type={"output": np.array([6])}),
+            },
+            edges=[
+                ("input", "dense"),
+                ("dense", "a"),
+                ("a", "sparse"),
+                ("sparse", "b"),
+                ("b", "output"),
+            ],
+        )
+    )
+    latent = rng.random((64, 200, 2)) < 0.3
+    x = {"input": (latent @ rng.random((2, 10)) + rng.random((64, 200, 10)) > 0.8) * 1.0}
+    target = load_target("loihi2")
+    fnet, net = lower_and_quantize(graph, target, calibrate=x)
+    run = simulate(fnet, x, fixed=False, record_state=True)
+    cal = measure(fnet, {**x, **run.populations}, run.u)
+    assert set(cal.grams) == {0}  # the dense projection only
+    peaks = {k: CALIBRATION_MARGIN * v for k, v in cal.peaks.items()}
+    plain = quantize(fnet, target.numeric, state_peaks=peaks)
+    for name, pop in net.populations.items():
+        assert pop.fixed.scale == plain.populations[name].fixed.scale
+    (dense, dense0), (sparse, sparse0) = zip(net.projections, plain.projections, strict=True)
+    assert dense.fixed.exp == dense0.fixed.exp and sparse.fixed.exp == sparse0.fixed.exp
+    assert_array_equal(sparse.fixed.codes.toarray(), sparse0.fixed.codes.toarray())
+    real = (
+        dense.weight.toarray()
+        * net.populations["a"].fixed.scale
+        / 2.0 ** (target.numeric.input_shift + dense.fixed.exp)
+    )
+    comp, near = dense.fixed.codes.toarray(), dense0.fixed.codes.toarray()
+    assert not np.array_equal(comp, near)
+    assert _voltage_error(comp, real, cal.grams[0]) < _voltage_error(near, real, cal.grams[0])
