@@ -14,6 +14,7 @@ import numpy as np
 from snn_deploy.errors import DesignRuleError
 from snn_deploy.ir.net import Net
 from snn_deploy.target import cost
+from snn_deploy.target.load import available, load_target
 from snn_deploy.target.schema import Target
 
 
@@ -56,14 +57,17 @@ def spike_payload_fits(net: Net, target: Target) -> list[Violation]:
     """Every multi-level population's spikes (0..D) fit the target's spike payload:
     ``ceil(log2(D + 1))`` bits, where 0 bits means the target sends binary spikes only."""
     limit = target.limits.spike_payload_bits
-    if limit is None:
+    if limit is None or all(p.levels <= 1 for p in net.populations.values()):
         return []
-    fix = (
-        "train with binary spikes (spike levels 1), or use a target with graded spikes "
-        "(loihi2, loihi-sim, sim)"
-        if limit == 0
-        else f"use at most {2**limit - 1} spike levels"
-    )
+    fix = f"use at most {2**limit - 1} spike levels"
+    if limit == 0:
+        bits = max(p.levels.bit_length() for p in net.populations.values())
+        payloads = {n: load_target(n).limits.spike_payload_bits for n in available()}
+        fit = [n for n, b in payloads.items() if b is None or b >= bits]
+        fix = (
+            "train with binary spikes (spike levels 1), or use a target with graded spikes "
+            f"({', '.join(fit)})"
+        )
     return payload_violations(net, "spike-payload", limit, fix)
 
 
