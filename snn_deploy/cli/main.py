@@ -121,7 +121,10 @@ def cli(ctx: click.Context, debug: bool) -> None:
     "--calibrate",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Calibration inputs (.npz): size registers by the float net's observed activity.",
+    help=(
+        "Calibration inputs (.npz): size registers by the float net's observed activity and "
+        "round dense weights with error compensation on it."
+    ),
 )
 @click.option("--dump-ir-after", default=None, help="Print the IR after this pass (or 'all').")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json instead of tables.")

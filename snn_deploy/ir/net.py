@@ -158,10 +158,15 @@ class Population:
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class SynapseFixed:
-    """Integer weights: the projection adds ``(codes @ x) * 2**exp`` (floor shift when < 0)."""
+    """Integer weights: the projection adds ``(codes @ x) * 2**exp`` (floor shift when < 0).
+
+    ``rounding`` records how the codes were rounded: ``nearest`` or ``compensated`` (error
+    compensation on calibration activity, ``passes.quantize.compensated_codes``).
+    """
 
     codes: sp.csr_matrix
     exp: int
+    rounding: str = "nearest"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "codes", _frozen_csr(self.codes, np.int64))

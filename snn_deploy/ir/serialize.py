@@ -72,6 +72,7 @@ def to_bytes(net: Net) -> bytes:
                 "dst": proj.dst,
                 "delay": proj.delay,
                 "exp": None if proj.fixed is None else proj.fixed.exp,
+                "rounding": None if proj.fixed is None else proj.fixed.rounding,
             }
         )
     header = {
@@ -144,7 +145,11 @@ def load(path: Path) -> Net:
         syn_fixed = (
             None
             if p["exp"] is None
-            else SynapseFixed(codes=_get_csr(arrays, f"proj{i}.codes"), exp=p["exp"])
+            else SynapseFixed(
+                codes=_get_csr(arrays, f"proj{i}.codes"),
+                exp=p["exp"],
+                rounding=p.get("rounding", "nearest"),  # written since compensated rounding
+            )
         )
         projs.append(
             Projection(

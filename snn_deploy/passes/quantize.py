@@ -239,7 +239,7 @@ def _synapse_fixed(
     else:
         codes = sp.csr_matrix(compensated_codes(real.toarray() / 2.0**exp, gram, spec.weight))
     codes.eliminate_zeros()
-    return SynapseFixed(codes=codes, exp=exp)
+    return SynapseFixed(codes=codes, exp=exp, rounding="nearest" if gram is None else "compensated")
 
 
 def compensated_codes(real: FloatArray, gram: FloatArray, fmt: FixedPoint) -> IntArray:

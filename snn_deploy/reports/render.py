@@ -72,11 +72,12 @@ def summary(report: dict[str, Any]) -> str:
         *_placement(report.get("placement")),
         "Quantization",
         table(
-            ["projection", "exp", "max |code|", "bits", "clipped", "rel. weight error"],
+            ["projection", "exp", "rounding", "max |code|", "bits", "clipped", "rel. weight error"],
             [
                 [
                     p["name"],
                     p["exp"],
+                    p["rounding"],
                     p["max_code"],
                     p["bits_used"],
                     p["clipped_weights"],

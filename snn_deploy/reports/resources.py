@@ -100,6 +100,7 @@ def quantization(net: Net) -> dict[str, Any]:
                 "src": proj.src,
                 "dst": proj.dst,
                 "exp": sf.exp,
+                "rounding": sf.rounding,
                 "max_code": int(abs(sf.codes).max()) if sf.codes.nnz else 0,
                 "bits_used": _signed_bits(sf.codes.data),
                 "clipped_weights": int(np.count_nonzero(np.abs(np.rint(real)) > spec.weight.max)),

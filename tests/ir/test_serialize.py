@@ -14,19 +14,26 @@ from snn_deploy.ir import serialize
 from tests.backends.sim.test_against_reference import random_net
 
 
-def test_spike_levels_round_trip(tmp_path: Path):
+def test_spike_levels_and_rounding_round_trip(tmp_path: Path):
     net = random_net(np.random.default_rng(0))
     pops = dict(net.populations)
     pops["p1"] = dataclasses.replace(pops["p1"], levels=5)
-    net = net.replace(populations=pops)
+    first = net.projections[0]
+    assert first.fixed is not None
+    compensated = dataclasses.replace(first.fixed, rounding="compensated")
+    projs = (dataclasses.replace(first, fixed=compensated), *net.projections[1:])
+    net = net.replace(populations=pops, projections=projs)
     path = tmp_path / "net.npz"
     path.write_bytes(serialize.to_bytes(net))
     back = serialize.load(path)
     assert [p.levels for p in back.populations.values()] == [5, 1]
+    rounding = [p.fixed.rounding for p in back.projections if p.fixed is not None]
+    assert rounding == ["compensated"] + ["nearest"] * (len(net.projections) - 1)
 
 
-def test_a_file_without_spike_levels_loads_as_binary(tmp_path: Path):
-    """Files written before multi-level spikes have no ``levels`` in their header."""
+def test_an_older_file_loads_as_binary_and_nearest(tmp_path: Path):
+    """Files written before multi-level spikes and compensated rounding have no ``levels`` and
+    ``rounding`` in their header."""
     net = random_net(np.random.default_rng(1))
     old = io.BytesIO()
     with (
@@ -40,10 +47,14 @@ def test_a_file_without_spike_levels_loads_as_binary(tmp_path: Path):
                 raw = json.loads(header.tobytes())
                 for p in raw["populations"]:
                     del p["levels"]
+                for p in raw["projections"]:
+                    del p["rounding"]
                 member = io.BytesIO()
                 np.save(member, np.frombuffer(json.dumps(raw).encode(), np.uint8))
                 data = member.getvalue()
             dst.writestr(info, data)
     path = tmp_path / "old.npz"
     path.write_bytes(old.getvalue())
-    assert [p.levels for p in serialize.load(path).populations.values()] == [1, 1]
+    back = serialize.load(path)
+    assert [p.levels for p in back.populations.values()] == [1, 1]
+    assert {p.fixed.rounding for p in back.projections if p.fixed is not None} == {"nearest"}

@@ -188,6 +188,7 @@ def test_calibrate_compensates_dense_projections_only():
     (dense, dense0), (sparse, sparse0) = zip(net.projections, plain.projections, strict=True)
     assert dense.fixed.exp == dense0.fixed.exp and sparse.fixed.exp == sparse0.fixed.exp
     assert_array_equal(sparse.fixed.codes.toarray(), sparse0.fixed.codes.toarray())
+    assert (dense.fixed.rounding, sparse.fixed.rounding) == ("compensated", "nearest")
     real = (
         dense.weight.toarray()
         * net.populations["a"].fixed.scale
