@@ -21,6 +21,9 @@ FloatArray = npt.NDArray[np.float64]
 MAX_COMPENSATED_SOURCES = 2**12
 """Largest source count whose Gram matrix is kept (128 MB); wider projections round to nearest."""
 
+GRAM_CHUNK = 16
+"""Calibration samples filtered at a time (memory ``GRAM_CHUNK · steps · sources`` floats)."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class Calibration:
@@ -64,25 +67,29 @@ def measure(
         if not compensable(proj):
             continue
         dst = net.populations[proj.dst]
-        x = _filtered(
-            np.asarray(activity[proj.src], dtype=np.float64),
-            float(np.mean(dst.alpha)),
-            float(np.mean(dst.beta)),
+        gram = _filtered_gram(
+            activity[proj.src], float(np.mean(dst.alpha)), float(np.mean(dst.beta))
         )
-        gram = x.T @ x
         if np.any(np.diag(gram) > 0):
             grams[i] = gram
     return Calibration(peaks=peaks, grams=grams)
 
 
-def _filtered(x: FloatArray, alpha: float, beta: float) -> FloatArray:
-    """``x [batch, time, n]`` through ``u ← (1-α)u + x``, ``v ← (1-β)v + u`` (no threshold):
-    the contribution of each source to ``v``; returned as ``[batch·time, n]``."""
-    cur = np.zeros((x.shape[0], x.shape[2]))
-    vol = np.zeros_like(cur)
-    out = np.empty_like(x)
-    for t in range(x.shape[1]):
-        cur = (1.0 - alpha) * cur + x[:, t]
-        vol = (1.0 - beta) * vol + cur
-        out[:, t] = vol
-    return out.reshape(-1, x.shape[2])
+def _filtered_gram(x: npt.NDArray[np.generic], alpha: float, beta: float) -> FloatArray:
+    """``Σ x̃ x̃ᵀ`` over samples and steps, where ``x̃`` is ``x [batch, time, n]`` through
+    ``u ← (1-α)u + x``, ``v ← (1-β)v + u`` (no threshold): each source's contribution to ``v``.
+    Samples are taken ``GRAM_CHUNK`` at a time to bound memory."""
+    n = x.shape[2]
+    gram = np.zeros((n, n))
+    for start in range(0, x.shape[0], GRAM_CHUNK):
+        chunk = np.asarray(x[start : start + GRAM_CHUNK], dtype=np.float64)
+        cur = np.zeros((chunk.shape[0], n))
+        vol = np.zeros_like(cur)
+        out = np.empty_like(chunk)
+        for t in range(chunk.shape[1]):
+            cur = (1.0 - alpha) * cur + chunk[:, t]
+            vol = (1.0 - beta) * vol + cur
+            out[:, t] = vol
+        flat = out.reshape(-1, n)
+        gram += flat.T @ flat
+    return gram

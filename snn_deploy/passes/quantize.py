@@ -267,14 +267,14 @@ def compensated_codes(real: FloatArray, gram: FloatArray, fmt: FixedPoint) -> In
     size = len(gram)
     ridge = gram + COMPENSATION_DAMPING * np.mean(np.diag(gram)) * np.eye(size)
     upper = np.linalg.cholesky(np.linalg.inv(ridge)).T
-    w = np.array(real, dtype=np.float64)
+    w = np.array(real, dtype=np.float64).T.copy()  # [src, dst]: a column is a contiguous row
     codes = np.empty(w.shape, dtype=np.int64)
     for start in range(0, size, COMPENSATION_BLOCK):
         stop = min(start + COMPENSATION_BLOCK, size)
-        errs = np.empty((w.shape[0], stop - start))
+        errs = np.empty((stop - start, w.shape[1]))
         for j in range(start, stop):
-            codes[:, j], _ = fmt.quantize(w[:, j])
-            errs[:, j - start] = (w[:, j] - codes[:, j]) / upper[j, j]
-            w[:, j + 1 : stop] -= np.outer(errs[:, j - start], upper[j, j + 1 : stop])
-        w[:, stop:] -= errs @ upper[start:stop, stop:]
-    return codes
+            codes[j], _ = fmt.quantize(w[j])
+            errs[j - start] = (w[j] - codes[j]) / upper[j, j]
+            w[j + 1 : stop] -= np.outer(upper[j, j + 1 : stop], errs[j - start])
+        w[stop:] -= upper[start:stop, stop:].T @ errs
+    return codes.T
