@@ -164,15 +164,30 @@ def local_sparse(
     return sp.csr_matrix((data, indices, indptr), shape=(n_dst, n_src))
 
 
-def random_sparse(n_src: int, n_dst: int, k: int, rng: np.random.Generator) -> sp.csr_matrix:
-    """Each destination neuron reads ``k`` distinct sources spread over the whole source layer."""
-    return local_sparse(n_src, n_dst, k, n_src, rng)
+def uniform_sparse(n_src: int, n_dst: int, k: int, rng: np.random.Generator) -> sp.csr_matrix:
+    """Each destination neuron reads ``k`` distinct sources drawn uniformly from all of them
+    (independently per neuron: a liquid-state-machine-like random reservoir)."""
+    cols = np.stack([np.sort(rng.choice(n_src, k, replace=False)) for _ in range(n_dst)])
+    indptr = np.arange(0, n_dst * k + 1, k, dtype=np.int64)
+    data = rng.uniform(-0.1, 0.1, n_dst * k)
+    return sp.csr_matrix((data, cols.reshape(-1), indptr), shape=(n_dst, n_src))
 
 
 def sparse_net(
-    layers: list[int], k: int, window: int | None, recurrent: bool = False, seed: int = 0
+    layers: list[int],
+    k: int,
+    window: int | None,
+    recurrent: bool = False,
+    seed: int = 0,
+    uniform: bool = False,
 ) -> Net:
-    """A float Net: input -> layer1 -> ... with ``k`` synapses per neuron (+ recurrence)."""
+    """A float Net: input -> layer1 -> ... with ``k`` synapses per neuron (+ recurrence).
+
+    ``window`` None spans the whole source layer: with ``local_sparse`` that is ``k``
+    sources at stride ``n_src // k`` from a random offset below the stride, so the neurons
+    fall into ``n_src // k`` classes with disjoint source sets, interleaved over the neuron
+    index; ``uniform`` draws every neuron's sources independently instead (``uniform_sparse``).
+    """
     rng = np.random.default_rng(seed)
     pops = {f"l{i}": _population(f"l{i}", n) for i, n in enumerate(layers[1:], 1)}
     projs, prev = [], "x"
@@ -183,7 +198,9 @@ def sparse_net(
                 name=f"w{i}",
                 src=prev,
                 dst=f"l{i}",
-                weight=local_sparse(layers[i - 1], n, k, w, rng),
+                weight=uniform_sparse(layers[i - 1], n, k, rng)
+                if uniform
+                else local_sparse(layers[i - 1], n, k, w, rng),
             )
         )
         if recurrent:
@@ -227,7 +244,10 @@ def quality_suite() -> dict[str, Any]:
         "recurrent local 2x20000, k=128": direct(
             lambda: sparse_net([20000] * 3, 128, 1024, recurrent=True)
         ),
-        "random sparse 3x20000, k=64": direct(lambda: sparse_net([20000] * 4, 64, None)),
+        "interleaved sparse 3x20000, k=64": direct(lambda: sparse_net([20000] * 4, 64, None)),
+        "uniform random sparse 3x20000, k=64": direct(
+            lambda: sparse_net([20000] * 4, 64, None, uniform=True)
+        ),
     }
 
 

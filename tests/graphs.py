@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import nir
 import numpy as np
+import scipy.sparse as sp
 
 
 def every_node_type(seed: int = 0) -> nir.NIRGraph:
@@ -154,3 +155,32 @@ def multilevel_chain(levels: int = 3, seed: int = 0) -> nir.NIRGraph:
         ],
         type_check=False,
     )
+
+
+def conv_codes(
+    rng: np.random.Generator,
+    src: tuple[int, int, int],
+    channels: int,
+    kernel: int,
+    stride: int,
+    pad: int,
+    holes: float = 0.0,
+) -> tuple[sp.csr_matrix, tuple[int, int, int]]:
+    """Integer codes of a 2-D convolution from a ``src = (C, H, W)`` image (C order), square
+    ``kernel``, ``stride`` and zero ``pad``; a fraction ``holes`` of the weights is zero (as
+    small weights quantize to). Returns the matrix and the output shape."""
+    cin, hs, ws = src
+    h, w = (hs + 2 * pad - kernel) // stride + 1, (ws + 2 * pad - kernel) // stride + 1
+    weight = rng.integers(1, 20, (channels, cin, kernel, kernel))
+    weight = weight * (rng.random(weight.shape) >= holes)
+    c, y, x, ci, dy, dx = np.meshgrid(
+        *(np.arange(n) for n in (channels, h, w, cin, kernel, kernel)), indexing="ij"
+    )
+    ys, xs = y * stride - pad + dy, x * stride - pad + dx
+    keep = (ys >= 0) & (ys < hs) & (xs >= 0) & (xs < ws) & (weight[c, ci, dy, dx] != 0)
+    rows = ((c * h + y) * w + x)[keep]
+    cols = ((ci * hs + ys) * ws + xs)[keep]
+    m = sp.csr_matrix(
+        (weight[c, ci, dy, dx][keep], (rows, cols)), shape=(channels * h * w, cin * hs * ws)
+    )
+    return m, (channels, h, w)

@@ -20,8 +20,13 @@ The algorithm is a documented heuristic, not a general graph partitioner:
    of ``th x tw`` positions row by row; inside a tile, channel by channel) instead of C order,
    so a core holds all channels of an image tile: its fan-in is the tile plus halo, not a
    band across every input channel. ``choose_tiling`` picks the tile size; cuts prefer whole
-   (tile, channel) blocks. The chunks map back to many short C-order ranges per core.
-4. **Chips:** cores are numbered in graph order and filled into chips consecutively, so the
+   (tile, channel) blocks. The chunks map back to many short C-order ranges per core. On nets
+   up to ``SEARCH_MAX_SYNAPSES`` synapses each layer then tries one-column strips (next-fit
+   sets each core's width), keeping any placement with fewer cores.
+4. **Backfill** (same nets): cores holding only neurons fed by inputs are emptied into the
+   spare room of other cores when all their neurons fit (moving such a neuron changes no
+   neuron's fan-out, so only the receiving core is checked).
+5. **Chips:** cores are numbered in graph order and filled into chips consecutively, so the
    cores of one layer and of adjacent layers share a chip; the report gives the inter-chip
    traffic this leaves.
 
@@ -33,7 +38,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -54,6 +59,14 @@ _UNLIMITED = 1 << 62
 
 _MAX_FAN_IN_TRIES = 8
 """Tile sizes whose full fan-in is measured at most, per tiled population and round."""
+
+BACKFILL_MISSES = 8
+"""Backfill stops after this many cores in a row could not be emptied (each failed try
+costs about one check per other core)."""
+
+SEARCH_MAX_SYNAPSES = 10**7
+"""Nets with more synapses keep ``choose_tiling``'s tiles: trying strips re-runs the
+placement twice per convolution-like population."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,21 +128,243 @@ def partition(net: Net, limits: Limits) -> tuple[dict[str, list[tuple[int, int, 
     if all(lim is None for lim in per_core):  # nothing to pack against: one core
         return {name: [(0, pop.size, 0)] for name, pop in net.populations.items()}, 1
     problem = _Problem.build(net, limits)
+    if sum(p.weight.nnz for p in net.projections) > SEARCH_MAX_SYNAPSES:
+        ranges, n_cores, _ = _settle(problem, {})
+        return ranges, n_cores
+    ranges, n_cores = _evaluate(problem, {})
+    # other orders, tried population by population with the others' choices kept, kept if
+    # they save cores, twice over. Convolution-like: one-column strips (consecutive strips
+    # share most of their halo, so next-fit sets each core's width by its fan-in, wider where
+    # the image edge clips the halo). Others with sparse inputs: source order.
+    chosen: Orders = {}
+    tried: set[tuple[tuple[str, Order], ...]] = {()}
+    for _ in range(2):
+        before = n_cores
+        for name in net.populations:
+            for order in problem.alternatives(name):
+                trial = {**chosen, name: order}
+                key = tuple(sorted(trial.items()))
+                if key in tried:  # the second pass meets the first's tries again
+                    continue
+                tried.add(key)
+                r, n = _evaluate(problem, trial)
+                if n < n_cores:
+                    ranges, n_cores, chosen = r, n, trial
+        if n_cores == before:
+            break
+    return ranges, n_cores
+
+
+Order = tuple[int, int] | Literal["sources"]
+"""How a population is placed: a tile size (convolution-like) or ``sources`` order."""
+
+Orders = dict[str, Order]
+"""Order per population; absent: ``choose_tiling``'s tiles (convolution-like) or C order."""
+
+
+def _settle(
+    problem: _Problem, orders: Orders
+) -> tuple[dict[str, list[tuple[int, int, int]]], int, IntArray]:
+    """Placement rounds until the back-edge fan-out estimate covers what is measured:
+    ranges, core count and every neuron's fan-out (by global id)."""
     back = problem.back_edge_estimate()
     ranges: dict[str, list[tuple[int, int, int]]] = {}
     n_cores = 0
+    final = np.zeros(problem.n_ids, dtype=np.int64)
     for _ in range(MAX_ROUNDS):
-        ranges, n_cores, forward, final = problem.run(back)
+        ranges, n_cores, forward, final = problem.run(back, orders)
         short = False
         for name, off in problem.pop_offsets.items():
-            size = net.populations[name].size
+            size = problem.net.populations[name].size
             measured = final[off : off + size] - forward[name]
             if np.any(measured > back[name]):
                 short = True
                 back[name] = np.maximum(back[name], measured)
         if not short:
             break
-    return ranges, n_cores
+    return ranges, n_cores, final
+
+
+def _evaluate(
+    problem: _Problem, orders: Orders
+) -> tuple[dict[str, list[tuple[int, int, int]]], int]:
+    """Ranges and core count of the placement with ``orders``, backfilled."""
+    ranges, _, fan_out = _settle(problem, orders)
+    return _backfill(problem, ranges, fan_out)
+
+
+def _backfill(
+    problem: _Problem, ranges: dict[str, list[tuple[int, int, int]]], fan_out: IntArray
+) -> tuple[dict[str, list[tuple[int, int, int]]], int]:
+    """Empty whole cores of first-layer populations into the spare room of other cores.
+
+    Only populations fed by inputs alone are moved: a moved neuron keeps its destinations, so
+    no neuron's fan-out changes and only the receiving core's use needs checking. Cores
+    holding nothing else are tried fewest neurons first, until ``BACKFILL_MISSES`` in a row
+    stay: each one's neurons, one image position at a time (its channels read the same
+    sources), go next-fit into the other cores in order, and the core is emptied only if all
+    of them fit. Returns ranges and core count.
+    """
+    net = problem.net
+    movable = {
+        name
+        for name in net.populations
+        if all(p.src in net.inputs for p, _ in problem.incoming.get(name, []))
+    }
+    rows: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for name, spans in ranges.items():
+        for start, stop, core in spans:
+            rows[core][name].extend(range(start, stop))
+    victims = sorted(
+        (k for k, core in rows.items() if set(core) <= movable),
+        key=lambda k: (sum(len(rs) for rs in rows[k].values()), k),
+    )
+    usage = {k: _Usage.of(problem, core, fan_out) for k, core in rows.items()}
+    misses = 0
+    for victim in victims:
+        moved = _move_all(problem, usage, victim, fan_out)
+        if moved is not None:
+            usage, misses = moved, 0
+            continue
+        misses += 1
+        if misses > BACKFILL_MISSES:
+            break
+    rows = {k: u.rows for k, u in usage.items()}
+    out: dict[str, list[tuple[int, int, int]]] = {name: [] for name in net.populations}
+    for core, by_pop in rows.items():
+        for name, rs in by_pop.items():
+            out[name].extend((r, r + 1, core) for r in sorted(rs))
+    return {name: _merge(spans) for name, spans in out.items()}, len(rows)
+
+
+def _move_all(
+    problem: _Problem, usage: dict[int, _Usage], victim: int, fan_out: IntArray
+) -> dict[int, _Usage] | None:
+    """``usage`` with every neuron of core ``victim`` moved next-fit into the other cores
+    without breaking a limit, or None if some do not fit."""
+    out = {k: u for k, u in usage.items() if k != victim}
+    lim, moving = problem.limits, usage[victim]
+    for cap, need, spare in (
+        (lim.neurons_per_core, moving.neurons, [u.neurons for u in out.values()]),
+        (lim.fan_out_axons_per_core, moving.fan_out, [u.fan_out for u in out.values()]),
+    ):
+        if cap is not None and need > sum(cap - used for used in spare):
+            return None  # not enough room left in all the other cores together
+    groups = _positions(problem, moving.rows)
+    done = 0
+    for target in sorted(out):
+        # the longest run of groups that still fits (use only grows with more rows):
+        # doubling steps, then bisection
+        fit, over, grown = done, len(groups) + 1, out[target]
+        step = 1
+        while fit < len(groups) and fit + 1 < over:
+            end = min(fit + step, len(groups)) if over > len(groups) else (fit + over) // 2
+            trial = out[target].add(problem, groups[done:end], fan_out)
+            if trial.fits(lim):
+                fit, grown, step = end, trial, step * 2
+            else:
+                over = end
+        out[target], done = grown, fit
+        if done == len(groups):
+            return out
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Usage:
+    """A core's use: neurons, synapse bits per population, fan-in keys and fan-out."""
+
+    rows: dict[str, list[int]]
+    bits: dict[str, int]
+    keys: IntArray
+    fan_out: int
+
+    @staticmethod
+    def of(problem: _Problem, core: dict[str, list[int]], fan_out: IntArray) -> _Usage:
+        """The use of a core holding ``core`` (population -> rows)."""
+        bits = {n: cost.rows_bits(problem.costs[n], np.asarray(rs)) for n, rs in core.items()}
+        seen = np.zeros(problem.n_ids, dtype=bool)
+        for n, rs in core.items():
+            seen[_keys(problem, n, rs, unique=False)] = True
+        glob = [problem.offsets[n] + np.asarray(rs, dtype=np.int64) for n, rs in core.items()]
+        return _Usage(
+            rows={n: list(rs) for n, rs in core.items()},
+            bits=bits,
+            keys=np.flatnonzero(seen).astype(np.int64),
+            fan_out=int(fan_out[np.concatenate([np.zeros(0, dtype=np.int64), *glob])].sum()),
+        )
+
+    def add(
+        self, problem: _Problem, groups: list[tuple[str, list[int]]], fan_out: IntArray
+    ) -> _Usage:
+        """This use with the rows of ``groups`` (population, rows) added."""
+        added: dict[str, list[int]] = defaultdict(list)
+        for name, rs in groups:
+            added[name].extend(rs)
+        rows = dict(self.rows)
+        bits = dict(self.bits)
+        keys, extra = [self.keys], 0
+        for name, rs in added.items():
+            rows[name] = [*rows.get(name, []), *rs]
+            bits[name] = cost.rows_bits(problem.costs[name], np.asarray(rows[name]))
+            keys.append(_keys(problem, name, rs))
+            extra += int(fan_out[problem.offsets[name] + np.asarray(rs)].sum())
+        return _Usage(
+            rows=rows, bits=bits, keys=np.unique(np.concatenate(keys)), fan_out=self.fan_out + extra
+        )
+
+    @property
+    def neurons(self) -> int:
+        """Neurons on the core."""
+        return sum(map(len, self.rows.values()))
+
+    def fits(self, lim: Limits) -> bool:
+        """True if no limit of ``lim`` is exceeded."""
+        use = (self.neurons, sum(self.bits.values()), self.keys.size)
+        caps = (
+            lim.neurons_per_core,
+            lim.synapse_memory_bits_per_core,
+            lim.fan_in_axons_per_core,
+            lim.fan_out_axons_per_core,
+        )
+        return all(c is None or u <= c for u, c in zip((*use, self.fan_out), caps, strict=True))
+
+
+def _keys(problem: _Problem, name: str, rows: list[int], unique: bool = True) -> IntArray:
+    """Global sources of ``rows`` of ``name`` (every source of a dense projection), distinct
+    and sorted if ``unique``."""
+    parts = [np.zeros(0, dtype=np.int64)]
+    for proj, dense in problem.incoming.get(name, []):
+        m, off = cost.codes_of(proj), problem.offsets[proj.src]
+        src = np.arange(m.shape[1]) if dense else m[np.asarray(rows, dtype=np.int64)].indices
+        parts.append(src.astype(np.int64) + off)
+    keys = np.concatenate(parts)
+    return np.unique(keys) if unique else keys
+
+
+def _positions(problem: _Problem, core: dict[str, list[int]]) -> list[tuple[str, list[int]]]:
+    """A core's rows grouped by population and image position (one row per group when the
+    population is not convolution-like), positions in row-major order."""
+    out: list[tuple[str, list[int]]] = []
+    for name, rs in core.items():
+        shape = problem.image(name)
+        hw = shape[1] * shape[2] if shape is not None else 1
+        by_pos: dict[int, list[int]] = defaultdict(list)
+        for r in sorted(rs):
+            by_pos[r % hw if shape is not None else r].append(r)
+        out.extend((name, by_pos[pos]) for pos in sorted(by_pos))
+    return out
+
+
+def _merge(spans: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Sorted ``(start, stop, core)`` spans with touching spans of one core joined."""
+    out: list[tuple[int, int, int]] = []
+    for start, stop, core in sorted(spans):
+        if out and out[-1][1] == start and out[-1][2] == core:
+            out[-1] = (out[-1][0], stop, core)
+        else:
+            out.append((start, stop, core))
+    return out
 
 
 @dataclass(kw_only=True)
@@ -184,7 +419,7 @@ class _Problem:
         return out
 
     def run(
-        self, back: dict[str, IntArray]
+        self, back: dict[str, IntArray], orders: Orders
     ) -> tuple[dict[str, list[tuple[int, int, int]]], int, dict[str, IntArray], IntArray]:
         """One placement round; also returns each population's forward fan-out at its turn and
         the final fan-out of every neuron."""
@@ -196,13 +431,13 @@ class _Problem:
             off, size = self.pop_offsets[name], self.net.populations[name].size
             forward[name] = counts[off : off + size].copy()
             ranges[name], core = self._place_population(
-                name, forward[name] + back[name], counts, core
+                name, forward[name] + back[name], counts, core, orders
             )
         n_cores = core.index + 1 if core.neurons else core.index
         return ranges, n_cores, forward, counts
 
     def _place_population(
-        self, name: str, fan_out: IntArray, counts: IntArray, core: _Core
+        self, name: str, fan_out: IntArray, counts: IntArray, core: _Core, orders: Orders
     ) -> tuple[list[tuple[int, int, int]], _Core]:
         lim = self.limits
         cap_n = lim.neurons_per_core or _UNLIMITED
@@ -213,8 +448,8 @@ class _Problem:
         costs = self.costs[name]
         incoming = self.incoming.get(name, [])
         dense = [p for p, d in incoming if d]
-        sparse = [(cost.codes_of(p), self.offsets[p.src]) for p, d in incoming if not d]
-        tiling = self._tiling(name, fan_out, sparse)
+        sparse = self.sparse(name)
+        tiling = self._tiling(name, fan_out, sparse, orders)
         if tiling is not None:  # place in tile order: permute every per-row array once
             costs = [c.permuted(tiling.order) for c in costs]
             fan_out = fan_out[tiling.order]
@@ -281,19 +516,51 @@ class _Problem:
         return out, core
 
     def _tiling(
-        self, name: str, fan_out: IntArray, sparse: list[tuple[sp.csr_matrix, int]]
+        self, name: str, fan_out: IntArray, sparse: list[tuple[sp.csr_matrix, int]], orders: Orders
     ) -> _Tiling | None:
-        """Spatial tiling of a convolution-like population (docs/MAPPING.md §2), or None."""
+        """The placement order of a population (docs/MAPPING.md §2): ``orders``'s if it has
+        one, else ``choose_tiling``'s for a convolution-like population; None for C order."""
+        size = self.net.populations[name].size
+        chosen = orders.get(name)
+        if chosen == "sources":
+            return _Tiling(order=source_order(sparse, size), blocks=np.array([0, size]))
+        shape = self.image(name)
+        if shape is None:
+            return None
+        if chosen is not None:
+            order, blocks = tile_order(shape, chosen)
+            return _Tiling(order=order, blocks=blocks)
+        return choose_tiling(
+            shape, self.costs[name], fan_out, sparse, self.limits, self.dense_axons(name)
+        )
+
+    def alternatives(self, name: str) -> list[Order]:
+        """Orders the search tries for ``name``: one-column strips (``ceil(H/2) x 1``,
+        ``ceil(H/4) x 1``) of a convolution-like population; source order for another with
+        sparse incoming projections, unless its rows are in that order already."""
+        shape = self.image(name)
+        if shape is not None:
+            return list(dict.fromkeys((-(-shape[1] // g), 1) for g in (2, 4) if shape[1] >= g))
+        sparse = self.sparse(name)
+        size = self.net.populations[name].size
+        if sparse and np.any(np.diff(source_order(sparse, size)) != 1):
+            return ["sources"]
+        return []
+
+    def sparse(self, name: str) -> list[tuple[sp.csr_matrix, int]]:
+        """Codes and source offset of ``name``'s sparse-encoded incoming projections."""
+        return [
+            (cost.codes_of(p), self.offsets[p.src]) for p, d in self.incoming.get(name, []) if not d
+        ]
+
+    def image(self, name: str) -> tuple[int, int, int] | None:
+        """``(C, H, W)`` of a convolution-like population (``(C, L)`` as ``(C, 1, L)``; a
+        ``shared`` incoming projection), or None."""
         pop = self.net.populations[name]
-        costs = self.costs[name]
-        if len(pop.shape) not in (2, 3) or not any(c.kind == "shared" for c in costs):
+        if len(pop.shape) not in (2, 3) or not any(c.kind == "shared" for c in self.costs[name]):
             return None
         c_, h, w = (pop.shape[0], 1, pop.shape[1]) if len(pop.shape) == 2 else pop.shape
-        if h * w < 2:
-            return None
-        return choose_tiling(
-            (int(c_), int(h), int(w)), costs, fan_out, sparse, self.limits, self.dense_axons(name)
-        )
+        return None if h * w < 2 else (int(c_), int(h), int(w))
 
     def dense_axons(self, name: str) -> int:
         """Fan-in axons every core holding ``name`` pays for its dense-encoded projections."""
@@ -303,16 +570,37 @@ class _Problem:
 
 @dataclass(frozen=True, kw_only=True)
 class _Tiling:
-    """Placement order of a tiled population and the cut points that end whole blocks.
+    """Placement order of a population and the cut points that end whole blocks.
 
     ``order[j]`` is the neuron placed ``j``-th; ``blocks`` are the positions (in placement
     order, ``0`` and ``size`` included) where one (tile, channel) block ends and the next
-    starts.
+    starts (just ``[0, size]`` in source order).
     """
 
     order: IntArray
     blocks: IntArray
-    tile: tuple[int, int]
+
+
+def source_order(sparse: list[tuple[sp.csr_matrix, int]], size: int) -> IntArray:
+    """The rows sorted by their smallest source (global id; rows without one last), ties in C
+    order: neurons reading the same sources become neighbours, so next-fit puts them on one
+    core even when they are interleaved in C order (a strided or permuted connectivity).
+
+    Examples:
+        Rows 0 and 2 read sources 5 and 6, rows 1 and 3 read 0 and 1:
+
+        >>> m = sp.csr_matrix(([1, 1, 1, 1, 1, 1, 1, 1],
+        ...                    ([0, 0, 1, 1, 2, 2, 3, 3], [5, 6, 0, 1, 5, 6, 0, 1])))
+        >>> source_order([(m, 0)], 4).tolist()
+        [1, 3, 0, 2]
+    """
+    key = np.full(size, np.iinfo(np.int64).max, dtype=np.int64)
+    for m, off in sparse:
+        counts = np.diff(m.indptr)
+        rows = np.repeat(np.arange(size, dtype=np.int64), counts)
+        np.minimum.at(key, rows, m.indices.astype(np.int64) + off)
+    order: IntArray = np.argsort(key, kind="stable").astype(np.int64)
+    return order
 
 
 def tile_order(shape: tuple[int, int, int], tile: tuple[int, int]) -> tuple[IntArray, IntArray]:
@@ -419,7 +707,7 @@ def choose_tiling(
         return None
     tile = (best[2], best[3])
     order, blocks = tile_order(shape, tile)
-    return _Tiling(order=order, blocks=blocks, tile=tile)
+    return _Tiling(order=order, blocks=blocks)
 
 
 def _estimate(ratio: npt.NDArray[np.float64]) -> float:
