@@ -418,13 +418,7 @@ def test_conv_bounds_never_above_the_cores_of_a_legal_placement():
             fan_out_axons_per_core=int(rng.integers(50, 500)),
         )
         mapped = place(n, limits)
-        if any(
-            u.neurons > limits.neurons_per_core
-            or u.synapse_bits > limits.synapse_memory_bits_per_core
-            or u.fan_in > limits.fan_in_axons_per_core
-            or u.fan_out > limits.fan_out_axons_per_core
-            for u in cost.core_usage(mapped, limits)
-        ):
+        if not _legal(mapped, limits):
             continue  # a neuron that fits no core: no legal placement to compare with
         bounds = cost.core_lower_bounds(n, limits)
         assert max(bounds.values()) <= cores_used(mapped), bounds
