@@ -13,6 +13,8 @@ accuracy measures generalisation to unseen speakers (a voice is held out when
 Usage::
 
     python -m examples.kws.dataset -o build/kws/kws_audio.npz [--per-class 300]
+    python -m examples.kws.dataset -o build/kws/kws_audio_extra.npz --seed 1 \
+        --per-class 1000 --held-out-only     # a larger evaluation set of unseen speakers
 
 The output is byte-identical across runs on the same espeak-ng version (the version is stored
 in the file). Build time on 2 cores: see docs/SPEECH.md.
@@ -207,9 +209,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("-o", "--out", type=Path, default=Path("build/kws/kws_audio.npz"))
     ap.add_argument("--per-class", type=int, default=300)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0, help="recipe seed (0: the training set's)")
+    ap.add_argument(
+        "--held-out-only", action="store_true", help="keep only the held-out voices' clips"
+    )
     args = ap.parse_args(argv)
     t0 = time.time()
-    samples = recipes(args.per_class)
+    samples = recipes(args.per_class, seed=args.seed)
+    if args.held_out_only:
+        samples = [s for s in samples if s.test]
     data = build(samples, workers=args.workers)
     save(args.out, data)
     print(

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from examples.kws import dataset, frontend
 from examples.kws.models import SpikeSCR
 from examples.kws.train import BUILD, MODELS, evaluate, features
 from snn_deploy import api
@@ -33,6 +34,32 @@ from snn_deploy.target.load import load_target
 def predictions(trace: Any) -> np.ndarray:
     (out,) = trace.outputs.values()
     return np.asarray(out).sum(axis=1).argmax(-1)
+
+
+def quantization_study(
+    graph: Any, x: np.ndarray, y: np.ndarray, calibrate: np.ndarray
+) -> dict[str, Any]:
+    """Accuracy on ``x`` of the float net and of the ``loihi2`` quantization, ``max-abs`` and
+    ``--calibrate`` (on ``calibrate``), with each one's prediction agreement with the float
+    net and its discordant clips (float right and quantized wrong, and the reverse)."""
+    inputs = {"input": x.astype(np.float64)}
+    target = load_target("loihi2")
+    float_net, net = api.lower_and_quantize(graph, target)
+    _, cnet = api.lower_and_quantize(
+        graph, target, calibrate={"input": calibrate.astype(np.float64)}
+    )
+    pf = predictions(api.simulate(float_net, inputs, fixed=False))
+    out: dict[str, Any] = {"float_accuracy": float(np.mean(pf == y))}
+    for key, n in (("max_abs", net), ("calibrated", cnet)):
+        p = predictions(api.simulate(n, inputs, target="sim"))
+        out[key] = {
+            "sim_accuracy": float(np.mean(p == y)),
+            "float_vs_sim_prediction_agreement": float(np.mean(pf == p)),
+            "float_right_sim_wrong": int(np.sum((pf == y) & (p != y))),
+            "float_wrong_sim_right": int(np.sum((pf != y) & (p == y))),
+        }
+    out["calibrated"]["calibration_clips"] = len(calibrate)
+    return out
 
 
 def evaluate_model(
@@ -48,21 +75,10 @@ def evaluate_model(
     r: dict[str, Any] = {"model": str(path), "steps": int(x.shape[1]), "test_samples": len(x)}
     graph = api.load(path)
     inputs = {"input": x.astype(np.float64)}
-    float_net, net = api.lower_and_quantize(graph, load_target("loihi2"))
-    pf = predictions(api.simulate(float_net, inputs, fixed=False))
+    r.update(quantization_study(graph, x, y, calibrate))
+    _, net = api.lower_and_quantize(graph, load_target("loihi2"))
     sim = api.simulate(net, inputs, target="sim")
     ps = predictions(sim)
-    r["float_accuracy"] = float(np.mean(pf == y))
-    r["sim_accuracy"] = float(np.mean(ps == y))
-    r["float_vs_sim_prediction_agreement"] = float(np.mean(pf == ps))
-    cal = {"input": calibrate.astype(np.float64)}
-    _, cnet = api.lower_and_quantize(graph, load_target("loihi2"), calibrate=cal)
-    pc = predictions(api.simulate(cnet, inputs, target="sim"))
-    r["calibrated"] = {
-        "calibration_clips": len(calibrate),
-        "sim_accuracy": float(np.mean(pc == y)),
-        "float_vs_sim_prediction_agreement": float(np.mean(pf == pc)),
-    }
     if n_loihi:
         t0 = time.time()
         lo = api.simulate(net, {"input": inputs["input"][:n_loihi]}, target="loihi-sim")
@@ -172,6 +188,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fpga", type=int, default=4)
     ap.add_argument("--energy", type=int, default=64)
     ap.add_argument("--only", default="t100,t40,ml3,spikescr", help="what to (re-)evaluate")
+    ap.add_argument(
+        "--extra",
+        type=Path,
+        default=BUILD / "kws_audio_extra.npz",
+        help="larger held-out set for the float-vs-quantized accuracy (if the file exists)",
+    )
     args = ap.parse_args(argv)
     only = args.only.split(",")
     path = BUILD / "results.json"
@@ -188,6 +210,14 @@ def main(argv: list[str] | None = None) -> None:
             n_loihi=args.loihi, n_fpga=args.fpga, n_energy=args.energy,
         )  # fmt: skip
         results[key]["seconds"] = round(time.time() - t0, 1)
+        if args.extra.exists():  # a larger held-out set for the quantization gap
+            extra = dataset.load(args.extra)
+            xe = frontend.batch(extra["audio"], steps)
+            results[key]["extra_held_out"] = {
+                "file": str(args.extra),
+                "samples": len(xe),
+                **quantization_study(api.load(MODELS / name), xe, extra["labels"], cal),
+            }
         print(json.dumps(results[key], indent=1, default=str), flush=True)
     if "spikescr" in only:
         d = features(100)

@@ -6,6 +6,8 @@ The expected accuracies are the numbers models/README.md states; the test checks
 from __future__ import annotations
 
 import hashlib
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +45,19 @@ def test_dataset_slice_is_deterministic(tmp_path: Path) -> None:
     assert data["labels"].tolist() == [0, 0, 10, 10, 11, 11]
     rms = np.sqrt(np.mean((data["audio"] / 32768.0) ** 2, axis=1))
     assert np.all(rms[:4] > 3 * rms[4:].max())  # words are louder than silence (noise only)
+
+
+@pytest.mark.toolchain("espeak")
+def test_extra_held_out_set_has_only_unseen_voices_and_new_clips(tmp_path: Path) -> None:
+    # ``--seed 1 --held-out-only``: the larger evaluation set of docs/SPEECH.md §3
+    path = tmp_path / "extra.npz"
+    dataset.main(["-o", str(path), "--seed", "1", "--per-class", "3", "--held-out-only"])
+    extra = dataset.load(path)
+    recipes = json.loads(str(extra["recipes"]))
+    assert len(recipes) == len(extra["audio"]) > 0 and extra["test"].all()
+    assert all(dataset.is_test_voice(r["dialect"], r["variant"]) for r in recipes)
+    seed0 = {json.dumps({**r, "index": 0}, sort_keys=True) for r in map(asdict, dataset.recipes(3))}
+    assert not seed0 & {json.dumps({**r, "index": 0}, sort_keys=True) for r in recipes}
 
 
 @pytest.mark.parametrize("freq", [300.0, 1000.0, 4000.0])
