@@ -233,6 +233,11 @@ def _synapse_fixed(
     if peak > 0:
         exp = math.ceil(math.log2(peak / spec.weight.max))
         exp = min(max(exp, spec.weight_exp_min), spec.weight_exp_max)
+    if gram is not None and gram.shape != (proj.weight.shape[1],) * 2:
+        raise QuantizationError(
+            f"quantize: calibration statistics of {proj.name!r} are {gram.shape}, but it has "
+            f"{proj.weight.shape[1]} sources (measured on another net?)"
+        )
     if gram is None:
         codes = real.copy()
         codes.data, _ = spec.weight.quantize(real.data / 2.0**exp)

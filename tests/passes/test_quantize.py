@@ -197,3 +197,10 @@ def test_calibrate_compensates_dense_projections_only():
     comp, near = dense.fixed.codes.toarray(), dense0.fixed.codes.toarray()
     assert not np.array_equal(comp, near)
     assert _voltage_error(comp, real, cal.grams[0]) < _voltage_error(near, real, cal.grams[0])
+
+
+def test_calibration_statistics_of_another_net_are_refused():
+    model = NIR_FIXTURES / "two_lif_neurons.nir"
+    fnet = lower(load(model), dt=1e-3)
+    with pytest.raises(QuantizationError, match="calibration statistics of"):
+        quantize(fnet, SPEC, grams={0: np.eye(fnet.projections[0].weight.shape[1] + 1)})
