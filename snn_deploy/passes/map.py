@@ -20,13 +20,16 @@ The algorithm is a documented heuristic, not a general graph partitioner:
    of ``th x tw`` positions row by row; inside a tile, channel by channel) instead of C order,
    so a core holds all channels of an image tile: its fan-in is the tile plus halo, not a
    band across every input channel. ``choose_tiling`` picks the tile size; cuts prefer whole
-   (tile, channel) blocks. The chunks map back to many short C-order ranges per core. On nets
-   up to ``SEARCH_MAX_SYNAPSES`` synapses each layer then tries one-column strips (next-fit
-   sets each core's width), keeping any placement with fewer cores.
-4. **Backfill** (same nets): cores holding only neurons fed by inputs are emptied into the
+   (tile, channel) blocks. The chunks map back to many short C-order ranges per core.
+4. **Search over orders** (nets up to ``SEARCH_MAX_SYNAPSES`` synapses): population by
+   population, a convolution-like one tries one-column strips (next-fit sets each core's
+   width), another with sparse inputs tries source order (rows sorted by their smallest
+   source: neurons reading the same sources become neighbours); any placement with fewer
+   cores is kept.
+5. **Backfill** (same nets): cores holding only neurons fed by inputs are emptied into the
    spare room of other cores when all their neurons fit (moving such a neuron changes no
    neuron's fan-out, so only the receiving core is checked).
-5. **Chips:** cores are numbered in graph order and filled into chips consecutively, so the
+6. **Chips:** cores are numbered in graph order and filled into chips consecutively, so the
    cores of one layer and of adjacent layers share a chip; the report gives the inter-chip
    traffic this leaves.
 
