@@ -193,3 +193,19 @@ def test_check_rejects_multi_level_spikes_on_a_binary_target(tmp_path: Path):
     assert code == 2 and out.count("[spike-payload]") == 2 and "limit 0" in out
     code, out = invoke("check", model, "--target", "loihi2")
     assert code == 0 and "no design-rule violations" in out
+
+
+def test_compile_with_calibrate_reports_compensated_rounding(tmp_path: Path):
+    """``--calibrate`` with the shipped training clips (extra arrays in the file are ignored):
+    the dense projections round with error compensation, in the table and in report.json."""
+    out = tmp_path / "out"
+    model, cal = (
+        REPO / "models" / "kws_rnn_ml3_t100.pt",
+        REPO / "models" / "kws_calibrate_inputs.npz",
+    )
+    code, text = invoke("compile", model, "--target", "sim", "--calibrate", cal, "-o", out)
+    assert code == 0, text
+    report = json.loads((out / "report.json").read_text())
+    rounding = {p["name"]: p["rounding"] for p in report["quantization"]["projections"]}
+    assert rounding == {"w_in": "compensated", "w_rec": "compensated", "w_out": "compensated"}
+    assert "compensated" in text
