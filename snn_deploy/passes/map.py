@@ -232,12 +232,11 @@ def _backfill(
         misses += 1
         if misses > BACKFILL_MISSES:
             break
-    rows = {k: u.rows for k, u in usage.items()}
     out: dict[str, list[tuple[int, int, int]]] = {name: [] for name in net.populations}
-    for core, by_pop in rows.items():
-        for name, rs in by_pop.items():
-            out[name].extend((r, r + 1, core) for r in sorted(rs))
-    return {name: _merge(spans) for name, spans in out.items()}, len(rows)
+    for core, u in usage.items():
+        for name, rs in u.rows.items():
+            out[name].extend((start, stop, core) for start, stop in _row_ranges(rs))
+    return {name: sorted(spans) for name, spans in out.items()}, len(usage)
 
 
 def _move_all(
@@ -286,14 +285,12 @@ class _Usage:
     def of(problem: _Problem, core: dict[str, list[int]], fan_out: IntArray) -> _Usage:
         """The use of a core holding ``core`` (population -> rows)."""
         bits = {n: cost.rows_bits(problem.costs[n], np.asarray(rs)) for n, rs in core.items()}
-        seen = np.zeros(problem.n_ids, dtype=bool)
-        for n, rs in core.items():
-            seen[_keys(problem, n, rs, unique=False)] = True
+        keys = [np.zeros(0, dtype=np.int64)] + [_keys(problem, n, rs) for n, rs in core.items()]
         glob = [problem.offsets[n] + np.asarray(rs, dtype=np.int64) for n, rs in core.items()]
         return _Usage(
             rows={n: list(rs) for n, rs in core.items()},
             bits=bits,
-            keys=np.flatnonzero(seen).astype(np.int64),
+            keys=np.unique(np.concatenate(keys)),
             fan_out=int(fan_out[np.concatenate([np.zeros(0, dtype=np.int64), *glob])].sum()),
         )
 
@@ -333,16 +330,17 @@ class _Usage:
         return all(c is None or u <= c for u, c in zip((*use, self.fan_out), caps, strict=True))
 
 
-def _keys(problem: _Problem, name: str, rows: list[int], unique: bool = True) -> IntArray:
-    """Global sources of ``rows`` of ``name`` (every source of a dense projection), distinct
-    and sorted if ``unique``."""
-    parts = [np.zeros(0, dtype=np.int64)]
-    for proj, dense in problem.incoming.get(name, []):
-        m, off = cost.codes_of(proj), problem.offsets[proj.src]
-        src = np.arange(m.shape[1]) if dense else m[np.asarray(rows, dtype=np.int64)].indices
-        parts.append(src.astype(np.int64) + off)
-    keys = np.concatenate(parts)
-    return np.unique(keys) if unique else keys
+def _keys(problem: _Problem, name: str, rows: list[int]) -> IntArray:
+    """Sorted distinct global sources of ``rows`` of ``name`` (``cost.fan_in_keys``)."""
+    return cost.fan_in_keys(problem.incoming.get(name, []), problem.offsets, _row_ranges(rows))
+
+
+def _row_ranges(rows: list[int]) -> list[tuple[int, int]]:
+    """Distinct ``rows`` as sorted maximal ``[start, stop)`` runs of consecutive rows."""
+    r = np.unique(np.asarray(rows, dtype=np.int64))
+    cut = np.flatnonzero(np.diff(r) != 1) + 1
+    starts, stops = np.concatenate([[0], cut]), np.concatenate([cut, [r.size]])
+    return [(int(r[a]), int(r[b - 1]) + 1) for a, b in zip(starts, stops, strict=True) if b > a]
 
 
 def _positions(problem: _Problem, core: dict[str, list[int]]) -> list[tuple[str, list[int]]]:
@@ -356,17 +354,6 @@ def _positions(problem: _Problem, core: dict[str, list[int]]) -> list[tuple[str,
         for r in sorted(rs):
             by_pos[r % hw if shape is not None else r].append(r)
         out.extend((name, by_pos[pos]) for pos in sorted(by_pos))
-    return out
-
-
-def _merge(spans: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
-    """Sorted ``(start, stop, core)`` spans with touching spans of one core joined."""
-    out: list[tuple[int, int, int]] = []
-    for start, stop, core in sorted(spans):
-        if out and out[-1][1] == start and out[-1][2] == core:
-            out[-1] = (out[-1][0], stop, core)
-        else:
-            out.append((start, stop, core))
     return out
 
 
