@@ -27,7 +27,9 @@ from examples.kws import dataset, frontend
 from examples.kws.models import SpikeSCR
 from examples.kws.train import BUILD, MODELS, evaluate, features
 from snn_deploy import api
+from snn_deploy.backends.base import Trace
 from snn_deploy.errors import DesignRuleError, SnnDeployError
+from snn_deploy.ir.net import Net
 from snn_deploy.target.load import load_target
 
 
@@ -38,10 +40,11 @@ def predictions(trace: Any) -> np.ndarray:
 
 def quantization_study(
     graph: Any, x: np.ndarray, y: np.ndarray, calibrate: np.ndarray
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Net, Trace]:
     """Accuracy on ``x`` of the float net and of the ``loihi2`` quantization, ``max-abs`` and
     ``--calibrate`` (on ``calibrate``), with each one's prediction agreement with the float
-    net and its discordant clips (float right and quantized wrong, and the reverse)."""
+    net and its discordant clips (float right and quantized wrong, and the reverse). Also
+    returns the ``max-abs`` net and its ``sim`` trace on ``x``."""
     inputs = {"input": x.astype(np.float64)}
     target = load_target("loihi2")
     float_net, net = api.lower_and_quantize(graph, target)
@@ -50,8 +53,10 @@ def quantization_study(
     )
     pf = predictions(api.simulate(float_net, inputs, fixed=False))
     out: dict[str, Any] = {"float_accuracy": float(np.mean(pf == y))}
+    traces = {}
     for key, n in (("max_abs", net), ("calibrated", cnet)):
-        p = predictions(api.simulate(n, inputs, target="sim"))
+        traces[key] = api.simulate(n, inputs, target="sim")
+        p = predictions(traces[key])
         out[key] = {
             "sim_accuracy": float(np.mean(p == y)),
             "float_vs_sim_prediction_agreement": float(np.mean(pf == p)),
@@ -59,7 +64,7 @@ def quantization_study(
             "float_wrong_sim_right": int(np.sum((pf != y) & (p == y))),
         }
     out["calibrated"]["calibration_clips"] = len(calibrate)
-    return out
+    return out, net, traces["max_abs"]
 
 
 def evaluate_model(
@@ -75,9 +80,8 @@ def evaluate_model(
     r: dict[str, Any] = {"model": str(path), "steps": int(x.shape[1]), "test_samples": len(x)}
     graph = api.load(path)
     inputs = {"input": x.astype(np.float64)}
-    r.update(quantization_study(graph, x, y, calibrate))
-    _, net = api.lower_and_quantize(graph, load_target("loihi2"))
-    sim = api.simulate(net, inputs, target="sim")
+    study, net, sim = quantization_study(graph, x, y, calibrate)
+    r.update(study)
     ps = predictions(sim)
     if n_loihi:
         t0 = time.time()
@@ -213,10 +217,11 @@ def main(argv: list[str] | None = None) -> None:
         if args.extra.exists():  # a larger held-out set for the quantization gap
             extra = dataset.load(args.extra)
             xe = frontend.batch(extra["audio"], steps)
+            study, _, _ = quantization_study(api.load(MODELS / name), xe, extra["labels"], cal)
             results[key]["extra_held_out"] = {
                 "file": str(args.extra),
                 "samples": len(xe),
-                **quantization_study(api.load(MODELS / name), xe, extra["labels"], cal),
+                **study,
             }
         print(json.dumps(results[key], indent=1, default=str), flush=True)
     if "spikescr" in only:
