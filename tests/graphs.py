@@ -7,6 +7,13 @@ import numpy as np
 import scipy.sparse as sp
 
 
+def lif_node(size: int, **kw: float) -> nir.LIF:
+    """A LIF node of ``size`` neurons with scalar parameters (defaults tau 10 ms, r 2,
+    threshold 1, leak and reset 0), each overridable."""
+    p = {"tau": 1e-2, "r": 2.0, "v_leak": 0.0, "v_threshold": 1.0, "v_reset": 0.0, **kw}
+    return nir.LIF(**{k: np.full(size, v) for k, v in p.items()})
+
+
 def every_node_type(seed: int = 0) -> nir.NIRGraph:
     """A graph with every supported node type, a nested graph, a merge and a recurrent edge."""
     rng = np.random.default_rng(seed)

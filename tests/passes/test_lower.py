@@ -12,16 +12,11 @@ from snn_deploy.errors import UnsupportedOpError, VerificationError
 from snn_deploy.frontends.nir import load
 from snn_deploy.ir import nodes as n
 from snn_deploy.passes.lower import linear_map, lower
-from tests.graphs import every_node_type
+from tests.graphs import every_node_type, lif_node
 
 
 def _graph(nodes: dict, edges: list) -> nir.NIRGraph:
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
-
-
-def _lif(size: int, **kw) -> nir.LIF:
-    p = {"tau": 1e-2, "r": 2.0, "v_leak": 0.0, "v_threshold": 1.0, "v_reset": 0.0, **kw}
-    return nir.LIF(**{k: np.full(size, v) for k, v in p.items()})
 
 
 def test_affine_into_lif_becomes_one_projection_with_euler_gain():
@@ -31,7 +26,7 @@ def test_affine_into_lif_becomes_one_projection_with_euler_gain():
             {
                 "x": nir.Input(input_type={"input": np.array([2])}),
                 "fc": nir.Affine(weight=w, bias=b),
-                "lif": _lif(1, v_leak=0.3, v_reset=0.1),
+                "lif": lif_node(1, v_leak=0.3, v_reset=0.1),
                 "y": nir.Output(output_type={"output": np.array([1])}),
             },
             [("x", "fc"), ("fc", "lif"), ("lif", "y")],
@@ -168,7 +163,7 @@ def test_cycle_without_state_is_an_error():
                 "x": nir.Input(input_type={"input": np.array([1])}),
                 "a": nir.Linear(weight=np.eye(1)),
                 "b": nir.Linear(weight=np.eye(1)),
-                "lif": _lif(1),
+                "lif": lif_node(1),
                 "y": nir.Output(output_type={"output": np.array([1])}),
             },
             [("x", "a"), ("a", "b"), ("b", "a"), ("b", "lif"), ("lif", "y")],
@@ -183,7 +178,7 @@ def test_output_behind_a_weight_is_an_error():
         _graph(
             {
                 "x": nir.Input(input_type={"input": np.array([1])}),
-                "lif": _lif(1),
+                "lif": lif_node(1),
                 "w": nir.Linear(weight=np.eye(1)),
                 "y": nir.Output(output_type={"output": np.array([1])}),
             },
@@ -199,7 +194,7 @@ def test_unstable_time_step_is_an_error():
         _graph(
             {
                 "x": nir.Input(input_type={"input": np.array([1])}),
-                "lif": _lif(1, tau=1e-4),
+                "lif": lif_node(1, tau=1e-4),
                 "y": nir.Output(output_type={"output": np.array([1])}),
             },
             [("x", "lif"), ("lif", "y")],
@@ -216,7 +211,7 @@ def test_delay_must_be_whole_steps():
             {
                 "x": nir.Input(input_type={"input": np.array([1])}),
                 "d": nir.Delay(delay=np.array([1.5e-3])),
-                "lif": _lif(1),
+                "lif": lif_node(1),
                 "y": nir.Output(output_type={"output": np.array([1])}),
             },
             [("x", "d"), ("d", "lif"), ("lif", "y")],
@@ -228,7 +223,7 @@ def test_delay_must_be_whole_steps():
 
 
 def test_spike_levels_become_the_population_levels():
-    lif = _lif(2)
+    lif = lif_node(2)
     lif.metadata["snn_deploy.spike_levels"] = 4
     g = load(
         _graph(
@@ -247,7 +242,7 @@ def test_spike_levels_become_the_population_levels():
 
 
 def test_spike_levels_need_a_positive_threshold():
-    lif = _lif(1, v_threshold=0.0)
+    lif = lif_node(1, v_threshold=0.0)
     lif.metadata["snn_deploy.spike_levels"] = 2
     g = load(
         _graph(

@@ -27,7 +27,7 @@ from snn_deploy.passes.quantize import (
 )
 from snn_deploy.target.load import load_target
 from tests.conftest import NIR_FIXTURES, REPO
-from tests.graphs import every_node_type
+from tests.graphs import every_node_type, lif_node
 
 SPEC = load_target("sim").numeric
 
@@ -151,18 +151,14 @@ def test_calibrate_compensates_dense_projections_only():
     calibration activity), the sparse one to nearest; same scales and exponents either way."""
     rng = np.random.default_rng(1)
     sparse_w = rng.normal(size=(6, 12)) * (rng.random((6, 12)) < 0.5)
-    lif = lambda n: nir.LIF(  # noqa: E731
-        tau=np.full(n, 5e-3), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.ones(n),
-        v_reset=np.zeros(n),
-    )  # fmt: skip
     graph = load(
         nir.NIRGraph(
             nodes={
                 "input": nir.Input(input_type={"input": np.array([10])}),
                 "dense": nir.Linear(weight=rng.normal(size=(12, 10)) * 0.3),
-                "a": lif(12),
+                "a": lif_node(12, tau=5e-3, r=1.0),
                 "sparse": nir.Linear(weight=sparse_w),
-                "b": lif(6),
+                "b": lif_node(6, tau=5e-3, r=1.0),
                 "output": nir.Output(output_type={"output": np.array([6])}),
             },
             edges=[
