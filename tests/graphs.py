@@ -132,18 +132,13 @@ def multilevel_chain(levels: int = 3, seed: int = 0) -> nir.NIRGraph:
     """Input(4) -> LIF (``levels`` spike levels, recurrent) -> IF (``levels``) -> Output."""
     rng = np.random.default_rng(seed)
     meta = {"snn_deploy.spike_levels": levels}
+    lif = lif_node(6, tau=2e-3, r=1.0, v_threshold=0.05)
+    lif.metadata.update(meta)
     return nir.NIRGraph(
         nodes={
             "input": nir.Input(input_type={"input": np.array([4])}),
             "fc1": nir.Linear(weight=rng.normal(size=(6, 4))),
-            "lif": nir.LIF(
-                tau=np.full(6, 2e-3),
-                r=np.ones(6),
-                v_leak=np.zeros(6),
-                v_threshold=np.full(6, 0.05),
-                v_reset=np.zeros(6),
-                metadata=meta,
-            ),
+            "lif": lif,
             "rec": nir.Linear(weight=rng.normal(size=(6, 6)) * 0.3),
             "fc2": nir.Linear(weight=rng.normal(size=(3, 6))),
             "if": nir.IF(
