@@ -5,7 +5,8 @@ Prints two tables and writes ``mapping_quality.json`` and ``mapping_scale.json``
 
 * Quality: a suite of networks (dense MLPs, convolutional nets lowered from NIR, sparse
   random and locally connected recurrent nets) mapped onto loihi1 and loihi2; cores used vs
-  ``max`` of the lower bounds of ``target.cost.core_lower_bounds``.
+  ``max`` of the lower bounds of ``target.cost.core_lower_bounds``; for the uniform random
+  net also ``random_fan_in_bound``, the cores any placement needs with high probability.
 * Scale: (a) ``lower + quantize + map`` of dense MLPs built as NIR graphs, 1e4..1e7 synapses;
   (b) ``quantize + map`` of locally connected sparse nets built directly as a float ``Net``
   (NIR's ``Linear`` is dense, so a 1e8-synapse sparse net cannot go through ``lower``),
@@ -251,6 +252,58 @@ def quality_suite() -> dict[str, Any]:
     }
 
 
+RANDOM_SOURCES = {"uniform random sparse 3x20000, k=64"}
+"""Suite nets whose every neuron's sources are drawn uniformly and independently, where
+``random_fan_in_bound`` applies (a property of how the net was built: it cannot be read off
+the net)."""
+
+
+def random_fan_in_bound(net: Net, limits: Any, eps: float = 1e-9) -> int:
+    """Cores any placement of ``net`` needs, with probability >= ``1 - eps`` over the random
+    draw of its sources (each population: one projection whose rows read distinct sources
+    drawn uniformly and independently; the weights that quantized to zero are independent of
+    which sources were drawn).
+
+    First moment: a row of ``d`` sources lies inside a given set of ``a`` of the ``N`` sources
+    with probability ``C(a, d) / C(N, d) <= (a / N)**d``, so some ``r`` of the ``M`` rows lie
+    inside some ``a``-set with probability at most ``C(N, a) C(M, r) (a / N)**D``, ``D`` the
+    sum of the ``r`` smallest degrees. Union-bounding over every population and every ``a``
+    up to the fan-in axons gives ``g[a]``, the most neurons of one population a core with
+    ``a`` of its sources can hold; a core mixing populations (disjoint sources: the axons
+    add) holds at most the max-plus convolution of the ``g`` at the axon limit.
+    """
+    from scipy.special import gammaln
+
+    def log_choose(n: Any, k: Any) -> Any:
+        return gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+
+    axons = limits.fan_in_axons_per_core
+    cap = limits.neurons_per_core
+    assert len({p.dst for p in net.projections}) == len(net.projections) == len(net.populations)
+    thr = np.log(eps / (len(net.projections) * axons))
+    a = np.arange(1, axons + 1, dtype=np.float64)[:, None]
+    r = np.arange(1, cap + 1)
+    best = np.zeros(axons + 1, dtype=np.int64)  # most neurons with <= s axons, so far
+    for i, proj in enumerate(net.projections):
+        codes = proj.fixed.codes
+        m, n = codes.shape
+        degree = np.sort(np.diff(codes.indptr))
+        assert degree[0] > 0  # a row without sources fits any core: not this argument
+        total = np.concatenate([[0], np.cumsum(degree)])[np.minimum(r, m)][None, :]
+        log_p = log_choose(n, a) + log_choose(m, np.minimum(r, m)) + total * np.log(a / n)
+        excluded = log_p < thr  # decreasing in r: the first True is the first r excluded
+        g = np.concatenate([[0], np.where(excluded.any(1), excluded.argmax(1), cap)])
+        if i == 0:
+            best = g
+            continue
+        mixed = np.zeros_like(best)
+        for used in range(axons + 1):
+            np.maximum(mixed[used:], best[: axons + 1 - used] + g[used], out=mixed[used:])
+        best = mixed
+    per_core = min(cap, int(best[axons]))
+    return -(-sum(p.size for p in net.populations.values()) // per_core)
+
+
 def run_quality(targets: list[str]) -> list[dict[str, Any]]:
     rows = []
     for name, build in quality_suite().items():
@@ -277,6 +330,8 @@ def run_quality(targets: list[str]) -> list[dict[str, Any]]:
                     "map_s": round(seconds, 3),
                 }
             )
+            if name in RANDOM_SOURCES:
+                rows[-1]["random_fan_in_bound"] = random_fan_in_bound(net, target.limits)
     return rows
 
 

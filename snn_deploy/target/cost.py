@@ -462,7 +462,7 @@ def min_sources(net: Net, limits: Limits) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {name: {} for name in net.populations}
     for proj, dense in zip(net.projections, dense_encoded(net, limits), strict=True):
         m = codes_of(proj)
-        least = m.shape[1] if dense else int(np.diff(m.indptr).min(initial=0))
+        least = m.shape[1] if dense else int(np.diff(m.indptr).min(initial=m.shape[1]))
         out[proj.dst][proj.src] = max(out[proj.dst].get(proj.src, 0), least)
     return out
 
@@ -477,7 +477,9 @@ def core_lower_bounds(net: Net, limits: Limits) -> dict[str, int]:
     holds at most ``cap`` neurons (``rows_per_core``); the sum / per core.
     ``exclusive_layers``: populations that cannot share a core (any neuron of one together with
     any neuron of the other exceeds the fan-in axons) need disjoint cores, so the sum of their
-    own bounds is a bound.
+    bounds is a bound: over a set of pairwise exclusive populations (each alone), or over the
+    groups of populations that can share cores (each group's neurons, bits and fan-out
+    pooled), whichever is larger.
     """
     costs = (
         population_costs(net, limits)
@@ -485,58 +487,88 @@ def core_lower_bounds(net: Net, limits: Limits) -> dict[str, int]:
         else {name: [] for name in net.populations}
     )
     caps = {name: rows_per_core(costs[name], p.size, limits) for name, p in net.populations.items()}
-    per_pop: dict[str, list[int]] = {
-        name: [math.ceil(p.size / caps[name])] for name, p in net.populations.items()
+    # per population: its use of each additive resource, and bounds of its own
+    use: dict[str, dict[str, int]] = {name: {} for name in net.populations}
+    own: dict[str, int] = {
+        name: math.ceil(p.size / caps[name]) for name, p in net.populations.items()
     }
-    bounds: dict[str, int] = {}
-    if limits.neurons_per_core:
-        n = sum(p.size for p in net.populations.values())
-        bounds["neurons"] = math.ceil(n / limits.neurons_per_core)
-    if limits.synapse_memory_bits_per_core:
-        bits = {name: sum(c.total_min_bits() for c in cs) for name, cs in costs.items()}
-        bounds["synapse_bits"] = math.ceil(sum(bits.values()) / limits.synapse_memory_bits_per_core)
-        for name, b in bits.items():
-            per_pop[name].append(math.ceil(b / limits.synapse_memory_bits_per_core))
+    per_core = {
+        "neurons": limits.neurons_per_core,
+        "synapse_bits": limits.synapse_memory_bits_per_core,
+        "fan_out": limits.fan_out_axons_per_core if limits.neurons_per_core else None,
+    }
+    for name, pop in net.populations.items():
+        use[name]["neurons"] = pop.size
+        use[name]["synapse_bits"] = sum(c.total_min_bits() for c in costs[name])
+    npc = limits.neurons_per_core
+    if per_core["fan_out"] and npc:
+        for name, by_dst in out_degree_per_neuron(net).items():
+            deg = sum(by_dst.values(), np.zeros(net.populations[name].size, dtype=np.int64))
+            reach = np.ceil(deg / npc).astype(np.int64)
+            for dst, d in by_dst.items():
+                reach = np.maximum(reach, -(-d // caps[dst]))
+            use[name]["fan_out"] = int(reach.sum())
+
+    def pooled(names: list[str]) -> dict[str, int]:
+        return {
+            r: math.ceil(sum(use[n].get(r, 0) for n in names) / cap)
+            for r, cap in per_core.items()
+            if cap
+        }
+
+    for name in net.populations:
+        own[name] = max(own[name], *pooled([name]).values(), 0)
+    bounds = pooled(list(net.populations))
     if limits.fan_in_axons_per_core:
         offsets = global_offsets(net)
         flags = dense_encoded(net, limits)
+        widest = 0
         for name, pop in net.populations.items():
             inc = [(p, d) for p, d in zip(net.projections, flags, strict=True) if p.dst == name]
             sources = int(fan_in_keys(inc, offsets, [(0, pop.size)]).size)
-            per_pop[name].append(math.ceil(sources / limits.fan_in_axons_per_core))
-        bounds["fan_in"] = max((b[-1] for b in per_pop.values()), default=0)
-    if limits.fan_out_axons_per_core and limits.neurons_per_core:
-        total = 0
-        for name, by_dst in out_degree_per_neuron(net).items():
-            size = net.populations[name].size
-            deg = sum(by_dst.values(), np.zeros(size, dtype=np.int64))
-            reach = np.ceil(deg / limits.neurons_per_core).astype(np.int64)
-            for dst, d in by_dst.items():
-                reach = np.maximum(reach, -(-d // caps[dst]))
-            per_pop[name].append(math.ceil(int(reach.sum()) / limits.fan_out_axons_per_core))
-            total += int(reach.sum())
-        bounds["fan_out"] = math.ceil(total / limits.fan_out_axons_per_core)
-    own = {name: max(b) for name, b in per_pop.items()}
-    if limits.fan_in_axons_per_core:
-        bounds["exclusive_layers"] = _exclusive_sum(
-            own, min_sources(net, limits), limits.fan_in_axons_per_core
+            own[name] = max(own[name], math.ceil(sources / limits.fan_in_axons_per_core))
+            widest = max(widest, math.ceil(sources / limits.fan_in_axons_per_core))
+        bounds["fan_in"] = widest
+        exclusive = _exclusive(min_sources(net, limits), limits.fan_in_axons_per_core)
+        groups = _groups(list(net.populations), exclusive)
+        bounds["exclusive_layers"] = max(
+            _exclusive_sum(own, exclusive),
+            sum(max([*pooled(g).values(), *(own[n] for n in g)]) for g in groups),
         )
     return bounds
 
 
-def _exclusive_sum(own: dict[str, int], least: dict[str, dict[str, int]], axons: int) -> int:
-    """The largest sum of ``own`` bounds over a set of pairwise exclusive populations found
-    greedily (any such set gives a valid bound, so greedy is enough).
-
-    ``P`` and ``Q`` are exclusive when, for their neurons ``a``, ``b``, the fan-in of a core
-    holding both is at least ``sum over sources X of max(least[P][X], least[Q][X]) > axons``.
-    """
+def _exclusive(least: dict[str, dict[str, int]], axons: int) -> Callable[[str, str], bool]:
+    """Whether populations ``P`` and ``Q`` cannot share a core: for their neurons ``a``,
+    ``b``, the fan-in of a core holding both is at least ``sum over sources X of
+    max(least[P][X], least[Q][X]) > axons``."""
 
     def exclusive(p: str, q: str) -> bool:
         sources = least[p].keys() | least[q].keys()
         need = sum(max(least[p].get(x, 0), least[q].get(x, 0)) for x in sources)
         return need > axons
 
+    return exclusive
+
+
+def _groups(names: list[str], exclusive: Callable[[str, str], bool]) -> list[list[str]]:
+    """The connected components of "can share a core": populations of different groups are
+    pairwise exclusive, so the groups use disjoint cores."""
+    group = {n: i for i, n in enumerate(names)}
+    for i, p in enumerate(names):
+        for q in names[i + 1 :]:
+            if group[p] != group[q] and not exclusive(p, q):
+                old, new = group[q], group[p]
+                group = {n: new if g == old else g for n, g in group.items()}
+    out: dict[int, list[str]] = defaultdict(list)
+    for n in names:
+        out[group[n]].append(n)
+    return list(out.values())
+
+
+def _exclusive_sum(own: dict[str, int], exclusive: Callable[[str, str], bool]) -> int:
+    """The largest sum of ``own`` bounds over a set of pairwise exclusive populations found
+    greedily (any such set gives a valid bound, so greedy is enough)."""
     order = sorted(own, key=lambda k: (-own[k], k))
     best = 0
     for seed in order[:8]:

@@ -332,6 +332,55 @@ def test_tile_order_and_blocks():
     assert blocks.tolist() == [0, 4, 8, 12, 16]
 
 
+def test_regions_split_a_padded_convolution_into_interior_and_border_bands():
+    from snn_deploy.passes import map as mapping
+
+    # 3 x 3 kernel, padding 1, on 6 x 6: positions on the edge read clipped patterns. The
+    # interior (rows and columns 1-4) is region 0; the bands top, right, bottom and left are
+    # 1-4, each with one corner
+    codes, shape = conv_codes(np.random.default_rng(0), (1, 6, 6), 2, 3, 1, 1)
+    p = dataclasses.replace(pop("p", 72), shape=shape)
+    n = net({"x": (1, 6, 6)}, [p], [proj("w", "x", "p", codes)])
+    problem = mapping._Problem.build(n, target(fan_in_axons_per_core=36).limits)
+    region = problem.regions("p")
+    assert region is not None
+    assert region.tolist() == [
+        [1, 1, 1, 1, 1, 2],
+        [4, 0, 0, 0, 0, 2],
+        [4, 0, 0, 0, 0, 2],
+        [4, 0, 0, 0, 0, 2],
+        [4, 0, 0, 0, 0, 2],
+        [4, 3, 3, 3, 3, 3],
+    ]
+    # each region tiled from its own corner: 2 x 2 tiles of the interior, then the bands
+    order, blocks = mapping.tile_order((1, 6, 6), (2, 2), region)
+    assert order.tolist() == [
+        *(7, 8, 13, 14, 9, 10, 15, 16, 19, 20, 25, 26, 21, 22, 27, 28),
+        *(0, 1, 2, 3, 4, 5, 11, 17, 23, 29, 31, 32, 33, 34, 35, 6, 12, 18, 24, 30),
+    ]
+    assert blocks.tolist() == [0, 4, 8, 12, 16, 18, 20, 21, 23, 25, 26, 28, 30, 31, 33, 35, 36]
+    # tried by the search when an interior tile fits a core's axons (4 x 4 reads 36 inputs)
+    assert ("regions", 4, 4) in problem.alternatives("p")
+    assert ("regions", 2, 2) in problem.alternatives("p")
+
+
+def test_padded_convolution_is_placed_by_regions_when_its_patterns_fill_the_memory():
+    # 4 channels, 3 x 3 kernel, padding 1 on a 2 x 8 x 8 image: the interior, each edge and
+    # each corner read different patterns. With 200 W bits of synapse memory a core holds
+    # the 4 channels' patterns of about two of those classes, so tiles that straddle the
+    # edge are cut by channel (12 cores). By regions: 4 interior tiles of 3 x 3 positions
+    # (one pattern set, 50 axons) and 4 bands of 7 positions (an edge and a corner)
+    codes, shape = conv_codes(np.random.default_rng(0), (2, 8, 8), 4, 3, 1, 1)
+    p = dataclasses.replace(pop("p", int(np.prod(shape))), shape=shape)
+    n = net({"x": (2, 8, 8)}, [p], [proj("w", "x", "p", codes)])
+    t = target(neurons_per_core=128, synapse_memory_bits_per_core=200 * W, fan_in_axons_per_core=50)
+    assert cores_used(place_without_search(n, t.limits)) == 12
+    mapped = Map().run(n, PassContext(target=t))
+    assert cores_used(mapped) == 8
+    usage = cost.core_usage(mapped, t.limits)
+    assert sorted((u.neurons, u.fan_in) for u in usage) == [(28, 32)] * 4 + [(36, 50)] * 4
+
+
 def test_core_usage_pays_a_shared_pattern_once_per_core_over_several_ranges():
     # rows 0-1 and 4-7 of a 1-D convolution on one core: one kernel, 6 pointers
     w = np.zeros((8, 10))
@@ -379,6 +428,26 @@ def test_exclusive_layers_bound_is_met_by_the_mapper():
         "exclusive_layers": 8,
     }
     assert cores_used(Map().run(n, PassContext(target=t))) == 8
+
+
+def test_groups_that_cannot_share_cores_pool_their_resources():
+    # q reads all 8 inputs of x1 (dense): its core has no axon left, so q shares a core with
+    # neither a (reads x2) nor b (reads a). a and b can share: groups {q} and {a, b}, on
+    # disjoint cores: 1 + ceil(13 / 4) = 5. Totals give ceil(16 / 4) = 4 and the pairwise
+    # exclusive set {q, a} 1 + 2 = 3. The mapper needs 5.
+    n = net(
+        {"x1": (8,), "x2": (7,)},
+        [pop("q", 3), pop("a", 7), pop("b", 6)],
+        [
+            proj("xq", "x1", "q", np.ones((3, 8))),
+            proj("xa", "x2", "a", np.eye(7)),
+            proj("ab", "a", "b", np.eye(6, 7)),
+        ],
+    )
+    t = target(neurons_per_core=4, fan_in_axons_per_core=8)
+    bounds = cost.core_lower_bounds(n, t.limits)
+    assert bounds == {"neurons": 4, "fan_in": 1, "exclusive_layers": 5}
+    assert cores_used(Map().run(n, PassContext(target=t))) == 5
 
 
 def _conv_net(rng: np.random.Generator, src: tuple[int, int, int], layers: int) -> Net:
@@ -553,5 +622,40 @@ def test_interleaved_sources_are_placed_in_source_order():
     assert len(p_cores) == 4
     for u in cost.core_usage(mapped, t.limits):
         assert u.fan_in == 8
+    again = Map().run(n, PassContext(target=t))
+    assert again.populations["p"].placement == mapped.populations["p"].placement
+
+
+def test_overlapping_random_sources_are_placed_in_cluster_order():
+    # x -> a (one input each) -> p: 48 neurons in 6 hidden groups; a group owns 8 of a's 48
+    # neurons (a random partition) and each of its neurons reads a random 5 of them; groups
+    # are shuffled over p's index. With 8 neurons and 8 fan-in axons per core, a core holds
+    # one whole group, but only if its neurons are found together: neither C order nor
+    # source order (rows sorted by smallest source) lines them up, the greedy clusters do.
+    rng = np.random.default_rng(3)
+    owned = rng.permutation(48).reshape(6, 8)
+    group = rng.permutation(np.repeat(np.arange(6), 8))
+    cols = np.concatenate([rng.choice(owned[g], 5, replace=False) for g in group])
+    rows = np.repeat(np.arange(48), 5)
+    codes = sp.csr_matrix((np.ones(240, dtype=np.int64), (rows, cols)), shape=(48, 48))
+    n = net(
+        {"x": (48,)},
+        [pop("a", 48), pop("p", 48)],
+        [proj("in", "x", "a", np.eye(48, dtype=np.int64)), proj("w", "a", "p", codes)],
+    )
+    t = target(neurons_per_core=8, fan_in_axons_per_core=8)
+    from snn_deploy.passes import map as mapping
+
+    problem = mapping._Problem.build(n, t.limits)
+    assert problem.alternatives("p") == ["sources", "clusters"]
+    assert problem.alternatives("a") == []  # a's inputs fit: nothing to try
+    order = mapping.cluster_order(problem.sparse("p"), 48, axons=8, rows=8)
+    assert sorted(order.tolist()) == list(range(48))
+    assert all(len(set(group[order[i : i + 8]])) == 1 for i in range(0, 48, 8))
+    assert mapping._evaluate(problem, {})[1] == 41  # C order: ~1 neuron of p per core
+    assert mapping._evaluate(problem, {"p": "sources"})[1] == 17
+    mapped = Map().run(n, PassContext(target=t))
+    assert len({(r.chip, r.core) for r in mapped.populations["p"].placement}) == 6
+    assert cores_used(mapped) == 12
     again = Map().run(n, PassContext(target=t))
     assert again.populations["p"].placement == mapped.populations["p"].placement
