@@ -536,7 +536,8 @@ class _Problem:
 
     def alternatives(self, name: str) -> list[Order]:
         """Orders the search tries for ``name``: one-column strips (``ceil(H/2) x 1``,
-        ``ceil(H/4) x 1``) of a convolution-like population. For another with sparse incoming
+        ``ceil(H/4) x 1``) of a convolution-like population, and tiles inside its ``regions``.
+        For another with sparse incoming
         projections: source order, unless its rows are in that order already; and cluster
         order when, even in source order, the rows one core could hold by neurons and synapse
         memory read more sources than its fan-in axons (at most ``CLUSTER_MAX_ROWS`` rows)."""
@@ -545,12 +546,11 @@ class _Problem:
         if shape is not None:
             out += [(-(-shape[1] // g), 1) for g in (2, 4) if shape[1] >= g]
             region = self.regions(name)
-            if region is not None:
+            if region is not None:  # interior tiles (h/g x w/g) whose first fits the axons
                 rows, cols = (region == 0).any(1).nonzero()[0], (region == 0).any(0).nonzero()[0]
+                corner, sparse = (int(rows[0]), int(cols[0])), self.sparse(name)
                 for g in (1, 2, 3):
                     tile = (-(-rows.size // g), -(-cols.size // g))
-                    corner = (int(rows[0]), int(cols[0]))
-                    sparse = self.sparse(name)
                     if _tile_fan_in(shape, corner, tile, sparse, shape[0]) <= self.axons(name):
                         out.append(("regions", *tile))
             return list(dict.fromkeys(out))

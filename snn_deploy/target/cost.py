@@ -31,7 +31,7 @@ import functools
 import math
 import weakref
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -430,18 +430,18 @@ def core_usage(net: Net, limits: Limits) -> list[CoreUsage]:
 
 
 def out_degree_per_neuron(net: Net) -> dict[str, dict[str, IntArray]]:
-    """Per source population, per destination population: each neuron's distinct destinations.
+    """Per source (population or input), per destination population: each source neuron's
+    distinct destinations.
 
     Two projections between the same pair may reach the same neuron, so their larger degree
     (not the sum) is kept: a lower bound on the distinct destinations.
     """
-    out: dict[str, dict[str, IntArray]] = {name: {} for name in net.populations}
+    out: dict[str, dict[str, IntArray]] = {name: {} for name in [*net.inputs, *net.populations]}
     for proj in net.projections:
-        if proj.src in out:
-            m = codes_of(proj)
-            deg = np.bincount(m.indices, minlength=m.shape[1]).astype(np.int64)
-            prev = out[proj.src].get(proj.dst)
-            out[proj.src][proj.dst] = deg if prev is None else np.maximum(prev, deg)
+        m = codes_of(proj)
+        deg = np.bincount(m.indices, minlength=m.shape[1]).astype(np.int64)
+        prev = out[proj.src].get(proj.dst)
+        out[proj.src][proj.dst] = deg if prev is None else np.maximum(prev, deg)
     return out
 
 
@@ -471,15 +471,17 @@ def core_lower_bounds(net: Net, limits: Limits) -> dict[str, int]:
     """Lower bounds on cores; their max bounds any placement (docs/MAPPING.md §1).
 
     ``neurons``: total / per core. ``synapse_bits``: every projection's cheapest possible bits
-    / per core. ``fan_in``: the populations' distinct sources, largest / per core (all cores
-    holding a population together see all its sources). ``fan_out``: each neuron reaches at
-    least ``ceil(d / cap)`` cores for its ``d`` destinations in a population of which a core
-    holds at most ``cap`` neurons (``rows_per_core``); the sum / per core.
+    / per core. ``fan_out``: each neuron reaches at least ``ceil(d / cap)`` cores for its
+    ``d`` destinations in a population of which a core holds at most ``cap`` neurons
+    (``rows_per_core``); the sum / per core. ``fan_in``: every source (input too) is an axon
+    of each core it reaches, so the same sum over every source / per core; or the widest
+    population's distinct sources / per core (all cores holding a population together see
+    all its sources), if larger.
     ``exclusive_layers``: populations that cannot share a core (any neuron of one together with
     any neuron of the other exceeds the fan-in axons) need disjoint cores, so the sum of their
     bounds is a bound: over a set of pairwise exclusive populations (each alone), or over the
-    groups of populations that can share cores (each group's neurons, bits and fan-out
-    pooled), whichever is larger.
+    groups of populations that can share cores (each group's neurons, bits, fan-in and
+    fan-out pooled), whichever is larger.
     """
     costs = (
         population_costs(net, limits)
@@ -500,21 +502,35 @@ def core_lower_bounds(net: Net, limits: Limits) -> dict[str, int]:
     for name, pop in net.populations.items():
         use[name]["neurons"] = pop.size
         use[name]["synapse_bits"] = sum(c.total_min_bits() for c in costs[name])
-    npc = limits.neurons_per_core
-    if per_core["fan_out"] and npc:
-        for name, by_dst in out_degree_per_neuron(net).items():
-            deg = sum(by_dst.values(), np.zeros(net.populations[name].size, dtype=np.int64))
-            reach = np.ceil(deg / npc).astype(np.int64)
-            for dst, d in by_dst.items():
-                reach = np.maximum(reach, -(-d // caps[dst]))
-            use[name]["fan_out"] = int(reach.sum())
+    degrees = out_degree_per_neuron(net)
+
+    def reach(src: str, names: Collection[str]) -> int:
+        """Σ over ``src``'s neurons of the fewest cores holding their destinations in
+        ``names``: the output axons it sends there, and the input axons it takes there."""
+        into = [(d, caps[dst]) for dst, d in degrees[src].items() if dst in names]
+        if not into:
+            return 0
+        cores = np.zeros(net.size_of(src), dtype=np.int64)
+        if limits.neurons_per_core:
+            cores += -(-sum(d for d, _ in into) // limits.neurons_per_core)
+        for d, cap in into:
+            cores = np.maximum(cores, -(-d // cap))
+        return int(cores.sum())
+
+    if per_core["fan_out"]:
+        for name in net.populations:
+            use[name]["fan_out"] = reach(name, net.populations)
 
     def pooled(names: list[str]) -> dict[str, int]:
-        return {
+        out = {
             r: math.ceil(sum(use[n].get(r, 0) for n in names) / cap)
             for r, cap in per_core.items()
             if cap
         }
+        if limits.fan_in_axons_per_core:
+            taken = sum(reach(src, names) for src in degrees)
+            out["fan_in"] = math.ceil(taken / limits.fan_in_axons_per_core)
+        return out
 
     for name in net.populations:
         own[name] = max(own[name], *pooled([name]).values(), 0)
@@ -522,13 +538,12 @@ def core_lower_bounds(net: Net, limits: Limits) -> dict[str, int]:
     if limits.fan_in_axons_per_core:
         offsets = global_offsets(net)
         flags = dense_encoded(net, limits)
-        widest = 0
         for name, pop in net.populations.items():
             inc = [(p, d) for p, d in zip(net.projections, flags, strict=True) if p.dst == name]
             sources = int(fan_in_keys(inc, offsets, [(0, pop.size)]).size)
-            own[name] = max(own[name], math.ceil(sources / limits.fan_in_axons_per_core))
-            widest = max(widest, math.ceil(sources / limits.fan_in_axons_per_core))
-        bounds["fan_in"] = widest
+            widest = math.ceil(sources / limits.fan_in_axons_per_core)
+            own[name] = max(own[name], widest)
+            bounds["fan_in"] = max(bounds["fan_in"], widest)
         exclusive = _exclusive(min_sources(net, limits), limits.fan_in_axons_per_core)
         groups = _groups(list(net.populations), exclusive)
         bounds["exclusive_layers"] = max(

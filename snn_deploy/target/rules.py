@@ -186,6 +186,8 @@ def neuron_fan_out_fits_core(net: Net, target: Target) -> list[Violation]:
         return []
     found = []
     for name, by_dst in cost.out_degree_per_neuron(net).items():
+        if name not in net.populations:  # an input: the host sends it
+            continue
         deg = sum(by_dst.values(), np.zeros(net.populations[name].size, dtype=np.int64))
         if deg.size == 0:
             continue

@@ -407,7 +407,8 @@ def test_exclusive_layers_bound_is_met_by_the_mapper():
     # a reads all 6 inputs, b all 8 a neurons: a core with an a and a b neuron needs 14 > 8
     # axons, so a and b need disjoint cores. b: 2 rows of 8 W bits per core -> 4 cores; each
     # a neuron then reaches 4 cores, 8 output axons per core -> 2 a per core -> 4 cores.
-    # Resource totals alone give 7 (bits); the disjoint sum gives the optimum, 8.
+    # Resource totals alone give 7 (bits; and fan-in: each input reaches the 4 cores of a,
+    # each a neuron the 4 of b: 56 axons); the disjoint sum gives the optimum, 8.
     n = net(
         {"x": (6,)},
         [pop("a", 8), pop("b", 8)],
@@ -423,7 +424,7 @@ def test_exclusive_layers_bound_is_met_by_the_mapper():
     assert bounds == {
         "neurons": 1,
         "synapse_bits": 7,
-        "fan_in": 1,
+        "fan_in": 7,
         "fan_out": 4,
         "exclusive_layers": 8,
     }
@@ -433,8 +434,9 @@ def test_exclusive_layers_bound_is_met_by_the_mapper():
 def test_groups_that_cannot_share_cores_pool_their_resources():
     # q reads all 8 inputs of x1 (dense): its core has no axon left, so q shares a core with
     # neither a (reads x2) nor b (reads a). a and b can share: groups {q} and {a, b}, on
-    # disjoint cores: 1 + ceil(13 / 4) = 5. Totals give ceil(16 / 4) = 4 and the pairwise
-    # exclusive set {q, a} 1 + 2 = 3. The mapper needs 5.
+    # disjoint cores: 1 + ceil(13 / 4) = 5. Totals give ceil(16 / 4) = 4 (neurons) and
+    # ceil(21 / 8) = 3 (fan-in: every source reaches one core), and the pairwise exclusive set
+    # {q, a} 1 + 2 = 3. The mapper needs 5.
     n = net(
         {"x1": (8,), "x2": (7,)},
         [pop("q", 3), pop("a", 7), pop("b", 6)],
@@ -446,7 +448,7 @@ def test_groups_that_cannot_share_cores_pool_their_resources():
     )
     t = target(neurons_per_core=4, fan_in_axons_per_core=8)
     bounds = cost.core_lower_bounds(n, t.limits)
-    assert bounds == {"neurons": 4, "fan_in": 1, "exclusive_layers": 5}
+    assert bounds == {"neurons": 4, "fan_in": 3, "exclusive_layers": 5}
     assert cores_used(Map().run(n, PassContext(target=t))) == 5
 
 
