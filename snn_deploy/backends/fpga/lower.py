@@ -244,7 +244,7 @@ def value_bounds(
     a_in = sum(s for _, s in sums) << spec.input_shift
     u_max = half
     if a_in > full:
-        d = int(fixed.du.min(initial=0)) + spec.current_decay_offset
+        d = int(fixed.du.min()) + spec.current_decay_offset
         u_max = max(half, -(-(a_in - full) * (1 << spec.decay.width) // max(d, 1)) + 1)
     bias = int(np.abs(fixed.bias_mant << fixed.bias_exp).max(initial=0))
     thresh = (1 << spec.threshold.width) << spec.threshold_shift
