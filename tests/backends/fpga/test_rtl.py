@@ -101,6 +101,22 @@ def test_braille_example():
     assert want.populations["lif2"].sum() > 0
 
 
+def test_u_width_follows_the_smallest_current_decay():
+    # Braille core 0 takes 8-bit graded inputs, so |a << 6| can exceed 2**24 and u settles
+    # below (A - 2**24) / d, d = (min du + 1) / 4096 (docs/FPGA.md §2.1): 30 bits at its
+    # du = 1842. One neuron without current decay (du = 0) is the worst case: 40 bits.
+    target = load_target("fpga-artix7-35t")
+    _, net = api.lower_and_quantize(api.load(REPO / "models/braille_noDelay_bias_zero.nir"), target)
+    core = fpga.lower(net, target).cores[0]
+    assert int(core.pop.fixed.du.min()) == 1842
+    assert core.u_width == 30
+    du = core.pop.fixed.du.copy()
+    du[0] = 0
+    pop = dataclasses.replace(core.pop, fixed=dataclasses.replace(core.pop.fixed, du=du))
+    slow = net.replace(populations={**net.populations, pop.name: pop})
+    assert fpga.lower(slow, target).cores[0].u_width == 40
+
+
 def test_lanes_follow_the_board():
     net = random_net(np.random.default_rng(0))
     assert [c.lanes for c in fpga.lower(net, TARGET).cores] == [8, 4]
