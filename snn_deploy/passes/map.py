@@ -140,10 +140,10 @@ def partition(net: Net, limits: Limits) -> tuple[dict[str, list[tuple[int, int, 
         ranges, n_cores, _ = _settle(problem, {})
         return ranges, n_cores
     ranges, n_cores = _evaluate(problem, {})
-    # other orders, tried population by population with the others' choices kept, kept if
-    # they save cores, twice over. Convolution-like: one-column strips (consecutive strips
-    # share most of their halo, so next-fit sets each core's width by its fan-in, wider where
-    # the image edge clips the halo). Others with sparse inputs: source order.
+    # other orders (``_Problem.alternatives``), tried population by population with the
+    # others' choices kept, kept if they save cores, twice over. Convolution-like: one-column
+    # strips (next-fit sets each core's width by its fan-in) and tiles inside the interior and
+    # border regions. Others with sparse inputs: source order, and cluster order.
     chosen: Orders = {}
     tried: set[tuple[tuple[str, Order], ...]] = {()}
     for _ in range(2):
@@ -645,7 +645,7 @@ class _Tiling:
 
     ``order[j]`` is the neuron placed ``j``-th; ``blocks`` are the positions (in placement
     order, ``0`` and ``size`` included) where one (tile, channel) block ends and the next
-    starts (just ``[0, size]`` in source order).
+    starts (just ``[0, size]`` in source or cluster order).
     """
 
     order: IntArray

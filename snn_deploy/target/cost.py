@@ -31,7 +31,7 @@ import functools
 import math
 import weakref
 from collections import defaultdict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -504,7 +504,8 @@ def core_lower_bounds(net: Net, limits: Limits) -> dict[str, int]:
         use[name]["synapse_bits"] = sum(c.total_min_bits() for c in costs[name])
     degrees = out_degree_per_neuron(net)
 
-    def reach(src: str, names: Collection[str]) -> int:
+    @functools.cache
+    def reach(src: str, names: frozenset[str]) -> int:
         """Σ over ``src``'s neurons of the fewest cores holding their destinations in
         ``names``: the output axons it sends there, and the input axons it takes there."""
         into = [(d, caps[dst]) for dst, d in degrees[src].items() if dst in names]
@@ -519,9 +520,10 @@ def core_lower_bounds(net: Net, limits: Limits) -> dict[str, int]:
 
     if per_core["fan_out"]:
         for name in net.populations:
-            use[name]["fan_out"] = reach(name, net.populations)
+            use[name]["fan_out"] = reach(name, frozenset(net.populations))
 
-    def pooled(names: list[str]) -> dict[str, int]:
+    @functools.cache
+    def pooled(names: frozenset[str]) -> dict[str, int]:
         out = {
             r: math.ceil(sum(use[n].get(r, 0) for n in names) / cap)
             for r, cap in per_core.items()
@@ -533,8 +535,8 @@ def core_lower_bounds(net: Net, limits: Limits) -> dict[str, int]:
         return out
 
     for name in net.populations:
-        own[name] = max(own[name], *pooled([name]).values(), 0)
-    bounds = pooled(list(net.populations))
+        own[name] = max(own[name], *pooled(frozenset([name])).values(), 0)
+    bounds = dict(pooled(frozenset(net.populations)))
     if limits.fan_in_axons_per_core:
         offsets = global_offsets(net)
         flags = dense_encoded(net, limits)
@@ -548,7 +550,7 @@ def core_lower_bounds(net: Net, limits: Limits) -> dict[str, int]:
         groups = _groups(list(net.populations), exclusive)
         bounds["exclusive_layers"] = max(
             _exclusive_sum(own, exclusive),
-            sum(max([*pooled(g).values(), *(own[n] for n in g)]) for g in groups),
+            sum(max([*pooled(frozenset(g)).values(), *(own[n] for n in g)]) for g in groups),
         )
     return bounds
 

@@ -602,6 +602,17 @@ def _legal(n: Net, limits: Limits) -> bool:
     )
 
 
+def _relay_net(codes: sp.csr_matrix) -> Net:
+    """x -> a (one input each) -> p through ``codes``: p's only sources are a population, so
+    backfill (which moves input-fed neurons) cannot change where p goes."""
+    n_p, n_a = codes.shape
+    return net(
+        {"x": (n_a,)},
+        [pop("a", n_a), pop("p", n_p)],
+        [proj("in", "x", "a", np.eye(n_a, dtype=np.int64)), proj("w", "a", "p", codes)],
+    )
+
+
 def test_interleaved_sources_are_placed_in_source_order():
     # x -> a (one input each) -> p: 64 neurons in 8 classes, interleaved; neuron i reads a's
     # 4c..4c+3, c = i % 8. With 8 fan-in axons per core, C order fits 2 neurons of p per core
@@ -610,12 +621,7 @@ def test_interleaved_sources_are_placed_in_source_order():
     # takes 4 (8 inputs per core). Deterministic.
     rows = np.repeat(np.arange(64), 4)
     cols = (4 * (rows % 8) + np.tile(np.arange(4), 64)).astype(np.int64)
-    codes = sp.csr_matrix((np.ones(256, dtype=np.int64), (rows, cols)), shape=(64, 32))
-    n = net(
-        {"x": (32,)},
-        [pop("a", 32), pop("p", 64)],
-        [proj("in", "x", "a", np.eye(32, dtype=np.int64)), proj("w", "a", "p", codes)],
-    )
+    n = _relay_net(sp.csr_matrix((np.ones(256, dtype=np.int64), (rows, cols)), shape=(64, 32)))
     t = target(neurons_per_core=16, fan_in_axons_per_core=8)
     assert cores_used(place_without_search(n, t.limits)) == 36
     mapped = Map().run(n, PassContext(target=t))
@@ -639,12 +645,7 @@ def test_overlapping_random_sources_are_placed_in_cluster_order():
     group = rng.permutation(np.repeat(np.arange(6), 8))
     cols = np.concatenate([rng.choice(owned[g], 5, replace=False) for g in group])
     rows = np.repeat(np.arange(48), 5)
-    codes = sp.csr_matrix((np.ones(240, dtype=np.int64), (rows, cols)), shape=(48, 48))
-    n = net(
-        {"x": (48,)},
-        [pop("a", 48), pop("p", 48)],
-        [proj("in", "x", "a", np.eye(48, dtype=np.int64)), proj("w", "a", "p", codes)],
-    )
+    n = _relay_net(sp.csr_matrix((np.ones(240, dtype=np.int64), (rows, cols)), shape=(48, 48)))
     t = target(neurons_per_core=8, fan_in_axons_per_core=8)
     from snn_deploy.passes import map as mapping
 
