@@ -1,11 +1,13 @@
 """The ``snn-deploy`` command: a thin click shell over ``snn_deploy.api``.
 
-User errors print one line ``error: ...`` and exit with code 2; ``--debug`` shows the traceback.
+Every failure prints one line ``error: ...`` and exits with the code of its class (the table in
+``snn_deploy.errors``); ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -15,7 +17,13 @@ import click
 import numpy as np
 
 from snn_deploy import __version__, api
-from snn_deploy.errors import SnnDeployError
+from snn_deploy.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    ResourceLimitError,
+    SnnDeployError,
+    UsageError,
+)
 from snn_deploy.ir import nodes as n
 from snn_deploy.ir.graph import Graph
 from snn_deploy.ir.net import DEFAULT_DT, Net
@@ -74,14 +82,57 @@ def _interactive() -> bool:
 
 
 class _Cli(click.Group):
-    def invoke(self, ctx: click.Context) -> Any:
+    """Every failure ends as one ``error: ...`` line and an exit code (``snn_deploy.errors``).
+
+    SIGTERM is turned into the same interruption as Ctrl-C, so a killed compile cleans up its
+    temporary folder and stops its Yosys/Icarus children exactly like an interrupted one.
+    """
+
+    def main(self, args: Any = None, prog_name: Any = None, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
+        extra.pop("standalone_mode", None)
+        previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
-            return super().invoke(ctx)
+            super().main(argv, prog_name, standalone_mode=False, **extra)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:  # bad option or argument: click's message, one line
+            where = f" (see `{exc.ctx.command_path} --help`)" if getattr(exc, "ctx", None) else ""
+            _fail(f"{exc.format_message()}{where}", UsageError.exit_code)
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            _fail("interrupted; nothing was left half-written", EXIT_INTERRUPTED)
         except SnnDeployError as exc:
-            if ctx.obj and ctx.obj.get("debug"):
+            if debug:
                 raise
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            _fail(str(exc), exc.exit_code)
+        except MemoryError:
+            if debug:
+                raise
+            _fail(
+                "out of memory; see --max-memory, or compile a smaller network",
+                ResourceLimitError.exit_code,
+            )
+        except Exception as exc:
+            if debug:
+                raise
+            _fail(
+                f"internal error ({type(exc).__name__}: {exc}); this is a bug in snn-deploy: "
+                "please report it with the output of `snn-deploy --debug ...`",
+                EXIT_INTERNAL,
+            )
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        sys.exit(0)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
 
 
 @click.group(cls=_Cli)

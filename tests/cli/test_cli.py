@@ -90,7 +90,7 @@ def test_simulate_float_and_fixed(tmp_path: Path):
 
 def test_check_reports_every_violation(tmp_path: Path):
     code, out = invoke("check", BRAILLE, "--target", "loihi1", "--reset", "subtract")
-    assert code == 2
+    assert code == 5
     assert out.count("[reset-mode]") == 2 and "lif1.lif" in out and "lif2" in out
     code, out = invoke("check", BRAILLE, "--target", "loihi1")
     assert code == 0 and "no design-rule violations" in out
@@ -125,7 +125,7 @@ def test_bad_model_gives_one_error_line_and_no_output(case, tmp_path: Path):
     model = BAD[case](tmp_path)
     out_dir = tmp_path / "out"
     code, text = invoke("compile", model, "-o", out_dir)
-    assert code == 2
+    assert code == 4
     assert text.count("\n") == 1 and text.startswith("error: "), text
     assert "Traceback" not in text
     assert not out_dir.exists()
@@ -138,7 +138,7 @@ def test_failed_compile_keeps_the_previous_output(tmp_path: Path):
     before = (out / "report.json").read_bytes()
     bad = tmp_path / "bad.nir"
     bad.write_text("junk")
-    assert invoke("compile", bad, "-o", out)[0] == 2
+    assert invoke("compile", bad, "-o", out)[0] == 4
     assert (out / "report.json").read_bytes() == before
 
 
@@ -146,7 +146,7 @@ def test_unwritable_output_is_a_clear_error(tmp_path: Path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     code, text = invoke("compile", NIR_FIXTURES / "lif_norse.nir", "-o", blocker / "out")
-    assert code == 2 and text.startswith("error: cannot write")
+    assert code == 4 and text.startswith("error: cannot write")
 
 
 def test_debug_shows_the_traceback(tmp_path: Path):
@@ -160,7 +160,7 @@ def test_bad_inputs_are_named(tmp_path: Path):
     x = tmp_path / "x.npz"
     np.savez(x, input=np.ones((10, 5)))
     code, text = invoke("compile", BRAILLE, "-o", tmp_path / "o", "--inputs", x)
-    assert code == 2 and "input 'input' has shape [10, 5]" in text
+    assert code == 4 and "input 'input' has shape [10, 5]" in text
     shutil.rmtree(tmp_path / "o", ignore_errors=True)
 
 
@@ -170,7 +170,7 @@ def test_disk_full_while_writing_leaves_nothing(tmp_path: Path, monkeypatch: pyt
 
     monkeypatch.setattr(Path, "write_text", full)
     code, text = invoke("compile", NIR_FIXTURES / "lif_norse.nir", "-o", tmp_path / "out")
-    assert code == 2
+    assert code == 4
     assert text == f"error: cannot write {tmp_path / 'out'}: No space left on device\n"
     assert list(tmp_path.iterdir()) == []
 
@@ -190,7 +190,7 @@ def test_check_rejects_multi_level_spikes_on_a_binary_target(tmp_path: Path):
     model = tmp_path / "ml.nir"
     nir.write(model, multilevel_chain())
     code, out = invoke("check", model, "--target", "loihi1")
-    assert code == 2 and out.count("[spike-payload]") == 2 and "limit 0" in out
+    assert code == 5 and out.count("[spike-payload]") == 2 and "limit 0" in out
     code, out = invoke("check", model, "--target", "loihi2")
     assert code == 0 and "no design-rule violations" in out
 
