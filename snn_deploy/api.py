@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ import nir
 import numpy as np
 import numpy.typing as npt
 
-from snn_deploy import __version__
+from snn_deploy import __version__, outdir
 from snn_deploy.backends import get_all_backends
 from snn_deploy.backends.base import Progress, Trace, check_inputs
 from snn_deploy.backends.sim.run import simulate as run_sim
@@ -199,13 +197,16 @@ def compile(
     passes: str | None = None,
     dump_after: Any = None,
     progress: Progress | None = None,
+    force: bool = False,
+    reads: Sequence[str | Path] = (),
 ) -> CompileResult:
     """Compile ``model`` for ``target``; write artefacts to ``out_dir`` all at once, or nothing.
 
     Args:
         model: a model file (``.nir``).
         target: a built-in target name or a TOML path.
-        out_dir: where to write; it is replaced only when the whole compile succeeded.
+        out_dir: where to write, all at once when the whole compile succeeded; an existing
+            folder is replaced only if snn-deploy wrote it (``snn_deploy.outdir``).
         dt: seconds per time step for discretising continuous-time NIR neurons.
         reset: override the reset mode of every spiking neuron.
         trust_pickle: allow a pickled PyTorch module (runs code from the file).
@@ -216,8 +217,13 @@ def compile(
         passes: a pipeline string replacing the default ``lower{dt=...},quantize``.
         dump_after: called with (pass name, IR) after each pass.
         progress: called as ``progress(done, total)`` while the program runs on ``inputs``.
+        force: replace an existing ``out_dir`` that snn-deploy did not write.
+        reads: other files this compile reads (inputs): no folder holding one is replaced.
     """
     model = Path(model)
+    target_file = [target] if Path(target).suffix == ".toml" else []
+    if out_dir is not None:  # refuse before any work
+        out_dir = outdir.check(out_dir, reads=[model, *target_file, *reads], force=force)
     tgt = load_target(target)
     graph = load(model, reset=reset, dt=dt, trust_pickle=trust_pickle)
     float_net, net = lower_and_quantize(
@@ -233,6 +239,7 @@ def compile(
         "target": tgt.name,
         "backend": tgt.backend,
         "dt": net.dt,
+        "provenance": provenance(model, tgt, inputs=inputs, calibrate=calibrate),
         "graph": {
             "nodes": len(graph.nodes),
             "edges": len(graph.edges),
@@ -261,10 +268,52 @@ def compile(
         report["agreement"] = agreement(run_sim(float_net, inputs, fixed=False), trace, net)
     files: tuple[Path, ...] = ()
     if out_dir is not None:
-        files = _write_atomically(
-            Path(out_dir), lambda d: _emit(d, backend, program, graph, net, report, inputs, trace)
+        files = tuple(
+            outdir.write(
+                out_dir,
+                lambda d: _emit(d, backend, program, graph, net, report, inputs, trace),
+                force=force,
+            )
         )
     return CompileResult(graph=graph, float_net=float_net, net=net, report=report, files=files)
+
+
+def provenance(
+    model: Path,
+    target: Target,
+    *,
+    inputs: Mapping[str, npt.ArrayLike] | None = None,
+    calibrate: Mapping[str, npt.ArrayLike] | None = None,
+) -> dict[str, Any]:
+    """The sha256 of everything a compile read, so that ``report --compare`` can say which changed.
+
+    Files (the model, the target file and its arithmetic in ``targets/formats/``) are hashed as
+    bytes. Inputs are hashed as arrays, so the same arrays give the same hash whether they came
+    from an ``.npz`` or from Python: sha256 over each array in name order, as its name, dtype,
+    shape and C-order bytes (``arrays_sha256``).
+    """
+
+    def arrays(data: Mapping[str, npt.ArrayLike] | None) -> dict[str, Any] | None:
+        if data is None:
+            return None
+        h = hashlib.sha256()
+        for name in sorted(data):
+            a = np.ascontiguousarray(data[name])
+            h.update(f"{name}\0{a.dtype.str}\0{list(a.shape)}\0".encode())
+            h.update(a.tobytes())
+        return {"names": sorted(data), "arrays_sha256": h.hexdigest()}
+
+    def file(path: Path) -> dict[str, str]:
+        with path.open("rb") as f:
+            return {"path": path.name, "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
+
+    return {
+        "model": file(model),
+        "target": file(target.path),
+        "target_numeric": file(target.numeric_path),
+        "inputs": arrays(inputs),
+        "calibrate": arrays(calibrate),
+    }
 
 
 def _placed(net: Net) -> bool:
@@ -304,33 +353,6 @@ def _emit(
     (d / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     (d / "report.html").write_text(render_html(report))
     return [*files, d / "report.json", d / "report.html"]
-
-
-def _write_atomically(out_dir: Path, write: Any) -> tuple[Path, ...]:
-    """Build the output in a sibling temp folder, then swap it in; on failure leave nothing."""
-    out_dir = out_dir.resolve()
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    except OSError as exc:
-        raise InputFileError(f"cannot write to {out_dir.parent}: {exc.strerror or exc}") from exc
-    try:
-        files = write(tmp)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out_dir)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise InputFileError(f"cannot write {out_dir}: {exc.strerror or exc}") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return tuple(out_dir / f.relative_to(tmp) for f in files)
 
 
 def load_program(path: str | Path) -> Net:

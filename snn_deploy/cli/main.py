@@ -19,7 +19,8 @@ import numpy as np
 from snn_deploy import __version__, api
 from snn_deploy.errors import (
     EXIT_INTERNAL,
-    EXIT_INTERRUPTED,
+    InputFileError,
+    Interrupted,
     ResourceLimitError,
     SnnDeployError,
     UsageError,
@@ -28,6 +29,7 @@ from snn_deploy.ir import nodes as n
 from snn_deploy.ir.graph import Graph
 from snn_deploy.ir.net import DEFAULT_DT, Net
 from snn_deploy.ir.types import ResetMode
+from snn_deploy.reports.compare import changes
 from snn_deploy.reports.gates import check_budgets
 from snn_deploy.reports.render import summary, table
 from snn_deploy.target.load import available, load_target
@@ -88,7 +90,7 @@ class _Cli(click.Group):
     temporary folder and stops its Yosys/Icarus children exactly like an interrupted one.
     """
 
-    def main(self, args: Any = None, prog_name: Any = None, **extra: Any) -> Any:
+    def main(self, args: Any = None, prog_name: Any = None, **extra: Any) -> Any:  # type: ignore[override]
         argv = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in argv[: argv.index("--")] if "--" in argv else "--debug" in argv
         extra.pop("standalone_mode", None)
@@ -98,10 +100,9 @@ class _Cli(click.Group):
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.ClickException as exc:  # bad option or argument: click's message, one line
-            where = f" (see `{exc.ctx.command_path} --help`)" if getattr(exc, "ctx", None) else ""
+            ctx = getattr(exc, "ctx", None)
+            where = f" (see `{ctx.command_path} --help`)" if ctx else ""
             _fail(f"{exc.format_message()}{where}", UsageError.exit_code)
-        except (KeyboardInterrupt, click.exceptions.Abort):
-            _fail("interrupted; nothing was left half-written", EXIT_INTERRUPTED)
         except SnnDeployError as exc:
             if debug:
                 raise
@@ -124,6 +125,12 @@ class _Cli(click.Group):
         finally:
             signal.signal(signal.SIGTERM, previous)
         sys.exit(0)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # as an error of ours: click would print a blank line
+            raise Interrupted("interrupted; nothing was left half-written") from None
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -152,7 +159,15 @@ def cli(ctx: click.Context, debug: bool) -> None:
     "-o",
     type=click.Path(path_type=Path),
     default=None,
-    help="Output folder (default: <model stem>.<target>/).",
+    help=(
+        "Output folder (default: <model stem>.<target>/); an existing one is replaced only if "
+        "snn-deploy wrote it."
+    ),
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing output folder that snn-deploy did not write.",
 )
 @dt_option
 @reset_option
@@ -183,6 +198,7 @@ def compile(
     model: Path,
     target: str,
     output: Path | None,
+    force: bool,
     dt: float,
     reset: str | None,
     trust_pickle: bool,
@@ -215,6 +231,8 @@ def compile(
         passes=passes,
         dump_after=dump,
         progress=_ProgressBar("simulating"),
+        force=force,
+        reads=[p for p in (inputs, calibrate) if p is not None],
     )
     click.echo(
         json.dumps(result.report, indent=2, sort_keys=True) if as_json else summary(result.report)
@@ -322,6 +340,12 @@ def check(model: Path, target: str, dt: float, reset: str | None, trust_pickle: 
 @cli.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print report.json as is.")
+@click.option(
+    "--compare",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Another compile output folder: list every figure and file that differs from it.",
+)
 @click.option("--max-cores", type=click.IntRange(min=0), help="Fail (exit 3) above N cores.")
 @click.option(
     "--max-energy-uj", type=click.FloatRange(min=0), help="Fail (exit 3) above X uJ per inference."
@@ -334,15 +358,26 @@ def check(model: Path, target: str, dt: float, reset: str | None, trust_pickle: 
 def report(
     folder: Path,
     as_json: bool,
+    compare: Path | None,
     max_cores: int | None,
     max_energy_uj: float | None,
     min_agreement: float | None,
 ) -> None:
-    """Print the report of a compile output FOLDER; exit 3 if a budget is broken."""
-    path = folder / "report.json"
-    if not path.is_file():
-        raise SnnDeployError(f"{folder} has no report.json: is it a compile output folder?")
-    data = json.loads(path.read_text())
+    """Print the report of a compile output FOLDER; exit 3 if a budget is broken.
+
+    With --compare OLD, print what changed from OLD to FOLDER instead (exit 0 either way).
+    """
+    data = _read_report(folder)
+    if compare is not None:
+        diff = changes(_read_report(compare), data)
+        if as_json:
+            click.echo(json.dumps(diff, indent=2, sort_keys=True))
+        else:
+            rows = [[d["key"], _short(d["old"]), _short(d["new"])] for d in diff]
+            if rows:
+                click.echo(table(["changed", str(compare), str(folder)], rows))
+            click.echo(f"{len(diff)} differences between {compare} and {folder}")
+        return
     click.echo(json.dumps(data, indent=2, sort_keys=True) if as_json else summary(data))
     broken = check_budgets(
         data, max_cores=max_cores, max_energy_uj=max_energy_uj, min_agreement=min_agreement
@@ -351,6 +386,24 @@ def report(
         click.echo(f"budget broken: {message}", err=True)
     if broken:
         sys.exit(3)
+
+
+def _read_report(folder: Path) -> dict[str, Any]:
+    path = folder / "report.json"
+    if not path.is_file():
+        raise InputFileError(f"{folder} has no report.json: is it a compile output folder?")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputFileError(f"{path}: not a readable report: {exc}") from exc
+    if not isinstance(data, dict) or data.get("schema") != api.REPORT_SCHEMA:
+        raise InputFileError(f"{path}: not an snn-deploy report (schema {api.REPORT_SCHEMA})")
+    return data
+
+
+def _short(value: Any) -> str:
+    text = "-" if value is None else json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @cli.command()
