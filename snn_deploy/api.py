@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,10 +22,12 @@ from snn_deploy.backends.sim.run import simulate as run_sim
 from snn_deploy.errors import InputFileError, SnnDeployError
 from snn_deploy.frontends import get_all_frontends
 from snn_deploy.frontends import nir as nir_frontend
+from snn_deploy.ir import nodes as n
 from snn_deploy.ir import serialize
 from snn_deploy.ir.graph import Graph
 from snn_deploy.ir.net import DEFAULT_DT, Net
 from snn_deploy.ir.types import ResetMode
+from snn_deploy.limits import check_array, check_memory, read_npz
 from snn_deploy.passes import pipeline
 from snn_deploy.passes.base import PassContext
 from snn_deploy.passes.calibration import measure
@@ -117,12 +120,60 @@ def convert(
 
 
 def read_inputs(path: str | Path) -> dict[str, npt.NDArray[np.float64]]:
-    """Read an ``.npz`` of input arrays (``[batch, time, *shape]``, keyed by Input name)."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: np.asarray(z[k], dtype=np.float64) for k in z.files}
-    except Exception as exc:
-        raise InputFileError(f"cannot read inputs {path}: {type(exc).__name__}: {exc}") from exc
+    """Read an ``.npz`` of input arrays (``[batch, time, *shape]``, keyed by Input name).
+
+    Raises:
+        InputFileError: not an ``.npz`` of boolean, integer or finite float arrays.
+        ResourceLimitError: the arrays' declared sizes exceed ``limits.max_memory()``.
+    """
+    path = Path(path)
+    return {
+        k: check_array(path, k, v, kinds="biuf").astype(np.float64)
+        for k, v in read_npz(path).items()
+    }
+
+
+BYTES_PER_SYNAPSE = 57
+"""Peak compile memory per synapse, measured from 10^4 to 10^8 synapses (docs/PERFORMANCE.md)."""
+BYTES_PER_NEURON = 256
+"""Compile memory per neuron: nine float and integer parameter arrays of 8 bytes, the state and
+the quantizer's temporaries, rounded up."""
+
+
+def _check_compile_memory(graph: Graph) -> None:
+    """Refuse a graph whose lowered network would exceed ``limits.max_memory()``."""
+    neurons = sum(math.prod(v.out_shape) for v in graph.nodes.values() if isinstance(v, n.NEURONS))
+    synapses = sum(_synapses(v) for v in graph.nodes.values() if isinstance(v, n.SYNAPSES))
+    check_memory(
+        "compile",
+        f"the network of {neurons} neurons and {synapses} synapses",
+        neurons * BYTES_PER_NEURON + synapses * BYTES_PER_SYNAPSE,
+    )
+
+
+def _synapses(node: n.Node) -> int:
+    """The weights ``lower`` makes of a synapse node: one per (output, input) pair it joins."""
+    out = math.prod(node.out_shape)
+    if isinstance(node, (n.Affine, n.Linear)):
+        return int(node.weight.size)
+    if isinstance(node, (n.Conv1d, n.Conv2d)):
+        return out * math.prod(node.weight.shape[1:])
+    if isinstance(node, n.SumPool2d):
+        return out * math.prod(node.kernel_size)
+    return out  # one to one: Scale, Flatten, Delay
+
+
+def _check_run_memory(net: Net, inputs: Mapping[str, npt.ArrayLike], traces: int) -> None:
+    """Refuse a run whose ``traces`` recordings (``batch x time x neurons`` of 8 bytes each, for
+    every population and input) would exceed ``limits.max_memory()``."""
+    sizes = [net.size_of(k) for k in net.inputs]
+    rows = sum(int(np.size(v)) for v in inputs.values()) // max(1, min(sizes, default=1))
+    neurons = sum(p.size for p in net.populations.values()) + sum(sizes)
+    check_memory(
+        "simulate",
+        f"{traces} recording(s) of shape [batch x time = {rows}, {neurons} neurons and inputs]",
+        traces * rows * neurons * 8,
+    )
 
 
 def lower_and_quantize(
@@ -141,12 +192,14 @@ def lower_and_quantize(
     by the largest |u| observed instead of the worst case (the voltage saturates), and dense
     projections round with error compensation on the observed activity.
     """
+    _check_compile_memory(graph)
     method = "{method=calibrate}" if calibrate is not None else ""
     steps = pipeline.parse(passes or f"lower{{dt={dt!r}}},quantize{method},map")
     float_net = pipeline.run(graph, steps[:1], PassContext(target=target), dump_after=dump_after)
     assert isinstance(float_net, Net)
     calibration = None
     if calibrate is not None:
+        _check_run_memory(float_net, calibrate, traces=3)  # spikes, u and v
         x = check_inputs(float_net, calibrate)
         run = run_sim(float_net, x, fixed=False, record_state=True)
         calibration = measure(float_net, {**run.populations, **x}, run.u)
@@ -258,6 +311,7 @@ def compile(
     }
     trace = None
     if inputs is not None:
+        _check_run_memory(net, inputs, traces=2)  # the program's and the float reference's
         data = check_inputs(net, inputs)  # [batch, time, size]: what the reports count
         trace = backend.run(program, inputs, progress=progress)
         counts = activity(net, trace, data, tgt)
@@ -372,6 +426,7 @@ def simulate(
 ) -> Trace:
     """Run ``net`` on ``inputs`` with the target's backend (``sim``: bit-accurate simulator,
     ``loihi-sim``: Lava); ``fixed=False`` runs the float reference in the simulator."""
+    _check_run_memory(net, inputs, traces=3 if record_state else 1)
     if not fixed:
         return run_sim(net, inputs, fixed=False, record_state=record_state, progress=progress)
     if not net.quantized:

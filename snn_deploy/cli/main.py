@@ -6,17 +6,19 @@ Every failure prints one line ``error: ...`` and exits with the code of its clas
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
-from snn_deploy import __version__, api
+from snn_deploy import __version__, api, limits
 from snn_deploy.errors import (
     EXIT_INTERNAL,
     InputFileError,
@@ -60,6 +62,40 @@ target_option = click.option(
     show_default=True,
     help="Target name (see `snn-deploy targets`) or a target TOML file.",
 )
+
+
+class _Size(click.ParamType[int, Any]):
+    """A byte size such as ``8G``, ``512M`` or ``1000000`` (``limits.parse_size``)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return limits.parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def max_memory_option(command: Callable[..., None]) -> Callable[..., None]:
+    """``--max-memory SIZE``: the command runs under ``limits.memory_limit(SIZE)``."""
+
+    @click.option(
+        "--max-memory",
+        type=_Size(),
+        default=None,
+        help=(
+            "Refuse models, inputs and compiles estimated to need more memory than SIZE "
+            "(e.g. 8G, 512M; default: half the physical memory)."
+        ),
+    )
+    @functools.wraps(command)
+    def run(*args: Any, max_memory: int | None, **kwargs: Any) -> None:
+        with limits.memory_limit(max_memory):
+            command(*args, **kwargs)
+
+    return run
 
 
 class _ProgressBar:
@@ -194,6 +230,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 )
 @click.option("--dump-ir-after", default=None, help="Print the IR after this pass (or 'all').")
 @click.option("--json", "as_json", is_flag=True, help="Print report.json instead of tables.")
+@max_memory_option
 def compile(
     model: Path,
     target: str,
@@ -263,6 +300,7 @@ def compile(
 @dt_option
 @reset_option
 @trust_option
+@max_memory_option
 def simulate(
     model: Path,
     target: str,
@@ -316,6 +354,7 @@ def simulate(
 @dt_option
 @reset_option
 @trust_option
+@max_memory_option
 def check(model: Path, target: str, dt: float, reset: str | None, trust_pickle: bool) -> None:
     """Run the design rules for MODEL on a target; exit 2 listing every violation."""
     from snn_deploy.target.rules import check_design_rules
@@ -435,6 +474,7 @@ def _short(value: Any) -> str:
     show_default=True,
     help="Activation percentile that sets each layer's threshold (balancing).",
 )
+@max_memory_option
 def convert(
     model: Path, calibrate: Path, output: Path | None, steps: int, percentile: float
 ) -> None:
@@ -461,6 +501,7 @@ def targets() -> None:
 @click.argument("model", type=MODEL)
 @reset_option
 @trust_option
+@max_memory_option
 def inspect(model: Path, reset: str | None, trust_pickle: bool) -> None:
     """Print MODEL's graph: nodes, shapes and edges."""
     graph = api.load(model, reset=ResetMode(reset) if reset else None, trust_pickle=trust_pickle)
