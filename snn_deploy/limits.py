@@ -163,5 +163,5 @@ def read_npz(path: Path) -> dict[str, npt.NDArray[Any]]:
                 check_memory(path, f"array {info.filename[:-4]!r} of shape {list(shape)}", total)
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError) as exc:
         raise InputFileError(f"{path} is not a readable .npz file: {exc}") from exc

@@ -184,14 +184,12 @@ def _net(arrays: _Arrays, header: dict[str, Any]) -> Net:
         )
         size = math.prod(shape)
 
-        def floats(f: str, size: int = size, i: int = i) -> npt.NDArray[Any] | None:
-            return arrays.get(f"pop{i}.{f}", kinds="f", shape=(size,))
-
         def codes(f: str, fmt: FixedPoint, size: int = size, i: int = i) -> npt.NDArray[Any]:
             return arrays.need(
                 f"pop{i}.fixed.{f}", kinds="i", shape=(size,), low=fmt.min, high=fmt.max
             )
 
+        threshold = arrays.get(f"pop{i}.threshold", kinds="f", shape=(size,))
         fixed = None
         if p["scale"] is not None:
             if numeric is None:
@@ -199,12 +197,11 @@ def _net(arrays: _Arrays, header: dict[str, Any]) -> Net:
                     f"{arrays.path}: pop{i} has integer parameters but the "
                     "file has no numeric formats"
                 )
-            vth = f"pop{i}.fixed.vth"
             fixed = NeuronFixed(
                 scale=float(p["scale"]),
                 du=codes("du", numeric.decay),
                 dv=codes("dv", numeric.decay),
-                vth=codes("vth", numeric.threshold) if vth in arrays.arrays else None,
+                vth=None if threshold is None else codes("vth", numeric.threshold),
                 bias_mant=codes("bias_mant", numeric.bias),
                 bias_exp=arrays.need(
                     f"pop{i}.fixed.bias_exp",
@@ -235,7 +232,7 @@ def _net(arrays: _Arrays, header: dict[str, Any]) -> Net:
             alpha=arrays.need(f"pop{i}.alpha", kinds="f", shape=(size,)),
             beta=arrays.need(f"pop{i}.beta", kinds="f", shape=(size,)),
             bias=arrays.need(f"pop{i}.bias", kinds="f", shape=(size,)),
-            threshold=floats("threshold"),
+            threshold=threshold,
             reset=ResetMode(p["reset"]),
             levels=p.get("levels", 1),  # written since multi-level spikes; older files: binary
             voltage_scale=p["voltage_scale"],
