@@ -1,4 +1,4 @@
-"""The exception hierarchy and the exit codes: every error a user can cause is an ``SnnDeployError``.
+"""The exception hierarchy and exit codes: every error a user can cause is an ``SnnDeployError``.
 
 The CLI prints one line ``error: <message>`` for these and exits with the class's ``exit_code``
 (the table below, also in the README); ``--debug`` shows the traceback. Messages name the node,
