@@ -1,4 +1,4 @@
-"""The public API the CLI calls: ``load``, ``compile``, ``simulate``, ``read_inputs``."""
+"""The public API the CLI calls: ``load``, ``compile``, ``simulate``, ``verify`` and readers."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ import numpy.typing as npt
 from snn_deploy import __version__
 from snn_deploy.backends import get_all_backends
 from snn_deploy.backends.base import Progress, Trace, check_inputs
+from snn_deploy.backends.fpga.run import simulate_rtl
 from snn_deploy.backends.sim.run import simulate as run_sim
-from snn_deploy.errors import InputFileError, SnnDeployError
+from snn_deploy.errors import InputFileError, SnnDeployError, UsageError
 from snn_deploy.frontends import get_all_frontends
 from snn_deploy.frontends import nir as nir_frontend
 from snn_deploy.ir import serialize
@@ -34,11 +35,15 @@ from snn_deploy.reports.energy import activity, energy, paper_energy, trace_summ
 from snn_deploy.reports.html import render_html
 from snn_deploy.reports.placement import placement, utilization
 from snn_deploy.reports.resources import quantization, resources
+from snn_deploy.reports.verification import PREFIXES, Verification, compare, records_state, vectors
 from snn_deploy.target.load import load_target
 from snn_deploy.target.rules import check_design_rules
 from snn_deploy.target.schema import Target
 
 REPORT_SCHEMA = "snn-deploy-report/1"
+VERIFY_TARGETS = ("sim", "loihi-sim", "rtl")
+"""Where ``verify`` replays a folder: the simulator, Lava, or the folder's RTL in Icarus."""
+_VERIFY_DEFAULT = {"sim": "sim", "lava": "loihi-sim", "fpga": "rtl"}  # compiled backend -> run
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +124,41 @@ def convert(
 
 
 def read_inputs(path: str | Path) -> dict[str, npt.NDArray[np.float64]]:
-    """Read an ``.npz`` of input arrays (``[batch, time, *shape]``, keyed by Input name)."""
+    """Read an ``.npz`` of input arrays (``[batch, time, *shape]``, keyed by Input name), or
+    the inputs ``input.<name>`` of a vectors file (``vectors.npz``, ``simulate -o``)."""
+    arrays = _read_npz(path)
+    if _is_vectors(arrays):
+        arrays = {k.removeprefix("input."): v for k, v in arrays.items() if k.startswith("input.")}
+    try:
+        return {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
+    except (TypeError, ValueError) as exc:
+        raise InputFileError(f"cannot read inputs {path}: {exc}") from exc
+
+
+def read_vectors(path: str | Path) -> dict[str, npt.NDArray[Any]]:
+    """Read a vectors file: ``input.<name>``, ``output.<name>`` and optionally ``u.<population>``,
+    ``v.<population>`` arrays (``snn_deploy.reports.verification``)."""
+    arrays = _read_npz(path)
+    if not _is_vectors(arrays) or not any(k.startswith("output.") for k in arrays):
+        raise InputFileError(
+            f"{path} is not a vectors file: expected arrays input.<name> and output.<name> "
+            f"(as compile --inputs writes vectors.npz); found {sorted(arrays)}"
+        )
+    return arrays
+
+
+def _read_npz(path: str | Path) -> dict[str, npt.NDArray[Any]]:
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {k: np.asarray(z[k], dtype=np.float64) for k in z.files}
+            return {k: z[k] for k in z.files}
     except Exception as exc:
-        raise InputFileError(f"cannot read inputs {path}: {type(exc).__name__}: {exc}") from exc
+        raise InputFileError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+
+
+def _is_vectors(arrays: Mapping[str, object]) -> bool:
+    return any(k.startswith("input.") for k in arrays) and all(
+        k.startswith(PREFIXES) for k in arrays
+    )
 
 
 def lower_and_quantize(
@@ -199,6 +233,7 @@ def compile(
     passes: str | None = None,
     dump_after: Any = None,
     progress: Progress | None = None,
+    record_state: bool = False,
 ) -> CompileResult:
     """Compile ``model`` for ``target``; write artefacts to ``out_dir`` all at once, or nothing.
 
@@ -216,6 +251,8 @@ def compile(
         passes: a pipeline string replacing the default ``lower{dt=...},quantize``.
         dump_after: called with (pass name, IR) after each pass.
         progress: called as ``progress(done, total)`` while the program runs on ``inputs``.
+        record_state: also write every population's ``u`` and ``v`` on ``inputs`` into the
+            test vectors, so that ``verify`` compares the neuron state too.
     """
     model = Path(model)
     tgt = load_target(target)
@@ -252,7 +289,7 @@ def compile(
     trace = None
     if inputs is not None:
         data = check_inputs(net, inputs)  # [batch, time, size]: what the reports count
-        trace = backend.run(program, inputs, progress=progress)
+        trace = backend.run(program, inputs, record_state=record_state, progress=progress)
         counts = activity(net, trace, data, tgt)
         cores = report["placement"]["cores_used"] if report["placement"] else None
         report["energy"] = energy(counts, tgt, cores)
@@ -289,9 +326,7 @@ def _emit(
         (d / "placement.json").write_text(text)
         files.append(d / "placement.json")
     if inputs is not None and trace is not None:
-        vectors = {f"input.{k}": np.asarray(v) for k, v in inputs.items()}
-        vectors.update({f"output.{k}": v for k, v in trace.outputs.items()})
-        np.savez_compressed(d / "vectors.npz", **vectors)
+        np.savez_compressed(d / "vectors.npz", **vectors(inputs, trace))
         files.append(d / "vectors.npz")
     report["artefacts"] = [
         {
@@ -358,3 +393,74 @@ def simulate(
     backend = get_all_backends()[tgt.backend]()
     program = backend.lower(net, tgt)
     return backend.run(program, inputs, record_state=record_state, progress=progress)  # type: ignore[no-any-return]
+
+
+def read_report(folder: str | Path) -> dict[str, Any]:
+    """Read the ``report.json`` of a compile output folder."""
+    path = Path(folder) / "report.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputFileError(
+            f"cannot read {path}: is {folder} a compile output folder? ({exc})"
+        ) from exc
+    if not isinstance(data, dict):
+        raise InputFileError(f"{path} is not a report (a JSON object expected)")
+    return data
+
+
+def verify(
+    out_dir: str | Path, *, target: str | None = None, progress: Progress | None = None
+) -> Verification:
+    """Replay a compile output folder's ``vectors.npz`` and compare every output exactly.
+
+    The folder's inputs run on ``target``; each ``output.<name>`` (and ``u``/``v``, when
+    ``compile`` recorded them) must equal the run's, slot for slot.
+
+    Args:
+        out_dir: a folder written by ``compile`` with ``inputs``.
+        target: ``sim`` (the bit-accurate simulator; any folder, since ``network.npz`` is the
+            specification), ``loihi-sim`` (Lava's fixed-point CPU simulation) or ``rtl`` (the
+            folder's own Verilog and memory files in Icarus Verilog; folders compiled for an
+            fpga target). Default: the backend the folder was compiled for.
+        progress: called as ``progress(done, total)`` while the program runs.
+
+    Returns:
+        The comparison; ``passed`` is false on any difference.
+
+    Raises:
+        UsageError: an unknown ``target``, or ``rtl`` for a folder not compiled for an fpga.
+        InputFileError: the folder lacks ``report.json``, ``network.npz`` or ``vectors.npz``.
+    """
+    out = Path(out_dir)
+    compiled = read_report(out)
+    backend, compiled_for = compiled.get("backend"), compiled.get("target")
+    run = target or _VERIFY_DEFAULT.get(str(backend), "sim")
+    if run not in VERIFY_TARGETS:
+        raise UsageError(f"verify runs on {', '.join(VERIFY_TARGETS)}; got {run!r}")
+    if run == "rtl" and backend != "fpga":
+        raise UsageError(
+            f"--target rtl needs a folder compiled for an fpga target; {out} is for {compiled_for}"
+        )
+    if not (out / "vectors.npz").is_file():
+        raise InputFileError(
+            f"{out} has no vectors.npz: compile with --inputs to write test vectors"
+        )
+    expected = read_vectors(out / "vectors.npz")
+    inputs = {k.removeprefix("input."): v for k, v in expected.items() if k.startswith("input.")}
+    net = load_program(out)
+    record = records_state(expected)
+    if run == "rtl":
+        program = get_all_backends()["fpga"]().lower(net, load_target(str(compiled_for)))
+        trace = simulate_rtl(program, inputs, record_state=record, design=out)[0]
+    else:  # Lava runs a Loihi folder with its own target, any other on loihi-sim
+        lava = str(compiled_for) if backend == "lava" else "loihi-sim"
+        trace = simulate(
+            net,
+            inputs,
+            target=lava if run == "loihi-sim" else "sim",
+            record_state=record,
+            progress=progress,
+        )
+    checks = compare(expected, vectors(inputs, trace))
+    return Verification(folder=str(out), target=run, checks=checks)
