@@ -64,13 +64,16 @@ target_option = click.option(
 
 
 class _ProgressBar:
-    """A click progress bar on stderr, opened at the first report, when the total is known."""
+    """A click progress bar on stderr, opened at the first report, when the total is known;
+    only on a terminal (click prints the label even into a pipe or a log)."""
 
     def __init__(self, label: str) -> None:
         self.label = label
         self.bar: Any = None
 
     def __call__(self, done: int, total: int) -> None:
+        if not _interactive():
+            return
         if self.bar is None:
             self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
             self.bar.__enter__()
