@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
+import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import nir
 import numpy as np
 import numpy.typing as npt
 
-from snn_deploy import __version__
+from snn_deploy import __version__, outdir
 from snn_deploy.backends import get_all_backends
 from snn_deploy.backends.base import Progress, Trace, check_inputs
 from snn_deploy.backends.fpga.run import simulate_rtl
@@ -24,10 +23,12 @@ from snn_deploy.backends.sim.run import simulate as run_sim
 from snn_deploy.errors import InputFileError, SnnDeployError, UsageError
 from snn_deploy.frontends import get_all_frontends
 from snn_deploy.frontends import nir as nir_frontend
+from snn_deploy.ir import nodes as n
 from snn_deploy.ir import serialize
 from snn_deploy.ir.graph import Graph
 from snn_deploy.ir.net import DEFAULT_DT, Net
 from snn_deploy.ir.types import ResetMode
+from snn_deploy.limits import check_array, check_memory, read_npz
 from snn_deploy.passes import pipeline
 from snn_deploy.passes.base import PassContext
 from snn_deploy.passes.calibration import measure
@@ -125,39 +126,83 @@ def convert(
 
 def read_inputs(path: str | Path) -> dict[str, npt.NDArray[np.float64]]:
     """Read an ``.npz`` of input arrays (``[batch, time, *shape]``, keyed by Input name), or
-    the inputs ``input.<name>`` of a vectors file (``vectors.npz``, ``simulate -o``)."""
-    arrays = _read_npz(path)
+    the inputs ``input.<name>`` of a vectors file (``vectors.npz``, ``simulate -o``).
+
+    Raises:
+        InputFileError: not an ``.npz`` of boolean, integer or finite float arrays.
+        ResourceLimitError: the arrays' declared sizes exceed ``limits.max_memory()``.
+    """
+    path = Path(path)
+    arrays = read_npz(path)
     if _is_vectors(arrays):
         arrays = {k.removeprefix("input."): v for k, v in arrays.items() if k.startswith("input.")}
-    try:
-        return {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
-    except (TypeError, ValueError) as exc:
-        raise InputFileError(f"cannot read inputs {path}: {exc}") from exc
+    return {k: check_array(path, k, v, kinds="biuf").astype(np.float64) for k, v in arrays.items()}
 
 
 def read_vectors(path: str | Path) -> dict[str, npt.NDArray[Any]]:
     """Read a vectors file: ``input.<name>``, ``output.<name>`` and optionally ``u.<population>``,
-    ``v.<population>`` arrays (``snn_deploy.reports.verification``)."""
-    arrays = _read_npz(path)
+    ``v.<population>`` arrays (``snn_deploy.reports.verification``).
+
+    Raises:
+        InputFileError: not such a file, or an array is not boolean, integer or finite float.
+        ResourceLimitError: the arrays' declared sizes exceed ``limits.max_memory()``.
+    """
+    path = Path(path)
+    arrays = read_npz(path)
     if not _is_vectors(arrays) or not any(k.startswith("output.") for k in arrays):
         raise InputFileError(
             f"{path} is not a vectors file: expected arrays input.<name> and output.<name> "
             f"(as compile --inputs writes vectors.npz); found {sorted(arrays)}"
         )
-    return arrays
-
-
-def _read_npz(path: str | Path) -> dict[str, npt.NDArray[Any]]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except Exception as exc:
-        raise InputFileError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+    return {k: check_array(path, k, v, kinds="biuf") for k, v in arrays.items()}
 
 
 def _is_vectors(arrays: Mapping[str, object]) -> bool:
     return any(k.startswith("input.") for k in arrays) and all(
         k.startswith(PREFIXES) for k in arrays
+    )
+
+
+BYTES_PER_SYNAPSE = 57
+"""Peak compile memory per synapse, measured from 10^4 to 10^8 synapses (docs/PERFORMANCE.md)."""
+BYTES_PER_NEURON = 256
+"""Compile memory per neuron: nine float and integer parameter arrays of 8 bytes, the state and
+the quantizer's temporaries, rounded up."""
+
+
+def _check_compile_memory(graph: Graph) -> None:
+    """Refuse a graph whose lowered network would exceed ``limits.max_memory()``."""
+    neurons = sum(math.prod(v.out_shape) for v in graph.nodes.values() if isinstance(v, n.NEURONS))
+    synapses = sum(_synapses(v) for v in graph.nodes.values() if isinstance(v, n.SYNAPSES))
+    check_memory(
+        "compile",
+        f"the network of {neurons} neurons and {synapses} synapses",
+        neurons * BYTES_PER_NEURON + synapses * BYTES_PER_SYNAPSE,
+    )
+
+
+def _synapses(node: n.Node) -> int:
+    """The weights ``lower`` makes of a synapse node: one per (output, input) pair it joins."""
+    out = math.prod(node.out_shape)
+    if isinstance(node, (n.Affine, n.Linear)):
+        return int(node.weight.size)
+    if isinstance(node, (n.Conv1d, n.Conv2d)):
+        return out * math.prod(node.weight.shape[1:])
+    if isinstance(node, n.SumPool2d):
+        return out * math.prod(node.kernel_size)
+    return out  # one to one: Scale, Flatten, Delay
+
+
+def _check_run_memory(net: Net, inputs: Mapping[str, npt.ArrayLike], traces: int) -> None:
+    """Refuse a run whose ``traces`` recordings (``batch x time x neurons`` of 8 bytes each, for
+    every population and input) would exceed ``limits.max_memory()``."""
+    sizes = [net.size_of(k) for k in net.inputs]
+    rows = sum(int(np.size(v)) for v in inputs.values()) // max(1, min(sizes, default=1))
+    neurons = sum(p.size for p in net.populations.values()) + sum(sizes)
+    check_memory(
+        "simulate",
+        f"{traces} recording(s) of shape [batch x time = {rows}, {neurons} neurons and inputs]",
+        traces * rows * neurons * 8,
     )
 
 
@@ -177,12 +222,14 @@ def lower_and_quantize(
     by the largest |u| observed instead of the worst case (the voltage saturates), and dense
     projections round with error compensation on the observed activity.
     """
+    _check_compile_memory(graph)
     method = "{method=calibrate}" if calibrate is not None else ""
     steps = pipeline.parse(passes or f"lower{{dt={dt!r}}},quantize{method},map")
     float_net = pipeline.run(graph, steps[:1], PassContext(target=target), dump_after=dump_after)
     assert isinstance(float_net, Net)
     calibration = None
     if calibrate is not None:
+        _check_run_memory(float_net, calibrate, traces=3)  # spikes, u and v
         x = check_inputs(float_net, calibrate)
         run = run_sim(float_net, x, fixed=False, record_state=True)
         calibration = measure(float_net, {**run.populations, **x}, run.u)
@@ -233,6 +280,8 @@ def compile(
     passes: str | None = None,
     dump_after: Any = None,
     progress: Progress | None = None,
+    force: bool = False,
+    reads: Sequence[str | Path] = (),
     record_state: bool = False,
 ) -> CompileResult:
     """Compile ``model`` for ``target``; write artefacts to ``out_dir`` all at once, or nothing.
@@ -240,7 +289,8 @@ def compile(
     Args:
         model: a model file (``.nir``).
         target: a built-in target name or a TOML path.
-        out_dir: where to write; it is replaced only when the whole compile succeeded.
+        out_dir: where to write, all at once when the whole compile succeeded; an existing
+            folder is replaced only if snn-deploy wrote it (``snn_deploy.outdir``).
         dt: seconds per time step for discretising continuous-time NIR neurons.
         reset: override the reset mode of every spiking neuron.
         trust_pickle: allow a pickled PyTorch module (runs code from the file).
@@ -251,10 +301,15 @@ def compile(
         passes: a pipeline string replacing the default ``lower{dt=...},quantize``.
         dump_after: called with (pass name, IR) after each pass.
         progress: called as ``progress(done, total)`` while the program runs on ``inputs``.
+        force: replace an existing ``out_dir`` that snn-deploy did not write.
+        reads: other files this compile reads (inputs): no folder holding one is replaced.
         record_state: also write every population's ``u`` and ``v`` on ``inputs`` into the
             test vectors, so that ``verify`` compares the neuron state too.
     """
     model = Path(model)
+    target_file = [target] if Path(target).suffix == ".toml" else []
+    if out_dir is not None:  # refuse before any work
+        out_dir = outdir.check(out_dir, reads=[model, *target_file, *reads], force=force)
     tgt = load_target(target)
     graph = load(model, reset=reset, dt=dt, trust_pickle=trust_pickle)
     float_net, net = lower_and_quantize(
@@ -270,6 +325,7 @@ def compile(
         "target": tgt.name,
         "backend": tgt.backend,
         "dt": net.dt,
+        "provenance": provenance(model, tgt, inputs=inputs, calibrate=calibrate),
         "graph": {
             "nodes": len(graph.nodes),
             "edges": len(graph.edges),
@@ -288,6 +344,7 @@ def compile(
     }
     trace = None
     if inputs is not None:
+        _check_run_memory(net, inputs, traces=2)  # the program's and the float reference's
         data = check_inputs(net, inputs)  # [batch, time, size]: what the reports count
         trace = backend.run(program, inputs, record_state=record_state, progress=progress)
         counts = activity(net, trace, data, tgt)
@@ -298,10 +355,52 @@ def compile(
         report["agreement"] = agreement(run_sim(float_net, inputs, fixed=False), trace, net)
     files: tuple[Path, ...] = ()
     if out_dir is not None:
-        files = _write_atomically(
-            Path(out_dir), lambda d: _emit(d, backend, program, graph, net, report, inputs, trace)
+        files = tuple(
+            outdir.write(
+                out_dir,
+                lambda d: _emit(d, backend, program, graph, net, report, inputs, trace),
+                force=force,
+            )
         )
     return CompileResult(graph=graph, float_net=float_net, net=net, report=report, files=files)
+
+
+def provenance(
+    model: Path,
+    target: Target,
+    *,
+    inputs: Mapping[str, npt.ArrayLike] | None = None,
+    calibrate: Mapping[str, npt.ArrayLike] | None = None,
+) -> dict[str, Any]:
+    """The sha256 of everything a compile read, so that ``report --compare`` can say which changed.
+
+    Files (the model, the target file and its arithmetic in ``targets/formats/``) are hashed as
+    bytes. Inputs are hashed as arrays, so the same arrays give the same hash whether they came
+    from an ``.npz`` or from Python: sha256 over each array in name order, as its name, dtype,
+    shape and C-order bytes (``arrays_sha256``).
+    """
+
+    def arrays(data: Mapping[str, npt.ArrayLike] | None) -> dict[str, Any] | None:
+        if data is None:
+            return None
+        h = hashlib.sha256()
+        for name in sorted(data):
+            a = np.ascontiguousarray(data[name])
+            h.update(f"{name}\0{a.dtype.str}\0{list(a.shape)}\0".encode())
+            h.update(a.tobytes())
+        return {"names": sorted(data), "arrays_sha256": h.hexdigest()}
+
+    def file(path: Path) -> dict[str, str]:
+        with path.open("rb") as f:
+            return {"path": path.name, "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
+
+    return {
+        "model": file(model),
+        "target": file(target.path),
+        "target_numeric": file(target.numeric_path),
+        "inputs": arrays(inputs),
+        "calibrate": arrays(calibrate),
+    }
 
 
 def _placed(net: Net) -> bool:
@@ -341,33 +440,6 @@ def _emit(
     return [*files, d / "report.json", d / "report.html"]
 
 
-def _write_atomically(out_dir: Path, write: Any) -> tuple[Path, ...]:
-    """Build the output in a sibling temp folder, then swap it in; on failure leave nothing."""
-    out_dir = out_dir.resolve()
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    except OSError as exc:
-        raise InputFileError(f"cannot write to {out_dir.parent}: {exc.strerror or exc}") from exc
-    try:
-        files = write(tmp)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out_dir)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise InputFileError(f"cannot write {out_dir}: {exc.strerror or exc}") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return tuple(out_dir / f.relative_to(tmp) for f in files)
-
-
 def load_program(path: str | Path) -> Net:
     """Load a compiled network: a compile output folder or its ``network.npz``."""
     path = Path(path)
@@ -385,6 +457,7 @@ def simulate(
 ) -> Trace:
     """Run ``net`` on ``inputs`` with the target's backend (``sim``: bit-accurate simulator,
     ``loihi-sim``: Lava); ``fixed=False`` runs the float reference in the simulator."""
+    _check_run_memory(net, inputs, traces=3 if record_state else 1)
     if not fixed:
         return run_sim(net, inputs, fixed=False, record_state=record_state, progress=progress)
     if not net.quantized:
@@ -396,16 +469,20 @@ def simulate(
 
 
 def read_report(folder: str | Path) -> dict[str, Any]:
-    """Read the ``report.json`` of a compile output folder."""
+    """Read the ``report.json`` of a compile output folder.
+
+    Raises:
+        InputFileError: there is none, or it is not an snn-deploy report.
+    """
     path = Path(folder) / "report.json"
+    if not path.is_file():
+        raise InputFileError(f"{folder} has no report.json: is it a compile output folder?")
     try:
         data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputFileError(
-            f"cannot read {path}: is {folder} a compile output folder? ({exc})"
-        ) from exc
-    if not isinstance(data, dict):
-        raise InputFileError(f"{path} is not a report (a JSON object expected)")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputFileError(f"{path}: not a readable report: {exc}") from exc
+    if not isinstance(data, dict) or data.get("schema") != REPORT_SCHEMA:
+        raise InputFileError(f"{path}: not an snn-deploy report (schema {REPORT_SCHEMA})")
     return data
 
 

@@ -1,4 +1,4 @@
-"""The exception hierarchy and exit codes: every error a user can cause is an ``SnnDeployError``.
+"""The exception hierarchy and the exit codes: every user error is an ``SnnDeployError``.
 
 The CLI prints one line ``error: <message>`` for these and exits with the class's ``exit_code``
 (the table below, also in the README); ``--debug`` shows the traceback. Messages name the node,
@@ -25,7 +25,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 EXIT_INTERNAL = 1
-EXIT_INTERRUPTED = 130
 
 
 class SnnDeployError(Exception):
@@ -90,3 +89,9 @@ class BackendUnavailableError(SnnDeployError):
     """An optional toolchain (Lava, an HDL simulator) is not installed."""
 
     exit_code = 7
+
+
+class Interrupted(SnnDeployError):
+    """Ctrl-C or SIGTERM: the command stopped and cleaned up what it had started."""
+
+    exit_code = 130

@@ -6,21 +6,23 @@ Every failure prints one line ``error: ...`` and exits with the code of its clas
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
-from snn_deploy import __version__, api
+from snn_deploy import __version__, api, limits
 from snn_deploy.errors import (
     EXIT_INTERNAL,
-    EXIT_INTERRUPTED,
     InputFileError,
+    Interrupted,
     MismatchError,
     ResourceLimitError,
     SnnDeployError,
@@ -30,9 +32,10 @@ from snn_deploy.ir import nodes as n
 from snn_deploy.ir.graph import Graph
 from snn_deploy.ir.net import DEFAULT_DT, Net
 from snn_deploy.ir.types import ResetMode
+from snn_deploy.reports import verification
+from snn_deploy.reports.compare import changes
 from snn_deploy.reports.gates import check_budgets
 from snn_deploy.reports.render import summary, table
-from snn_deploy.reports.verification import Verification, compare, records_state, vectors
 from snn_deploy.target.load import available, load_target
 
 MODEL = click.Path(exists=False, dir_okay=True, path_type=Path)
@@ -61,6 +64,40 @@ target_option = click.option(
     show_default=True,
     help="Target name (see `snn-deploy targets`) or a target TOML file.",
 )
+
+
+class _Size(click.ParamType[int, Any]):
+    """A byte size such as ``8G``, ``512M`` or ``1000000`` (``limits.parse_size``)."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return limits.parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def max_memory_option(command: Callable[..., None]) -> Callable[..., None]:
+    """``--max-memory SIZE``: the command runs under ``limits.memory_limit(SIZE)``."""
+
+    @click.option(
+        "--max-memory",
+        type=_Size(),
+        default=None,
+        help=(
+            "Refuse models, inputs and compiles estimated to need more memory than SIZE "
+            "(e.g. 8G, 512M; default: half the physical memory)."
+        ),
+    )
+    @functools.wraps(command)
+    def run(*args: Any, max_memory: int | None, **kwargs: Any) -> None:
+        with limits.memory_limit(max_memory):
+            command(*args, **kwargs)
+
+    return run
 
 
 class _ProgressBar:
@@ -107,8 +144,6 @@ class _Cli(click.Group):
             ctx = getattr(exc, "ctx", None)
             where = f" (see `{ctx.command_path} --help`)" if ctx else ""
             _fail(f"{exc.format_message()}{where}", UsageError.exit_code)
-        except (KeyboardInterrupt, click.exceptions.Abort):
-            _fail("interrupted; nothing was left half-written", EXIT_INTERRUPTED)
         except SnnDeployError as exc:
             if debug:
                 raise
@@ -131,6 +166,12 @@ class _Cli(click.Group):
         finally:
             signal.signal(signal.SIGTERM, previous)
         sys.exit(0)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # as an error of ours: click would print a blank line
+            raise Interrupted("interrupted; nothing was left half-written") from None
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -159,7 +200,15 @@ def cli(ctx: click.Context, debug: bool) -> None:
     "-o",
     type=click.Path(path_type=Path),
     default=None,
-    help="Output folder (default: <model stem>.<target>/).",
+    help=(
+        "Output folder (default: <model stem>.<target>/); an existing one is replaced only if "
+        "snn-deploy wrote it."
+    ),
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing output folder that snn-deploy did not write.",
 )
 @dt_option
 @reset_option
@@ -191,10 +240,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
     help="Also write every population's u and v on --inputs into vectors.npz (for verify).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print report.json instead of tables.")
+@max_memory_option
 def compile(
     model: Path,
     target: str,
     output: Path | None,
+    force: bool,
     dt: float,
     reset: str | None,
     trust_pickle: bool,
@@ -230,6 +281,8 @@ def compile(
         passes=passes,
         dump_after=dump,
         progress=_ProgressBar("simulating"),
+        force=force,
+        reads=[p for p in (inputs, calibrate) if p is not None],
         record_state=record_state,
     )
     click.echo(
@@ -269,6 +322,7 @@ def compile(
 @dt_option
 @reset_option
 @trust_option
+@max_memory_option
 @click.pass_context
 def simulate(
     ctx: click.Context,
@@ -316,7 +370,7 @@ def simulate(
         x,
         target=target,
         fixed=not use_float,
-        record_state=expected is not None and records_state(expected),
+        record_state=expected is not None and verification.records_state(expected),
         progress=_ProgressBar("simulating"),
     )
     backend = "sim (float reference)" if use_float else load_target(target).backend
@@ -331,7 +385,8 @@ def simulate(
     }
     check = None
     if expected is not None:
-        check = Verification(str(expect), target, compare(expected, vectors(x, trace)))
+        checks = verification.compare(expected, verification.vectors(x, trace))
+        check = verification.Verification(str(expect), target, checks)
     if as_json:
         result = {"backend": backend, "target": target, "populations": counts}
         click.echo(json.dumps({**result, "expect": check and check.to_dict()}, indent=2))
@@ -343,7 +398,7 @@ def simulate(
         ]
         click.echo(table(["population", "type", "neurons", "spikes"], rows))
     if output is not None:
-        _save_npz(output, vectors(x, trace))
+        _save_npz(output, verification.vectors(x, trace))
         if not as_json:
             click.echo(f"wrote {output}")
     if check is not None:
@@ -367,7 +422,7 @@ def _save_npz(path: Path, arrays: dict[str, Any]) -> None:
         raise InputFileError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
-def _finish_verification(result: Verification, *, as_json: bool) -> None:
+def _finish_verification(result: verification.Verification, *, as_json: bool) -> None:
     """Print each compared array (unless ``--json`` printed it); raise on a mismatch."""
     if not as_json:
         click.echo("\n".join(c.describe() for c in result.checks))
@@ -415,6 +470,7 @@ def verify(folder: Path, target: str | None, junit: Path | None, as_json: bool) 
 @dt_option
 @reset_option
 @trust_option
+@max_memory_option
 def check(model: Path, target: str, dt: float, reset: str | None, trust_pickle: bool) -> None:
     """Run the design rules for MODEL on a target; exit 2 listing every violation."""
     from snn_deploy.target.rules import check_design_rules
@@ -439,6 +495,12 @@ def check(model: Path, target: str, dt: float, reset: str | None, trust_pickle: 
 @cli.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print report.json as is.")
+@click.option(
+    "--compare",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Another compile output folder: list every figure and file that differs from it.",
+)
 @click.option("--max-cores", type=click.IntRange(min=0), help="Fail (exit 3) above N cores.")
 @click.option(
     "--max-energy-uj", type=click.FloatRange(min=0), help="Fail (exit 3) above X uJ per inference."
@@ -451,12 +513,26 @@ def check(model: Path, target: str, dt: float, reset: str | None, trust_pickle: 
 def report(
     folder: Path,
     as_json: bool,
+    compare: Path | None,
     max_cores: int | None,
     max_energy_uj: float | None,
     min_agreement: float | None,
 ) -> None:
-    """Print the report of a compile output FOLDER; exit 3 if a budget is broken."""
+    """Print the report of a compile output FOLDER; exit 3 if a budget is broken.
+
+    With --compare OLD, print what changed from OLD to FOLDER instead (exit 0 either way).
+    """
     data = api.read_report(folder)
+    if compare is not None:
+        diff = changes(api.read_report(compare), data)
+        if as_json:
+            click.echo(json.dumps(diff, indent=2, sort_keys=True))
+        else:
+            rows = [[d["key"], _short(d["old"]), _short(d["new"])] for d in diff]
+            if rows:
+                click.echo(table(["changed", str(compare), str(folder)], rows))
+            click.echo(f"{len(diff)} differences between {compare} and {folder}")
+        return
     click.echo(json.dumps(data, indent=2, sort_keys=True) if as_json else summary(data))
     broken = check_budgets(
         data, max_cores=max_cores, max_energy_uj=max_energy_uj, min_agreement=min_agreement
@@ -465,6 +541,11 @@ def report(
         click.echo(f"budget broken: {message}", err=True)
     if broken:
         sys.exit(3)
+
+
+def _short(value: Any) -> str:
+    text = "-" if value is None else json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @cli.command()
@@ -496,6 +577,7 @@ def report(
     show_default=True,
     help="Activation percentile that sets each layer's threshold (balancing).",
 )
+@max_memory_option
 def convert(
     model: Path, calibrate: Path, output: Path | None, steps: int, percentile: float
 ) -> None:
@@ -522,6 +604,7 @@ def targets() -> None:
 @click.argument("model", type=MODEL)
 @reset_option
 @trust_option
+@max_memory_option
 def inspect(model: Path, reset: str | None, trust_pickle: bool) -> None:
     """Print MODEL's graph: nodes, shapes and edges."""
     graph = api.load(model, reset=ResetMode(reset) if reset else None, trust_pickle=trust_pickle)

@@ -21,6 +21,7 @@ import nir
 import numpy as np
 
 from snn_deploy.errors import InputFileError, UnsupportedOpError
+from snn_deploy.frontends import hdf5
 from snn_deploy.frontends.isolated import ReaderError, read_isolated
 from snn_deploy.frontends.nir import SCALE_KEY
 from snn_deploy.frontends.nir import load as load_nir
@@ -47,13 +48,14 @@ def load(path: Path, *, reset: ResetMode | None = None) -> Graph:
     if reset is ResetMode.SUBTRACT:
         raise UnsupportedOpError("netx CUBA neurons reset to zero; --reset subtract does not apply")
     try:
-        return load_nir(read_isolated(_read, path))
+        return load_nir(read_isolated(_read, path), origin=path)
     except ReaderError as exc:
         raise InputFileError(f"{path} is not a readable netx (HDF5) file: {exc}") from None
 
 
 def _read(path: Path) -> nir.NIRGraph:
     with h5py.File(path, "r") as h5:
+        hdf5.check(h5, path)
         return _graph(path, [h5["layer"][k] for k in sorted(h5["layer"], key=int)])
 
 

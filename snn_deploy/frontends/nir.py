@@ -9,19 +9,25 @@ round-trips it; likewise the number of spike levels of a multi-level (graded-spi
 
 from __future__ import annotations
 
+import io
+import math
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import h5py
 import nir
 import numpy as np
 
 from snn_deploy.errors import InputFileError, UnsupportedOpError, VerificationError
+from snn_deploy.frontends import hdf5
 from snn_deploy.frontends.isolated import ReaderError, read_isolated
 from snn_deploy.ir import nodes as n
 from snn_deploy.ir.graph import Graph
 from snn_deploy.ir.types import ResetMode
+from snn_deploy.limits import COPY_BYTES, check_memory
 
 RESET_KEY = "snn_deploy.reset"
 LEVELS_KEY = "snn_deploy.spike_levels"
@@ -157,42 +163,56 @@ _converter(nir.CubaLIF, n.CubaLIF)(
 )
 
 
-def read(path: Path) -> nir.NIRGraph:
-    """Read a NIR HDF5 file, turning any reader failure into one clear ``InputFileError``."""
-    if not path.is_file():
+def read(path: Path, *, data: bytes | None = None) -> nir.NIRGraph:
+    """Read a NIR HDF5 file (or ``data``, the bytes of one stored inside ``path``) in a forked
+    child (``frontends.isolated``) after ``frontends.hdf5.check``; any reader failure becomes one
+    clear ``InputFileError``."""
+    what = f"{path}" if data is None else f"{path}: the NIR bytes in 'architecture'"
+    if data is None and not path.is_file():
         raise InputFileError(f"{path}: no such file")
     try:
-        return read_isolated(_read_nir, path)
+        return read_isolated(partial(_read_nir, data), path)
     except ReaderError as exc:
         if exc.os_error:
             raise InputFileError(
-                f"{path} is not a readable NIR (HDF5) file: {exc.message}"
+                f"{what} is not a readable NIR (HDF5) file: {exc.message}"
             ) from None
-        raise InputFileError(f"{path}: the NIR reader failed ({exc})") from None
+        raise InputFileError(f"{what}: the NIR reader failed ({exc})") from None
 
 
-def _read_nir(path: Path) -> nir.NIRGraph:
-    return nir.read(path, type_check=False)
+def _read_nir(data: bytes | None, path: Path) -> nir.NIRGraph:
+    source = path if data is None else io.BytesIO(data)
+    with h5py.File(source, "r") as h5:
+        hdf5.check(h5, path)
+    return nir.read(source, type_check=False)
 
 
-def load(source: Path | nir.NIRGraph, *, reset: ResetMode | None = None) -> Graph:
+def load(
+    source: Path | nir.NIRGraph,
+    *,
+    reset: ResetMode | None = None,
+    origin: Path | None = None,
+) -> Graph:
     """Convert a NIR graph (or ``.nir`` file) into a verified IR graph.
 
     Args:
         source: a path to a ``.nir`` file or an in-memory ``nir.NIRGraph``.
         reset: override the reset mode of every spiking neuron (NIR files do not record it).
+        origin: the file an in-memory graph was read from, for error messages.
 
     Returns:
         The flat, verified graph.
 
     Raises:
         InputFileError: the file cannot be read.
+        ResourceLimitError: the declared node shapes need more than ``max_memory()``.
         UnsupportedOpError: a node type has no converter.
         VerificationError: the graph breaks an IR invariant.
     """
     graph = read(source) if isinstance(source, Path) else source
     flat_nodes, edges = _flatten(graph, prefix="")
     shapes = _input_shapes(flat_nodes, edges)
+    _check_declared_shapes(source if isinstance(source, Path) else origin, flat_nodes, shapes)
     nodes: dict[str, n.Node] = {}
     for name, node in flat_nodes.items():
         ir_type = _IR_TYPE[type(node)]
@@ -208,6 +228,22 @@ def load(source: Path | nir.NIRGraph, *, reset: ResetMode | None = None) -> Grap
     result = Graph(nodes=nodes, edges=tuple(edges))
     result.verify()
     return result
+
+
+def _check_declared_shapes(
+    origin: Path | None, nodes: dict[str, Any], shapes: dict[str, tuple[int, ...]]
+) -> None:
+    """Refuse, before any parameter is broadcast, a graph whose nodes' parameter arrays at their
+    declared shapes (a 17 kB file can declare 10^9 neurons) exceed the memory limit."""
+    total = 0
+    for name, node in nodes.items():
+        shape = shapes[name]
+        total += len(_IR_TYPE[type(node)].ARRAYS) * math.prod(shape) * COPY_BYTES
+        check_memory(
+            origin or "NIR graph",
+            f"node {name!r} ({type(node).__name__}) of declared shape {list(shape)}",
+            total,
+        )
 
 
 def _flatten(graph: nir.NIRGraph, prefix: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:

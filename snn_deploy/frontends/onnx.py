@@ -168,10 +168,17 @@ def read(path: Path) -> tuple[list[Layer], tuple[int, ...]]:
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise InputFileError("ONNX models need the 'onnx' package (pip install onnx)") from exc
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
         raise InputFileError(f"{path} is not a readable ONNX file: {exc}") from exc
     g = model.graph
+    tensors = [*g.initializer, *(a.t for node in g.node for a in node.attribute if a.HasField("t"))]
+    external = [t.name for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL]
+    if external:
+        raise InputFileError(
+            f"{path}: tensors {external[:4]} keep their data in external files; refused: a "
+            "model file must hold all of its data"
+        )
     consts = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in g.initializer}
     for node in g.node:
         if node.op_type == "Constant":

@@ -31,7 +31,6 @@ File formats (``load(path)``), safest first:
 from __future__ import annotations
 
 import importlib
-import io
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -42,13 +41,17 @@ from typing import Any, cast
 import nir
 import numpy as np
 import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._device import _device_constructors
 
 from snn_deploy.errors import InputFileError, UnsupportedOpError
 from snn_deploy.frontends.nir import LEVELS_KEY, RESET_KEY
 from snn_deploy.frontends.nir import load as load_nir
+from snn_deploy.frontends.nir import read as read_nir
 from snn_deploy.ir.graph import Graph
 from snn_deploy.ir.net import DEFAULT_DT
 from snn_deploy.ir.types import ResetMode
+from snn_deploy.limits import COPY_BYTES, check_memory
 
 Array = np.ndarray[Any, Any]
 
@@ -669,7 +672,13 @@ def read_model(path: Path, *, trust_pickle: bool = False) -> tuple[Any, dict[str
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
     if zipfile.is_zipfile(path):
-        names = zipfile.ZipFile(path).namelist()
+        with zipfile.ZipFile(path) as zf:
+            members = zf.infolist()
+        total = 0
+        for info in members:  # what torch.load will inflate, before it does
+            total += info.file_size
+            check_memory(path, f"archive member {info.filename!r} ({info.file_size} bytes)", total)
+        names = [info.filename for info in members]
         if any(
             n.endswith(("/constants.pkl", "/code/__torch__.py")) or "/code/" in n for n in names
         ):
@@ -706,7 +715,7 @@ def read_model(path: Path, *, trust_pickle: bool = False) -> tuple[Any, dict[str
         options = {k: obj[k] for k in ("input_shape", "dt") if k in obj}
         arch = obj["architecture"]
         if isinstance(arch, (bytes, bytearray)):
-            return _nir_from_bytes(bytes(arch), path), options
+            return read_nir(path, data=bytes(arch)), options
         return _build(arch, obj.get("state_dict", {}), path), options
     raise InputFileError(
         f"{path}: expected a checkpoint dict with 'architecture' (and 'state_dict'), "
@@ -715,16 +724,36 @@ def read_model(path: Path, *, trust_pickle: bool = False) -> tuple[Any, dict[str
     )
 
 
-def _nir_from_bytes(data: bytes, path: Path) -> nir.NIRGraph:
-    try:
-        return nir.read(io.BytesIO(data), type_check=False)
-    except Exception as exc:
-        raise InputFileError(f"{path}: 'architecture' bytes are not a NIR file: {exc}") from exc
+class _AllocationLimit(TorchFunctionMode):
+    """Checks each tensor a layer's constructor creates against ``max_memory()`` before it is
+    allocated: a checkpoint's kwargs can declare any size (``Linear(30000, 30000)``: 3.6 GB).
+    The tensor's shape comes from calling the same factory on the meta device."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path, self.layer, self.total = path, "", 0
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func in _device_constructors():
+            probe = func(*args, **{**kwargs, "device": "meta"})
+            self.total += probe.numel() * (probe.element_size() + COPY_BYTES)
+            check_memory(
+                self.path, f"{self.layer}: a tensor of shape {list(probe.shape)}", self.total
+            )
+        return func(*args, **kwargs)
 
 
 def _build(arch: Any, state_dict: dict[str, Any], path: Path) -> torch.nn.Module:
     """Rebuild a ``Sequential`` from ``[[class_name, kwargs], ...]`` of supported classes only."""
     layers = []
+    limit = _AllocationLimit(path)
     for i, entry in enumerate(arch):
         try:
             name, kwargs = entry
@@ -737,7 +766,9 @@ def _build(arch: Any, state_dict: dict[str, Any], path: Path) -> torch.nn.Module
             )
         cls = _import_class(name)
         assert cls is not None
-        layers.append(cls(**dict(kwargs)))
+        limit.layer = f"architecture[{i}] {name}"
+        with limit:
+            layers.append(cls(**dict(kwargs)))
     model = torch.nn.Sequential(*layers)
     try:
         model.load_state_dict(state_dict, strict=True)
@@ -778,4 +809,4 @@ def load(
             dt=float(dt or options.get("dt") or DEFAULT_DT),
             input_shape=tuple(shape) if shape is not None else None,
         )
-    return load_nir(model, reset=reset)
+    return load_nir(model, reset=reset, origin=source if isinstance(source, Path) else None)

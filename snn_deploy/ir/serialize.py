@@ -10,9 +10,11 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +31,7 @@ from snn_deploy.ir.net import (
     SynapseFixed,
 )
 from snn_deploy.ir.types import FixedPoint, Overflow, ResetMode
+from snn_deploy.limits import check_array, read_npz
 
 FORMAT = "snn-deploy-net/1"
 
@@ -95,84 +98,6 @@ def to_bytes(net: Net) -> bytes:
     return buf.getvalue()
 
 
-def load(path: Path) -> Net:
-    """Read a net written by ``to_bytes``."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays: dict[str, npt.NDArray[Any]] = {k: z[k] for k in z.files}
-        header = json.loads(arrays.pop("header").tobytes())
-    except Exception as exc:
-        raise InputFileError(f"{path} is not an snn-deploy network file: {exc}") from exc
-    if header.get("format") != FORMAT:
-        raise InputFileError(f"{path}: unknown network format {header.get('format')!r}")
-    pops = {}
-    for i, p in enumerate(header["populations"]):
-
-        def get(f: str, i: int = i) -> npt.NDArray[Any] | None:
-            return arrays.get(f"pop{i}.{f}")
-
-        def need(f: str) -> npt.NDArray[Any]:  # to_bytes writes these for every population
-            return cast(npt.NDArray[Any], get(f))
-
-        fixed = None
-        if p["scale"] is not None:
-            fixed = NeuronFixed(
-                scale=p["scale"],
-                du=need("fixed.du"),
-                dv=need("fixed.dv"),
-                vth=get("fixed.vth"),
-                bias_mant=need("fixed.bias_mant"),
-                bias_exp=need("fixed.bias_exp"),
-            )
-        pops[p["name"]] = Population(
-            name=p["name"],
-            node_type=p["node_type"],
-            shape=tuple(p["shape"]),
-            alpha=need("alpha"),
-            beta=need("beta"),
-            bias=need("bias"),
-            threshold=get("threshold"),
-            reset=ResetMode(p["reset"]),
-            levels=p.get("levels", 1),  # written since multi-level spikes; older files: binary
-            voltage_scale=p["voltage_scale"],
-            fixed=fixed,
-            placement=None
-            if p["placement"] is None
-            else tuple(Placement(start=a, stop=b, chip=c, core=k) for a, b, c, k in p["placement"]),
-        )
-    projs = []
-    for i, p in enumerate(header["projections"]):
-        syn_fixed = (
-            None
-            if p["exp"] is None
-            else SynapseFixed(
-                codes=_get_csr(arrays, f"proj{i}.codes"),
-                exp=p["exp"],
-                rounding=p.get("rounding", "nearest"),  # written since compensated rounding
-            )
-        )
-        projs.append(
-            Projection(
-                name=p["name"],
-                src=p["src"],
-                dst=p["dst"],
-                delay=p["delay"],
-                weight=_get_csr(arrays, f"proj{i}.weight"),
-                fixed=syn_fixed,
-            )
-        )
-    net = Net(
-        dt=header["dt"],
-        inputs={k: tuple(v) for k, v in header["inputs"].items()},
-        populations=pops,
-        projections=tuple(projs),
-        outputs=header["outputs"],
-        numeric=None if header["numeric"] is None else _numeric_from_json(header["numeric"]),
-    )
-    net.verify()
-    return net
-
-
 def _put_csr(arrays: dict[str, npt.NDArray[Any]], key: str, m: sp.csr_matrix) -> None:
     arrays[key + ".data"], arrays[key + ".indices"], arrays[key + ".indptr"] = (
         m.data,
@@ -182,9 +107,197 @@ def _put_csr(arrays: dict[str, npt.NDArray[Any]], key: str, m: sp.csr_matrix) ->
     arrays[key + ".shape"] = np.array(m.shape)
 
 
-def _get_csr(arrays: dict[str, npt.NDArray[Any]], key: str) -> sp.csr_matrix:
-    parts = (arrays[key + ".data"], arrays[key + ".indices"], arrays[key + ".indptr"])
-    return sp.csr_matrix(parts, shape=tuple(arrays[key + ".shape"]))
+def load(path: Path) -> Net:
+    """Read a net written by ``to_bytes``, checking every array before it is used.
+
+    The arrays' declared sizes must fit ``max_memory()``; each array must have the dtype and
+    shape its header entry implies, floats must be finite, sparse indices must lie inside the
+    matrix, and integer codes inside the widths of the file's ``numeric`` formats.
+
+    Raises:
+        InputFileError: the file is not a valid network file.
+        ResourceLimitError: its arrays would need more memory than allowed.
+    """
+    arrays = read_npz(path)
+    raw = check_array(path, "header", arrays.pop("header", None), kinds="u", shape=(None,))
+    try:
+        header = json.loads(raw.tobytes())
+    except ValueError as exc:
+        raise InputFileError(f"{path}: the network header is not JSON: {exc}") from exc
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        found = header.get("format") if isinstance(header, dict) else header
+        raise InputFileError(f"{path}: unknown network format {found!r}")
+    try:
+        net = _net(_Arrays(path, arrays), header)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputFileError(
+            f"{path}: malformed network header ({type(exc).__name__}: {exc})"
+        ) from exc
+    net.verify()
+    return net
+
+
+@dataclass(frozen=True)
+class _Arrays:
+    """The arrays of one file, handed out only through ``check_array``."""
+
+    path: Path
+    arrays: dict[str, npt.NDArray[Any]]
+
+    def get(self, key: str, **checks: Any) -> npt.NDArray[Any] | None:
+        value = self.arrays.get(key)
+        return None if value is None else check_array(self.path, key, value, **checks)
+
+    def need(self, key: str, **checks: Any) -> npt.NDArray[Any]:
+        if key not in self.arrays:
+            raise InputFileError(f"{self.path}: array {key!r} is missing")
+        return check_array(self.path, key, self.arrays[key], **checks)
+
+    def csr(self, key: str, shape: tuple[int, int], fmt: FixedPoint | None) -> sp.csr_matrix:
+        """A CSR matrix whose index arrays are checked before scipy sees them (scipy trusts them
+        and can crash on out-of-range indices); ``fmt``: integer codes in its range."""
+        rows, cols = (int(d) for d in self.need(key + ".shape", kinds="iu", shape=(2,), low=0))
+        if (rows, cols) != shape:
+            raise InputFileError(f"{self.path}: {key} is {[rows, cols]}; expected {list(shape)}")
+        indptr = self.need(key + ".indptr", kinds="iu", shape=(rows + 1,), low=0)
+        nnz = int(indptr[-1])
+        if indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+            raise InputFileError(f"{self.path}: {key}.indptr does not rise from 0")
+        indices = self.need(key + ".indices", kinds="iu", shape=(nnz,), low=0, high=cols - 1)
+        if fmt is None:
+            data = self.need(key + ".data", kinds="f", shape=(nnz,))
+        else:
+            data = self.need(key + ".data", kinds="i", shape=(nnz,), low=fmt.min, high=fmt.max)
+        return sp.csr_matrix((data, indices, indptr), shape=shape)
+
+
+def _net(arrays: _Arrays, header: dict[str, Any]) -> Net:
+    """Build the net of a checked header; every array goes through ``arrays``' checks."""
+    numeric = None if header["numeric"] is None else _numeric_from_json(header["numeric"])
+    pops = {}
+    for i, p in enumerate(header["populations"]):
+        shape = tuple(
+            int(d)
+            for d in check_array(
+                arrays.path, f"pop{i}.shape", p["shape"], kinds="iu", shape=(None,), low=0
+            )
+        )
+        size = math.prod(shape)
+
+        def codes(f: str, fmt: FixedPoint, size: int = size, i: int = i) -> npt.NDArray[Any]:
+            return arrays.need(
+                f"pop{i}.fixed.{f}", kinds="i", shape=(size,), low=fmt.min, high=fmt.max
+            )
+
+        threshold = arrays.get(f"pop{i}.threshold", kinds="f", shape=(size,))
+        fixed = None
+        if p["scale"] is not None:
+            if numeric is None:
+                raise InputFileError(
+                    f"{arrays.path}: pop{i} has integer parameters but the "
+                    "file has no numeric formats"
+                )
+            fixed = NeuronFixed(
+                scale=float(p["scale"]),
+                du=codes("du", numeric.decay),
+                dv=codes("dv", numeric.decay),
+                vth=None if threshold is None else codes("vth", numeric.threshold),
+                bias_mant=codes("bias_mant", numeric.bias),
+                bias_exp=arrays.need(
+                    f"pop{i}.fixed.bias_exp",
+                    kinds="i",
+                    shape=(size,),
+                    low=numeric.bias_exp_min,
+                    high=numeric.bias_exp_max,
+                ),
+            )
+        placement = None
+        if p["placement"] is not None:
+            ranges = check_array(
+                arrays.path,
+                f"pop{i}.placement",
+                p["placement"] or np.zeros((0, 4), np.int64),
+                kinds="iu",
+                shape=(None, 4),
+                low=0,
+            )
+            placement = tuple(
+                Placement(start=int(a), stop=int(b), chip=int(c), core=int(k))
+                for a, b, c, k in ranges
+            )
+        pops[p["name"]] = Population(
+            name=p["name"],
+            node_type=p["node_type"],
+            shape=shape,
+            alpha=arrays.need(f"pop{i}.alpha", kinds="f", shape=(size,)),
+            beta=arrays.need(f"pop{i}.beta", kinds="f", shape=(size,)),
+            bias=arrays.need(f"pop{i}.bias", kinds="f", shape=(size,)),
+            threshold=threshold,
+            reset=ResetMode(p["reset"]),
+            levels=p.get("levels", 1),  # written since multi-level spikes; older files: binary
+            voltage_scale=p["voltage_scale"],
+            fixed=fixed,
+            placement=placement,
+        )
+    inputs = {
+        k: tuple(
+            int(d)
+            for d in check_array(arrays.path, f"inputs[{k!r}]", v, kinds="iu", shape=(None,), low=0)
+        )
+        for k, v in header["inputs"].items()
+    }
+    sizes = {
+        **{k: math.prod(v) for k, v in inputs.items()},
+        **{k: pop.size for k, pop in pops.items()},
+    }
+    projs = []
+    for i, p in enumerate(header["projections"]):
+        shape = (sizes[p["dst"]], sizes[p["src"]])
+        syn_fixed = None
+        if p["exp"] is not None:
+            if numeric is None:
+                raise InputFileError(
+                    f"{arrays.path}: proj{i} has integer weights but the file "
+                    "has no numeric formats"
+                )
+            exp = int(
+                check_array(
+                    arrays.path,
+                    f"proj{i}.exp",
+                    p["exp"],
+                    kinds="i",
+                    shape=(),
+                    low=numeric.weight_exp_min,
+                    high=numeric.weight_exp_max,
+                )
+            )
+            syn_fixed = SynapseFixed(
+                codes=arrays.csr(f"proj{i}.codes", shape, numeric.weight),
+                exp=exp,
+                rounding=p.get("rounding", "nearest"),  # written since compensated rounding
+            )
+        projs.append(
+            Projection(
+                name=p["name"],
+                src=p["src"],
+                dst=p["dst"],
+                delay=int(
+                    check_array(
+                        arrays.path, f"proj{i}.delay", p["delay"], kinds="i", shape=(), low=0
+                    )
+                ),
+                weight=arrays.csr(f"proj{i}.weight", shape, None),
+                fixed=syn_fixed,
+            )
+        )
+    return Net(
+        dt=float(check_array(arrays.path, "dt", header["dt"], kinds="fi", shape=())),
+        inputs=inputs,
+        populations=pops,
+        projections=tuple(projs),
+        outputs=header["outputs"],
+        numeric=numeric,
+    )
 
 
 def _numeric_to_json(spec: NumericSpec) -> dict[str, Any]:

@@ -62,6 +62,7 @@ def load_target(name_or_path: str | Path) -> Target:
             energy=EnergyModel(**values.get("energy", {})),
             sources=sources,
             path=path,
+            numeric_path=formats,
             fpga=FpgaBoard(**values["fpga"]) if "fpga" in values else None,
         )
     except (KeyError, TypeError, ValueError) as exc:

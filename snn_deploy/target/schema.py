@@ -102,6 +102,7 @@ class Target:
         fpga: board resources of an FPGA target, None otherwise.
         sources: dotted key (``limits.neurons_per_core``) -> where the number comes from.
         path: the TOML file it was loaded from.
+        numeric_path: the ``targets/formats/`` file its arithmetic was loaded from.
     """
 
     name: str
@@ -113,4 +114,5 @@ class Target:
     energy: EnergyModel
     sources: Mapping[str, str]
     path: Path
+    numeric_path: Path
     fpga: FpgaBoard | None = None

@@ -52,6 +52,7 @@ def test_compile_writes_all_artefacts_and_report(tmp_path: Path):
         "vectors.npz",
         "report.json",
         "report.html",
+        "manifest.json",
     }
     report = json.loads((out / "report.json").read_text())
     assert report["schema"] == "snn-deploy-report/1" and report["target"] == "loihi2"
