@@ -1,4 +1,4 @@
-"""The public API the CLI calls: ``load``, ``compile``, ``simulate``, ``read_inputs``."""
+"""The public API the CLI calls: ``load``, ``compile``, ``simulate``, ``verify`` and readers."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ import numpy.typing as npt
 from snn_deploy import __version__, outdir
 from snn_deploy.backends import get_all_backends
 from snn_deploy.backends.base import Progress, Trace, check_inputs
+from snn_deploy.backends.fpga.run import simulate_rtl
 from snn_deploy.backends.sim.run import simulate as run_sim
-from snn_deploy.errors import InputFileError, SnnDeployError
+from snn_deploy.errors import InputFileError, SnnDeployError, UsageError
 from snn_deploy.frontends import get_all_frontends
 from snn_deploy.frontends import nir as nir_frontend
 from snn_deploy.ir import nodes as n
@@ -35,11 +36,15 @@ from snn_deploy.reports.energy import activity, energy, paper_energy, trace_summ
 from snn_deploy.reports.html import render_html
 from snn_deploy.reports.placement import placement, utilization
 from snn_deploy.reports.resources import quantization, resources
+from snn_deploy.reports.verification import PREFIXES, Verification, compare, records_state, vectors
 from snn_deploy.target.load import load_target
 from snn_deploy.target.rules import check_design_rules
 from snn_deploy.target.schema import Target
 
 REPORT_SCHEMA = "snn-deploy-report/1"
+VERIFY_TARGETS = ("sim", "loihi-sim", "rtl")
+"""Where ``verify`` replays a folder: the simulator, Lava, or the folder's RTL in Icarus."""
+_VERIFY_DEFAULT = {"sim": "sim", "lava": "loihi-sim", "fpga": "rtl"}  # compiled backend -> run
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,17 +125,42 @@ def convert(
 
 
 def read_inputs(path: str | Path) -> dict[str, npt.NDArray[np.float64]]:
-    """Read an ``.npz`` of input arrays (``[batch, time, *shape]``, keyed by Input name).
+    """Read an ``.npz`` of input arrays (``[batch, time, *shape]``, keyed by Input name), or
+    the inputs ``input.<name>`` of a vectors file (``vectors.npz``, ``simulate -o``).
 
     Raises:
         InputFileError: not an ``.npz`` of boolean, integer or finite float arrays.
         ResourceLimitError: the arrays' declared sizes exceed ``limits.max_memory()``.
     """
     path = Path(path)
-    return {
-        k: check_array(path, k, v, kinds="biuf").astype(np.float64)
-        for k, v in read_npz(path).items()
-    }
+    arrays = read_npz(path)
+    if _is_vectors(arrays):
+        arrays = {k.removeprefix("input."): v for k, v in arrays.items() if k.startswith("input.")}
+    return {k: check_array(path, k, v, kinds="biuf").astype(np.float64) for k, v in arrays.items()}
+
+
+def read_vectors(path: str | Path) -> dict[str, npt.NDArray[Any]]:
+    """Read a vectors file: ``input.<name>``, ``output.<name>`` and optionally ``u.<population>``,
+    ``v.<population>`` arrays (``snn_deploy.reports.verification``).
+
+    Raises:
+        InputFileError: not such a file, or an array is not boolean, integer or finite float.
+        ResourceLimitError: the arrays' declared sizes exceed ``limits.max_memory()``.
+    """
+    path = Path(path)
+    arrays = read_npz(path)
+    if not _is_vectors(arrays) or not any(k.startswith("output.") for k in arrays):
+        raise InputFileError(
+            f"{path} is not a vectors file: expected arrays input.<name> and output.<name> "
+            f"(as compile --inputs writes vectors.npz); found {sorted(arrays)}"
+        )
+    return {k: check_array(path, k, v, kinds="biuf") for k, v in arrays.items()}
+
+
+def _is_vectors(arrays: Mapping[str, object]) -> bool:
+    return any(k.startswith("input.") for k in arrays) and all(
+        k.startswith(PREFIXES) for k in arrays
+    )
 
 
 BYTES_PER_SYNAPSE = 57
@@ -252,6 +282,7 @@ def compile(
     progress: Progress | None = None,
     force: bool = False,
     reads: Sequence[str | Path] = (),
+    record_state: bool = False,
 ) -> CompileResult:
     """Compile ``model`` for ``target``; write artefacts to ``out_dir`` all at once, or nothing.
 
@@ -272,6 +303,8 @@ def compile(
         progress: called as ``progress(done, total)`` while the program runs on ``inputs``.
         force: replace an existing ``out_dir`` that snn-deploy did not write.
         reads: other files this compile reads (inputs): no folder holding one is replaced.
+        record_state: also write every population's ``u`` and ``v`` on ``inputs`` into the
+            test vectors, so that ``verify`` compares the neuron state too.
     """
     model = Path(model)
     target_file = [target] if Path(target).suffix == ".toml" else []
@@ -313,7 +346,7 @@ def compile(
     if inputs is not None:
         _check_run_memory(net, inputs, traces=2)  # the program's and the float reference's
         data = check_inputs(net, inputs)  # [batch, time, size]: what the reports count
-        trace = backend.run(program, inputs, progress=progress)
+        trace = backend.run(program, inputs, record_state=record_state, progress=progress)
         counts = activity(net, trace, data, tgt)
         cores = report["placement"]["cores_used"] if report["placement"] else None
         report["energy"] = energy(counts, tgt, cores)
@@ -392,9 +425,7 @@ def _emit(
         (d / "placement.json").write_text(text)
         files.append(d / "placement.json")
     if inputs is not None and trace is not None:
-        vectors = {f"input.{k}": np.asarray(v) for k, v in inputs.items()}
-        vectors.update({f"output.{k}": v for k, v in trace.outputs.items()})
-        np.savez_compressed(d / "vectors.npz", **vectors)
+        np.savez_compressed(d / "vectors.npz", **vectors(inputs, trace))
         files.append(d / "vectors.npz")
     report["artefacts"] = [
         {
@@ -435,3 +466,78 @@ def simulate(
     backend = get_all_backends()[tgt.backend]()
     program = backend.lower(net, tgt)
     return backend.run(program, inputs, record_state=record_state, progress=progress)  # type: ignore[no-any-return]
+
+
+def read_report(folder: str | Path) -> dict[str, Any]:
+    """Read the ``report.json`` of a compile output folder.
+
+    Raises:
+        InputFileError: there is none, or it is not an snn-deploy report.
+    """
+    path = Path(folder) / "report.json"
+    if not path.is_file():
+        raise InputFileError(f"{folder} has no report.json: is it a compile output folder?")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputFileError(f"{path}: not a readable report: {exc}") from exc
+    if not isinstance(data, dict) or data.get("schema") != REPORT_SCHEMA:
+        raise InputFileError(f"{path}: not an snn-deploy report (schema {REPORT_SCHEMA})")
+    return data
+
+
+def verify(
+    out_dir: str | Path, *, target: str | None = None, progress: Progress | None = None
+) -> Verification:
+    """Replay a compile output folder's ``vectors.npz`` and compare every output exactly.
+
+    The folder's inputs run on ``target``; each ``output.<name>`` (and ``u``/``v``, when
+    ``compile`` recorded them) must equal the run's, slot for slot.
+
+    Args:
+        out_dir: a folder written by ``compile`` with ``inputs``.
+        target: ``sim`` (the bit-accurate simulator; any folder, since ``network.npz`` is the
+            specification), ``loihi-sim`` (Lava's fixed-point CPU simulation) or ``rtl`` (the
+            folder's own Verilog and memory files in Icarus Verilog; folders compiled for an
+            fpga target). Default: the backend the folder was compiled for.
+        progress: called as ``progress(done, total)`` while the program runs.
+
+    Returns:
+        The comparison; ``passed`` is false on any difference.
+
+    Raises:
+        UsageError: an unknown ``target``, or ``rtl`` for a folder not compiled for an fpga.
+        InputFileError: the folder lacks ``report.json``, ``network.npz`` or ``vectors.npz``.
+    """
+    out = Path(out_dir)
+    compiled = read_report(out)
+    backend, compiled_for = compiled.get("backend"), compiled.get("target")
+    run = target or _VERIFY_DEFAULT.get(str(backend), "sim")
+    if run not in VERIFY_TARGETS:
+        raise UsageError(f"verify runs on {', '.join(VERIFY_TARGETS)}; got {run!r}")
+    if run == "rtl" and backend != "fpga":
+        raise UsageError(
+            f"--target rtl needs a folder compiled for an fpga target; {out} is for {compiled_for}"
+        )
+    if not (out / "vectors.npz").is_file():
+        raise InputFileError(
+            f"{out} has no vectors.npz: compile with --inputs to write test vectors"
+        )
+    expected = read_vectors(out / "vectors.npz")
+    inputs = {k.removeprefix("input."): v for k, v in expected.items() if k.startswith("input.")}
+    net = load_program(out)
+    record = records_state(expected)
+    if run == "rtl":
+        program = get_all_backends()["fpga"]().lower(net, load_target(str(compiled_for)))
+        trace = simulate_rtl(program, inputs, record_state=record, design=out)[0]
+    else:  # Lava runs a Loihi folder with its own target, any other on loihi-sim
+        lava = str(compiled_for) if backend == "lava" else "loihi-sim"
+        trace = simulate(
+            net,
+            inputs,
+            target=lava if run == "loihi-sim" else "sim",
+            record_state=record,
+            progress=progress,
+        )
+    checks = compare(expected, vectors(inputs, trace))
+    return Verification(folder=str(out), target=run, checks=checks)

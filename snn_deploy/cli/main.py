@@ -23,6 +23,7 @@ from snn_deploy.errors import (
     EXIT_INTERNAL,
     InputFileError,
     Interrupted,
+    MismatchError,
     ResourceLimitError,
     SnnDeployError,
     UsageError,
@@ -31,6 +32,7 @@ from snn_deploy.ir import nodes as n
 from snn_deploy.ir.graph import Graph
 from snn_deploy.ir.net import DEFAULT_DT, Net
 from snn_deploy.ir.types import ResetMode
+from snn_deploy.reports import verification
 from snn_deploy.reports.compare import changes
 from snn_deploy.reports.gates import check_budgets
 from snn_deploy.reports.render import summary, table
@@ -99,13 +101,16 @@ def max_memory_option(command: Callable[..., None]) -> Callable[..., None]:
 
 
 class _ProgressBar:
-    """A click progress bar on stderr, opened at the first report, when the total is known."""
+    """A click progress bar on stderr, opened at the first report, when the total is known;
+    only on a terminal (click prints the label even into a pipe or a log)."""
 
     def __init__(self, label: str) -> None:
         self.label = label
         self.bar: Any = None
 
     def __call__(self, done: int, total: int) -> None:
+        if not _interactive():
+            return
         if self.bar is None:
             self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
             self.bar.__enter__()
@@ -229,6 +234,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ),
 )
 @click.option("--dump-ir-after", default=None, help="Print the IR after this pass (or 'all').")
+@click.option(
+    "--record-state",
+    is_flag=True,
+    help="Also write every population's u and v on --inputs into vectors.npz (for verify).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print report.json instead of tables.")
 @max_memory_option
 def compile(
@@ -243,9 +253,12 @@ def compile(
     calibrate: Path | None,
     passes: str | None,
     dump_ir_after: str | None,
+    record_state: bool,
     as_json: bool,
 ) -> None:
     """Compile MODEL for a target; writes artefacts and report.json atomically."""
+    if record_state and inputs is None:
+        raise UsageError("--record-state records the run on --inputs; give --inputs")
     out = output or model.with_name(f"{model.stem}.{load_target(target).name}")
 
     start = time.perf_counter()
@@ -270,6 +283,7 @@ def compile(
         progress=_ProgressBar("simulating"),
         force=force,
         reads=[p for p in (inputs, calibrate) if p is not None],
+        record_state=record_state,
     )
     click.echo(
         json.dumps(result.report, indent=2, sort_keys=True) if as_json else summary(result.report)
@@ -285,7 +299,7 @@ def compile(
     "--inputs",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     required=True,
-    help="Input arrays (.npz), [batch, time, *shape] per Input node.",
+    help="Input arrays (.npz), [batch, time, *shape] per Input node, or a vectors.npz.",
 )
 @click.option(
     "--float", "use_float", is_flag=True, help="Run the float reference instead of integers."
@@ -295,18 +309,31 @@ def compile(
     "-o",
     type=click.Path(path_type=Path),
     default=None,
-    help="Write every population's output to this .npz.",
+    help="Write the inputs and outputs to this .npz, named like vectors.npz.",
 )
+@click.option("--force", is_flag=True, help="Let -o replace an existing file.")
+@click.option(
+    "--expect",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Vectors (.npz, e.g. a compile's vectors.npz) the outputs must equal; exit 6 if not.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the spike counts as JSON.")
 @dt_option
 @reset_option
 @trust_option
 @max_memory_option
+@click.pass_context
 def simulate(
+    ctx: click.Context,
     model: Path,
     target: str,
     inputs: Path,
     use_float: bool,
     output: Path | None,
+    force: bool,
+    expect: Path | None,
+    as_json: bool,
     dt: float,
     reset: str | None,
     trust_pickle: bool,
@@ -314,9 +341,21 @@ def simulate(
     """Run MODEL (a model file or a compile output folder) on inputs; print spike counts.
 
     The target's backend runs it: `sim` the bit-accurate simulator, the Loihi targets Lava's
-    fixed-point CPU simulation (one Lava run per sample).
+    fixed-point CPU simulation (one Lava run per sample), the fpga targets the RTL in Icarus.
     """
+    if output is not None:
+        _check_new_npz(output, force)
     if model.is_dir() or model.suffix == ".npz":
+        given = [
+            f"--{name.replace('_', '-')}"
+            for name in ("dt", "reset", "trust_pickle")
+            if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+        ]
+        if given:
+            raise UsageError(
+                f"{' and '.join(given)} would be ignored: {model} is already compiled "
+                "(they apply to model files)"
+            )
         net = api.load_program(model)
     else:
         graph = api.load(
@@ -324,28 +363,105 @@ def simulate(
         )
         float_net, net = api.lower_and_quantize(graph, load_target(target), dt=dt)
         net = float_net if use_float else net
+    expected = api.read_vectors(expect) if expect is not None else None
+    x = api.read_inputs(inputs)
     trace = api.simulate(
         net,
-        api.read_inputs(inputs),
+        x,
         target=target,
         fixed=not use_float,
+        record_state=expected is not None and verification.records_state(expected),
         progress=_ProgressBar("simulating"),
     )
-    rows = []
-    for name, rec in trace.populations.items():
-        pop = net.populations[name]
-        rows.append(
-            [
-                name,
-                pop.node_type,
-                pop.size,
-                int(np.count_nonzero(rec)) if pop.spiking else "(voltage)",  # events, any level
-            ]
-        )
-    click.echo(table(["population", "type", "neurons", "spikes"], rows))
+    backend = "sim (float reference)" if use_float else load_target(target).backend
+    counts = {
+        name: {
+            "type": net.populations[name].node_type,
+            "neurons": net.populations[name].size,
+            # events, a spike of any level counts once; None for a voltage output
+            "spikes": int(np.count_nonzero(rec)) if net.populations[name].spiking else None,
+        }
+        for name, rec in trace.populations.items()
+    }
+    check = None
+    if expected is not None:
+        checks = verification.compare(expected, verification.vectors(x, trace))
+        check = verification.Verification(str(expect), target, checks)
+    if as_json:
+        result = {"backend": backend, "target": target, "populations": counts}
+        click.echo(json.dumps({**result, "expect": check and check.to_dict()}, indent=2))
+    else:
+        click.echo(f"ran on target {target} with the {backend} backend")
+        rows = [
+            [k, c["type"], c["neurons"], "(voltage)" if c["spikes"] is None else c["spikes"]]
+            for k, c in counts.items()
+        ]
+        click.echo(table(["population", "type", "neurons", "spikes"], rows))
     if output is not None:
-        np.savez_compressed(output, **trace.populations)
-        click.echo(f"wrote {output}")
+        _save_npz(output, verification.vectors(x, trace))
+        if not as_json:
+            click.echo(f"wrote {output}")
+    if check is not None:
+        _finish_verification(check, as_json=as_json)
+
+
+def _check_new_npz(path: Path, force: bool) -> None:
+    """Refuse an ``-o`` that is not an ``.npz`` file name, or names an existing file."""
+    if path.suffix != ".npz":
+        raise UsageError(f"-o {path}: give a file name ending in .npz")
+    if path.is_dir():
+        raise InputFileError(f"-o {path} is a directory")
+    if path.exists() and not force:
+        raise InputFileError(f"-o {path} exists; pass --force to replace it")
+
+
+def _save_npz(path: Path, arrays: dict[str, Any]) -> None:
+    try:
+        np.savez_compressed(path, **arrays)
+    except OSError as exc:
+        raise InputFileError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _finish_verification(result: verification.Verification, *, as_json: bool) -> None:
+    """Print each compared array (unless ``--json`` printed it); raise on a mismatch."""
+    if not as_json:
+        click.echo("\n".join(c.describe() for c in result.checks))
+    if not result.passed:
+        raise MismatchError(result.summary())
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--target",
+    "-t",
+    type=click.Choice(api.VERIFY_TARGETS),
+    default=None,
+    help=(
+        "sim: the bit-accurate simulator (any folder); loihi-sim: Lava; rtl: the folder's "
+        "Verilog in Icarus (fpga folders). Default: the backend the folder was compiled for."
+    ),
+)
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write a JUnit XML report (one testcase per compared array).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def verify(folder: Path, target: str | None, junit: Path | None, as_json: bool) -> None:
+    """Replay FOLDER/vectors.npz and compare every output exactly; exit 6 on a mismatch."""
+    result = api.verify(folder, target=target, progress=_ProgressBar("verifying"))
+    if junit is not None:
+        try:
+            junit.write_text(result.junit_xml())
+        except OSError as exc:
+            raise InputFileError(f"cannot write {junit}: {exc.strerror or exc}") from exc
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    _finish_verification(result, as_json=as_json)
+    if not as_json:
+        click.echo(result.summary())
 
 
 @cli.command()
@@ -406,9 +522,9 @@ def report(
 
     With --compare OLD, print what changed from OLD to FOLDER instead (exit 0 either way).
     """
-    data = _read_report(folder)
+    data = api.read_report(folder)
     if compare is not None:
-        diff = changes(_read_report(compare), data)
+        diff = changes(api.read_report(compare), data)
         if as_json:
             click.echo(json.dumps(diff, indent=2, sort_keys=True))
         else:
@@ -425,19 +541,6 @@ def report(
         click.echo(f"budget broken: {message}", err=True)
     if broken:
         sys.exit(3)
-
-
-def _read_report(folder: Path) -> dict[str, Any]:
-    path = folder / "report.json"
-    if not path.is_file():
-        raise InputFileError(f"{folder} has no report.json: is it a compile output folder?")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InputFileError(f"{path}: not a readable report: {exc}") from exc
-    if not isinstance(data, dict) or data.get("schema") != api.REPORT_SCHEMA:
-        raise InputFileError(f"{path}: not an snn-deploy report (schema {api.REPORT_SCHEMA})")
-    return data
 
 
 def _short(value: Any) -> str:

@@ -70,7 +70,7 @@ def test_compile_writes_all_artefacts_and_report(tmp_path: Path):
     code, _ = invoke("simulate", out, "--inputs", INPUTS, "-o", tmp_path / "spikes.npz")
     assert code == 0
     with np.load(out / "vectors.npz") as v, np.load(tmp_path / "spikes.npz") as s:
-        assert_array_equal(v["output.output"], s["lif2"])
+        assert_array_equal(v["output.output"], s["output.output"])
     code, text = invoke("report", out)
     assert code == 0 and "lif1.lif" in text
 

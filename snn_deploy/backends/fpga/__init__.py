@@ -23,6 +23,7 @@ from snn_deploy.backends.fpga.rules import check_board
 from snn_deploy.backends.fpga.run import simulate_rtl
 from snn_deploy.backends.fpga.synth import cores_for_board, resource_report
 from snn_deploy.errors import DesignRuleError
+from snn_deploy.ir import serialize
 from snn_deploy.ir.net import Net
 from snn_deploy.target.schema import Target
 
@@ -54,13 +55,15 @@ def lower(net: Net, target: Target) -> Program:
 
 
 def emit(program: Program, out_dir: Path) -> list[Path]:
-    """Write the netlist, Verilog, memory files, testbench, a default stimulus and
+    """Write ``network.npz`` (the integer network the design is built from, for ``verify``
+    and ``simulate``), the netlist, Verilog, memory files, testbench, a default stimulus and
     ``resources.json`` (Yosys synthesis if installed, else the analytical estimate).
 
     Raises:
         DesignRuleError: the synthesized design does not fit the board.
     """
-    files = _emit.emit(program, out_dir)
+    (out_dir / "network.npz").write_bytes(serialize.to_bytes(program.net))
+    files = [out_dir / "network.npz", *_emit.emit(program, out_dir)]
     report = resource_report(program, out_dir)
     (out_dir / "resources.json").write_text(json.dumps(report, indent=2) + "\n")
     if report["violations"]:

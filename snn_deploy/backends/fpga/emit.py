@@ -23,6 +23,8 @@ from snn_deploy.ir.types import ResetMode
 NETLIST_SCHEMA = "snn-deploy-fpga-netlist/1"
 TEMPLATES = ("lif_core.v", "hist_ram.v")
 RTL = ("snn_top.v", *TEMPLATES)
+TESTBENCH = ("tb.v", "stim.mem", "expected.mem")
+"""The testbench and its vectors; every other ``.v`` and ``.mem`` file is the design."""
 DEFAULT_STEPS = 32
 """Steps of the random stimulus ``emit`` writes when it is given no inputs."""
 
@@ -389,8 +391,9 @@ def top_verilog(program: Program) -> str:
 
 def testbench(program: Program, batch: int, steps: int) -> str:
     """Self-checking testbench: drives ``stim.mem``; with ``+check`` compares every output
-    with ``expected.mem``, prints ``PASS``/``FAIL`` and the cycles per step; always writes
-    ``dump.txt`` (``sample step core index output u v`` per neuron update; u and v are read
+    with ``expected.mem`` and prints ``PASS``, or the first mismatch and ``FAIL n mismatches``
+    through ``$fatal`` (so ``vvp`` exits with status 1); prints the cycles per step; always
+    writes ``dump.txt`` (``sample step core index output u v`` per neuron update; u and v are read
     from inside the core, after the overflow rules and the reset)."""
     ib = program.index_bits
     sb = program.net.numeric.voltage.width  # type: ignore[union-attr]
@@ -419,8 +422,13 @@ def testbench(program: Program, batch: int, steps: int) -> str:
         f'                $fdisplay(fd, "%0d %0d {i} %0d %0d %0d %0d", s, t, n_idx,'
         f" $signed(oq{i}[l * {sb} +: {sb}]), $signed(su{i}[l * {c.width} +: {c.width}]),"
         f" $signed(sv{i}[l * {c.width} +: {c.width}]));\n"
-        f"                if (check && oq{i}[l * {sb} +: {sb}]"
-        f" !== expect[(s * T + t) * NOUT + {base[i]} + n_idx]) errors = errors + 1;\n"
+        f"                e = expect[(s * T + t) * NOUT + {base[i]} + n_idx];\n"
+        f"                if (check && oq{i}[l * {sb} +: {sb}] !== e) begin\n"
+        f'                    if (errors == 0) $display("first mismatch: sample %0d step %0d'
+        f' core {i} neuron %0d expected %0d got %0d", s, t, n_idx, $signed(e),'
+        f" $signed(oq{i}[l * {sb} +: {sb}]));\n"
+        f"                    errors = errors + 1;\n"
+        f"                end\n"
         f"            end\n"
         f"        end\n"
         for i, c in enumerate(program.cores)
@@ -441,6 +449,7 @@ module tb;
         .t(t), .in_we(in_we), .in_sel(in_sel), .in_idx(in_idx), .in_val(in_val){conns});
     reg [{8 + ib + INPUT_BITS - 1}:0] stim [0:S*T*NIN-1];   // {{select, index, value}}
     reg [{sb - 1}:0] expect [0:S*T*NOUT-1];
+    reg [{sb - 1}:0] e;
     integer s = 0, step, n, errors = 0, fd, cycles, max_cycles = 0, l, n_idx;
     reg check;
     always @(posedge clk) begin
@@ -474,7 +483,7 @@ module tb;
         $fclose(fd);
         $display("CYCLES_PER_STEP %0d", max_cycles);
         if (check) begin
-            if (errors == 0) $display("PASS"); else $display("FAIL %0d mismatches", errors);
+            if (errors == 0) $display("PASS"); else $fatal(1, "FAIL %0d mismatches", errors);
         end
         $finish;
     end

@@ -149,22 +149,21 @@ def test_emitted_testbench_checks_itself(tmp_path, monkeypatch, levels):
     rtl = ["tb.v", "snn_top.v", "lif_core.v", "hist_ram.v"]
     subprocess.run(["iverilog", "-o", "sim.vvp", *rtl], cwd=tmp_path, check=True)
 
-    def check() -> str:
-        return subprocess.run(
-            ["vvp", "-n", "sim.vvp", "+check"],
-            cwd=tmp_path,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
+    def check() -> tuple[int, str]:
+        done = subprocess.run(
+            ["vvp", "-n", "sim.vvp", "+check"], cwd=tmp_path, capture_output=True, text=True
+        )
+        return done.returncode, done.stdout + done.stderr
 
-    assert "PASS" in check()
+    code, log = check()
+    assert code == 0 and "PASS" in log
     expected = (tmp_path / "expected.mem").read_text().splitlines()
     counts = [int(w, 16) for w in expected]
     assert (max(counts) > 1) == (levels > 1)  # the default stimulus makes graded spikes
     expected[0] = "000002" if expected[0] != "000002" else "000003"
     (tmp_path / "expected.mem").write_text("\n".join(expected) + "\n")
-    assert "FAIL 1 mismatches" in check()
+    code, log = check()
+    assert code == 1 and "FAIL 1 mismatches" in log and "first mismatch: sample 0 step 0" in log
 
 
 @pytest.mark.toolchain("iverilog")

@@ -17,7 +17,7 @@ from snn_deploy.backends.fpga.emit import netlist
 from snn_deploy.backends.fpga.lower import build_cores
 from snn_deploy.backends.fpga.run import simulate_rtl
 from snn_deploy.backends.sim.run import simulate
-from snn_deploy.errors import BackendUnavailableError, InputFileError
+from snn_deploy.errors import BackendUnavailableError, InputFileError, MismatchError
 from snn_deploy.target.load import load_target
 from tests.backends.fpga.nets import corner_net, graph_net
 from tests.backends.sim.test_against_reference import CASES, random_net
@@ -147,14 +147,32 @@ def test_emitted_testbench_checks_itself(tmp_path, monkeypatch):
         ["vvp", "-n", "sim.vvp", "+check"], cwd=tmp_path, check=True, capture_output=True, text=True
     ).stdout
     assert "PASS" in log
-    # A corrupted expectation makes it fail.
+    # A corrupted expectation makes it fail, with a non-zero exit status for CI.
     expected = (tmp_path / "expected.mem").read_text().splitlines()
     expected[-1] = "000002" if expected[-1] != "000002" else "000003"
     (tmp_path / "expected.mem").write_text("\n".join(expected) + "\n")
-    log = subprocess.run(
-        ["vvp", "-n", "sim.vvp", "+check"], cwd=tmp_path, check=True, capture_output=True, text=True
-    ).stdout
+    done = subprocess.run(
+        ["vvp", "-n", "sim.vvp", "+check"], cwd=tmp_path, capture_output=True, text=True
+    )
+    log = done.stdout + done.stderr
+    assert done.returncode == 1, log
     assert "FAIL 1 mismatches" in log
+    assert f"first mismatch: sample 0 step 31 core 1 neuron {net.size_of('p2') - 1}" in log
+
+
+@pytest.mark.toolchain("iverilog")
+def test_a_failing_testbench_check_is_a_mismatch():
+    net = random_net(np.random.default_rng(0))
+    x = (np.random.default_rng(1).random((1, 8, 6)) < 0.4).astype(np.int64)
+    want = dict(simulate(net, {"x": x}).populations)
+    want["p1"] = want["p1"].copy()
+    want["p1"][0, 5, 2] = 1 - want["p1"][0, 5, 2]
+    with pytest.raises(
+        MismatchError,
+        match=r"status 1: first mismatch: sample 0 step 5 core 0 "
+        r"neuron 2 .*; FAIL 1 mismatches",
+    ):
+        simulate_rtl(fpga.lower(net, TARGET), {"x": x}, expected=want)
 
 
 def test_netlist_describes_cores_memories_and_routes():

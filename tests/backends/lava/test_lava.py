@@ -269,7 +269,8 @@ def test_cli_simulate_runs_lava(tmp_path: Path):
     )
     assert sim.exit_code == 0
     with np.load(out) as a, np.load(tmp_path / "t.npz") as b:
-        assert_array_equal(a["1"], b["1"])
+        assert a.files == b.files == ["input.input", "output.output"]
+        assert_array_equal(a["output.output"], b["output.output"])
 
 
 def test_compile_with_multi_dimensional_inputs_runs_lava(tmp_path: Path):
