@@ -20,11 +20,16 @@ import scipy.sparse as sp
 
 from snn_deploy.errors import InputFileError
 from snn_deploy.ir.net import (
+    Attention,
+    Gate,
     Net,
     NeuronFixed,
     NumericSpec,
+    Operand,
     Placement,
     Population,
+    Product,
+    ProductFixed,
     Projection,
     SynapseFixed,
 )
@@ -75,6 +80,11 @@ def to_bytes(net: Net) -> bytes:
                 "rounding": None if proj.fixed is None else proj.fixed.rounding,
             }
         )
+    units = []
+    for i, unit in enumerate(net.products.values()):
+        for j, op in enumerate(unit.operands):
+            arrays[f"unit{i}.operand{j}"] = op.index
+        units.append(_product_to_json(unit))
     header = {
         "format": FORMAT,
         "dt": net.dt,
@@ -83,6 +93,7 @@ def to_bytes(net: Net) -> bytes:
         "populations": pops,
         "projections": projs,
         "numeric": None if net.numeric is None else _numeric_to_json(net.numeric),
+        "products": units,
     }
     arrays = {"header": np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays}
     buf = io.BytesIO()
@@ -168,9 +179,69 @@ def load(path: Path) -> Net:
         projections=tuple(projs),
         outputs=header["outputs"],
         numeric=None if header["numeric"] is None else _numeric_from_json(header["numeric"]),
+        products={  # written since product units; older files have none
+            u["name"]: _product_from_json(
+                u, [arrays[f"unit{i}.operand{j}"] for j in range(len(u["sources"]))]
+            )
+            for i, u in enumerate(header.get("products", []))
+        },
     )
     net.verify()
     return net
+
+
+def _register_json(reg: FixedPoint | None) -> dict[str, Any] | None:
+    return None if reg is None else {**dataclasses.asdict(reg), "overflow": reg.overflow.value}
+
+
+def _register_from(raw: dict[str, Any] | None) -> FixedPoint | None:
+    return None if raw is None else FixedPoint(**{**raw, "overflow": Overflow(raw["overflow"])})
+
+
+def _product_to_json(unit: Product) -> dict[str, Any]:
+    """The unit's fields (operand indices go to the arrays ``unit{i}.operand{j}``)."""
+    out: dict[str, Any] = {
+        "kind": type(unit).__name__,
+        "name": unit.name,
+        "size": unit.size,
+        "sources": [op.src for op in unit.operands],
+        "fixed": None
+        if unit.fixed is None
+        else {
+            "output": _register_json(unit.fixed.output),
+            "state": _register_json(unit.fixed.state),
+            "scale": unit.fixed.scale,
+        },
+    }
+    if isinstance(unit, Attention):
+        out.update(heads=unit.heads, decay=list(unit.decay), causal=unit.causal, steps=unit.steps)
+    return out
+
+
+def _product_from_json(raw: dict[str, Any], indices: list[npt.NDArray[Any]]) -> Product:
+    ops = [Operand(src=s, index=i) for s, i in zip(raw["sources"], indices, strict=True)]
+    f = raw["fixed"]
+    fixed = None
+    if f is not None:
+        output = _register_from(f["output"])
+        assert output is not None  # to_bytes writes every unit's output register
+        fixed = ProductFixed(output=output, state=_register_from(f["state"]), scale=f["scale"])
+    if raw["kind"] == "Attention":
+        q, k, v = ops
+        return Attention(
+            name=raw["name"],
+            size=raw["size"],
+            heads=raw["heads"],
+            q=q,
+            k=k,
+            v=v,
+            decay=tuple(raw["decay"]),
+            causal=raw["causal"],
+            steps=raw["steps"],
+            fixed=fixed,
+        )
+    a, g = ops
+    return Gate(name=raw["name"], size=raw["size"], a=a, g=g, fixed=fixed)
 
 
 def _put_csr(arrays: dict[str, npt.NDArray[Any]], key: str, m: sp.csr_matrix) -> None:

@@ -52,7 +52,7 @@ import scipy.sparse as sp
 from snn_deploy.ir.net import Net, Placement, Projection
 from snn_deploy.passes.base import Pass, PassContext
 from snn_deploy.target import cost
-from snn_deploy.target.rules import check_design_rules
+from snn_deploy.target.rules import check_design_rules, products_supported, raise_violations
 from snn_deploy.target.schema import Limits
 
 IntArray = npt.NDArray[np.int64]
@@ -99,6 +99,7 @@ class Map(Pass):
         """Place ``ir`` (a quantized Net) on ``ctx.target``'s cores and chips."""
         if not isinstance(ir, Net) or not ir.quantized:
             raise TypeError("map takes a quantized Net")
+        raise_violations(products_supported(ir, ctx.target), ctx.target)
         mapped = place(ir, ctx.target.limits)
         check_design_rules(mapped, ctx.target)
         return mapped
