@@ -149,7 +149,7 @@ def lower_and_quantize(
     if calibrate is not None:
         x = check_inputs(float_net, calibrate)
         run = run_sim(float_net, x, fixed=False, record_state=True)
-        calibration = measure(float_net, {**run.populations, **x}, run.u)
+        calibration = measure(float_net, {**run.populations, **run.products, **x}, run.u)
     ctx = PassContext(target=target, calibration=calibration)
     net = pipeline.run(float_net, steps[1:], ctx, dump_after=dump_after)
     assert isinstance(net, Net)

@@ -219,12 +219,15 @@ class ProductFixed:
     Attributes:
         output: the output register; the product saturates to it, never wraps.
         state: the attention state register ``S`` (saturating); None for a ``Gate``.
+        shift: a ``Gate``'s product is floor-shifted right by it before saturating (drops the
+            fraction bits of a voltage operand the next weights cannot use; 0: exact).
         scale: integer output units per unit of the float output (a power of two): 1 unless a
-            ``Gate`` multiplies a non-spiking voltage, whose voltage scale it inherits.
+            ``Gate`` multiplies a non-spiking voltage: its voltage scale over ``2**shift``.
     """
 
     output: FixedPoint
     state: FixedPoint | None = None
+    shift: int = 0
     scale: float = 1.0
 
 

@@ -210,6 +210,7 @@ def _product_to_json(unit: Product) -> dict[str, Any]:
         else {
             "output": _register_json(unit.fixed.output),
             "state": _register_json(unit.fixed.state),
+            "shift": unit.fixed.shift,
             "scale": unit.fixed.scale,
         },
     }
@@ -225,7 +226,9 @@ def _product_from_json(raw: dict[str, Any], indices: list[npt.NDArray[Any]]) -> 
     if f is not None:
         output = _register_from(f["output"])
         assert output is not None  # to_bytes writes every unit's output register
-        fixed = ProductFixed(output=output, state=_register_from(f["state"]), scale=f["scale"])
+        fixed = ProductFixed(
+            output=output, state=_register_from(f["state"]), shift=f["shift"], scale=f["scale"]
+        )
     if raw["kind"] == "Attention":
         q, k, v = ops
         return Attention(

@@ -122,6 +122,7 @@ def quantize(
     pops = dict(net.populations)
     projs: dict[int, Projection] = {}
     units: dict[str, ProductFixed] = {}
+    settled: set[str] = set()
     pending = list(net.populations)
     while pending:  # a population fed by a unit waits for the scales the unit's registers need
         ready = [k for k in pending if _ready(net, k, pops)]
@@ -152,6 +153,10 @@ def quantize(
             )
             pops[name] = dataclasses.replace(pop, fixed=_neuron_fixed(pop, scale, spec))
             for i, p in incoming:
+                if p.src in net.products and p.src not in settled:  # the first reader decides
+                    settled.add(p.src)
+                    units[p.src] = gate_shift(units[p.src], p, scale, spec)
+                    p = _per_integer_unit(net.projections[i], units)
                 fixed = _synapse_fixed(p, scale, spec, percentile, grams.get(i))
                 projs[i] = dataclasses.replace(net.projections[i], fixed=fixed)
     for name, unit in net.products.items():  # units that feed no population
@@ -227,6 +232,24 @@ def product_fixed(
         return fixed, float(out_max)
     (a, a_scale), (g, _) = ranges
     return ProductFixed(output=_register(unit, "output", a * g), scale=a_scale), float(a * g)
+
+
+def gate_shift(
+    fixed: ProductFixed, proj: Projection, scale: float, spec: NumericSpec
+) -> ProductFixed:
+    """``fixed`` with the output shift its reader ``proj`` (per integer unit, into a population
+    of voltage scale ``scale``) needs: a product with a voltage operand carries that voltage's
+    scale (e.g. 2**20), so the reader's codes would need an exponent below the smallest; the
+    product is shifted right by the missing bits instead (no more than its scale has), and
+    its register narrowed by as many. Other units are returned unchanged.
+    """
+    peak = _weight_peak(proj, 100.0) * scale / 2**spec.input_shift
+    if fixed.scale == 1.0 or peak == 0:
+        return fixed
+    exp = math.ceil(math.log2(peak / spec.weight.max))
+    shift = min(max(0, spec.weight_exp_min - exp), int(math.log2(fixed.scale)))
+    output = FixedPoint(width=max(2, fixed.output.width - shift), signed=True)
+    return dataclasses.replace(fixed, output=output, shift=shift, scale=fixed.scale / 2**shift)
 
 
 def _register(unit: Product, what: str, bound: int) -> FixedPoint:

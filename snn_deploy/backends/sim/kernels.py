@@ -222,10 +222,14 @@ def attention_read(s: Array, q: Array, output: FixedPoint | None) -> Array:
     return a if output is None else saturate(a, output)
 
 
-def gate(a: Array, g: Array, output: FixedPoint | None) -> Array:
-    """The elementwise gate ``y = sat(a ⊙ g)`` (docs/SEMANTICS.md §4.3)."""
+def gate(a: Array, g: Array, output: FixedPoint | None, shift: int = 0) -> Array:
+    """The elementwise gate ``y = sat((a ⊙ g) >> shift)`` (docs/SEMANTICS.md §4.3).
+
+    The shift is a floor shift of the exact product (integer runs only); float runs (``output``
+    None) return ``a ⊙ g``.
+    """
     y = a * g
-    return y if output is None else saturate(y, output)
+    return y if output is None else saturate(y >> shift, output)
 
 
 def saturate(x: Array, reg: FixedPoint) -> Array:

@@ -165,6 +165,7 @@ class _ProductState:
         self.dtype = np.int64 if fixed else np.float64
         self.state_reg = unit.fixed.state if fixed and unit.fixed else None
         self.output_reg = unit.fixed.output if fixed and unit.fixed else None
+        self.shift = unit.fixed.shift if fixed and unit.fixed else 0
         if isinstance(unit, Attention):
             d = unit.size // unit.heads
             self.shifts = np.array(unit.decay, dtype=np.int64)
@@ -178,7 +179,7 @@ class _ProductState:
             return out
         x = [record[op.src][:, t - 1][:, op.index].astype(self.dtype) for op in unit.operands]
         if not isinstance(unit, Attention):
-            return gate(x[0], x[1], self.output_reg)
+            return gate(x[0], x[1], self.output_reg, self.shift)
         q, k, v = (o.reshape(self.batch, unit.heads, -1) for o in x)
         n = t - 1
         if unit.causal or n < unit.steps:

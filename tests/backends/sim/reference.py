@@ -44,7 +44,7 @@ class _Unit:
         vals = [[prev[op.src][int(i)] for i in op.index] for op in unit.operands]
         self.n += 1
         if isinstance(unit, Gate):
-            return [_sat(a * g, f.output.width) for a, g in zip(*vals, strict=True)]
+            return [_sat((a * g) >> f.shift, f.output.width) for a, g in zip(*vals, strict=True)]
         q, k, v = vals
         d = unit.size // unit.heads
         accumulate = unit.causal or self.n < unit.steps
