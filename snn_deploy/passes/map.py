@@ -86,6 +86,10 @@ class Map(Pass):
     one core), using as few cores as the heuristic of the module docstring finds, then runs
     every design rule on the placed net.
 
+    Product units (``Attention``, ``Gate``) the target does not run are refused first, by the
+    design rules named after them; on a target that runs them (``sim``, no cores) they are
+    not placed: the simulator runs them beside the populations.
+
     Requires: a verified quantized ``Net``.
     Guarantees: every neuron is in exactly one range; ranges of a population are sorted by
     start and together cover it; the same input gives the same placement; no core exceeds a
