@@ -232,7 +232,7 @@ def lower_and_quantize(
         _check_run_memory(float_net, calibrate, traces=3)  # spikes, u and v
         x = check_inputs(float_net, calibrate)
         run = run_sim(float_net, x, fixed=False, record_state=True)
-        calibration = measure(float_net, {**run.populations, **x}, run.u)
+        calibration = measure(float_net, {**run.populations, **run.products, **x}, run.u)
     ctx = PassContext(target=target, calibration=calibration)
     net = pipeline.run(float_net, steps[1:], ctx, dump_after=dump_after)
     assert isinstance(net, Net)

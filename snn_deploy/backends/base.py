@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -25,12 +25,14 @@ class Trace:
         populations: population name -> its output at every step.
         u: population name -> current, when state recording was asked for.
         v: population name -> voltage (after reset), when state recording was asked for.
+        products: product unit name -> its output at every step (docs/SEMANTICS.md §4).
     """
 
     outputs: Mapping[str, npt.NDArray[np.generic]]
     populations: Mapping[str, npt.NDArray[np.generic]]
     u: Mapping[str, npt.NDArray[np.generic]]
     v: Mapping[str, npt.NDArray[np.generic]]
+    products: Mapping[str, npt.NDArray[np.generic]] = field(default_factory=dict)
 
 
 def check_inputs(

@@ -4,7 +4,9 @@ Nested ``NIRGraph`` nodes are flattened into dotted names (``lif1.lin``) and the
 Input/Output nodes are bypassed, so the IR is always flat. The neuron reset mode, which NIR does
 not record, is kept in node metadata under ``snn_deploy.reset`` so that ``dump`` -> ``load``
 round-trips it; likewise the number of spike levels of a multi-level (graded-spike) neuron under
-``snn_deploy.spike_levels`` (absent: 1, binary spikes; docs/SEMANTICS.md §1.1).
+``snn_deploy.spike_levels`` (absent: 1, binary spikes; docs/SEMANTICS.md §1.1). The product
+nodes NIR lacks (``Attention``, ``Gate``; docs/SEMANTICS.md §4) are NIR nodes of our own types
+``snn_deploy.Attention`` and ``snn_deploy.Gate``, which plain NIR readers reject.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,6 +36,53 @@ RESET_KEY = "snn_deploy.reset"
 LEVELS_KEY = "snn_deploy.spike_levels"
 """Metadata of a spiking neuron node (LIF, CubaLIF, IF): its spike levels D, an int >= 1."""
 SCALE_KEY = "snn_deploy.voltage_scale"
+
+PRODUCT_PREFIX = "snn_deploy."
+"""NIR type strings of our product nodes: ``snn_deploy.Attention``, ``snn_deploy.Gate``."""
+
+
+@dataclass(eq=False)
+class Attention(nir.NIRNode):  # type: ignore[misc]  # nir is untyped
+    """NIR encoding of ``ir.nodes.Attention`` (docs/SEMANTICS.md §4): type ``snn_deploy.Attention``.
+
+    NIR has no such primitive. Plain ``nir.read`` rejects the type (``str2NIRNode`` knows only
+    NIR's own), and in memory it is a class no other NIR consumer converts, so no reader can
+    mistake it for a NIR node; ``load`` and ``read`` here know it.
+    """
+
+    dim: int
+    heads: int
+    decay: np.ndarray[Any, Any]
+    causal: bool
+    steps: int
+
+    def __post_init__(self) -> None:
+        self.input_type = {"input": np.array([3 * self.dim])}
+        self.output_type = {"output": np.array([self.dim])}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize with the type string ``snn_deploy.Attention``."""
+        out: dict[str, Any] = super().to_dict()
+        out["type"] = PRODUCT_PREFIX + "Attention"
+        return out
+
+
+@dataclass(eq=False)
+class Gate(nir.NIRNode):  # type: ignore[misc]  # nir is untyped
+    """NIR encoding of ``ir.nodes.Gate``: type ``snn_deploy.Gate`` (see ``Attention``)."""
+
+    dim: int
+
+    def __post_init__(self) -> None:
+        self.input_type = {"input": np.array([2 * self.dim])}
+        self.output_type = {"output": np.array([self.dim])}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize with the type string ``snn_deploy.Gate``."""
+        out: dict[str, Any] = super().to_dict()
+        out["type"] = PRODUCT_PREFIX + "Gate"
+        return out
+
 
 _CONVERTERS: dict[type[Any], Callable[[Any, tuple[int, ...]], dict[str, Any]]] = {}
 _IR_TYPE: dict[type[Any], type[n.Node]] = {}
@@ -163,6 +213,17 @@ _converter(nir.CubaLIF, n.CubaLIF)(
 )
 
 
+_converter(Attention, n.Attention)(
+    lambda node, shape: {
+        "heads": int(node.heads),
+        "decay": tuple(int(d) for d in np.atleast_1d(node.decay)),
+        "causal": bool(node.causal),
+        "steps": int(node.steps),
+    }
+)
+_converter(Gate, n.Gate)(lambda node, shape: {})
+
+
 def read(path: Path, *, data: bytes | None = None) -> nir.NIRGraph:
     """Read a NIR HDF5 file (or ``data``, the bytes of one stored inside ``path``) in a forked
     child (``frontends.isolated``) after ``frontends.hdf5.check``; any reader failure becomes one
@@ -181,10 +242,46 @@ def read(path: Path, *, data: bytes | None = None) -> nir.NIRGraph:
 
 
 def _read_nir(data: bytes | None, path: Path) -> nir.NIRGraph:
-    source = path if data is None else io.BytesIO(data)
-    with h5py.File(source, "r") as h5:
-        hdf5.check(h5, path)
-    return nir.read(source, type_check=False)
+    """``nir.read(..., type_check=False)`` after ``hdf5.check``, that also knows the
+    ``snn_deploy.*`` product nodes (a file without them reads exactly as with ``nir.read``)."""
+    from nir.serialization import hdf2dict
+
+    with h5py.File(path if data is None else io.BytesIO(data), "r") as f:
+        hdf5.check(f, path)
+        raw = hdf2dict(f["node"])
+    graph = _from_dict({**raw, "type_check": False})
+    if not isinstance(graph, nir.NIRGraph):
+        raise ValueError(f"the file holds a {type(graph).__name__}, not a NIRGraph")
+    return graph
+
+
+def _kind(raw: dict[str, Any]) -> str:
+    kind = raw["type"]
+    return kind.decode() if isinstance(kind, bytes) else str(kind)
+
+
+def _has_products(raw: dict[str, Any]) -> bool:
+    if _kind(raw) == "NIRGraph":
+        return any(_has_products(v) for v in raw["nodes"].values())
+    return _kind(raw).startswith(PRODUCT_PREFIX)
+
+
+def _from_dict(raw: dict[str, Any]) -> Any:
+    """A NIR node from its ``hdf2dict`` form: ours here, NIR's own by ``nir.dict2NIRNode``."""
+    kind, fields = _kind(raw), {k: v for k, v in raw.items() if k != "type"}
+    products = {PRODUCT_PREFIX + c.__name__: c for c in (Attention, Gate)}
+    if kind in products:
+        return products[kind](**fields)
+    if kind != "NIRGraph" or not _has_products(raw):
+        return nir.dict2NIRNode(raw)
+    return nir.NIRGraph(
+        nodes={k: _from_dict(v) for k, v in fields["nodes"].items()},
+        edges=[
+            (nir.ir.utils.ensure_str(a), nir.ir.utils.ensure_str(b)) for a, b in fields["edges"]
+        ],
+        metadata=fields.get("metadata", {}),
+        type_check=fields.get("type_check", True),
+    )
 
 
 def load(
@@ -322,6 +419,16 @@ def _to_nir(node: n.Node) -> Any:
         return nir.Input(input_type={"input": shape})
     if isinstance(node, n.Output):
         return nir.Output(output_type={"output": shape})
+    if isinstance(node, n.Attention):
+        return Attention(
+            dim=node.out_shape[0],
+            heads=node.heads,
+            decay=np.array(node.decay, dtype=np.int64),
+            causal=node.causal,
+            steps=node.steps,
+        )
+    if isinstance(node, n.Gate):
+        return Gate(dim=node.out_shape[0])
     nir_type = next(t for t, ir_t in _IR_TYPE.items() if ir_t is type(node))
     kwargs: dict[str, Any] = {f: np.array(getattr(node, f)) for f in node.ARRAYS}
     metadata: dict[str, Any] = {}

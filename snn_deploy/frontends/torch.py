@@ -31,6 +31,7 @@ File formats (``load(path)``), safest first:
 from __future__ import annotations
 
 import importlib
+import itertools
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -46,6 +47,8 @@ from torch.utils._device import _device_constructors
 
 from snn_deploy.errors import InputFileError, UnsupportedOpError
 from snn_deploy.frontends.nir import LEVELS_KEY, RESET_KEY
+from snn_deploy.frontends.nir import Attention as NirAttention
+from snn_deploy.frontends.nir import Gate as NirGate
 from snn_deploy.frontends.nir import load as load_nir
 from snn_deploy.frontends.nir import read as read_nir
 from snn_deploy.ir.graph import Graph
@@ -315,6 +318,67 @@ def _our_if(m: Any, ctx: Ctx) -> Any:
         v_reset=np.zeros(ctx.shape),
         metadata=_our_reset(m),
     )
+
+
+def _select(rows: int, size: int, offset: int) -> Any:
+    """A 0/1 ``Linear`` copying ``size`` values to rows ``offset..offset+size`` of ``rows``."""
+    weight = np.zeros((rows, size))
+    weight[np.arange(offset, offset + size), np.arange(size)] = 1.0
+    return nir.Linear(weight=weight)
+
+
+def _subgraph(dim: int, nodes: dict[str, Any], edges: list[tuple[str, str]]) -> nir.NIRGraph:
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([dim])}),
+        **nodes,
+        "output": nir.Output(output_type={"output": np.array([dim])}),
+    }
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+@_converter("snn_deploy.nn.SpikingSelfAttention")
+def _our_attention(m: Any, ctx: Ctx) -> Any:
+    """Linear -> LIF ``[q|k|v]`` -> ``snn_deploy.Attention`` -> Scale ``2**-s`` -> LIF."""
+    dim = m.dim
+    nodes = {
+        "qkv": _linear(m.qkv, ctx),
+        "qkv_lif": _our_lif(m.qkv_lif, Ctx(ctx.dt, (3 * dim,))),
+        "attention": NirAttention(
+            dim=dim,
+            heads=m.heads,
+            decay=np.array(m.decay, dtype=np.int64),
+            causal=m.causal,
+            steps=m.steps,
+        ),
+        "scale": nir.Scale(scale=np.full(dim, 2.0**-m.scale_shift)),
+        "out_lif": _our_lif(m.out_lif, ctx),
+    }
+    chain = ["input", *nodes, "output"]
+    return _subgraph(dim, nodes, list(itertools.pairwise(chain)))
+
+
+@_converter("snn_deploy.nn.SpikingGate")
+def _our_gate(m: Any, ctx: Ctx) -> Any:
+    """Value: Linear -> LI relay (``tau = dt``: ``v = W·x + b``); gate: Linear -> LIF; the two
+    copied into ``snn_deploy.Gate``'s ``[a|g]``; then Linear -> LIF."""
+    dim = m.dim
+    nodes = {
+        "value": _linear(m.value, ctx),
+        "relay": nir.LI(tau=np.full(dim, ctx.dt), r=np.ones(dim), v_leak=np.zeros(dim)),
+        "gate": _linear(m.gate, ctx),
+        "gate_lif": _our_lif(m.gate_lif, ctx),
+        "copy_a": _select(2 * dim, dim, 0),
+        "copy_g": _select(2 * dim, dim, dim),
+        "product": NirGate(dim=dim),
+        "out": _linear(m.out, ctx),
+        "out_lif": _our_lif(m.out_lif, ctx),
+    }
+    edges = [
+        ("input", "value"), ("value", "relay"), ("relay", "copy_a"), ("copy_a", "product"),
+        ("input", "gate"), ("gate", "gate_lif"), ("gate_lif", "copy_g"), ("copy_g", "product"),
+        ("product", "out"), ("out", "out_lif"), ("out_lif", "output"),
+    ]  # fmt: skip
+    return _subgraph(dim, nodes, edges)
 
 
 def _cuba(m: Any, ctx: Ctx, alpha: Any, beta: Any, threshold: Any, meta: dict[str, Any]) -> Any:

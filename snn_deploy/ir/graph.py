@@ -16,6 +16,9 @@ import numpy as np
 from snn_deploy.errors import VerificationError
 from snn_deploy.ir import nodes as n
 
+MAX_DECAY_SHIFT = 30
+"""Largest Attention decay shift: ``γ = 1 - 2**-30`` is already 1 for any clip of < 10^9 steps."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Graph:
@@ -116,6 +119,8 @@ def _verify_node(name: str, node: n.Node) -> None:
         raise VerificationError(
             f"node {name!r} ({kind}): spike levels must be an integer >= 1, got {levels!r}"
         )
+    if isinstance(node, n.PRODUCTS):
+        _verify_product(name, node)
     if isinstance(node, (n.Affine, n.Linear)):
         expected = (node.out_shape[0], int(np.prod(node.in_shape)))
         if node.weight.shape != expected or len(node.in_shape) != 1:
@@ -140,3 +145,39 @@ def _verify_node(name: str, node: n.Node) -> None:
                 f"node {name!r} ({kind}): {field} has shape {list(arr.shape)}, "
                 f"expected {list(node.out_shape)}"
             )
+
+
+def _verify_product(name: str, node: n.Node) -> None:
+    """Operand layout (``[q | k | v]``, ``[a | g]``), heads, decay shifts and clip length."""
+    kind = type(node).__name__
+    parts = 3 if isinstance(node, n.Attention) else 2
+    if len(node.in_shape) != 1 or node.in_shape[0] % parts:
+        raise VerificationError(
+            f"node {name!r} ({kind}): input {list(node.in_shape)} is not {parts} flat operands "
+            "of equal size"
+        )
+    if not isinstance(node, n.Attention):
+        return
+    dim = node.in_shape[0] // 3
+    if not isinstance(node.heads, int) or node.heads < 1 or dim % node.heads:
+        raise VerificationError(
+            f"node {name!r} (Attention): heads must be an int >= 1 dividing dim {dim}, "
+            f"got {node.heads!r}"
+        )
+    if len(node.decay) != node.heads or any(
+        not isinstance(d, int) or not 0 <= d <= MAX_DECAY_SHIFT for d in node.decay
+    ):
+        raise VerificationError(
+            f"node {name!r} (Attention): decay must be {node.heads} int shift(s) in "
+            f"0..{MAX_DECAY_SHIFT} (0: plain), got {list(node.decay)}"
+        )
+    if not isinstance(node.steps, int) or node.steps < 1:
+        raise VerificationError(
+            f"node {name!r} (Attention): steps (the clip length) must be an int >= 1, "
+            f"got {node.steps!r}"
+        )
+    if not node.causal and any(node.decay):
+        raise VerificationError(
+            f"node {name!r} (Attention): whole-clip (non-causal) attention takes no decay, got "
+            f"{list(node.decay)}: a distance decay needs the causal recurrence"
+        )

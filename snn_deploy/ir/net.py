@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
@@ -196,6 +196,106 @@ class Projection:
         object.__setattr__(self, "weight", _frozen_csr(self.weight, np.float64))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Operand:
+    """One operand of a product unit: ``out_src[index]`` of the previous step.
+
+    Attributes:
+        src: the population or input it reads.
+        index: which of the source's (flat) outputs, one per element of the unit.
+    """
+
+    src: str
+    index: IntArray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index", _frozen(self.index, np.int64))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProductFixed:
+    """Integer registers of a product unit (set by quantization; docs/SEMANTICS.md §4.4).
+
+    Attributes:
+        output: the output register; the product saturates to it, never wraps.
+        state: the attention state register ``S`` (saturating); None for a ``Gate``.
+        shift: a ``Gate``'s product is floor-shifted right by it before saturating (drops the
+            fraction bits of a voltage operand the next weights cannot use; 0: exact).
+        scale: integer output units per unit of the float output (a power of two): 1 unless a
+            ``Gate`` multiplies a non-spiking voltage: its voltage scale over ``2**shift``.
+    """
+
+    output: FixedPoint
+    state: FixedPoint | None = None
+    shift: int = 0
+    scale: float = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Attention:
+    """Linear spiking self-attention unit (docs/SEMANTICS.md §4.1-4.2).
+
+    Per head ``h`` with channels ``h·d .. (h+1)·d - 1`` (``d = size / heads``), reading
+    ``q``, ``k``, ``v`` of the previous step: ``S_h = sat(decay(S_h, decay[h]) + k_h ⊗ v_h)``,
+    output ``sat(q_hᵀ · S_h)``; whole-clip (``causal=False``): ``S`` over the first ``steps``
+    inputs, read in the next ``steps``.
+
+    Attributes:
+        name: the NIR node it came from.
+        size: output elements (``dim``).
+        heads: number of heads.
+        q: query operand; k: key operand; v: value operand (``size`` elements each).
+        decay: per head, the shift ``d`` of ``S -= trunc(S / 2**d)`` (0: no decay).
+        causal: the causal recurrence, or the whole-clip form.
+        steps: the clip length (whole clip); the causal plain state is sized for it.
+        fixed: integer registers, set by quantization.
+    """
+
+    name: str
+    size: int
+    heads: int
+    q: Operand
+    k: Operand
+    v: Operand
+    decay: tuple[int, ...]
+    causal: bool
+    steps: int
+    fixed: ProductFixed | None = None
+
+    @property
+    def operands(self) -> tuple[Operand, ...]:
+        """``q``, ``k``, ``v``."""
+        return (self.q, self.k, self.v)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Gate:
+    """Elementwise gate unit: output ``sat(a ⊙ g)`` of the previous step's operands (§4.3).
+
+    Attributes:
+        name: the NIR node it came from.
+        size: output elements.
+        a: the gated value (any population's output, or an input).
+        g: the gate (spikes or spike counts, or an input).
+        fixed: integer registers, set by quantization.
+    """
+
+    name: str
+    size: int
+    a: Operand
+    g: Operand
+    fixed: ProductFixed | None = None
+
+    @property
+    def operands(self) -> tuple[Operand, ...]:
+        """``a``, ``g``."""
+        return (self.a, self.g)
+
+
+Product = Attention | Gate
+"""A product unit of the lowered net."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False, weakref_slot=True)
 class Net:
     """A lowered network: inputs, populations, projections and what the outputs read.
@@ -207,6 +307,8 @@ class Net:
         projections: all projections.
         outputs: output name -> the population (or input) it records.
         numeric: the integer arithmetic, set by quantization (None: float network).
+        products: product unit name -> unit (``Attention``, ``Gate``): activation×activation
+            products, which projections read like populations (docs/SEMANTICS.md §4).
     """
 
     dt: float
@@ -215,9 +317,10 @@ class Net:
     projections: tuple[Projection, ...]
     outputs: Mapping[str, str]
     numeric: NumericSpec | None = None
+    products: Mapping[str, Product] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("inputs", "populations", "outputs"):
+        for name in ("inputs", "populations", "outputs", "products"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
         object.__setattr__(self, "projections", tuple(self.projections))
 
@@ -227,9 +330,11 @@ class Net:
         return self.numeric is not None
 
     def size_of(self, name: str) -> int:
-        """Number of elements of a population or input."""
+        """Number of elements of a population, product unit or input."""
         if name in self.populations:
             return self.populations[name].size
+        if name in self.products:
+            return self.products[name].size
         return int(np.prod(self.inputs[name]))
 
     def incoming(self, dst: str) -> tuple[Projection, ...]:
@@ -249,7 +354,7 @@ class Net:
         for p in self.projections:
             if p.dst not in self.populations:
                 raise VerificationError(f"projection {p.name!r} targets unknown {p.dst!r}")
-            if p.src not in self.populations and p.src not in self.inputs:
+            if not any(p.src in k for k in (self.populations, self.inputs, self.products)):
                 raise VerificationError(f"projection {p.name!r} reads unknown {p.src!r}")
             want = (self.size_of(p.dst), self.size_of(p.src))
             if p.weight.shape != want:
@@ -263,6 +368,8 @@ class Net:
                     f"projection {p.name!r}: integer weights must be set exactly when the "
                     "net is quantized"
                 )
+        for unit in self.products.values():
+            self._verify_product(unit)
         for pop in self.populations.values():
             _verify_levels(pop)
             if (pop.fixed is None) == self.quantized:
@@ -270,6 +377,49 @@ class Net:
                     f"population {pop.name!r}: integer parameters must be set exactly when "
                     "the net is quantized"
                 )
+
+    def _verify_product(self, unit: Product) -> None:
+        kind = type(unit).__name__
+        taken = [k for k in (self.inputs, self.populations) if unit.name in k]
+        if taken:
+            raise VerificationError(f"{kind} {unit.name!r}: the name is taken by another node")
+        roles = ("q", "k", "v") if isinstance(unit, Attention) else ("a", "g")
+        for role, op in zip(roles, unit.operands, strict=True):
+            if op.src not in self.populations and op.src not in self.inputs:
+                raise VerificationError(
+                    f"{kind} {unit.name!r}: operand {role} reads {op.src!r}, which is no "
+                    "population or input"
+                )
+            size = self.size_of(op.src)
+            if op.index.shape != (unit.size,) or np.any((op.index < 0) | (op.index >= size)):
+                raise VerificationError(
+                    f"{kind} {unit.name!r}: operand {role} needs {unit.size} indices into "
+                    f"{op.src!r} (size {size})"
+                )
+            src = self.populations.get(op.src)
+            if role != "a" and src is not None and not src.spiking:
+                raise VerificationError(
+                    f"{kind} {unit.name!r}: operand {role} reads {op.src!r}, which outputs its "
+                    "voltage; it must be spikes (spike counts)"
+                )
+        if isinstance(unit, Attention) and (
+            unit.size % unit.heads
+            or len(unit.decay) != unit.heads
+            or (not unit.causal and any(unit.decay))
+        ):
+            raise VerificationError(
+                f"Attention {unit.name!r}: {unit.heads} heads must divide size {unit.size} and "
+                f"match decay {list(unit.decay)}, which must be 0 for whole-clip attention"
+            )
+        if (unit.fixed is None) == self.quantized:
+            raise VerificationError(
+                f"{kind} {unit.name!r}: integer registers must be set exactly when the net is "
+                "quantized"
+            )
+        if unit.fixed is not None and (unit.fixed.state is None) != isinstance(unit, Gate):
+            raise VerificationError(
+                f"{kind} {unit.name!r}: an Attention has a state register, a Gate none"
+            )
 
 
 def _verify_levels(pop: Population) -> None:

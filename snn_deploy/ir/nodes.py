@@ -318,6 +318,52 @@ class CubaLIF(Neuron):
     )
 
 
+# --------------------------------------------------------------------------- products
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Attention(Node):
+    """Linear spiking self-attention, per head (docs/SEMANTICS.md §4.1, §4.2).
+
+    Input ``(3·dim,)`` is ``[q | k | v]``, each the integer output (spikes, spike counts) of
+    one step; output ``(dim,)``. Per head ``h`` (``dim/heads`` channels each), causal::
+
+        S_h[t] = decay(S_h[t-1], decay[h]) + k_h ⊗ v_h      A_h[t] = q_hᵀ · S_h[t]
+
+    with ``decay(S, 0) = S`` and ``decay(S, d) = S - trunc(S / 2**d)`` (``γ = 1 - 2**-d``).
+    Not ``causal``: the whole-clip form, ``S`` accumulated over the first ``steps`` input steps
+    and read with each of them in the next ``steps`` (latency ``2·steps``). ``steps`` is also
+    the clip length the causal plain state is sized for.
+    """
+
+    heads: int
+    decay: tuple[int, ...]
+    causal: bool = True
+    steps: int
+
+    @classmethod
+    def out_shape_of(cls, node: Any, in_shape: Shape) -> Shape:
+        """Output is a third of the ``[q | k | v]`` input."""
+        return (in_shape[0] // 3,)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class Gate(Node):
+    """Elementwise gate ``y = a ⊙ g`` (docs/SEMANTICS.md §4.3).
+
+    Input ``(2·dim,)`` is ``[a | g]``: ``a`` any population's output (spikes, spike counts or
+    a non-spiking voltage), ``g`` spikes or spike counts; output ``(dim,)``.
+    """
+
+    @classmethod
+    def out_shape_of(cls, node: Any, in_shape: Shape) -> Shape:
+        """Output is half of the ``[a | g]`` input."""
+        return (in_shape[0] // 2,)
+
+
+PRODUCTS: tuple[type[Node], ...] = (Attention, Gate)
+"""Activation×activation products: each becomes a product unit of the lowered ``Net``."""
+
 NEURONS: tuple[type[Neuron], ...] = (Threshold, I, IF, LI, LIF, CubaLI, CubaLIF)
 """Node types with state or a nonlinearity: each becomes a neuron population."""
 
@@ -334,4 +380,4 @@ SYNAPSES: tuple[type[Node], ...] = (
 )
 """Linear, stateless node types: chains of them fold into one projection between populations."""
 
-ALL_NODES: tuple[type[Node], ...] = (Input, Output, *SYNAPSES, *NEURONS)
+ALL_NODES: tuple[type[Node], ...] = (Input, Output, *SYNAPSES, *NEURONS, *PRODUCTS)

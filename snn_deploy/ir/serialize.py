@@ -22,11 +22,16 @@ import scipy.sparse as sp
 
 from snn_deploy.errors import InputFileError
 from snn_deploy.ir.net import (
+    Attention,
+    Gate,
     Net,
     NeuronFixed,
     NumericSpec,
+    Operand,
     Placement,
     Population,
+    Product,
+    ProductFixed,
     Projection,
     SynapseFixed,
 )
@@ -78,6 +83,11 @@ def to_bytes(net: Net) -> bytes:
                 "rounding": None if proj.fixed is None else proj.fixed.rounding,
             }
         )
+    units = []
+    for i, unit in enumerate(net.products.values()):
+        for j, op in enumerate(unit.operands):
+            arrays[f"unit{i}.operand{j}"] = op.index
+        units.append(_product_to_json(unit))
     header = {
         "format": FORMAT,
         "dt": net.dt,
@@ -86,6 +96,7 @@ def to_bytes(net: Net) -> bytes:
         "populations": pops,
         "projections": projs,
         "numeric": None if net.numeric is None else _numeric_to_json(net.numeric),
+        "products": units,
     }
     arrays = {"header": np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays}
     buf = io.BytesIO()
@@ -96,6 +107,63 @@ def to_bytes(net: Net) -> bytes:
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             zf.writestr(info, member.getbuffer(), zipfile.ZIP_DEFLATED, compresslevel=1)
     return buf.getvalue()
+
+
+def _register_json(reg: FixedPoint | None) -> dict[str, Any] | None:
+    return None if reg is None else {**dataclasses.asdict(reg), "overflow": reg.overflow.value}
+
+
+def _register_from(raw: dict[str, Any] | None) -> FixedPoint | None:
+    return None if raw is None else FixedPoint(**{**raw, "overflow": Overflow(raw["overflow"])})
+
+
+def _product_to_json(unit: Product) -> dict[str, Any]:
+    """The unit's fields (operand indices go to the arrays ``unit{i}.operand{j}``)."""
+    out: dict[str, Any] = {
+        "kind": type(unit).__name__,
+        "name": unit.name,
+        "size": unit.size,
+        "sources": [op.src for op in unit.operands],
+        "fixed": None
+        if unit.fixed is None
+        else {
+            "output": _register_json(unit.fixed.output),
+            "state": _register_json(unit.fixed.state),
+            "shift": unit.fixed.shift,
+            "scale": unit.fixed.scale,
+        },
+    }
+    if isinstance(unit, Attention):
+        out.update(heads=unit.heads, decay=list(unit.decay), causal=unit.causal, steps=unit.steps)
+    return out
+
+
+def _product_from_json(raw: dict[str, Any], indices: list[npt.NDArray[Any]]) -> Product:
+    ops = [Operand(src=s, index=i) for s, i in zip(raw["sources"], indices, strict=True)]
+    f = raw["fixed"]
+    fixed = None
+    if f is not None:
+        output = _register_from(f["output"])
+        assert output is not None  # to_bytes writes every unit's output register
+        fixed = ProductFixed(
+            output=output, state=_register_from(f["state"]), shift=f["shift"], scale=f["scale"]
+        )
+    if raw["kind"] == "Attention":
+        q, k, v = ops
+        return Attention(
+            name=raw["name"],
+            size=raw["size"],
+            heads=raw["heads"],
+            q=q,
+            k=k,
+            v=v,
+            decay=tuple(raw["decay"]),
+            causal=raw["causal"],
+            steps=raw["steps"],
+            fixed=fixed,
+        )
+    a, g = ops
+    return Gate(name=raw["name"], size=raw["size"], a=a, g=g, fixed=fixed)
 
 
 def _put_csr(arrays: dict[str, npt.NDArray[Any]], key: str, m: sp.csr_matrix) -> None:
@@ -250,6 +318,16 @@ def _net(arrays: _Arrays, header: dict[str, Any]) -> Net:
         **{k: math.prod(v) for k, v in inputs.items()},
         **{k: pop.size for k, pop in pops.items()},
     }
+    products = {}
+    for i, u in enumerate(header.get("products", [])):  # written since product units
+        operands = [
+            arrays.need(
+                f"unit{i}.operand{j}", kinds="iu", shape=(None,), low=0, high=sizes[src] - 1
+            )
+            for j, src in enumerate(u["sources"])
+        ]
+        products[u["name"]] = _product_from_json(u, operands)
+        sizes[u["name"]] = products[u["name"]].size
     projs = []
     for i, p in enumerate(header["projections"]):
         shape = (sizes[p["dst"]], sizes[p["src"]])
@@ -297,6 +375,7 @@ def _net(arrays: _Arrays, header: dict[str, Any]) -> Net:
         projections=tuple(projs),
         outputs=header["outputs"],
         numeric=numeric,
+        products=products,
     )
 
 

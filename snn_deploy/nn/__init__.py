@@ -18,6 +18,10 @@ our float simulator runs spike for spike like the PyTorch model::
   ``v -= s·threshold``; the next projection gets ``W·s``. ``export`` writes ``D`` to the node's
   metadata ``"snn_deploy.spike_levels"`` (absent = binary).
 
+* ``SpikingSelfAttention(dim, heads, steps, ...)`` and ``SpikingGate(dim, ...)``: the
+  activation×activation products of docs/SEMANTICS.md §4 (``Attention``, ``Gate``) with the
+  neurons around them, each one module in the ``Sequential`` (after a neuron layer).
+
 Modules keep their state between calls (one call = one step, input ``[batch, ...]``);
 ``reset_state(model)`` clears it and ``run(model, x)`` steps through ``x[time, batch, ...]``.
 """
@@ -29,6 +33,8 @@ from snn_deploy.nn.layers import (
     Conv2d,
     CubaLIF,
     Linear,
+    SpikingGate,
+    SpikingSelfAttention,
     multispike,
     reset_state,
     run,
@@ -41,6 +47,8 @@ __all__ = [
     "Conv2d",
     "CubaLIF",
     "Linear",
+    "SpikingGate",
+    "SpikingSelfAttention",
     "export",
     "multispike",
     "reset_state",

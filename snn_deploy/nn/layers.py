@@ -229,10 +229,133 @@ class IF(_Neuron):
         return self._fire(v + x)
 
 
+class SpikingSelfAttention(torch.nn.Module):
+    """Linear spiking self-attention (docs/SEMANTICS.md §4.1-4.2), one step per call.
+
+    ``x`` (spikes, ``dim``) -> ``Linear(dim, 3·dim)`` -> ``LIF(3·dim, levels)`` = ``[q|k|v]``
+    -> the ``Attention`` product (reading the previous step's ``q, k, v``) -> ``·2**-scale_shift``
+    -> ``LIF(dim)`` (one step later, like every projection). Per head ``h`` (``dim/heads``
+    channels), causal: ``S_h = S_h - trunc(S_h/2**decay[h]) + k_h ⊗ v_h`` (no decay for 0),
+    ``A_h = q_hᵀ·S_h``; ``causal=False``: ``S`` over the first ``steps`` steps, read with each of
+    their ``q`` in the next ``steps`` (latency ``2·steps``). The product is exact in float, so
+    the integer unit gives the same ``A``; gradients pass through the products and through the
+    decay as ``γ = 1 - 2**-d`` (straight-through ``trunc``).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        steps: int,
+        *,
+        beta: float = 0.5,
+        threshold: float = 1.0,
+        levels: int = 1,
+        decay: tuple[int, ...] | list[int] | None = None,
+        causal: bool = True,
+        scale_shift: int = 0,
+    ) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"heads ({heads}) must divide dim ({dim})")
+        self.dim, self.heads, self.steps = dim, heads, steps
+        self.decay = tuple(decay) if decay is not None else (0,) * heads
+        if len(self.decay) != heads or (not causal and any(self.decay)):
+            raise ValueError(
+                f"decay must be {heads} shift(s), all 0 for whole-clip attention; got {decay}"
+            )
+        self.causal, self.scale_shift = causal, scale_shift
+        self.qkv = Linear(dim, 3 * dim)
+        self.qkv_lif = LIF(3 * dim, beta=beta, threshold=threshold, levels=levels)
+        self.out_lif = LIF(dim, beta=beta, threshold=threshold)
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        self._spikes: torch.Tensor | None = None
+        self._attended: torch.Tensor | None = None
+        self._state: torch.Tensor | None = None
+        self._kept: list[torch.Tensor] = []
+        self._n = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.qkv_lif(self.qkv(x))
+        zeros = torch.zeros(*x.shape[:-1], self.dim, dtype=s.dtype)
+        a = zeros if self._spikes is None else self._attend(self._spikes)
+        previous = zeros if self._attended is None else self._attended
+        self._spikes, self._attended = s, a
+        return self.out_lif(previous * 2.0**-self.scale_shift)  # type: ignore[no-any-return]
+
+    def _attend(self, spikes: torch.Tensor) -> torch.Tensor:
+        """The unit's output for one input step (the previous step's ``[q|k|v]``)."""
+        q, k, v = (
+            spikes[..., i * self.dim : (i + 1) * self.dim].reshape(
+                *spikes.shape[:-1], self.heads, -1
+            )
+            for i in range(3)
+        )
+        n, self._n = self._n, self._n + 1
+        if self.causal or n < self.steps:
+            state = (
+                torch.zeros_like(k[..., None] * v[..., None, :])
+                if self._state is None
+                else self._state
+            )
+            d = torch.tensor(self.decay, dtype=state.dtype)
+            lost = state * torch.where(d > 0, 2.0**-d, 0.0)[:, None, None]
+            lost = lost + (torch.trunc(lost) - lost).detach()  # trunc forward, γ backward
+            self._state = state - lost + k[..., :, None] * v[..., None, :]
+        if not self.causal:
+            if n < self.steps:
+                self._kept.append(q)
+            if not self.steps <= n < 2 * self.steps:
+                return torch.zeros_like(spikes[..., : self.dim])
+            q = self._kept[n - self.steps]
+        assert self._state is not None
+        return torch.einsum("...hi,...hij->...hj", q, self._state).reshape(*q.shape[:-2], self.dim)
+
+
+class SpikingGate(torch.nn.Module):
+    """Elementwise gate of an analog value by spikes (docs/SEMANTICS.md §4.3), one step per call.
+
+    ``a = Linear(dim, dim)(x)`` (an analog voltage: a non-spiking relay, ``v = W·x[t-1] + b``)
+    and ``g = LIF(Linear(dim, dim)(x))`` (spikes, ``levels``); the ``Gate`` product ``a ⊙ g``
+    of the previous step; then ``LIF(Linear(dim, dim)(a ⊙ g))``: SpikeSCR's gated unit.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        beta: float = 0.5,
+        threshold: float = 1.0,
+        levels: int = 1,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.value = Linear(dim, dim)
+        self.gate = Linear(dim, dim)
+        self.gate_lif = LIF(dim, beta=beta, threshold=threshold, levels=levels)
+        self.out = Linear(dim, dim)
+        self.out_lif = LIF(dim, beta=beta, threshold=threshold)
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        self._value: torch.Tensor | None = None
+        self._gate: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        value, g = self.value(x), self.gate_lif(self.gate(x))
+        y = torch.zeros_like(value)
+        if self._value is not None and self._gate is not None:
+            y = self._value * self._gate
+        self._value, self._gate = value, g
+        return self.out_lif(self.out(y))  # type: ignore[no-any-return]
+
+
 def reset_state(model: torch.nn.Module) -> None:
-    """Clear the state (voltages, currents, delay buffers) of every layer in ``model``."""
+    """Clear the state (voltages, currents, delay buffers, attention state) of every layer."""
     for m in model.modules():
-        if isinstance(m, (_Neuron, _Delayed)):
+        if isinstance(m, (_Neuron, _Delayed, SpikingSelfAttention, SpikingGate)):
             m.reset_state()
 
 

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from snn_deploy.errors import UnsupportedOpError, VerificationError
 from snn_deploy.ir import nodes as n
 from snn_deploy.ir.graph import Graph
-from snn_deploy.ir.net import Net, Population, Projection
+from snn_deploy.ir.net import Attention, Gate, Net, Operand, Population, Product, Projection
 from snn_deploy.ir.types import ResetMode
 from snn_deploy.passes.base import Pass, PassContext
 
@@ -65,6 +65,10 @@ def lower(graph: Graph, dt: float) -> Net:
             projections.append(
                 Projection(name=label, src=src, dst=name, weight=weight, delay=delay)
             )
+    products = {
+        name: _product(name, graph.nodes[name], *folder.inputs_of(name))
+        for name in graph.of_type(n.PRODUCTS)
+    }
     outputs = {name: _output_source(graph, name) for name in graph.of_type(n.Output)}
     inputs = {name: graph.nodes[name].out_shape for name in graph.of_type(n.Input)}
     net = Net(
@@ -73,9 +77,59 @@ def lower(graph: Graph, dt: float) -> Net:
         populations=populations,
         projections=tuple(projections),
         outputs=outputs,
+        products=products,
     )
     net.verify()
     return net
+
+
+def _product(name: str, node: n.Node, terms: Terms, bias: FloatArray) -> Product:
+    """The unit of a product node: each operand must be a plain copy of one source's outputs
+    (weight 1, no delay, no bias), since the unit multiplies the sources' integer outputs."""
+    kind = type(node).__name__
+    size = int(node.out_shape[0])
+    src = np.full(len(bias), "", dtype=object)
+    index = np.full(len(bias), -1, dtype=np.int64)
+    for (source, delay), (matrix, _) in terms.items():
+        m = sp.coo_matrix(matrix)
+        m.sum_duplicates()
+        if delay or np.any(m.data != 1) or np.any(src[m.row] != ""):
+            raise UnsupportedOpError(
+                f"{kind} {name!r}: each operand element must be one output of one population "
+                f"or input, unweighted and undelayed; {source!r} reaches it with weights "
+                f"{sorted(set(m.data.tolist()))[:4]} and delay {delay}"
+            )
+        src[m.row], index[m.row] = source, m.col
+    if np.any(bias != 0) or np.any(index < 0):
+        raise UnsupportedOpError(
+            f"{kind} {name!r}: {int(np.sum(index < 0))} operand element(s) have no source and "
+            f"{int(np.sum(bias != 0))} a bias; every element must copy one source output"
+        )
+    operands = []
+    for j in range(len(bias) // size):
+        part = slice(j * size, (j + 1) * size)
+        sources = sorted(set(src[part]))
+        if len(sources) != 1:
+            raise UnsupportedOpError(
+                f"{kind} {name!r}: operand {j} mixes the sources {sources}; each operand must "
+                "read one population or input"
+            )
+        operands.append(Operand(src=sources[0], index=index[part]))
+    if isinstance(node, n.Attention):
+        q, k, v = operands
+        return Attention(
+            name=name,
+            size=size,
+            heads=node.heads,
+            q=q,
+            k=k,
+            v=v,
+            decay=tuple(node.decay),
+            causal=node.causal,
+            steps=node.steps,
+        )
+    a, g = operands
+    return Gate(name=name, size=size, a=a, g=g)
 
 
 def _output_source(graph: Graph, name: str) -> str:
@@ -116,7 +170,7 @@ class _Folder:
     def _output_of(self, name: str) -> tuple[Terms, FloatArray]:
         node = self.graph.nodes[name]
         size = int(np.prod(node.out_shape))
-        if isinstance(node, (n.Input, *n.NEURONS)):
+        if isinstance(node, (n.Input, *n.NEURONS, *n.PRODUCTS)):
             return {(name, 0): (sp.identity(size, format="csr"), ())}, np.zeros(size)
         if name in self.memo:
             return self.memo[name]

@@ -52,7 +52,7 @@ import scipy.sparse as sp
 from snn_deploy.ir.net import Net, Placement, Projection
 from snn_deploy.passes.base import Pass, PassContext
 from snn_deploy.target import cost
-from snn_deploy.target.rules import check_design_rules
+from snn_deploy.target.rules import check_design_rules, products_supported, raise_violations
 from snn_deploy.target.schema import Limits
 
 IntArray = npt.NDArray[np.int64]
@@ -86,6 +86,10 @@ class Map(Pass):
     one core), using as few cores as the heuristic of the module docstring finds, then runs
     every design rule on the placed net.
 
+    Product units (``Attention``, ``Gate``) the target does not run are refused first, by the
+    design rules named after them; on a target that runs them (``sim``, no cores) they are
+    not placed: the simulator runs them beside the populations.
+
     Requires: a verified quantized ``Net``.
     Guarantees: every neuron is in exactly one range; ranges of a population are sorted by
     start and together cover it; the same input gives the same placement; no core exceeds a
@@ -99,6 +103,7 @@ class Map(Pass):
         """Place ``ir`` (a quantized Net) on ``ctx.target``'s cores and chips."""
         if not isinstance(ir, Net) or not ir.quantized:
             raise TypeError("map takes a quantized Net")
+        raise_violations(products_supported(ir, ctx.target), ctx.target)
         mapped = place(ir, ctx.target.limits)
         check_design_rules(mapped, ctx.target)
         return mapped

@@ -22,10 +22,14 @@ import scipy.sparse as sp
 
 from snn_deploy.errors import QuantizationError
 from snn_deploy.ir.net import (
+    Attention,
     Net,
     NeuronFixed,
     NumericSpec,
+    Operand,
     Population,
+    Product,
+    ProductFixed,
     Projection,
     SynapseFixed,
 )
@@ -43,6 +47,9 @@ COMPENSATION_DAMPING = 0.1
 """Ridge on the calibration Gram matrix, as a fraction of its mean diagonal (GPTQ uses 0.01; on
 the multi-level KWS model 0.01 to 1 all gave 98.9-99.1 % float agreement on 800 training clips
 outside the calibration set, docs/SEMANTICS.md §3)."""
+
+MAX_PRODUCT_BITS = 62
+"""Widest product-unit register the simulator holds exactly (int64 with a sign bit to spare)."""
 
 COMPENSATION_BLOCK = 128
 """Columns rounded between two matrix-product updates of the rest (the result does not depend
@@ -111,29 +118,149 @@ def quantize(
             compensation; the others round to nearest.
     """
     grams = grams or {}
-    levels = {k: p.levels for k, p in net.populations.items()}
+    tops: dict[str, float] = {k: float(p.levels) for k, p in net.populations.items()}
     pops = dict(net.populations)
     projs: dict[int, Projection] = {}
-    for name, pop in net.populations.items():
-        incoming = [(i, p) for i, p in enumerate(net.projections) if p.dst == name]
-        peak = None if state_peaks is None else state_peaks.get(name)
-        scale = pop.voltage_scale or choose_scale(
-            pop,
-            [p for _, p in incoming],
-            spec,
-            percentile=percentile,
-            state_peak=peak,
-            source_levels=levels,
-        )
-        pops[name] = dataclasses.replace(pop, fixed=_neuron_fixed(pop, scale, spec))
-        for i, p in incoming:
-            fixed = _synapse_fixed(p, scale, spec, percentile, grams.get(i))
-            projs[i] = dataclasses.replace(p, fixed=fixed)
+    units: dict[str, ProductFixed] = {}
+    settled: set[str] = set()
+    pending = list(net.populations)
+    while pending:  # a population fed by a unit waits for the scales the unit's registers need
+        ready = [k for k in pending if _ready(net, k, pops)]
+        if not ready:
+            raise QuantizationError(
+                f"quantize: populations {pending} feed Gate values that depend on themselves; "
+                "a Gate's value operand must not depend on the Gate's own output"
+            )
+        for name in ready:
+            pending.remove(name)
+            for src in {p.src for p in net.incoming(name)} & set(net.products):
+                if src not in units:
+                    units[src], tops[src] = product_fixed(net.products[src], pops, spec)
+            pop = net.populations[name]
+            incoming = [
+                (i, _per_integer_unit(p, units))
+                for i, p in enumerate(net.projections)
+                if p.dst == name
+            ]
+            peak = None if state_peaks is None else state_peaks.get(name)
+            scale = pop.voltage_scale or choose_scale(
+                pop,
+                [p for _, p in incoming],
+                spec,
+                percentile=percentile,
+                state_peak=peak,
+                source_levels=tops,
+            )
+            pops[name] = dataclasses.replace(pop, fixed=_neuron_fixed(pop, scale, spec))
+            for i, p in incoming:
+                if p.src in net.products and p.src not in settled:  # the first reader decides
+                    settled.add(p.src)
+                    units[p.src] = gate_shift(units[p.src], p, scale, spec)
+                    p = _per_integer_unit(net.projections[i], units)
+                fixed = _synapse_fixed(p, scale, spec, percentile, grams.get(i))
+                projs[i] = dataclasses.replace(net.projections[i], fixed=fixed)
+    for name, unit in net.products.items():  # units that feed no population
+        if name not in units:
+            units[name], _ = product_fixed(unit, pops, spec)
     return net.replace(
         populations=pops,
         projections=tuple(projs[i] for i in range(len(net.projections))),
         numeric=spec,
+        products={k: dataclasses.replace(u, fixed=units[k]) for k, u in net.products.items()},
     )
+
+
+def _ready(net: Net, name: str, pops: Mapping[str, Population]) -> bool:
+    """True once every unit feeding ``name`` has the voltage scales of its value operands."""
+    return all(
+        pops[op.src].fixed is not None
+        for p in net.incoming(name)
+        if p.src in net.products
+        for op in net.products[p.src].operands
+        if op.src in pops and not pops[op.src].spiking
+    )
+
+
+def _per_integer_unit(proj: Projection, units: Mapping[str, ProductFixed]) -> Projection:
+    """``proj`` with float weights per integer unit of its source: a unit's integer output is
+    ``ProductFixed.scale`` times its float output, so the weights are divided by it (exact:
+    a power of two). Other sources' integer outputs equal their float ones."""
+    unit = units.get(proj.src)
+    if unit is None or unit.scale == 1.0:
+        return proj
+    return dataclasses.replace(proj, weight=proj.weight / unit.scale)
+
+
+def _operand_range(
+    op: Operand, pops: Mapping[str, Population], spec: NumericSpec
+) -> tuple[int, float]:
+    """The largest |integer| an operand can be and its integer units per float unit: a spiking
+    population's top level (scale 1), a non-spiking one's voltage register (its voltage scale),
+    an input 1 (inputs are at most 1 in magnitude, as for the worst-case current)."""
+    pop = pops.get(op.src)
+    if pop is None or pop.spiking:
+        return (1 if pop is None else pop.levels), 1.0
+    assert pop.fixed is not None  # quantize orders the populations so (``_ready``)
+    return spec.voltage.max, pop.fixed.scale
+
+
+def product_fixed(
+    unit: Product, pops: Mapping[str, Population], spec: NumericSpec
+) -> tuple[ProductFixed, float]:
+    """The registers of a product unit, sized for the worst case, and its largest |output|.
+
+    Attention (docs/SEMANTICS.md §4.4): with operand tops ``Q, K, V`` and ``d = size/heads``,
+    the state of a head never exceeds ``K·V·h`` with ``h = steps`` (plain: ``steps`` updates)
+    or ``h = min(steps, 2**d_h + 1)`` (decayed: the fixed point of ``S - trunc(S/2**d) + K·V``
+    is below ``K·V·(2**d_h + 1)``); the output never exceeds ``d·Q·max S``. A gate's output
+    never exceeds the product of its operands' tops. Registers are signed and one bit wider
+    than the bound's magnitude.
+
+    Raises:
+        QuantizationError: a register would need more than 62 bits (int64 state).
+    """
+    ranges = [_operand_range(op, pops, spec) for op in unit.operands]
+    if isinstance(unit, Attention):
+        (q, _), (k, _), (v, _) = ranges
+        horizon = max(unit.steps if d == 0 else min(unit.steps, 2**d + 1) for d in unit.decay)
+        state_max = k * v * horizon
+        out_max = (unit.size // unit.heads) * q * state_max
+        fixed = ProductFixed(
+            output=_register(unit, "output", out_max),
+            state=_register(unit, "state", state_max),
+        )
+        return fixed, float(out_max)
+    (a, a_scale), (g, _) = ranges
+    return ProductFixed(output=_register(unit, "output", a * g), scale=a_scale), float(a * g)
+
+
+def gate_shift(
+    fixed: ProductFixed, proj: Projection, scale: float, spec: NumericSpec
+) -> ProductFixed:
+    """``fixed`` with the output shift its reader ``proj`` (per integer unit, into a population
+    of voltage scale ``scale``) needs: a product with a voltage operand carries that voltage's
+    scale (e.g. 2**20), so the reader's codes would need an exponent below the smallest; the
+    product is shifted right by the missing bits instead (no more than its scale has), and
+    its register narrowed by as many. Other units are returned unchanged.
+    """
+    peak = _weight_peak(proj, 100.0) * scale / 2**spec.input_shift
+    if fixed.scale == 1.0 or peak == 0:
+        return fixed
+    exp = math.ceil(math.log2(peak / spec.weight.max))
+    shift = min(max(0, spec.weight_exp_min - exp), int(math.log2(fixed.scale)))
+    output = FixedPoint(width=max(2, fixed.output.width - shift), signed=True)
+    return dataclasses.replace(fixed, output=output, shift=shift, scale=fixed.scale / 2**shift)
+
+
+def _register(unit: Product, what: str, bound: int) -> FixedPoint:
+    width = bound.bit_length() + 1
+    if width > MAX_PRODUCT_BITS:
+        raise QuantizationError(
+            f"{type(unit).__name__} {unit.name!r}: the {what} register needs {width} bits for "
+            f"its worst case {bound}, limit {MAX_PRODUCT_BITS}; use fewer spike levels, a "
+            "shorter clip (steps) or a decay"
+        )
+    return FixedPoint(width=width, signed=True)
 
 
 def _weight_peak(proj: Projection, percentile: float) -> float:
@@ -148,7 +275,7 @@ def choose_scale(
     *,
     percentile: float = 100.0,
     state_peak: float | None = None,
-    source_levels: Mapping[str, int] | None = None,
+    source_levels: Mapping[str, float] | None = None,
 ) -> float:
     """The largest power of two ``S`` for which every register of ``pop`` has room.
 

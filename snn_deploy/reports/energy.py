@@ -75,7 +75,7 @@ def activity(
         ``neurons``, ``events``, ``rate``) and ``projections`` (name -> ``src``, ``dst``,
         ``from_input``, ``synapses``, ``source_neurons``, ``source_events``, ``synops``).
     """
-    record: dict[str, npt.NDArray[np.generic]] = {**inputs, **trace.populations}
+    record: dict[str, npt.NDArray[np.generic]] = {**inputs, **trace.populations, **trace.products}
     batch, steps = next(iter(trace.populations.values())).shape[:2]
     slots = batch * steps
     events = {name: _events(record[name], net.size_of(name)) for name in record}

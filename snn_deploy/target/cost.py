@@ -15,9 +15,9 @@ three count the same thing:
   destination of that neuron (one output axon per neuron per destination core).
 * **profiles**: distinct neuron parameter tuples ``(du, dv, vth, bias_mant, bias_exp)``.
 
-Source neurons are numbered globally (``global_offsets``): inputs first, then populations, in
-the net's order. Everything works on CSR ``indptr``/``indices`` with NumPy; nothing loops over
-synapses in Python.
+Source neurons are numbered globally (``global_offsets``): inputs first, then populations, then
+product units, in the net's order. Everything works on CSR ``indptr``/``indices`` with NumPy;
+nothing loops over synapses in Python.
 
 ``population_costs`` and ``core_usage`` are memoized per (net, limits) while the net lives:
 nets are frozen, so a result cannot go stale, and the map pass, the design rules (run again by
@@ -262,18 +262,18 @@ def rows_bits(costs: list[ProjectionCost], rows: IntArray) -> int:
 
 
 def global_offsets(net: Net) -> dict[str, int]:
-    """First global neuron id of every input and population (inputs first)."""
+    """First global neuron id of every input, population and product unit (in that order)."""
     out: dict[str, int] = {}
     n = 0
-    for name in [*net.inputs, *net.populations]:
+    for name in [*net.inputs, *net.populations, *net.products]:
         out[name] = n
         n += net.size_of(name)
     return out
 
 
 def total_ids(net: Net) -> int:
-    """Number of global neuron ids (inputs and populations)."""
-    return sum(net.size_of(n) for n in [*net.inputs, *net.populations])
+    """Number of global neuron ids (inputs, populations and product units)."""
+    return sum(net.size_of(n) for n in [*net.inputs, *net.populations, *net.products])
 
 
 def fan_in_keys(
@@ -436,7 +436,8 @@ def out_degree_per_neuron(net: Net) -> dict[str, dict[str, IntArray]]:
     Two projections between the same pair may reach the same neuron, so their larger degree
     (not the sum) is kept: a lower bound on the distinct destinations.
     """
-    out: dict[str, dict[str, IntArray]] = {name: {} for name in [*net.inputs, *net.populations]}
+    names = [*net.inputs, *net.populations, *net.products]
+    out: dict[str, dict[str, IntArray]] = {name: {} for name in names}
     for proj in net.projections:
         m = codes_of(proj)
         deg = np.bincount(m.indices, minlength=m.shape[1]).astype(np.int64)

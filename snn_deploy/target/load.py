@@ -64,6 +64,7 @@ def load_target(name_or_path: str | Path) -> Target:
             path=path,
             numeric_path=formats,
             fpga=FpgaBoard(**values["fpga"]) if "fpga" in values else None,
+            products=frozenset(values.get("products", [])),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise TargetError(f"{path}: invalid target description: {exc}") from exc

@@ -36,6 +36,28 @@ class Violation:
         )
 
 
+def products_supported(net: Net, target: Target) -> list[Violation]:
+    """Every product unit is one the target's backend runs (``products`` in its file); the
+    violation's rule is the operator's name, ``attention`` or ``gate``."""
+    found = []
+    for unit in net.products.values():
+        kind = type(unit).__name__
+        if kind in target.products:
+            continue
+        runs = [n for n in available() if kind in load_target(n).products]
+        found.append(
+            Violation(
+                kind.lower(),
+                unit.name,
+                "product unit",
+                kind,
+                "not yet supported on this target",
+                f"use a target that runs {kind} ({', '.join(runs)})",
+            )
+        )
+    return found
+
+
 def reset_mode_supported(net: Net, target: Target) -> list[Violation]:
     """Every spiking population uses a reset mode the target implements."""
     allowed = sorted(m.value for m in target.reset_modes)
@@ -300,7 +322,12 @@ DESIGN_RULES: list[Callable[[Net, Target], list[Violation]]] = [
 
 
 def check_design_rules(net: Net, target: Target) -> None:
-    """Run every rule; raise one ``DesignRuleError`` listing all violations."""
+    """Run every rule; raise one ``DesignRuleError`` listing all violations.
+
+    Product units the target cannot run are reported first and alone: the other rules count
+    core resources of populations and projections, which such a unit has no place in.
+    """
+    raise_violations(products_supported(net, target), target)
     raise_violations([v for rule in DESIGN_RULES for v in rule(net, target)], target)
 
 

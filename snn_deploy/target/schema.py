@@ -97,6 +97,8 @@ class Target:
         backend: the backend that emits and runs programs for this target.
         numeric: the neuron core's integer arithmetic.
         reset_modes: the reset modes the hardware implements.
+        products: the product units (``Attention``, ``Gate``; docs/SEMANTICS.md §4) its backend
+            runs; absent from the file: none.
         limits: capacities checked by the design rules.
         energy: per-event energies for the energy report.
         fpga: board resources of an FPGA target, None otherwise.
@@ -116,3 +118,4 @@ class Target:
     path: Path
     numeric_path: Path
     fpga: FpgaBoard | None = None
+    products: frozenset[str] = frozenset()

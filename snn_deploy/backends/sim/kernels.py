@@ -5,10 +5,13 @@ Integer kernels follow Lava 0.10.0's ``PyLifModelBitAcc`` and ``PyDenseModelBitA
 Lava backend runs them with its own process model (``backends/lava/multilevel.py``). All state
 is int64 holding the values of narrower registers; the register widths come from
 ``NumericSpec``. Float kernels run the same discrete-time equations without rounding: they are
-the float reference the quantized network is compared against.
+the float reference the quantized network is compared against. The product kernels
+(``attention_update``, ``attention_read``, ``gate``; docs/SEMANTICS.md §4) take either.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +21,8 @@ from snn_deploy.ir.types import FixedPoint, Overflow
 
 Int = npt.NDArray[np.int64]
 Float = npt.NDArray[np.float64]
+Array = npt.NDArray[Any]
+"""An integer or a float array: the product kernels run both."""
 
 
 def shift(x: Int, exp: int | Int) -> Int:
@@ -168,4 +173,71 @@ def float_spike_count(v: Float, threshold: Float, levels: int) -> Float:
     count = np.clip(np.ceil(v / threshold) - 1.0, 0.0, levels)
     count = np.where((count < levels) & (v > (count + 1.0) * threshold), count + 1.0, count)
     out: Float = np.where((count > 0) & ~(v > count * threshold), count - 1.0, count)
+    return out
+
+
+# --------------------------------------------------------------------------- products (§4)
+
+
+def decay_shift(x: Array, shifts: Int) -> Array:
+    """``x - trunc(x / 2**d)`` per element (``d`` broadcast against ``x``); ``d = 0``: ``x``.
+
+    The decay of the attention state (docs/SEMANTICS.md §4.1), ``γ = 1 - 2**-d`` rounded
+    toward zero. Integer arrays use a sign-magnitude shift, as Lava's decays do; floats the
+    same value with ``trunc``, so an integer-valued float state decays exactly as the integer
+    one (float and integer attention agree bit for bit).
+
+    Examples:
+        >>> decay_shift(np.array([7, -7, 8, 1]), np.array([1, 1, 0, 1]))
+        array([ 4, -4,  8,  1])
+        >>> decay_shift(np.array([7.0, -7.0, 8.0, 1.0]), np.array([1, 1, 0, 1]))
+        array([ 4., -4.,  8.,  1.])
+    """
+    if np.issubdtype(x.dtype, np.integer):
+        lost = np.sign(x) * (np.abs(x) >> shifts)
+    else:
+        lost = np.trunc(x * np.exp2(-shifts.astype(np.float64)))
+    out: Array = np.where(shifts > 0, x - lost, x)
+    return out
+
+
+def attention_update(s: Array, k: Array, v: Array, shifts: Int, state: FixedPoint | None) -> Array:
+    """One state update of every head: ``S = sat(decay(S, d_h) + k ⊗ v)``.
+
+    ``s`` is ``[batch, heads, d, d]`` (row: key channel, column: value channel), ``k`` and
+    ``v`` are ``[batch, heads, d]``, ``shifts`` the per-head decay shifts. ``state`` is the
+    integer register (saturating: never wraps); None in float runs.
+    """
+    s = decay_shift(s, shifts[None, :, None, None]) + k[..., :, None] * v[..., None, :]
+    return s if state is None else saturate(s, state)
+
+
+def attention_read(s: Array, q: Array, output: FixedPoint | None) -> Array:
+    """The output of every head, ``A_h = sat(q_hᵀ · S_h)`` (``[batch, heads, d]``).
+
+    Binary ``q`` makes this a sum of the rows of ``S`` where ``q`` spikes (AND + popcount when
+    ``k`` and ``v`` are binary too); spike counts weigh the rows.
+    """
+    a = np.einsum("bhi,bhij->bhj", q, s)
+    return a if output is None else saturate(a, output)
+
+
+def gate(a: Array, g: Array, output: FixedPoint | None, shift: int = 0) -> Array:
+    """The elementwise gate ``y = sat((a ⊙ g) >> shift)`` (docs/SEMANTICS.md §4.3).
+
+    The shift is a floor shift of the exact product (integer runs only); float runs (``output``
+    None) return ``a ⊙ g``.
+    """
+    y = a * g
+    return y if output is None else saturate(y >> shift, output)
+
+
+def saturate(x: Array, reg: FixedPoint) -> Array:
+    """Clip to a product register's range (they saturate whatever ``reg.overflow`` says).
+
+    Examples:
+        >>> saturate(np.array([-200, 5, 200]), FixedPoint(width=8, signed=True))
+        array([-128,    5,  127])
+    """
+    out: Array = np.clip(x, reg.min, reg.max)
     return out

@@ -19,8 +19,15 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from snn_deploy.backends.base import Trace, check_inputs
-from snn_deploy.backends.sim.kernels import fixed_step, float_step, shift
-from snn_deploy.ir.net import Net, Population, Projection
+from snn_deploy.backends.sim.kernels import (
+    attention_read,
+    attention_update,
+    fixed_step,
+    float_step,
+    gate,
+    shift,
+)
+from snn_deploy.ir.net import Attention, Net, Population, Product, Projection
 from snn_deploy.ir.types import ResetMode
 
 DENSE_ABOVE = 0.1
@@ -93,6 +100,10 @@ def simulate(
         record[name] = np.zeros((batch, steps, pop.size), dtype)
     peak = {k: float(np.max(np.abs(v), initial=0.0)) for k, v in data.items()}
     peak.update({k: float(p.levels) if p.spiking else 2.0**62 for k, p in net.populations.items()})
+    for name, unit in net.products.items():
+        record[name] = np.zeros((batch, steps, unit.size), dtype)
+        peak[name] = 2.0 ** (unit.fixed.output.width - 1) if fixed and unit.fixed else 2.0**62
+    units = {k: _ProductState(u, batch, fixed) for k, u in net.products.items()}
     matrices = [_prepare(p, fixed, peak[p.src]) for p in net.projections]
     states = {k: _State(p, batch, fixed, net) for k, p in net.populations.items()}
     us = (
@@ -115,6 +126,8 @@ def simulate(
                 continue
             acc = m.apply(record[proj.src][:, src_t])
             a[proj.dst] += shift(acc.astype(np.int64), m.exp) if fixed else acc
+        for name, unit_state in units.items():
+            record[name][:, t] = unit_state.step(record, t)
         for name, state in states.items():
             record[name][:, t] = state.step(a[name])
             if record_state:
@@ -123,7 +136,8 @@ def simulate(
             progress(t + 1, steps)
     outputs = {out: record[src] for out, src in net.outputs.items()}
     pops = {k: record[k] for k in net.populations}
-    return Trace(outputs=outputs, populations=pops, u=us, v=vs)
+    products = {k: record[k] for k in net.products}
+    return Trace(outputs=outputs, populations=pops, u=us, v=vs, products=products)
 
 
 def _integer_input(name: str, x: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
@@ -135,6 +149,49 @@ def _integer_input(name: str, x: npt.NDArray[np.float64]) -> npt.NDArray[np.int6
             "integer graded payloads"
         )
     return x.astype(np.int64)
+
+
+class _ProductState:
+    """The mutable state of one product unit during a run (docs/SEMANTICS.md §4).
+
+    At step ``t`` the unit reads its operands' outputs of step ``t - 1`` (input step
+    ``n = t - 1``), like a projection. Causal attention updates ``S`` and reads it every step;
+    whole-clip attention updates ``S`` and keeps ``q`` for ``n < steps`` (output 0) and reads
+    the kept ``q[n - steps]`` for ``steps <= n < 2·steps`` (output 0 after).
+    """
+
+    def __init__(self, unit: Product, batch: int, fixed: bool) -> None:
+        self.unit, self.batch = unit, batch
+        self.dtype = np.int64 if fixed else np.float64
+        self.state_reg = unit.fixed.state if fixed and unit.fixed else None
+        self.output_reg = unit.fixed.output if fixed and unit.fixed else None
+        self.shift = unit.fixed.shift if fixed and unit.fixed else 0
+        if isinstance(unit, Attention):
+            d = unit.size // unit.heads
+            self.shifts = np.array(unit.decay, dtype=np.int64)
+            self.s: Array = np.zeros((batch, unit.heads, d, d), self.dtype)
+            self.kept_q: list[Array] = []
+
+    def step(self, record: Mapping[str, Array], t: int) -> Array:
+        unit = self.unit
+        out: Array = np.zeros((self.batch, unit.size), self.dtype)
+        if t == 0:  # no operand has an output yet
+            return out
+        x = [record[op.src][:, t - 1][:, op.index].astype(self.dtype) for op in unit.operands]
+        if not isinstance(unit, Attention):
+            return gate(x[0], x[1], self.output_reg, self.shift)
+        q, k, v = (o.reshape(self.batch, unit.heads, -1) for o in x)
+        n = t - 1
+        if unit.causal or n < unit.steps:
+            self.s = attention_update(self.s, k, v, self.shifts, self.state_reg)
+        if not unit.causal:
+            if n < unit.steps:
+                self.kept_q.append(q)
+                return out
+            if n >= 2 * unit.steps:
+                return out
+            q = self.kept_q[n - unit.steps]
+        return attention_read(self.s, q, self.output_reg).reshape(self.batch, unit.size)
 
 
 class _State:

@@ -1,0 +1,62 @@
+"""End to end: a ``.pt`` of ``snn_deploy.nn`` layers with attention and a gate compiles for
+``sim`` and its integer run agrees with the float reference; Loihi and FPGA targets refuse it
+by the design rules ``attention`` and ``gate``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from snn_deploy import api
+from snn_deploy.backends.sim.run import simulate
+from snn_deploy.ir import serialize
+from tests.cli.test_cli import invoke
+from tests.frontends.test_nn_products import CASES, STEPS, architecture, build
+
+
+@pytest.fixture(scope="module")
+def model_and_inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("products")
+    case = CASES["decayed-multi-level"]
+    model = build(case).float()
+    torch.save(
+        {"architecture": architecture(case), "state_dict": model.state_dict(), "dt": 1e-4},
+        folder / "model.pt",
+    )
+    rng = np.random.default_rng(0)
+    x = (rng.random((6, 2 * STEPS, 10)) < 0.5).astype(np.float64)
+    np.savez(folder / "x.npz", input=x)
+    return folder, x
+
+
+def test_compiles_for_sim_and_the_integer_run_agrees_with_the_float_reference(model_and_inputs):
+    folder, x = model_and_inputs
+    out = folder / "out"
+    code, text = invoke(
+        "compile", folder / "model.pt", "--target", "sim", "--inputs", folder / "x.npz", "-o", out
+    )
+    assert code == 0, text
+    report = json.loads((out / "report.json").read_text())
+    agreement = report["agreement"]
+    assert agreement["outputs"]["output"]["prediction_agreement"] >= 5 / 6
+    assert min(p["spike_agreement"] for p in agreement["populations"].values()) > 0.99
+    net = serialize.load(out / "network.npz")
+    assert {type(u).__name__ for u in net.products.values()} == {"Attention", "Gate"}
+    # the attention product is exact in float: where the quantized q, k, v equal the float
+    # ones (here on most steps), so do the products
+    float_net, _ = api.lower_and_quantize(api.load(folder / "model.pt"), api.load_target("sim"))
+    integer, floats = simulate(net, {"input": x}), simulate(float_net, {"input": x}, fixed=False)
+    same = integer.products["2.attention"] == floats.products["2.attention"]
+    assert np.abs(integer.products["2.attention"]).sum() > 0 and same.mean() > 0.9
+
+
+@pytest.mark.parametrize("target", ["loihi2", "loihi-sim", "fpga-artix7-35t"])
+def test_hardware_targets_refuse_by_rule_name(model_and_inputs, target):
+    folder, _ = model_and_inputs
+    code, text = invoke("compile", folder / "model.pt", "--target", target, "-o", folder / target)
+    assert code == 5, text
+    assert "[attention] 2.attention" in text and "[gate] 3.product" in text
+    assert "not yet supported on this target" in text
