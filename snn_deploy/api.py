@@ -20,7 +20,13 @@ from snn_deploy.backends import get_all_backends
 from snn_deploy.backends.base import Progress, Trace, check_inputs
 from snn_deploy.backends.fpga.run import simulate_rtl
 from snn_deploy.backends.sim.run import simulate as run_sim
-from snn_deploy.errors import InputFileError, SnnDeployError, UsageError
+from snn_deploy.errors import (
+    InputFileError,
+    PassError,
+    SnnDeployError,
+    TargetError,
+    UsageError,
+)
 from snn_deploy.frontends import get_all_frontends
 from snn_deploy.frontends import nir as nir_frontend
 from snn_deploy.ir import nodes as n
@@ -35,6 +41,7 @@ from snn_deploy.passes.calibration import measure
 from snn_deploy.reports.energy import activity, energy, paper_energy, trace_summary
 from snn_deploy.reports.html import render_html
 from snn_deploy.reports.placement import placement, utilization
+from snn_deploy.reports.render import to_json
 from snn_deploy.reports.resources import quantization, resources
 from snn_deploy.reports.verification import PREFIXES, Verification, compare, records_state, vectors
 from snn_deploy.target.load import load_target
@@ -103,6 +110,10 @@ def convert(
     """
     from snn_deploy.frontends import onnx
 
+    if len(calibrate) != 1:
+        raise InputFileError(
+            f"convert takes one calibration array [batch, *shape]; got {sorted(calibrate)}"
+        )
     (x,) = calibrate.values()
     conversion = onnx.convert(model, np.asarray(x, dtype=np.float64), percentile=percentile)
     float_net, net = lower_and_quantize(
@@ -234,8 +245,12 @@ def lower_and_quantize(
         run = run_sim(float_net, x, fixed=False, record_state=True)
         calibration = measure(float_net, {**run.populations, **run.products, **x}, run.u)
     ctx = PassContext(target=target, calibration=calibration)
-    net = pipeline.run(float_net, steps[1:], ctx, dump_after=dump_after)
-    assert isinstance(net, Net)
+    net = pipeline.run(float_net, steps[1:], ctx, dump_after=dump_after, before=["lower"])
+    if not (isinstance(net, Net) and net.quantized):
+        raise PassError(
+            f"the pipeline {passes!r} leaves a float net, and targets run quantized nets: add "
+            "quantize after lower"
+        )
     return float_net, net
 
 
@@ -245,7 +260,9 @@ def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
     Per spiking population: the fraction of (sample, step, neuron) spike slots that agree (in
     value, for multi-level spikes), and the spike counts (events: a spike of any level counts
     once, as in the energy report). Per output: the fraction of samples whose most active
-    output neuron (largest sum of spikes, i.e. of spike levels, or of voltage) is the same.
+    output neuron (largest sum of spikes, i.e. of spike levels, or of voltage) is the same,
+    and how many samples have any float output activity (``float_active_samples``: on a silent
+    sample every neuron ties, so the prediction agrees trivially).
     """
     pops = {}
     for name, pop in net.populations.items():
@@ -263,7 +280,10 @@ def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
             1.0 if scale is None or net.populations[net.outputs[name]].spiking else scale.scale
         )
         f = float_trace.outputs[name].sum(axis=1)
-        outputs[name] = {"prediction_agreement": float(np.mean(q.argmax(-1) == f.argmax(-1)))}
+        outputs[name] = {
+            "prediction_agreement": float(np.mean(q.argmax(-1) == f.argmax(-1))),
+            "float_active_samples": int(np.count_nonzero(np.any(f != 0, axis=-1))),
+        }
     return {"populations": pops, "outputs": outputs}
 
 
@@ -316,7 +336,7 @@ def compile(
         graph, tgt, dt=dt, passes=passes, calibrate=calibrate, dump_after=dump_after
     )
     check_design_rules(net, tgt)
-    backend = get_all_backends()[tgt.backend]()
+    backend = _backend(tgt)
     program = backend.lower(net, tgt)
     report: dict[str, Any] = {
         "schema": REPORT_SCHEMA,
@@ -403,6 +423,40 @@ def provenance(
     }
 
 
+def _backend(target: Target) -> Any:
+    backends = get_all_backends()
+    if target.backend not in backends:
+        raise TargetError(
+            f"{target.path}: backend {target.backend!r} is unknown; known: {', '.join(backends)}"
+        )
+    return backends[target.backend]()
+
+
+def read_report(folder: str | Path) -> dict[str, Any]:
+    """The ``report.json`` of a compile output folder, as strict JSON (no NaN or Infinity).
+
+    Raises:
+        InputFileError: no report, not JSON, or not an snn-deploy report.
+    """
+    path = Path(folder) / "report.json"
+    if not path.is_file():
+        raise InputFileError(f"{folder} has no report.json: is it a compile output folder?")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_not_json)
+    except (OSError, ValueError) as exc:  # ValueError: JSON or UTF-8 decoding
+        raise InputFileError(f"{path} is not a readable JSON report: {exc}") from exc
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if schema != REPORT_SCHEMA:
+        raise InputFileError(
+            f"{path}: schema is {schema!r}, not {REPORT_SCHEMA!r}: not an snn-deploy report"
+        )
+    return data  # type: ignore[no-any-return]
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
 def _placed(net: Net) -> bool:
     return all(p.placement is not None for p in net.populations.values())
 
@@ -421,7 +475,7 @@ def _emit(
     nir.write(d / "graph.nir", nir_frontend.dump(graph))
     files.append(d / "graph.nir")
     if _placed(net):
-        text = json.dumps(placement(net), indent=2, sort_keys=True) + "\n"
+        text = to_json(placement(net)) + "\n"
         (d / "placement.json").write_text(text)
         files.append(d / "placement.json")
     if inputs is not None and trace is not None:
@@ -435,7 +489,7 @@ def _emit(
         }
         for f in files
     ]
-    (d / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    (d / "report.json").write_text(to_json(report) + "\n")
     (d / "report.html").write_text(render_html(report))
     return [*files, d / "report.json", d / "report.html"]
 
@@ -463,27 +517,9 @@ def simulate(
     if not net.quantized:
         raise SnnDeployError("this network is not quantized; compile it first or use --float")
     tgt = load_target(target)
-    backend = get_all_backends()[tgt.backend]()
+    backend = _backend(tgt)
     program = backend.lower(net, tgt)
     return backend.run(program, inputs, record_state=record_state, progress=progress)  # type: ignore[no-any-return]
-
-
-def read_report(folder: str | Path) -> dict[str, Any]:
-    """Read the ``report.json`` of a compile output folder.
-
-    Raises:
-        InputFileError: there is none, or it is not an snn-deploy report.
-    """
-    path = Path(folder) / "report.json"
-    if not path.is_file():
-        raise InputFileError(f"{folder} has no report.json: is it a compile output folder?")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InputFileError(f"{path}: not a readable report: {exc}") from exc
-    if not isinstance(data, dict) or data.get("schema") != REPORT_SCHEMA:
-        raise InputFileError(f"{path}: not an snn-deploy report (schema {REPORT_SCHEMA})")
-    return data
 
 
 def verify(

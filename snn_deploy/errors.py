@@ -22,7 +22,8 @@ code  meaning
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 EXIT_INTERNAL = 1
 
@@ -60,9 +61,17 @@ class QuantizationError(SnnDeployError):
 
 
 class DesignRuleError(SnnDeployError):
-    """A network breaks one or more hardware limits of the target."""
+    """A network breaks one or more hardware limits of the target.
+
+    Attributes:
+        violations: the broken limits (``target.rules.Violation``), for ``check --json``.
+    """
 
     exit_code = 5
+
+    def __init__(self, message: str, violations: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.violations = tuple(violations)
 
 
 class BudgetError(SnnDeployError):

@@ -11,6 +11,10 @@ import numpy.typing as npt
 from snn_deploy.errors import InputFileError
 from snn_deploy.ir.net import Net
 
+MAX_INPUT_PAYLOAD = 2**53
+"""The largest input magnitude: inputs are read as float64, which holds every integer payload
+up to 2**53 exactly (and int64, into which the simulator casts them, holds it too)."""
+
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` while a backend runs (steps or samples)."""
 
@@ -41,6 +45,10 @@ def check_inputs(
     """Validate inputs against the net: returns ``[batch, time, size]`` arrays, one per input.
 
     A single-input net accepts any one key; ``[time, *shape]`` arrays get a batch axis of 1.
+
+    Raises:
+        InputFileError: a missing input, a wrong shape, no sample or no time step, a value
+            that is NaN, infinite or beyond ``MAX_INPUT_PAYLOAD``, or unequal step counts.
     """
     if len(net.inputs) == 1 and len(inputs) == 1:
         inputs = {next(iter(net.inputs)): next(iter(inputs.values()))}
@@ -56,8 +64,19 @@ def check_inputs(
                 f"input {name!r} has shape {list(arr.shape)}; expected [batch, time, "
                 f"{', '.join(map(str, shape))}] or [time, {', '.join(map(str, shape))}]"
             )
+        if arr.size == 0:
+            raise InputFileError(
+                f"input {name!r} has shape {list(arr.shape)}: it needs at least one sample and "
+                "one time step"
+            )
         if not np.all(np.isfinite(arr)):
             raise InputFileError(f"input {name!r} contains NaN or inf")
+        if np.max(np.abs(arr)) > MAX_INPUT_PAYLOAD:
+            where = np.unravel_index(int(np.argmax(np.abs(arr))), arr.shape)
+            raise InputFileError(
+                f"input {name!r} has value {arr[where]:g} at {list(map(int, where))}, beyond "
+                "the largest exact integer payload 2**53"
+            )
         batch = arr.shape[0] if arr.ndim == len(shape) + 2 else 1
         arr = arr.reshape(batch, arr.shape[-len(shape) - 1], -1)
         steps.add(arr.shape[1])

@@ -6,8 +6,10 @@ Every failure prints one line ``error: ...`` and exits with the code of its clas
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import math
 import signal
 import sys
 import time
@@ -21,6 +23,8 @@ import numpy as np
 from snn_deploy import __version__, api, limits
 from snn_deploy.errors import (
     EXIT_INTERNAL,
+    BudgetError,
+    DesignRuleError,
     InputFileError,
     Interrupted,
     MismatchError,
@@ -32,16 +36,30 @@ from snn_deploy.ir import nodes as n
 from snn_deploy.ir.graph import Graph
 from snn_deploy.ir.net import DEFAULT_DT, Net
 from snn_deploy.ir.types import ResetMode
+from snn_deploy.passes import get_all_passes
 from snn_deploy.reports import verification
 from snn_deploy.reports.compare import changes
 from snn_deploy.reports.gates import check_budgets
-from snn_deploy.reports.render import summary, table
+from snn_deploy.reports.render import summary, table, to_json
 from snn_deploy.target.load import available, load_target
+
+
+class _Finite(click.FloatRange):
+    """A ``FloatRange`` that refuses NaN and infinities (NaN passes every range comparison)."""
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
 
 MODEL = click.Path(exists=False, dir_okay=True, path_type=Path)
 dt_option = click.option(
     "--dt",
-    type=float,
+    type=_Finite(min=0, min_open=True),
     default=DEFAULT_DT,
     show_default=True,
     help="Seconds per time step used to discretise NIR neurons.",
@@ -56,6 +74,12 @@ trust_option = click.option(
     "--trust-pickle",
     is_flag=True,
     help="Allow a pickled torch.nn.Module: loading it runs code from the file.",
+)
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the result as JSON on stdout (an error is still one line on stderr).",
 )
 target_option = click.option(
     "--target",
@@ -233,13 +257,18 @@ def cli(ctx: click.Context, debug: bool) -> None:
         "round dense weights with error compensation on it."
     ),
 )
-@click.option("--dump-ir-after", default=None, help="Print the IR after this pass (or 'all').")
+@click.option(
+    "--dump-ir-after",
+    type=click.Choice([*get_all_passes(), "all"]),
+    default=None,
+    help="Print the IR after this pass (or 'all').",
+)
 @click.option(
     "--record-state",
     is_flag=True,
     help="Also write every population's u and v on --inputs into vectors.npz (for verify).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print report.json instead of tables.")
+@json_option
 @max_memory_option
 def compile(
     model: Path,
@@ -285,9 +314,8 @@ def compile(
         reads=[p for p in (inputs, calibrate) if p is not None],
         record_state=record_state,
     )
-    click.echo(
-        json.dumps(result.report, indent=2, sort_keys=True) if as_json else summary(result.report)
-    )
+    click.echo(to_json(result.report) if as_json else summary(result.report))
+    _warn_silent(result.report["agreement"])
     if not as_json:
         click.echo(f"\nwrote {out}/: {', '.join(f.name for f in result.files)}")
 
@@ -471,21 +499,35 @@ def verify(folder: Path, target: str | None, junit: Path | None, as_json: bool) 
 @reset_option
 @trust_option
 @max_memory_option
-def check(model: Path, target: str, dt: float, reset: str | None, trust_pickle: bool) -> None:
-    """Run the design rules for MODEL on a target; exit 2 listing every violation."""
+@json_option
+def check(
+    model: Path, target: str, dt: float, reset: str | None, trust_pickle: bool, as_json: bool
+) -> None:
+    """Run the design rules for MODEL on a target; exit 5 listing every violation."""
     from snn_deploy.target.rules import check_design_rules
 
     tgt = load_target(target)
-    _, net = api.lower_and_quantize(
-        api.load(
-            model, reset=ResetMode(reset) if reset else None, dt=dt, trust_pickle=trust_pickle
-        ),
-        tgt,
-        dt=dt,
+    graph = api.load(
+        model, reset=ResetMode(reset) if reset else None, dt=dt, trust_pickle=trust_pickle
     )
-    check_design_rules(net, tgt)
+    result: dict[str, Any] = {"model": model.name, "target": tgt.name}
+    try:
+        _, net = api.lower_and_quantize(graph, tgt, dt=dt)
+        check_design_rules(net, tgt)
+    except DesignRuleError as exc:
+        if not as_json:
+            raise
+        violations = [dataclasses.asdict(v) for v in exc.violations]
+        click.echo(to_json({**result, "violations": violations, "cores": None, "chips": None}))
+        raise DesignRuleError(
+            f"{len(violations)} design-rule violation(s) for target {tgt.name!r} (listed in the "
+            "JSON output)"
+        ) from exc
     cores = {(r.chip, r.core) for p in net.populations.values() for r in p.placement or ()}
     chips = {chip for chip, _ in cores}
+    if as_json:
+        click.echo(to_json({**result, "violations": [], "cores": len(cores), "chips": len(chips)}))
+        return
     click.echo(
         f"{model.name}: no design-rule violations for target {tgt.name}; "
         f"{len(cores)} cores on {len(chips)} chips"
@@ -494,7 +536,7 @@ def check(model: Path, target: str, dt: float, reset: str | None, trust_pickle: 
 
 @cli.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print report.json as is.")
+@json_option
 @click.option(
     "--compare",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -503,11 +545,11 @@ def check(model: Path, target: str, dt: float, reset: str | None, trust_pickle: 
 )
 @click.option("--max-cores", type=click.IntRange(min=0), help="Fail (exit 3) above N cores.")
 @click.option(
-    "--max-energy-uj", type=click.FloatRange(min=0), help="Fail (exit 3) above X uJ per inference."
+    "--max-energy-uj", type=_Finite(min=0), help="Fail (exit 3) above X uJ per inference."
 )
 @click.option(
     "--min-agreement",
-    type=click.FloatRange(0, 1),
+    type=_Finite(0, 1),
     help="Fail (exit 3) if an output's float-vs-quantized prediction agreement is below A.",
 )
 def report(
@@ -524,23 +566,41 @@ def report(
     """
     data = api.read_report(folder)
     if compare is not None:
+        if (max_cores, max_energy_uj, min_agreement) != (None, None, None):
+            raise UsageError("--compare checks no budget; run the budgets without --compare")
         diff = changes(api.read_report(compare), data)
         if as_json:
-            click.echo(json.dumps(diff, indent=2, sort_keys=True))
+            click.echo(to_json(diff))
         else:
             rows = [[d["key"], _short(d["old"]), _short(d["new"])] for d in diff]
             if rows:
                 click.echo(table(["changed", str(compare), str(folder)], rows))
             click.echo(f"{len(diff)} differences between {compare} and {folder}")
         return
-    click.echo(json.dumps(data, indent=2, sort_keys=True) if as_json else summary(data))
+    try:
+        text = to_json(data) if as_json else summary(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a tampered report
+        raise InputFileError(
+            f"{folder / 'report.json'}: malformed report ({type(exc).__name__}: {exc}); "
+            "compile again"
+        ) from exc
     broken = check_budgets(
         data, max_cores=max_cores, max_energy_uj=max_energy_uj, min_agreement=min_agreement
     )
-    for message in broken:
-        click.echo(f"budget broken: {message}", err=True)
+    click.echo(text)
     if broken:
-        sys.exit(3)
+        raise BudgetError(f"budget broken: {'; '.join(broken)}")
+
+
+def _warn_silent(agreement: dict[str, Any] | None) -> None:
+    """Warn on stderr about outputs silent in the float reference on every sample."""
+    for name, out in (agreement or {}).get("outputs", {}).items():
+        if out["float_active_samples"] == 0:
+            click.echo(
+                f"warning: output {name!r} is silent in the float reference on every sample: "
+                "its prediction agreement says nothing",
+                err=True,
+            )
 
 
 def _short(value: Any) -> str:
@@ -572,14 +632,20 @@ def _short(value: Any) -> str:
 )
 @click.option(
     "--percentile",
-    type=click.FloatRange(0, 100),
+    type=_Finite(0, 100),
     default=99.9,
     show_default=True,
     help="Activation percentile that sets each layer's threshold (balancing).",
 )
 @max_memory_option
+@json_option
 def convert(
-    model: Path, calibrate: Path, output: Path | None, steps: int, percentile: float
+    model: Path,
+    calibrate: Path,
+    output: Path | None,
+    steps: int,
+    percentile: float,
+    as_json: bool,
 ) -> None:
     """Convert a ReLU ANN (ONNX) to an IF SNN (.nir) by data-based threshold balancing."""
     import nir
@@ -588,15 +654,36 @@ def convert(
         model, api.read_inputs(calibrate), steps=steps, percentile=percentile
     )
     out = output or model.with_suffix(".nir")
-    nir.write(out, graph)
-    click.echo(json.dumps(report, indent=2, sort_keys=True))
+    try:
+        nir.write(out, graph)
+    except OSError as exc:
+        raise InputFileError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    _warn_silent(report["quantized"])
+    if as_json:
+        click.echo(to_json({**report, "output": str(out)}))
+        return
+    click.echo(
+        f"{report['samples']} samples, {steps} steps: SNN vs ANN prediction agreement "
+        f"{report['snn_vs_ann_prediction_agreement']:.4g}"
+    )
+    for name, out_agreement in report["quantized"]["outputs"].items():
+        click.echo(
+            f"output {name}: quantized vs float prediction agreement "
+            f"{out_agreement['prediction_agreement']:.4g}"
+        )
     click.echo(f"wrote {out}")
 
 
 @cli.command()
-def targets() -> None:
+@json_option
+def targets(as_json: bool) -> None:
     """List the built-in targets."""
-    rows = [[t.name, t.backend, t.description] for t in map(load_target, available())]
+    found = [load_target(name) for name in available()]
+    if as_json:
+        keys = ("name", "backend", "description", "path")
+        click.echo(to_json([{k: str(getattr(t, k)) for k in keys} for t in found]))
+        return
+    rows = [[t.name, t.backend, t.description] for t in found]
     click.echo(table(["target", "backend", "description"], rows))
 
 
@@ -605,10 +692,28 @@ def targets() -> None:
 @reset_option
 @trust_option
 @max_memory_option
-def inspect(model: Path, reset: str | None, trust_pickle: bool) -> None:
+@json_option
+def inspect(model: Path, reset: str | None, trust_pickle: bool, as_json: bool) -> None:
     """Print MODEL's graph: nodes, shapes and edges."""
     graph = api.load(model, reset=ResetMode(reset) if reset else None, trust_pickle=trust_pickle)
+    if as_json:
+        nodes = [_node_json(graph, k) for k in graph.nodes]
+        click.echo(to_json({"model": model.name, "nodes": nodes}))
+        return
     click.echo(_describe(graph))
+
+
+def _node_json(graph: Graph, name: str) -> dict[str, Any]:
+    node = graph.nodes[name]
+    reset = getattr(node, "reset", None)
+    return {
+        "name": name,
+        "type": type(node).__name__,
+        "in": list(node.in_shape),
+        "out": list(node.out_shape),
+        "successors": list(graph.successors(name)),
+        "reset": None if reset is None else reset.value,
+    }
 
 
 def _describe(ir: object) -> str:

@@ -65,6 +65,17 @@ def supported() -> list[str]:
     return sorted(_OPS)
 
 
+def _const(node: Any, consts: dict[str, Array], i: int) -> Array:
+    """Input ``i`` of ``node``, which must be constant (an initialiser or a Constant node)."""
+    name = node.input[i] if i < len(node.input) else None
+    if name not in consts:
+        raise InputFileError(
+            f"{node.op_type} {node.name!r}: input {i} ({name!r}) is not an initialiser or a "
+            "Constant; only constant weights convert (export with the weights included)"
+        )
+    return consts[name]
+
+
 def _attrs(node: Any) -> dict[str, Any]:
     import onnx
 
@@ -76,15 +87,15 @@ def _gemm(node: Any, consts: dict[str, Array], layers: list[Layer]) -> None:
     a = _attrs(node)
     if a.get("transA", 0):
         raise UnsupportedOpError(f"Gemm {node.name!r}: transA=1 is not supported")
-    w = consts[node.input[1]] * a.get("alpha", 1.0)
+    w = _const(node, consts, 1) * a.get("alpha", 1.0)
     w = w if a.get("transB", 0) else w.T  # ONNX Gemm: y = x·B (+C); ours is W·x with W [out,in]
-    bias = consts[node.input[2]] * a.get("beta", 1.0) if len(node.input) > 2 else np.zeros(len(w))
+    bias = _const(node, consts, 2) * a.get("beta", 1.0) if len(node.input) > 2 else np.zeros(len(w))
     layers.append(Layer("gemm", w, np.broadcast_to(bias, (len(w),)).copy()))
 
 
 @_op("MatMul")
 def _matmul(node: Any, consts: dict[str, Array], layers: list[Layer]) -> None:
-    w = consts[node.input[1]].T
+    w = _const(node, consts, 1).T
     layers.append(Layer("gemm", w, np.zeros(len(w))))
 
 
@@ -103,13 +114,13 @@ def _add(node: Any, consts: dict[str, Array], layers: list[Layer]) -> None:
 @_op("Conv")
 def _conv(node: Any, consts: dict[str, Array], layers: list[Layer]) -> None:
     a = _attrs(node)
-    w = consts[node.input[1]]
+    w = _const(node, consts, 1)
     if w.ndim != 4 or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
         raise UnsupportedOpError(f"Conv {node.name!r}: only 2-d convs with explicit pads convert")
     pads = list(a.get("pads", [0, 0, 0, 0]))
     if pads[:2] != pads[2:]:
         raise UnsupportedOpError(f"Conv {node.name!r}: asymmetric pads {pads}")
-    bias = consts[node.input[2]] if len(node.input) > 2 else np.zeros(w.shape[0])
+    bias = _const(node, consts, 2) if len(node.input) > 2 else np.zeros(w.shape[0])
     attrs = {
         "stride": tuple(a.get("strides", [1, 1])),
         "padding": tuple(pads[:2]),
@@ -124,6 +135,8 @@ def _pool(node: Any, consts: dict[str, Array], layers: list[Layer]) -> None:
     a = _attrs(node)
     if a.get("ceil_mode", 0) or any(a.get("pads", [0])):
         raise UnsupportedOpError(f"AveragePool {node.name!r}: pads/ceil_mode do not convert")
+    if "kernel_shape" not in a:
+        raise InputFileError(f"AveragePool {node.name!r} has no kernel_shape (required by ONNX)")
     k = tuple(a["kernel_shape"])
     layers.append(Layer("pool", attrs={"kernel": k, "stride": tuple(a.get("strides", k))}))
 
@@ -144,7 +157,7 @@ def _relu(node: Any, consts: dict[str, Array], layers: list[Layer]) -> None:
 
 @_op("BatchNormalization")
 def _bn(node: Any, consts: dict[str, Array], layers: list[Layer]) -> None:
-    gamma, beta, mean, var = (consts[i] for i in node.input[1:5])
+    gamma, beta, mean, var = (_const(node, consts, i) for i in range(1, 5))
     scale = gamma / np.sqrt(var + _attrs(node).get("epsilon", 1e-5))
     last = layers[-1] if layers else None
     if last is None or last.kind not in ("gemm", "conv") or last.relu:
@@ -270,6 +283,18 @@ def convert(path: Path, calibration: Array, *, percentile: float = 99.9) -> Conv
     """
     layers, shape = read(path)
     calibration = np.asarray(calibration, dtype=np.float64)
+    if (
+        calibration.ndim != len(shape) + 1
+        or len(calibration) == 0
+        or any(d not in (0, c) for d, c in zip(shape, calibration.shape[1:], strict=True))
+    ):
+        expected = ", ".join(str(d or "?") for d in shape)
+        raise InputFileError(
+            f"calibration inputs have shape {list(calibration.shape)}; {path.name} takes "
+            f"[batch >= 1, {expected}]"
+        )
+    if not np.all(np.isfinite(calibration)):
+        raise InputFileError("calibration inputs contain NaN or inf")
     outs = ann_forward(layers, calibration)
     input_scale = float(calibration.max()) or 1.0
     nodes: dict[str, Any] = {"input": nir.Input(input_type={"input": np.array(shape)})}

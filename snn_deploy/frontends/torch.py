@@ -776,7 +776,7 @@ def read_model(path: Path, *, trust_pickle: bool = False) -> tuple[Any, dict[str
     if isinstance(obj, torch.nn.Module):
         return obj, {}
     if isinstance(obj, dict) and "architecture" in obj:
-        options = {k: obj[k] for k in ("input_shape", "dt") if k in obj}
+        options = _options(obj, path)
         arch = obj["architecture"]
         if isinstance(arch, (bytes, bytearray)):
             return read_nir(path, data=bytes(arch)), options
@@ -814,15 +814,34 @@ class _AllocationLimit(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+def _options(checkpoint: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The checkpoint's ``input_shape`` (positive integers) and ``dt`` (a positive number)."""
+    options: dict[str, Any] = {k: checkpoint[k] for k in ("input_shape", "dt") if k in checkpoint}
+    shape = options.get("input_shape", [1])
+    if not isinstance(shape, list | tuple) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape
+    ):
+        raise InputFileError(f"{path}: input_shape is {shape!r}; expected positive integers")
+    dt = options.get("dt", 1.0)
+    if isinstance(dt, bool) or not isinstance(dt, int | float) or not 0 < dt < float("inf"):
+        raise InputFileError(f"{path}: dt is {dt!r}; expected a positive number of seconds")
+    return options
+
+
 def _build(arch: Any, state_dict: dict[str, Any], path: Path) -> torch.nn.Module:
     """Rebuild a ``Sequential`` from ``[[class_name, kwargs], ...]`` of supported classes only."""
+    if not isinstance(arch, list | tuple):
+        raise InputFileError(
+            f"{path}: architecture is a {type(arch).__name__}; expected [[class_name, kwargs], ...]"
+        )
     layers = []
     limit = _AllocationLimit(path)
     for i, entry in enumerate(arch):
-        try:
-            name, kwargs = entry
-        except (TypeError, ValueError) as exc:
-            raise InputFileError(f"{path}: architecture[{i}] must be [class_name, kwargs]") from exc
+        name, kwargs = entry if isinstance(entry, list | tuple) and len(entry) == 2 else (0, 0)
+        if not isinstance(name, str) or not isinstance(kwargs, dict):
+            raise InputFileError(
+                f"{path}: architecture[{i}] is {entry!r:.80}; expected [class_name, kwargs]"
+            )
         if name not in _CONVERTERS:
             raise UnsupportedOpError(
                 f"{path}: architecture[{i}] class {name!r} is not supported; supported: "
@@ -831,13 +850,21 @@ def _build(arch: Any, state_dict: dict[str, Any], path: Path) -> torch.nn.Module
         cls = _import_class(name)
         assert cls is not None
         limit.layer = f"architecture[{i}] {name}"
-        with limit:
-            layers.append(cls(**dict(kwargs)))
+        try:
+            with limit:
+                layers.append(cls(**kwargs))
+        except (TypeError, ValueError, RuntimeError) as exc:  # the class refuses its arguments
+            raise InputFileError(
+                f"{path}: architecture[{i}] {name}(**{kwargs!r:.80}) fails: {exc}"
+            ) from exc
     model = torch.nn.Sequential(*layers)
     try:
         model.load_state_dict(state_dict, strict=True)
-    except RuntimeError as exc:
-        raise InputFileError(f"{path}: state_dict does not fit the architecture: {exc}") from exc
+    except (RuntimeError, TypeError) as exc:
+        problem = " ".join(str(exc).split())  # torch's message spans lines
+        raise InputFileError(f"{path}: state_dict does not fit the architecture: {problem}") from (
+            exc
+        )
     return model.eval()
 
 

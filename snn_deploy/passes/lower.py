@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from snn_deploy.errors import UnsupportedOpError, VerificationError
+from snn_deploy.errors import PassError, UnsupportedOpError, VerificationError
 from snn_deploy.ir import nodes as n
 from snn_deploy.ir.graph import Graph
 from snn_deploy.ir.net import Attention, Gate, Net, Operand, Population, Product, Projection
@@ -43,7 +43,7 @@ class Lower(Pass):
     def run(self, ir: object, ctx: PassContext) -> Net:
         """Lower ``ir`` (a Graph)."""
         if not isinstance(ir, Graph):
-            raise TypeError("lower takes a Graph")
+            raise PassError("lower takes a model graph: it must be the first pass, and only once")
         return lower(ir, self.dt)
 
 
@@ -152,7 +152,6 @@ class _Folder:
     def __init__(self, graph: Graph, dt: float) -> None:
         self.graph, self.dt = graph, dt
         self.memo: dict[str, tuple[Terms, FloatArray]] = {}
-        self.active: list[str] = []
 
     def inputs_of(self, name: str) -> tuple[Terms, FloatArray]:
         """The summed contributions of ``name``'s predecessors."""
@@ -167,24 +166,41 @@ class _Folder:
                 terms[key] = (m, names) if old is None else (old[0] + m, old[1] + names)
         return terms, bias
 
+    def _source(self, name: str) -> bool:
+        """Whether ``name`` starts a projection: an input, a population or a product unit."""
+        return isinstance(self.graph.nodes[name], (n.Input, *n.NEURONS, *n.PRODUCTS))
+
     def _output_of(self, name: str) -> tuple[Terms, FloatArray]:
-        node = self.graph.nodes[name]
-        size = int(np.prod(node.out_shape))
-        if isinstance(node, (n.Input, *n.NEURONS, *n.PRODUCTS)):
+        size = int(np.prod(self.graph.nodes[name].out_shape))
+        if self._source(name):
             return {(name, 0): (sp.identity(size, format="csr"), ())}, np.zeros(size)
-        if name in self.memo:
-            return self.memo[name]
-        if name in self.active:
-            cycle = self.active[self.active.index(name) :]
-            raise VerificationError(
-                f"cycle without state: {' -> '.join([*cycle, name])} has no neuron node"
-            )
-        self.active.append(name)
-        terms, bias = self.inputs_of(name)
-        self.active.pop()
-        result = self._apply(name, node, terms, bias)
-        self.memo[name] = result
-        return result
+        if name not in self.memo:
+            self._fold(name)
+        return self.memo[name]
+
+    def _fold(self, root: str) -> None:
+        """Fold ``root`` and every stateless node it reads, sources first, with an explicit
+        stack (a chain of thousands of nodes would exceed Python's recursion limit)."""
+        stack: list[tuple[str, bool]] = [(root, False)]
+        active: list[str] = []  # the path being folded, to name a cycle
+        while stack:
+            name, ready = stack.pop()
+            if ready:  # every stateless predecessor is folded
+                active.pop()
+                terms, bias = self.inputs_of(name)
+                self.memo[name] = self._apply(name, self.graph.nodes[name], terms, bias)
+                continue
+            if name in self.memo:
+                continue
+            if name in active:
+                cycle = active[active.index(name) :]
+                raise VerificationError(
+                    f"cycle without state: {' -> '.join([*cycle, name])} has no neuron node"
+                )
+            active.append(name)
+            stack.append((name, True))
+            preds = self.graph.predecessors(name)
+            stack += [(src, False) for src in preds if not self._source(src)]
 
     def _apply(
         self, name: str, node: n.Node, terms: Terms, bias: FloatArray

@@ -49,6 +49,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from snn_deploy.errors import PassError
 from snn_deploy.ir.net import Net, Placement, Projection
 from snn_deploy.passes.base import Pass, PassContext
 from snn_deploy.target import cost
@@ -102,7 +103,7 @@ class Map(Pass):
     def run(self, ir: object, ctx: PassContext) -> Net:
         """Place ``ir`` (a quantized Net) on ``ctx.target``'s cores and chips."""
         if not isinstance(ir, Net) or not ir.quantized:
-            raise TypeError("map takes a quantized Net")
+            raise PassError("map takes a quantized net: put it after quantize")
         raise_violations(products_supported(ir, ctx.target), ctx.target)
         mapped = place(ir, ctx.target.limits)
         check_design_rules(mapped, ctx.target)

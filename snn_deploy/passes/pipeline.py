@@ -68,16 +68,19 @@ def run(
     ctx: PassContext,
     *,
     dump_after: Callable[[str, object], None] | None = None,
+    before: Sequence[str] = (),
 ) -> Graph | Net:
-    """Run ``passes`` in order, verifying after each one."""
-    history: list[str] = []
+    """Run ``passes`` in order, verifying after each one; ``before`` names the passes that
+    already ran on ``ir`` (for error messages)."""
+    history = list(before)
     for p in passes:
         try:
             ir = p.run(ir, ctx)  # type: ignore[assignment]
             ir.verify()
         except SnnDeployError as exc:
             ran = " -> ".join(history) or "(none)"
-            raise type(exc)(f"{exc} [in pass {p.name!r}; passes run before: {ran}]") from exc
+            exc.args = (f"{exc} [in pass {p.name!r}; passes run before: {ran}]",)
+            raise
         history.append(p.name)
         if dump_after is not None:
             dump_after(p.name, ir)

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from snn_deploy.errors import QuantizationError
+from snn_deploy.errors import PassError, QuantizationError
 from snn_deploy.ir.net import (
     Attention,
     Net,
@@ -80,7 +80,7 @@ class Quantize(Pass):
     def run(self, ir: object, ctx: PassContext) -> Net:
         """Quantize ``ir`` (a float Net) for ``ctx.target``."""
         if not isinstance(ir, Net) or ir.quantized:
-            raise TypeError("quantize takes a float Net")
+            raise PassError("quantize takes a float net: put it once, after lower")
         if self.method not in ("max-abs", "percentile", "calibrate"):
             raise QuantizationError(
                 f"quantize: unknown method {self.method!r}; use max-abs, percentile or calibrate"
@@ -330,6 +330,13 @@ def _decay_code(fraction: FloatArray, offset: int, spec: NumericSpec) -> npt.NDA
 
 def _neuron_fixed(pop: Population, scale: float, spec: NumericSpec) -> NeuronFixed:
     vth = None
+    if pop.threshold is not None and np.any(pop.threshold < 0):
+        i = int(np.argmin(pop.threshold))
+        raise QuantizationError(
+            f"quantize: population {pop.name!r} neuron {i} has threshold "
+            f"{float(np.ravel(pop.threshold)[i]):g} < 0, but the target's thresholds are "
+            "unsigned (it would become 0 and change when the neuron fires)"
+        )
     if pop.threshold is not None:
         vth, _ = spec.threshold.quantize(pop.threshold * scale / 2**spec.threshold_shift)
     target = pop.bias * scale

@@ -1,14 +1,19 @@
 """CI budgets on a report: ``snn-deploy report DIR --max-cores N --max-energy-uj X ...``.
 
 ``check_budgets`` is pure: it returns one message per broken budget (empty: all kept). A
-budget the report cannot answer (no placement, compiled without ``--inputs``) is broken too,
-so a CI gate never passes by accident.
+budget the report cannot answer is broken too, so a CI gate never passes by accident: no
+placement, compiled without ``--inputs``, an energy the target does not model (no energy
+figure at all, e.g. the FPGA targets), or an output that is silent in the float reference on
+every sample (its prediction agreement compares two silences and says nothing).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
+
+from snn_deploy.errors import InputFileError
 
 
 def check_budgets(
@@ -30,6 +35,9 @@ def check_budgets(
     Returns:
         Messages of the broken budgets, in argument order; empty if every budget holds.
 
+    Raises:
+        InputFileError: a value a budget reads is not a finite number (a tampered report).
+
     Examples:
         >>> check_budgets({"placement": {"cores_used": 3}}, max_cores=2)
         ['--max-cores 2: the placement uses 3 cores']
@@ -43,35 +51,56 @@ def check_budgets(
             broken.append(
                 f"--max-cores {max_cores}: the report has no placement (the net was not mapped)"
             )
-        elif placement["cores_used"] > max_cores:
-            broken.append(
-                f"--max-cores {max_cores}: the placement uses {placement['cores_used']} cores"
-            )
+        elif (cores := _number(placement, "placement", "cores_used")) > max_cores:
+            broken.append(f"--max-cores {max_cores}: the placement uses {cores:g} cores")
     if max_energy_uj is not None:
-        energy = report.get("energy")
-        if energy is None:
-            broken.append(
-                f"--max-energy-uj {max_energy_uj:g}: the report has no energy (compile with "
-                "--inputs data.npz)"
-            )
-        elif energy["total_uj_per_inference"] > max_energy_uj:
-            broken.append(
-                f"--max-energy-uj {max_energy_uj:g}: the energy per inference is "
-                f"{energy['total_uj_per_inference']:.6g} uJ (target {report.get('target')})"
-            )
+        broken += _energy_budget(report, max_energy_uj)
     if min_agreement is not None:
-        agreement = report.get("agreement")
-        if agreement is None or not agreement.get("outputs"):
-            broken.append(
-                f"--min-agreement {min_agreement:g}: the report has no agreement (compile with "
-                "--inputs data.npz)"
-            )
-        else:
-            for name, out in agreement["outputs"].items():
-                value = out["prediction_agreement"]
-                if value < min_agreement:
-                    broken.append(
-                        f"--min-agreement {min_agreement:g}: output {name!r} prediction "
-                        f"agreement is {value:.6g}"
-                    )
+        broken += _agreement_budget(report, min_agreement)
     return broken
+
+
+def _energy_budget(report: Mapping[str, Any], limit: float) -> list[str]:
+    energy = report.get("energy")
+    budget = f"--max-energy-uj {limit:g}"
+    if energy is None:
+        return [f"{budget}: the report has no energy (compile with --inputs data.npz)"]
+    if not energy.get("energy_pj"):
+        return [
+            f"{budget}: target {report.get('target')} models no energy (no per-event energy "
+            "figure in its target file), so the energy per inference is unknown"
+        ]
+    total = _number(energy, "energy", "total_uj_per_inference")
+    if total > limit:
+        target = report.get("target")
+        return [f"{budget}: the energy per inference is {total:.6g} uJ (target {target})"]
+    return []
+
+
+def _agreement_budget(report: Mapping[str, Any], limit: float) -> list[str]:
+    agreement = report.get("agreement")
+    budget = f"--min-agreement {limit:g}"
+    if agreement is None or not agreement.get("outputs"):
+        return [f"{budget}: the report has no agreement (compile with --inputs data.npz)"]
+    broken = []
+    for name, out in agreement["outputs"].items():
+        where = f"agreement.outputs.{name}"
+        if _number(out, where, "float_active_samples") == 0:
+            broken.append(
+                f"{budget}: output {name!r} has no output spikes in the float reference "
+                "(silent on every sample), so its agreement says nothing"
+            )
+        elif (value := _number(out, where, "prediction_agreement")) < limit:
+            broken.append(f"{budget}: output {name!r} prediction agreement is {value:.6g}")
+    return broken
+
+
+def _number(table: Mapping[str, Any], where: str, key: str) -> float:
+    """``table[key]`` as a finite number, or an error naming the report field."""
+    value = table.get(key) if isinstance(table, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InputFileError(
+            f"report.json: {where}.{key} is {value!r}, not a finite number (compiled by an "
+            "older snn-deploy, or edited? compile again)"
+        )
+    return value

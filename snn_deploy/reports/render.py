@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from snn_deploy.reports.energy import summary_lines
 
@@ -15,6 +19,35 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def to_json(data: Any) -> str:
+    """``data`` as strict JSON (RFC 8259), indented, keys sorted: NaN and infinities become
+    null, numpy scalars plain numbers.
+
+    Examples:
+        >>> print(to_json({"b": float("nan"), "a": [1.5, float("inf")]}))
+        {
+          "a": [
+            1.5,
+            null
+          ],
+          "b": null
+        }
+    """
+    return json.dumps(_finite(data), indent=2, sort_keys=True, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _fmt(value: Any) -> str:

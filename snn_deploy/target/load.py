@@ -8,6 +8,8 @@ exists without the place it came from. ``numeric_from`` names a shared file in
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -19,6 +21,31 @@ from snn_deploy.ir.types import FixedPoint, Overflow, ResetMode
 from snn_deploy.target.schema import EnergyModel, FpgaBoard, Limits, Target
 
 STATUSES = frozenset({"verified-code", "primary", "secondary", "estimate"})
+
+ZERO_ALLOWED = frozenset({"spike_payload_bits", "max_delay_steps", "bram_blocks", "dsps"})
+"""Limits and board resources that may be 0 (binary spikes, no delays, no block RAM or DSP);
+every other capacity must be positive, and every energy figure non-negative."""
+
+NUMERIC_KEYS = (
+    "weight_bits",
+    "weight_exp_min",
+    "weight_exp_max",
+    "decay_bits",
+    "current_decay_offset",
+    "voltage_decay_offset",
+    "threshold_mant_bits",
+    "threshold_shift",
+    "input_shift",
+    "bias_mant_bits",
+    "bias_exp_min",
+    "bias_exp_max",
+    "state_bits",
+    "current_overflow",
+    "voltage_overflow",
+)
+"""The keys of a ``targets/formats/`` file: integers, and the two overflow modes (strings)."""
+
+_TOP = {"name": "str", "description": "str", "backend": "str", "numeric_from": "str"}
 
 
 def targets_dir() -> Path:
@@ -49,6 +76,11 @@ def load_target(name_or_path: str | Path) -> Target:
     raw = _read(path)
     sources: dict[str, str] = {}
     values = _values(raw, "", sources, path)
+    for key, kind in _TOP.items():
+        _check(values.get(key), kind, key, path)
+    modes = _strings(values, "reset_modes", path)
+    if not modes:
+        raise TargetError(f'{path}: reset_modes is missing or empty; e.g. ["zero"]')
     formats = path.parent / "formats" / f"{values.pop('numeric_from')}.toml"
     numeric = _values(_read(formats), "numeric", sources, formats)
     try:
@@ -56,24 +88,24 @@ def load_target(name_or_path: str | Path) -> Target:
             name=values["name"],
             description=values["description"],
             backend=values["backend"],
-            numeric=_numeric(numeric),
-            reset_modes=frozenset(ResetMode(m) for m in values["reset_modes"]),
-            limits=Limits(**values.get("limits", {})),
-            energy=EnergyModel(**values.get("energy", {})),
+            numeric=_numeric(numeric, formats),
+            reset_modes=frozenset(ResetMode(m) for m in modes),
+            limits=_build(Limits, values.get("limits", {}), "limits", path),
+            energy=_build(EnergyModel, values.get("energy", {}), "energy", path),
             sources=sources,
             path=path,
             numeric_path=formats,
-            fpga=FpgaBoard(**values["fpga"]) if "fpga" in values else None,
-            products=frozenset(values.get("products", [])),
+            fpga=_build(FpgaBoard, values["fpga"], "fpga", path) if "fpga" in values else None,
+            products=frozenset(_strings(values, "products", path)),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except ValueError as exc:  # an unknown reset or overflow mode, a register width
         raise TargetError(f"{path}: invalid target description: {exc}") from exc
 
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: TOML syntax or UTF-8 decoding
         raise TargetError(f"cannot read target file {path}: {exc}") from exc
 
 
@@ -100,7 +132,60 @@ def _values(
     return out
 
 
-def _numeric(v: dict[str, Any]) -> NumericSpec:
+def _strings(values: dict[str, Any], key: str, path: Path) -> list[str]:
+    """``values[key]``, a list of strings (absent: empty)."""
+    items = values.get(key, [])
+    if not isinstance(items, list) or not all(isinstance(m, str) for m in items):
+        raise TargetError(f"{path}: {key} is {items!r}; expected a list of strings")
+    return items
+
+
+def _build(cls: type[Any], table: Any, section: str, path: Path) -> Any:
+    """``cls(**table)`` for a section of a target file, every value checked against its
+    field's type: a string, or a finite number (an integer for ``int`` fields), positive or,
+    for ``EnergyModel`` and ``ZERO_ALLOWED``, non-negative."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if not isinstance(table, dict):
+        raise TargetError(f"{path}: [{section}] must be a table")
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise TargetError(f"{path}: unknown key {section}.{unknown[0]}; known: {', '.join(fields)}")
+    for key, field in fields.items():
+        if key in table:
+            sign = "non-negative" if cls is EnergyModel or key in ZERO_ALLOWED else "positive"
+            _check(table[key], str(field.type).split(" |")[0], f"{section}.{key}", path, sign)
+        elif field.default is dataclasses.MISSING:
+            raise TargetError(f"{path}: {section}.{key} is missing")
+    return cls(**table)
+
+
+def _check(value: Any, kind: str, key: str, path: Path, sign: str = "") -> None:
+    """Refuse ``value`` unless it is a ``kind`` ("str", "int" or "float"): a number must be
+    finite and, if ``sign`` says so, "positive" or "non-negative"."""
+    if value is None:
+        raise TargetError(f"{path}: {key} is missing")
+    if kind == "str":
+        ok = isinstance(value, str)
+    else:
+        ok = (
+            not isinstance(value, bool)
+            and isinstance(value, int if kind == "int" else (int, float))
+            and math.isfinite(value)
+            and {"": True, "positive": value > 0, "non-negative": value >= 0}[sign]
+        )
+    if not ok:
+        what = {"str": "a string", "int": "an integer", "float": "a number"}[kind]
+        raise TargetError(
+            f"{path}: {key} is {value!r}; expected {what}" + (f", {sign}" if sign else "")
+        )
+
+
+def _numeric(v: dict[str, Any], path: Path) -> NumericSpec:
+    for key in NUMERIC_KEYS:
+        if key not in v:
+            raise TargetError(f"{path}: numeric.{key} is missing")
+        _check(v[key], "str" if key.endswith("_overflow") else "int", f"numeric.{key}", path)
+
     def reg(bits: int, overflow: str) -> FixedPoint:
         symmetric = overflow == "saturate-symmetric"
         mode = Overflow.SATURATE if symmetric else Overflow(overflow)

@@ -336,5 +336,6 @@ def raise_violations(found: list[Violation], target: Target) -> None:
     if found:
         lines = "\n  ".join(str(v) for v in found)
         raise DesignRuleError(
-            f"{len(found)} design-rule violation(s) for target {target.name!r}:\n  {lines}"
+            f"{len(found)} design-rule violation(s) for target {target.name!r}:\n  {lines}",
+            found,
         )

@@ -53,9 +53,11 @@ def test_convert_an_onnx_ann_then_compile_it(tmp_path: Path):
         tmp_path / "cal.npz",
         "-o",
         tmp_path / "snn.nir",
+        "--json",
     )
     assert code == 0, text
-    report = json.loads(text[: text.rindex("}") + 1])
+    report = json.loads(text)
+    assert report["output"] == str(tmp_path / "snn.nir")
     assert report["snn_vs_ann_prediction_agreement"] >= 0.9
     assert report["quantized"]["outputs"]["output"]["prediction_agreement"] >= 0.9
     code, text = invoke("compile", tmp_path / "snn.nir", "-o", tmp_path / "out")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from snn_deploy.errors import DesignRuleError
+from snn_deploy.errors import DesignRuleError, PassError
 from snn_deploy.frontends.nir import load
 from snn_deploy.ir.net import (
     Net,
@@ -295,7 +295,7 @@ def test_map_rejects_a_float_net():
     from snn_deploy.passes.lower import lower
 
     float_net = lower(load(every_node_type()), dt=1e-4)
-    with pytest.raises(TypeError, match="quantized Net"):
+    with pytest.raises(PassError, match="quantized net"):
         Map().run(float_net, PassContext(target=load_target("loihi1")))
 
 

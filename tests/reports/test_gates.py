@@ -1,17 +1,22 @@
-"""CI budgets: each broken budget gives one message naming the budget, the value, the limit."""
+"""CI budgets: each broken budget gives one message naming the budget, the value, the limit;
+a budget the report cannot answer is broken, never passed by accident."""
 
 from __future__ import annotations
 
 import pytest
 
+from snn_deploy.errors import InputFileError
 from snn_deploy.reports.gates import check_budgets
 
 REPORT = {
     "target": "loihi1",
     "placement": {"cores_used": 3},
-    "energy": {"total_uj_per_inference": 0.25},
+    "energy": {"total_uj_per_inference": 0.25, "energy_pj": {"synops": 23.6}},
     "agreement": {
-        "outputs": {"y": {"prediction_agreement": 0.995}, "z": {"prediction_agreement": 0.75}}
+        "outputs": {
+            "y": {"prediction_agreement": 0.995, "float_active_samples": 4},
+            "z": {"prediction_agreement": 0.75, "float_active_samples": 1},
+        }
     },
 }
 
@@ -50,3 +55,47 @@ def test_budgets_a_report_cannot_answer_are_broken():
     assert len(got) == 3
     assert "no placement" in got[0] and "--inputs" in got[1] and "--inputs" in got[2]
     assert check_budgets(bare) == []
+
+
+def test_an_energy_the_target_does_not_model_breaks_the_budget():
+    """The FPGA targets have no energy figure: a total of 0 uJ is no measurement."""
+    fpga = {**REPORT, "target": "fpga-artix7-35t"}
+    fpga["energy"] = {"total_uj_per_inference": 0.0, "energy_pj": {}}
+    (got,) = check_budgets(fpga, max_energy_uj=1.0)
+    assert "fpga-artix7-35t models no energy" in got
+
+
+def test_an_output_silent_in_the_float_reference_breaks_the_agreement_budget():
+    """Both runs silent: every neuron ties, the argmax agrees on every sample, and says nothing."""
+    silent = {**REPORT}
+    silent["agreement"] = {
+        "outputs": {"y": {"prediction_agreement": 1.0, "float_active_samples": 0}}
+    }
+    (got,) = check_budgets(silent, min_agreement=0.5)
+    assert "output 'y' has no output spikes in the float reference" in got
+
+
+@pytest.mark.parametrize(
+    ("report", "kwargs", "field"),
+    [
+        ({"placement": {"cores_used": "3"}}, {"max_cores": 4}, "placement.cores_used"),
+        (
+            {"energy": {"total_uj_per_inference": None, "energy_pj": {"synops": 1.0}}},
+            {"max_energy_uj": 1.0},
+            "energy.total_uj_per_inference",
+        ),
+        (
+            {"agreement": {"outputs": {"y": {"prediction_agreement": 0.9}}}},
+            {"min_agreement": 0.5},
+            "agreement.outputs.y.float_active_samples",
+        ),
+        (
+            {"agreement": {"outputs": {"y": {"float_active_samples": 2}}}},
+            {"min_agreement": 0.5},
+            "agreement.outputs.y.prediction_agreement",
+        ),
+    ],
+)
+def test_a_value_that_is_not_a_finite_number_is_a_bad_report(report, kwargs, field):
+    with pytest.raises(InputFileError, match=f"report.json: {field} is"):
+        check_budgets(report, **kwargs)
