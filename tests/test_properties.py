@@ -1,6 +1,7 @@
 """Property tests (Hypothesis) on random valid graphs (issue 9): compiling never fails with an
 internal error; the simulator equals the loop-based reference, Lava and the RTL; quantizing a
-dequantized net gives back its integers."""
+dequantized net gives back its integers; a compile output folder (network.npz, graph.nir,
+vectors.npz) loads and re-simulates bit-exactly (issue 17)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import itertools
 import nir
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
@@ -20,6 +21,7 @@ from snn_deploy.backends import get_all_backends
 from snn_deploy.backends.sim.run import simulate
 from snn_deploy.errors import SnnDeployError
 from snn_deploy.frontends.nir import load
+from snn_deploy.ir import serialize
 from snn_deploy.ir.net import Net
 from snn_deploy.passes.quantize import quantize
 from tests.backends.sim.reference import run_reference
@@ -112,6 +114,36 @@ def test_compile_never_fails_internally_and_sim_equals_reference(case):
     want = run_reference(net, x[0])
     for name in net.populations:
         assert_array_equal(trace.populations[name][0], want[name])
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(case=graphs())
+def test_compile_save_load_resimulates_bit_exactly(tmp_path_factory, case):
+    """Any net the API builds compiles; its folder's network.npz loads to an equal net that
+    re-runs the vectors bit for bit, and its graph.nir compiles to the same integers."""
+    graph, seed = case
+    tmp = tmp_path_factory.mktemp("roundtrip")
+    nir.write(tmp / "model.nir", graph)
+    (size,) = graph.nodes["input"].input_type["input"]
+    x = (np.random.default_rng(seed).random((2, 20, size)) < 0.4).astype(np.int64)
+    try:
+        result = api.compile(tmp / "model.nir", "sim", out_dir=tmp / "out", inputs={"input": x})
+    except SnnDeployError:  # a clear, user-facing error is allowed (e.g. a register overflow)
+        event("refused with a user error")
+        return
+    net = api.load_program(tmp / "out")
+    assert serialize.to_bytes(net) == serialize.to_bytes(result.net)
+    got = api.simulate(net, {"input": x})
+    with np.load(tmp / "out" / "vectors.npz") as vectors:
+        assert_array_equal(vectors["input.input"], x)
+        for name, rec in got.outputs.items():
+            assert_array_equal(rec, vectors[f"output.{name}"])
+    again = api.compile(tmp / "out" / "graph.nir", "sim")
+    assert serialize.to_bytes(again.net) == serialize.to_bytes(result.net)
 
 
 def dequantized(net: Net) -> Net:
