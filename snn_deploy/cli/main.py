@@ -417,7 +417,7 @@ def simulate(
         check = verification.Verification(str(expect), target, checks)
     if as_json:
         result = {"backend": backend, "target": target, "populations": counts}
-        click.echo(json.dumps({**result, "expect": check and check.to_dict()}, indent=2))
+        click.echo(to_json({**result, "expect": check and check.to_dict()}))
     else:
         click.echo(f"ran on target {target} with the {backend} backend")
         rows = [
@@ -486,7 +486,7 @@ def verify(folder: Path, target: str | None, junit: Path | None, as_json: bool) 
         except OSError as exc:
             raise InputFileError(f"cannot write {junit}: {exc.strerror or exc}") from exc
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        click.echo(to_json(result.to_dict()))
     _finish_verification(result, as_json=as_json)
     if not as_json:
         click.echo(result.summary())

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from snn_deploy.backends.base import Trace
-from snn_deploy.ir.net import Net
+from snn_deploy.ir.net import Attention, Net, Product
 from snn_deploy.target import cost
 from snn_deploy.target.schema import Target
 
@@ -114,17 +114,72 @@ def activity(
         }
         for name in net.inputs
     }
+    units = {name: product_events(unit, record) for name, unit in net.products.items()}
     return {
         "samples": int(batch),
         "steps": int(steps),
         "dt": net.dt,
         "synops": sum(p["synops"] for p in projections.values()),
+        "product_ops": sum(u["ops"] for u in units.values()),
         "neuron_updates": sum(p["neuron_updates"] for p in populations.values()),
         "spikes": sum(p["spikes"] for p in populations.values()),
         "messages": messages(net, events, target),
         "populations": populations,
         "inputs": ins,
         "projections": projections,
+        "products": units,
+    }
+
+
+def product_events(unit: Product, record: Mapping[str, npt.NDArray[np.generic]]) -> dict[str, Any]:
+    """The operations a product unit performs in a run (docs/SEMANTICS.md §4, ENERGY.md §3).
+
+    At step ``t`` the unit reads its operands' outputs of step ``t - 1``, so the operand values
+    of steps ``0 .. steps - 2`` are processed in the run. Per head and processed step:
+
+    * ``state_updates``: additions of a non-zero ``k_i · v_j`` into ``S``:
+      ``nnz(k_h) · nnz(v_h)`` (an AND of two spikes for binary operands); whole-clip attention
+      only during the clip's ``T`` steps;
+    * ``decays``: ``d²`` shift-and-subtract operations for a head with a decay, else 0;
+    * ``reads``: additions of a row of ``S`` where ``q`` is non-zero: ``nnz(q_h) · d``
+      (whole-clip: the kept ``q`` of the clip, read in steps ``T .. 2T - 1``);
+    * a ``Gate`` does ``products``: one multiplication per element whose operands are both
+      non-zero.
+
+    ``ops`` is their sum; ``operand_rates`` the non-zero fraction of each operand over the whole
+    run (the seeds' firing rates, for the paper-style estimate).
+    """
+    batch, steps = np.asarray(record[unit.operands[0].src]).shape[:2]
+    x = [
+        np.asarray(record[op.src]).reshape(batch, steps, -1)[:, :, op.index] != 0
+        for op in unit.operands
+    ]
+    names = ("q", "k", "v") if isinstance(unit, Attention) else ("a", "g")
+    row: dict[str, Any] = {
+        "kind": type(unit).__name__,
+        "size": unit.size,
+        "operand_rates": {n: float(o.mean()) for n, o in zip(names, x, strict=True)},
+    }
+    seen = [o[:, : max(0, steps - 1)] for o in x]  # processed in the run
+    if not isinstance(unit, Attention):
+        products = int(np.count_nonzero(seen[0] & seen[1]))
+        return {**row, "products": products, "ops": products}
+    q, k, v = (o.reshape(batch, o.shape[1], unit.heads, -1) for o in seen)
+    d, processed = unit.size // unit.heads, q.shape[1]
+    updating = processed if unit.causal else min(processed, unit.steps)
+    updates = int(np.sum(k[:, :updating].sum(-1) * v[:, :updating].sum(-1)))
+    decays = batch * updating * d * d * sum(1 for s in unit.decay if s)
+    reading = processed if unit.causal else max(0, min(unit.steps, processed - unit.steps))
+    reads = int(q[:, :reading].sum()) * d
+    return {
+        **row,
+        "heads": unit.heads,
+        "causal": unit.causal,
+        "clip_steps": unit.steps,
+        "state_updates": updates,
+        "decays": decays,
+        "reads": reads,
+        "ops": updates + decays + reads,
     }
 
 
@@ -228,6 +283,12 @@ def energy(
             not_modelled.append(f"{key}: {per[key]:.6g} per inference, not modelled ({why})")
     if msgs is None:
         not_modelled.append("messages: the net is not placed; one within-core message per spike")
+    if counts.get("product_ops"):
+        per["product_ops"] = counts["product_ops"] / samples
+        not_modelled.append(
+            f"product_ops: {per['product_ops']:.6g} per inference, not modelled (no sourced "
+            f"per-operation figure for Attention/Gate units on target {target.name})"
+        )
     breakdown = {k: per[k] * pj * 1e-6 for k, pj in figures.items()}
     dynamic = sum(breakdown.values())
     steps = counts["steps"]
@@ -317,10 +378,13 @@ def paper_energy(counts: Mapping[str, Any], target: Target) -> dict[str, Any] | 
                 "sops_trace": 0.0 if first else p["synops"] / samples,
             }
         )
+    units = [
+        _paper_product(name, u, steps, samples) for name, u in counts.get("products", {}).items()
+    ]
     macs = sum(r["macs"] for r in layers)
-    sops = sum(r["sops"] for r in layers)
-    sops_trace = sum(r["sops_trace"] for r in layers)
-    flops = sum(r["flops"] for r in layers)
+    sops = sum(r["sops"] for r in [*layers, *units])
+    sops_trace = sum(r["sops_trace"] for r in [*layers, *units])
+    flops = sum(r["flops"] for r in [*layers, *units])
     snn = (e_mac * macs + e_ac * sops) * 1e-6
     ann = e_mac * flops * 1e-6
     return {
@@ -329,6 +393,7 @@ def paper_energy(counts: Mapping[str, Any], target: Target) -> dict[str, Any] | 
         "e_ac_pj": e_ac,
         "steps": steps,
         "layers": layers,
+        "products": units,
         "first_layer_macs": macs,
         "sops": sops,
         "sops_trace": sops_trace,
@@ -342,6 +407,34 @@ def paper_energy(counts: Mapping[str, Any], target: Target) -> dict[str, Any] | 
         "sources": {
             k: target.sources.get(f"energy.{k}", "") for k in ("mac_45nm_pj", "ac_45nm_pj")
         },
+    }
+
+
+def _paper_product(name: str, u: Mapping[str, Any], steps: int, samples: int) -> dict[str, Any]:
+    """A product unit counted the way the seed papers count attention (docs/ENERGY.md §3).
+
+    Attention as the quadratic form ``(q·kᵀ)·v`` over ``P`` query-key pairs per head
+    (``T²`` whole-clip with ``T`` the clip's steps, ``T(T+1)/2`` causal with ``T`` the run's
+    steps): ``FLOPs = 2 · heads · P · d`` (``q·kᵀ`` and the product with ``v``), ``SOPs =
+    fr_q · heads·P·d + fr_v · heads·P·d``; a Gate: ``FLOPs = T · size``, ``SOPs = fr_g · FLOPs``.
+    ``sops_trace`` is what the unit really does (``product_events`` ops, per inference).
+    """
+    rates = u["operand_rates"]
+    if u["kind"] == "Gate":
+        flops = steps * u["size"]
+        sops = rates["g"] * flops
+    else:
+        t = u["clip_steps"] if not u["causal"] else steps
+        pairs = t * t if not u["causal"] else t * (t + 1) // 2
+        half = pairs * u["size"]  # heads · P · d
+        flops = 2 * half
+        sops = (rates["q"] + rates["v"]) * half
+    return {
+        "unit": name,
+        "kind": u["kind"],
+        "flops": flops,
+        "sops": sops,
+        "sops_trace": u["ops"] / samples,
     }
 
 
@@ -430,6 +523,10 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
                     [r[k] for k in ("projection", "first_layer", "flops")]
                     + [r[k] for k in ("input_firing_rate", "macs", "sops")]
                     for r in p["layers"]
+                ]
+                + [
+                    [f"{r['unit']} ({r['kind']})", False, r["flops"], None, 0, r["sops"]]
+                    for r in p.get("products", [])
                 ],
             ),
             f"SNN {p['snn_uj']:.4g} uJ (trace SOPs {p['snn_uj_trace']:.4g} uJ); equivalent ANN "

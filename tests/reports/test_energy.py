@@ -12,7 +12,7 @@ import pytest
 from snn_deploy import api
 from snn_deploy.backends.base import Trace
 from snn_deploy.backends.sim.run import simulate
-from snn_deploy.ir.net import Net, Placement
+from snn_deploy.ir.net import Gate, Net, Placement
 from snn_deploy.reports.energy import (
     activity,
     energy,
@@ -300,3 +300,63 @@ def test_agreement_counts_spike_events_and_compares_levels():
     q = Trace(outputs={"y": b}, populations={"a": a_fixed, "b": b}, u={}, v={})
     got = api.agreement(f, q, graded)["populations"]["a"]
     assert got == {"spike_agreement": 8 / 9, "float_spikes": 4, "quantized_spikes": 4}
+
+
+@pytest.mark.parametrize(
+    ("causal", "decay", "clip"), [(True, (0, 2), 6), (False, (0, 0), 4), (False, (0, 0), 9)]
+)
+def test_product_events_count_what_the_units_do(causal, decay, clip):
+    """The counts equal a plain loop over the steps the unit processes (operands of steps
+    0 .. T-2, read one step later), and the paper-style rows follow the stated formulas."""
+    from snn_deploy.passes.lower import lower
+    from snn_deploy.passes.quantize import quantize
+    from tests.backends.sim.test_products import SPEC, product_graph
+
+    rng = np.random.default_rng(3)
+    graph = product_graph(rng, dim=4, heads=2, levels=3, decay=decay, causal=causal, steps=clip)
+    net = quantize(lower(graph, 1e-4), SPEC)
+    steps = 14
+    x = (rng.random((2, steps, 5)) < 0.6).astype(np.int64)
+    trace = simulate(net, {"x": x})
+    counts = activity(net, trace, {"x": x.reshape(2, steps, -1)})
+    record = {**trace.populations, "x": x}
+    want = {"state_updates": 0, "decays": 0, "reads": 0, "products": 0}
+    for unit in net.products.values():
+        ops = [record[o.src][:, :, o.index] for o in unit.operands]
+        for b in range(2):
+            for n in range(steps - 1):  # processed at step n + 1
+                if isinstance(unit, Gate):
+                    want["products"] += int(np.sum((ops[0][b, n] != 0) & (ops[1][b, n] != 0)))
+                    continue
+                q, k, v = (o[b, n].reshape(2, 2) != 0 for o in ops)
+                updating = causal or n < clip
+                for h in range(2):
+                    if updating:
+                        want["state_updates"] += int(k[h].sum() * v[h].sum())
+                        want["decays"] += 4 if decay[h] else 0
+                    if causal:
+                        want["reads"] += int(q[h].sum()) * 2
+                    elif clip <= n < 2 * clip:
+                        kept = ops[0][b, n - clip].reshape(2, 2) != 0
+                        want["reads"] += int(kept[h].sum()) * 2
+    units = counts["products"]
+    att, gate = (next(u for u in units.values() if u["kind"] == k) for k in ("Attention", "Gate"))
+    assert {k: att[k] for k in ("state_updates", "decays", "reads")} == {
+        k: want[k] for k in ("state_updates", "decays", "reads")
+    }
+    assert gate["products"] == want["products"] > 0
+    assert att["state_updates"] > 0 and att["reads"] > 0
+    assert counts["product_ops"] == sum(u["ops"] for u in units.values())
+
+    target = load_target("sim")
+    e = energy(counts, target)
+    assert e["total_is_lower_bound"] and any("product_ops" in s for s in e["not_modelled"])
+    p = paper_energy(counts, target)
+    rows = {r["kind"]: r for r in p["products"]}
+    t = steps if causal else clip
+    pairs = t * (t + 1) // 2 if causal else t * t
+    rates = att["operand_rates"]
+    assert rows["Attention"]["flops"] == 2 * pairs * 4
+    assert rows["Attention"]["sops"] == pytest.approx((rates["q"] + rates["v"]) * pairs * 4)
+    assert rows["Gate"]["sops"] == pytest.approx(gate["operand_rates"]["g"] * steps * 4)
+    assert rows["Attention"]["sops_trace"] == att["ops"] / 2
