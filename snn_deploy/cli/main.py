@@ -473,6 +473,7 @@ def verify(folder: Path, target: str | None, junit: Path | None, as_json: bool) 
 @max_memory_option
 def check(model: Path, target: str, dt: float, reset: str | None, trust_pickle: bool) -> None:
     """Run the design rules for MODEL on a target; exit 2 listing every violation."""
+    from snn_deploy.target import cost
     from snn_deploy.target.rules import check_design_rules
 
     tgt = load_target(target)
@@ -486,9 +487,11 @@ def check(model: Path, target: str, dt: float, reset: str | None, trust_pickle: 
     check_design_rules(net, tgt)
     cores = {(r.chip, r.core) for p in net.populations.values() for r in p.placement or ()}
     chips = {chip for chip, _ in cores}
+    units = sum(cost.product_cores(net, tgt.limits).values())
     click.echo(
         f"{model.name}: no design-rule violations for target {tgt.name}; "
-        f"{len(cores)} cores on {len(chips)} chips"
+        f"{len(cores) + units} cores on {len(chips)} chips"
+        + (f" ({units} of them product units' own)" if units else "")
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from snn_deploy.errors import DesignRuleError
-from snn_deploy.ir.net import Attention, Net, Product
+from snn_deploy.ir.net import Net
 from snn_deploy.target import cost
 from snn_deploy.target.load import available, load_target
 from snn_deploy.target.schema import Target
@@ -62,23 +62,6 @@ def products_supported(net: Net, target: Target) -> list[Violation]:
     return found
 
 
-def product_state_bits(net: Net, unit: Product) -> int:
-    """The state a product unit keeps between steps (bits): the output register of every
-    element, the ``S`` registers of every head and, for whole-clip attention, the kept ``q``
-    (``steps x size`` spike counts of the q source's top level; 1 bit for an input, whose top
-    quantize takes as 1)."""
-    assert unit.fixed is not None
-    bits = unit.size * unit.fixed.output.width
-    if isinstance(unit, Attention):
-        assert unit.fixed.state is not None
-        d = unit.size // unit.heads
-        bits += unit.heads * d * d * unit.fixed.state.width
-        if not unit.causal:
-            q_src = net.populations.get(unit.q.src)
-            bits += unit.steps * unit.size * (q_src.levels.bit_length() if q_src else 1)
-    return bits
-
-
 def product_registers_fit(net: Net, target: Target) -> list[Violation]:
     """Every product unit's registers fit the target: state register width
     (``product-state``), output register width as a graded payload (``product-payload``) and
@@ -101,7 +84,7 @@ def product_registers_fit(net: Net, target: Target) -> list[Violation]:
             (
                 "product-state-memory",
                 "state (bits)",
-                product_state_bits(net, unit),
+                cost.product_state_bits(net, unit),
                 lim.product_state_bits_per_core,
                 "fewer channels per head (more heads), or causal attention (no kept q)",
             ),
