@@ -504,6 +504,7 @@ def check(
     model: Path, target: str, dt: float, reset: str | None, trust_pickle: bool, as_json: bool
 ) -> None:
     """Run the design rules for MODEL on a target; exit 5 listing every violation."""
+    from snn_deploy.target import cost
     from snn_deploy.target.rules import check_design_rules
 
     tgt = load_target(target)
@@ -525,12 +526,15 @@ def check(
         ) from exc
     cores = {(r.chip, r.core) for p in net.populations.values() for r in p.placement or ()}
     chips = {chip for chip, _ in cores}
+    units = sum(cost.product_cores(net, tgt.limits).values())
     if as_json:
-        click.echo(to_json({**result, "violations": [], "cores": len(cores), "chips": len(chips)}))
+        result.update(violations=[], cores=len(cores) + units, chips=len(chips))
+        click.echo(to_json({**result, "product_unit_cores": units}))
         return
     click.echo(
         f"{model.name}: no design-rule violations for target {tgt.name}; "
-        f"{len(cores)} cores on {len(chips)} chips"
+        f"{len(cores) + units} cores on {len(chips)} chips"
+        + (f" ({units} of them product units' own)" if units else "")
     )
 
 

@@ -44,6 +44,9 @@ def _pct(used: int, limit: int | None) -> float | None:
 def utilization(net: Net, target: Target) -> dict[str, Any]:
     """Per-core use of every limited resource (with % of the limit) and spike traffic.
 
+    ``cores_used`` counts the populations' cores and ``product_cores``, the cores each product
+    unit occupies on its own (``cost.product_cores``; not in ``cores``).
+
     ``traffic``: ``synapses`` (all), ``inter_core_synapses`` and ``inter_chip_synapses``
     (synapses whose source and destination neurons are on different cores / chips: the
     synapse-weighted cut), ``axons`` (output axons, one per neuron per destination core: the
@@ -71,8 +74,10 @@ def utilization(net: Net, target: Target) -> dict[str, Any]:
     ]
     synapses, inter_core, inter_chip = traffic_cut(net)
     bounds = cost.core_lower_bounds(net, lim)
+    units = cost.product_cores(net, lim)
     return {
-        "cores_used": len(usage),
+        "cores_used": len(usage) + sum(units.values()),
+        "product_cores": units,
         "chips_used": len({u.chip for u in usage}),
         "cores_lower_bound": max(bounds.values()) if bounds else None,
         "lower_bounds": bounds,

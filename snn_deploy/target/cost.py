@@ -39,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from snn_deploy.ir.net import Net, Projection
+from snn_deploy.ir.net import Attention, Net, Product, Projection
 from snn_deploy.target.schema import Limits
 
 IntArray = npt.NDArray[np.int64]
@@ -596,3 +596,29 @@ def _exclusive_sum(own: dict[str, int], exclusive: Callable[[str, str], bool]) -
                 chosen.append(name)
         best = max(best, sum(own[c] for c in chosen))
     return best
+
+
+def product_state_bits(net: Net, unit: Product) -> int:
+    """The state a product unit keeps between steps (bits): the output register of every
+    element, the ``S`` registers of every head and, for whole-clip attention, the kept ``q``
+    (``steps x size`` spike counts of the q source's top level; 1 bit for an input, whose top
+    quantize takes as 1)."""
+    assert unit.fixed is not None
+    bits = unit.size * unit.fixed.output.width
+    if isinstance(unit, Attention):
+        assert unit.fixed.state is not None
+        d = unit.size // unit.heads
+        bits += unit.heads * d * d * unit.fixed.state.width
+        if not unit.causal:
+            q_src = net.populations.get(unit.q.src)
+            bits += unit.steps * unit.size * (q_src.levels.bit_length() if q_src else 1)
+    return bits
+
+
+def product_cores(net: Net, limits: Limits) -> dict[str, int]:
+    """Cores each product unit occupies: its own, ``ceil(state / product_state_bits_per_core)``
+    and at least one (docs/MAPPING.md); empty when the target sets no such limit."""
+    per_core = limits.product_state_bits_per_core
+    if per_core is None or not net.quantized:
+        return {}
+    return {k: max(1, -(-product_state_bits(net, u) // per_core)) for k, u in net.products.items()}

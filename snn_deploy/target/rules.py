@@ -38,8 +38,10 @@ class Violation:
 
 def products_supported(net: Net, target: Target) -> list[Violation]:
     """Every product unit is one the target's backend runs (``products`` in its file); the
-    violation's rule is the operator's name, ``attention`` or ``gate``."""
+    violation's rule is the operator's name, ``attention`` or ``gate``, and it quotes the
+    file's reason when it gives one (``products = { value = [], source = "why" }``)."""
     found = []
+    why = target.sources.get("products")
     for unit in net.products.values():
         kind = type(unit).__name__
         if kind in target.products:
@@ -51,10 +53,58 @@ def products_supported(net: Net, target: Target) -> list[Violation]:
                 unit.name,
                 "product unit",
                 kind,
-                "not yet supported on this target",
+                f"not supported on this target: {why}"
+                if why
+                else "not yet supported on this target",
                 f"use a target that runs {kind} ({', '.join(runs)})",
             )
         )
+    return found
+
+
+def product_registers_fit(net: Net, target: Target) -> list[Violation]:
+    """Every product unit's registers fit the target: state register width
+    (``product-state``), output register width as a graded payload (``product-payload``) and
+    all its state in one core (``product-state-memory``; docs/SEMANTICS.md §4.4)."""
+    lim = target.limits
+    found = []
+    for unit in net.products.values():
+        if unit.fixed is None or type(unit).__name__ not in target.products:
+            continue
+        kind = type(unit).__name__
+        checks = [
+            (
+                "product-payload",
+                "output register (bits)",
+                unit.fixed.output.width,
+                lim.product_payload_bits,
+                "fewer spike levels, a shorter clip (steps) or a decay; for a Gate on a voltage, "
+                "a reading projection that lets quantize shift the product",
+            ),
+            (
+                "product-state-memory",
+                "state (bits)",
+                cost.product_state_bits(net, unit),
+                lim.product_state_bits_per_core,
+                "fewer channels per head (more heads), or causal attention (no kept q)",
+            ),
+        ]
+        if unit.fixed.state is not None:
+            checks.insert(
+                0,
+                (
+                    "product-state",
+                    "state register (bits)",
+                    unit.fixed.state.width,
+                    lim.product_state_bits,
+                    "fewer spike levels, a shorter clip (steps) or a decay",
+                ),
+            )
+        found += [
+            Violation(rule, f"{kind} {unit.name}", resource, used, limit, fix)
+            for rule, resource, used, limit, fix in checks
+            if limit is not None and used > limit
+        ]
     return found
 
 
@@ -310,6 +360,7 @@ def placement_covers_every_neuron(net: Net, target: Target) -> list[Violation]:
 
 DESIGN_RULES: list[Callable[[Net, Target], list[Violation]]] = [
     reset_mode_supported,
+    product_registers_fit,
     spike_payload_fits,
     delay_within_limit,
     neurons_fit_system,

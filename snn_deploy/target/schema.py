@@ -19,7 +19,10 @@ class Limits:
 
     ``spike_payload_bits`` is the widest integer payload a spike can carry: a population of D
     spike levels (docs/SEMANTICS.md §1.1) needs ``ceil(log2(D + 1))`` bits; 0 means binary
-    spikes only.
+    spikes only. A product unit (docs/SEMANTICS.md §4.4) needs its state register within
+    ``product_state_bits``, its output register within ``product_payload_bits`` (the graded
+    spike that carries it) and all its state within ``product_state_bits_per_core`` (the units
+    occupy cores of their own, docs/MAPPING.md).
     """
 
     neurons_per_core: int | None = None
@@ -30,6 +33,9 @@ class Limits:
     chips: int | None = None
     max_delay_steps: int | None = None
     spike_payload_bits: int | None = None
+    product_state_bits: int | None = None
+    product_payload_bits: int | None = None
+    product_state_bits_per_core: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

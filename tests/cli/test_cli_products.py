@@ -1,6 +1,8 @@
 """End to end: a ``.pt`` of ``snn_deploy.nn`` layers with attention and a gate compiles for
-``sim`` and its integer run agrees with the float reference; Loihi and FPGA targets refuse it
-by the design rules ``attention`` and ``gate``."""
+``sim`` and its integer run agrees with the float reference; it compiles for ``loihi-sim``
+(Lava) and ``loihi2`` with the same outputs, ``verify`` replaying them in Lava and in the
+simulator; Loihi 1, netx and FPGA targets refuse it by the design rules ``attention`` and
+``gate``."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import pytest
 import torch
 
 from snn_deploy import api
+from snn_deploy.backends import lava
 from snn_deploy.backends.sim.run import simulate
 from snn_deploy.ir import serialize
 from tests.cli.test_cli import invoke
@@ -53,10 +56,50 @@ def test_compiles_for_sim_and_the_integer_run_agrees_with_the_float_reference(mo
     assert np.abs(integer.products["2.attention"]).sum() > 0 and same.mean() > 0.9
 
 
-@pytest.mark.parametrize("target", ["loihi2", "loihi-sim", "fpga-artix7-35t"])
-def test_hardware_targets_refuse_by_rule_name(model_and_inputs, target):
+@pytest.mark.toolchain("lava")
+def test_compiles_for_loihi_sim_and_lava_equals_sim_in_outputs_and_state(model_and_inputs):
+    folder, x = model_and_inputs
+    x = x[:2]  # Lava runs one sample at a time, ~1 s each here
+    np.savez(folder / "x2.npz", input=x)
+    out = folder / "lava"
+    code, text = invoke(
+        "compile", folder / "model.pt", "--target", "loihi-sim", "--inputs", folder / "x2.npz",
+        "-o", out,
+    )  # fmt: skip
+    assert code == 0, text
+    for backend in ("loihi-sim", "sim"):  # vectors.npz (written by Lava) replayed by both
+        code, text = invoke("verify", out, "--target", backend)
+        assert code == 0, text
+    report = json.loads((out / "report.json").read_text())
+    notes = report["backend_notes"]
+    assert notes["product_processes"] == {"2.attention": "Attention", "3.product": "Gate"}
+    assert any(
+        "no layer type for a product unit (Attention)" in p for p in notes["netx"]["problems"]
+    )
+    net = serialize.load(out / "network.npz")
+    got = lava.run(lava.lower(net, api.load_target("loihi-sim")), {"input": x}, record_state=True)
+    want = simulate(net, {"input": x}, record_state=True)
+    assert np.abs(want.products["2.attention"]).sum() > 0 and want.products["3.product"].any()
+    for name in net.products:
+        np.testing.assert_array_equal(got.products[name], want.products[name])
+    for name in net.populations:
+        for run, ref in ((got.populations, want.populations), (got.u, want.u), (got.v, want.v)):
+            np.testing.assert_array_equal(run[name], ref[name], err_msg=name)
+    code, text = invoke("compile", folder / "model.pt", "--target", "loihi2", "-o", folder / "l2")
+    assert code == 0, text
+
+
+@pytest.mark.parametrize(
+    ("target", "why"),
+    [
+        ("loihi1", "Loihi 1 compartments are fixed-function"),
+        ("loihi2-netx", "no layer type for a product unit"),
+        ("fpga-artix7-35t", "not yet supported on this target"),
+    ],
+)
+def test_other_hardware_targets_refuse_by_rule_name(model_and_inputs, target, why):
     folder, _ = model_and_inputs
     code, text = invoke("compile", folder / "model.pt", "--target", target, "-o", folder / target)
     assert code == 5, text
     assert "[attention] 2.attention" in text and "[gate] 3.product" in text
-    assert "not yet supported on this target" in text
+    assert why in text

@@ -19,7 +19,7 @@ from snn_deploy.backends.lava import netx
 from snn_deploy.backends.lava.program import LavaProgram, lower_program
 from snn_deploy.ir import serialize
 from snn_deploy.ir.net import Net
-from snn_deploy.target.rules import raise_violations, spike_payload_fits
+from snn_deploy.target.rules import product_registers_fit, raise_violations, spike_payload_fits
 from snn_deploy.target.schema import Target
 
 name = "lava"
@@ -31,10 +31,11 @@ def lower(net: Net, target: Target) -> LavaProgram:
 
     Raises:
         DesignRuleError: a population has more spike levels than the target's spike payload
-            holds (Lava itself would run them, which the target's hardware cannot).
+            holds, or a product unit's registers exceed the target's (Lava itself would run
+            them, which the target's hardware cannot).
     """
     net.verify()
-    raise_violations(spike_payload_fits(net, target), target)
+    raise_violations(spike_payload_fits(net, target) + product_registers_fit(net, target), target)
     return lower_program(net)
 
 
@@ -53,6 +54,7 @@ def notes(program: LavaProgram) -> dict[str, object]:
     """For the report: the Lava processes, and whether netx can hold the net (and why not)."""
     return {
         "lif_processes": len(program.blocks),
+        "product_processes": {k: type(u).__name__ for k, u in program.net.products.items()},
         "synapse_processes": len(program.synapses),
         "netx": {"written": not netx.problems(program.net), "problems": netx.problems(program.net)},
     }

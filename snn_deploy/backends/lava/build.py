@@ -13,6 +13,7 @@ from snn_deploy.backends.base import Progress, Trace, check_inputs
 from snn_deploy.backends.lava.compat import import_lava
 from snn_deploy.backends.lava.program import LavaProgram
 from snn_deploy.errors import BackendUnavailableError
+from snn_deploy.ir.net import Attention, Net, Product
 
 DENSE_ABOVE = 0.1
 """Weight density above which a connection is a Lava ``Dense`` rather than ``Sparse``."""
@@ -27,14 +28,16 @@ class LavaNetwork:
 
     Attributes:
         sources: input name -> its ``RingBuffer``.
-        neurons: block name -> its ``LIF`` (or ``MultiLevelLIF``).
+        neurons: block name -> its ``LIF`` (or ``MultiLevelLIF``, ``VoltageLIF``).
+        units: product unit name -> its ``Attention`` or ``Gate`` (``products.py``).
         synapses: synapse block name -> its ``Dense``/``Sparse``/``DelayDense``/``DelaySparse``.
-        monitors: (block name, variable) -> ``Monitor`` probing it.
+        monitors: (block or unit name, variable) -> ``Monitor`` probing it.
         steps: the number of steps the sources hold.
     """
 
     sources: Mapping[str, Any]
     neurons: Mapping[str, Any]
+    units: Mapping[str, Any]
     synapses: Mapping[str, Any]
     monitors: Mapping[tuple[str, str], Any]
     steps: int
@@ -42,10 +45,11 @@ class LavaNetwork:
     def run(self) -> None:
         """Run all steps in Lava's fixed-point CPU simulation, then stop the runtime.
 
-        Every ``MultiLevelLIF`` is given its model in ``exception_proc_model_map``, keyed by
-        class (as ``RunConfig.select`` reads it) and by instance: Lava 0.10.0's compiler looks
-        the map up with the process instance, and otherwise searches for models by importing
-        every module beside the process's own, which works but is slow.
+        Every process of our own (``MultiLevelLIF``; ``Attention``, ``Gate``, ``VoltageLIF``)
+        is given its model in ``exception_proc_model_map``, keyed by class (as
+        ``RunConfig.select`` reads it) and by instance: Lava 0.10.0's compiler looks the map
+        up with the process instance, and otherwise searches for models by importing every
+        module beside the process's own, which works but is slow.
         """
         from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
@@ -54,13 +58,13 @@ class LavaNetwork:
             MultiLevelLIF,
             PyMultiLevelLifModelBitAcc,
         )
+        from snn_deploy.backends.lava.products import MODELS
 
-        models: dict[Any, Any] = {
-            p: PyMultiLevelLifModelBitAcc
-            for p in self.neurons.values()
-            if isinstance(p, MultiLevelLIF)
-        }
-        models[MultiLevelLIF] = PyMultiLevelLifModelBitAcc
+        classes: dict[type, type] = {MultiLevelLIF: PyMultiLevelLifModelBitAcc, **MODELS}
+        models: dict[Any, Any] = dict(classes)
+        for p in [*self.neurons.values(), *self.units.values()]:
+            if type(p) in classes:
+                models[p] = classes[type(p)]
         anchor = next(iter(self.neurons.values()))
         anchor.run(
             condition=RunSteps(num_steps=self.steps),
@@ -68,8 +72,9 @@ class LavaNetwork:
         )
 
     def read(self, block: str, var: str) -> npt.NDArray[np.int64]:
-        """A monitored variable as ``[time, process neurons]`` int64 (call after ``run``)."""
-        proc = self.neurons[block]
+        """A monitored variable of a block or unit as ``[time, process neurons]`` int64 (call
+        after ``run``)."""
+        proc = self.neurons[block] if block in self.neurons else self.units[block]
         data = self.monitors[(block, var)].get_data()[proc.name][var]
         return np.asarray(data).astype(np.int64).reshape(self.steps, -1)
 
@@ -97,8 +102,10 @@ def build(
 
     Every block of a synapse's source population connects to the synapse's one input port,
     which adds their (disjoint) spike vectors, so Lava shifts the projection's whole sum.
-    Records every block's spikes (or voltage, if non-spiking); with ``record_state`` also
-    ``u`` and ``v``. Multi-level and subtract-reset blocks are ``MultiLevelLIF`` processes.
+    Records every block's spikes (or voltage, if non-spiking) and every product unit's output;
+    with ``record_state`` also ``u`` and ``v``. Multi-level and subtract-reset blocks are
+    ``MultiLevelLIF`` processes; product units and the non-spiking blocks they read are
+    processes of ``products.py``, whose operand ports every block of the source feeds.
     """
     _lava()
     from lava.proc.dense.process import DelayDense, Dense
@@ -108,6 +115,7 @@ def build(
     from lava.proc.sparse.process import DelaySparse, Sparse
     from lava.utils.weightutils import SignMode
 
+    from snn_deploy.backends.lava import products
     from snn_deploy.backends.lava.multilevel import MultiLevelLIF
 
     spec = program.net.numeric
@@ -126,15 +134,25 @@ def build(
             "bias_exp": b.bias_exp,
             "name": b.name,
         }
-        neurons[b.name] = (
-            MultiLevelLIF(levels=b.levels, subtract=b.subtract, **params)
-            if b.multilevel
-            else LIF(**params)
-        )
+        if b.voltage_out:
+            neurons[b.name] = products.VoltageLIF(**params)
+        elif b.multilevel:
+            neurons[b.name] = MultiLevelLIF(levels=b.levels, subtract=b.subtract, **params)
+        else:
+            neurons[b.name] = LIF(**params)
     message_bits = {b.population: b.message_bits for b in program.blocks}
     senders: dict[str, list[Any]] = {k: [v] for k, v in sources.items()}
     for b in program.blocks:
         senders.setdefault(b.population, []).append(neurons[b.name])
+    net = program.net
+    units = {name: _unit(products, net, unit) for name, unit in net.products.items()}
+    for name, unit in net.products.items():
+        for op, port in zip(unit.operands, units[name].operand_ports(), strict=True):
+            for sender in senders[op.src]:
+                sender.s_out.connect(port)
+        senders[name] = [units[name]]
+        assert unit.fixed is not None
+        message_bits[name] = unit.fixed.output.width
     synapses = {}
     for s in program.synapses:
         dense = s.codes.nnz > DENSE_ABOVE * s.codes.shape[0] * s.codes.shape[1]
@@ -164,8 +182,47 @@ def build(
             monitor = Monitor()
             monitor.probe(getattr(neurons[b.name], var), steps)
             monitors[(b.name, var)] = monitor
+    for name, proc in units.items():
+        monitor = Monitor()
+        monitor.probe(proc.s_out, steps)
+        monitors[(name, "s_out")] = monitor
     return LavaNetwork(
-        sources=sources, neurons=neurons, synapses=synapses, monitors=monitors, steps=steps
+        sources=sources,
+        neurons=neurons,
+        units=units,
+        synapses=synapses,
+        monitors=monitors,
+        steps=steps,
+    )
+
+
+def _unit(products: Any, net: Net, unit: Product) -> Any:
+    """The ``Attention`` or ``Gate`` process of a product unit: one port per operand, as wide
+    as the operand's source."""
+    assert unit.fixed is not None
+    sources = tuple(net.size_of(op.src) for op in unit.operands)
+    index = tuple(np.asarray(op.index) for op in unit.operands)
+    if isinstance(unit, Attention):
+        assert unit.fixed.state is not None
+        return products.Attention(
+            size=unit.size,
+            heads=unit.heads,
+            sources=sources,
+            index=index,
+            decay=unit.decay,
+            causal=unit.causal,
+            steps=unit.steps,
+            state_bits=unit.fixed.state.width,
+            output_bits=unit.fixed.output.width,
+            name=unit.name,
+        )
+    return products.Gate(
+        size=unit.size,
+        sources=sources,
+        index=index,
+        shift=unit.fixed.shift,
+        output_bits=unit.fixed.output.width,
+        name=unit.name,
     )
 
 
@@ -181,6 +238,7 @@ def run(
     data = check_inputs(net, inputs)
     batch, steps = next(iter(data.values())).shape[:2]
     outs = {k: np.zeros((batch, steps, p.size), np.int64) for k, p in net.populations.items()}
+    made = {k: np.zeros((batch, steps, u.size), np.int64) for k, u in net.products.items()}
     us = {k: np.zeros_like(v) for k, v in outs.items()} if record_state else {}
     vs = {k: np.zeros_like(v) for k, v in outs.items()} if record_state else {}
     for b in range(batch):
@@ -194,10 +252,12 @@ def run(
                 if record_state:
                     us[pop][b][:, idx] = lava_net.read(block.name, "u")[:, idx]
                     vs[pop][b][:, idx] = lava_net.read(block.name, "v")[:, idx]
+            for name in net.products:
+                made[name][b] = lava_net.read(name, "s_out")
         finally:
             lava_net.stop()
         if progress is not None:
             progress(b + 1, batch)
     inputs_int = {k: v.astype(np.int64) for k, v in data.items()}
     outputs = {o: (outs | inputs_int)[src] for o, src in net.outputs.items()}
-    return Trace(outputs=outputs, populations=outs, u=us, v=vs)
+    return Trace(outputs=outputs, populations=outs, u=us, v=vs, products=made)

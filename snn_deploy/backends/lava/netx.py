@@ -36,7 +36,11 @@ def _chain(net: Net) -> list[str]:
 
 def problems(net: Net) -> list[str]:
     """Why ``net`` cannot be written as a netx file exactly (empty: it can)."""
-    found: list[str] = []
+    found: list[str] = [
+        f"{name}: netx has no layer type for a product unit ({type(unit).__name__}); "
+        "network.npz holds it"
+        for name, unit in net.products.items()
+    ]
     if len(net.inputs) != 1:
         found.append(f"netx has one input layer; the net has {len(net.inputs)}")
         return found

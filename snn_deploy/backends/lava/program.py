@@ -22,6 +22,12 @@ with ``num_weight_bits = 9``, so Lava's own clip and truncation leave them uncha
 A population with multi-level spikes or reset by subtraction becomes a ``MultiLevelLIF``
 (``multilevel.py``) instead of Lava's ``LIF``, and the synapses it feeds take its spikes as
 integer payloads (``num_message_bits``: the bits of its top level).
+
+Product units (``Attention``, ``Gate``; ``products.py``) are one Lava process each, reading
+their operands' sources directly (every block of a source population connects to the
+operand's port); a non-spiking population a ``Gate`` reads becomes a ``VoltageLIF``, which
+sends its voltage. The synapses reading a unit take its output as an integer payload
+(``num_message_bits``: the output register's width).
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ IntArray = npt.NDArray[np.int64]
 MAX_PAYLOAD = 2**31 - 1
 """The largest spike a Lava LIF's ``s_out`` port (int32) carries."""
 
+PRODUCT_PAYLOAD_BITS = 32
+"""The widest (signed) output register a product unit's int32 ``s_out`` port carries."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class LifBlock:
@@ -50,7 +59,8 @@ class LifBlock:
     block's own (population indices, which are also their process indices), and the others are
     silent (``bias_mant`` 0, no synapse rows). ``vth`` of a non-spiking population is the
     largest mantissa; its voltage is recorded. ``levels`` > 1 or ``subtract`` make it a
-    ``MultiLevelLIF`` (docs/SEMANTICS.md §1.1).
+    ``MultiLevelLIF`` (docs/SEMANTICS.md §1.1); ``voltage_out`` (a non-spiking population a
+    product unit reads) a ``VoltageLIF``, which sends ``v``.
     """
 
     name: str
@@ -65,6 +75,7 @@ class LifBlock:
     spiking: bool
     levels: int = 1
     subtract: bool = False
+    voltage_out: bool = False
 
     @property
     def multilevel(self) -> bool:
@@ -134,6 +145,7 @@ def lower_program(net: Net) -> LavaProgram:
                 for name in graded
             )
         )
+    _check_product_payloads(net)
     wide = [p for p in net.populations.values() if p.levels > MAX_PAYLOAD]
     if wide:
         raise DesignRuleError(
@@ -144,6 +156,7 @@ def lower_program(net: Net) -> LavaProgram:
                 for p in wide
             )
         )
+    read_by_units = {op.src for unit in net.products.values() for op in unit.operands}
     blocks: list[LifBlock] = []
     labels: dict[str, IntArray] = {}  # population -> the block index of each neuron
     for name, pop in net.populations.items():
@@ -169,6 +182,7 @@ def lower_program(net: Net) -> LavaProgram:
                     spiking=pop.spiking,
                     levels=pop.levels,
                     subtract=pop.spiking and pop.reset is ResetMode.SUBTRACT,
+                    voltage_out=not pop.spiking and name in read_by_units,
                 )
             )
     by_population = {name: [b for b in blocks if b.population == name] for name in net.populations}
@@ -193,6 +207,25 @@ def lower_program(net: Net) -> LavaProgram:
                     )
                 )
     return LavaProgram(net=net, blocks=tuple(blocks), synapses=tuple(synapses))
+
+
+def _check_product_payloads(net: Net) -> None:
+    """Every product unit's output register fits the int32 ``s_out`` payload."""
+    wide = [
+        (name, unit.fixed.output.width)
+        for name, unit in net.products.items()
+        if unit.fixed is not None and unit.fixed.output.width > PRODUCT_PAYLOAD_BITS
+    ]
+    if wide:
+        raise DesignRuleError(
+            "cannot run in Lava: "
+            + "; ".join(
+                f"[product-payload] {name}: output register {bits} bits, but a Lava product "
+                f"unit sends int32 payloads (limit {PRODUCT_PAYLOAD_BITS} bits); fix: fewer "
+                "steps, heads of fewer channels or a larger Gate shift"
+                for name, bits in wide
+            )
+        )
 
 
 def _only(values: IntArray, idx: IntArray) -> IntArray:
