@@ -104,7 +104,7 @@ def build(
     which adds their (disjoint) spike vectors, so Lava shifts the projection's whole sum.
     Records every block's spikes (or voltage, if non-spiking) and every product unit's output;
     with ``record_state`` also ``u`` and ``v``. Multi-level and subtract-reset blocks are
-    ``MultiLevelLIF`` processes; product units and the non-spiking blocks they read are
+    ``MultiLevelLIF`` processes, non-spiking blocks ``VoltageLIF``; product units are
     processes of ``products.py``, whose operand ports every block of the source feeds.
     """
     _lava()
@@ -134,7 +134,7 @@ def build(
             "bias_exp": b.bias_exp,
             "name": b.name,
         }
-        if b.voltage_out:
+        if not b.spiking:
             neurons[b.name] = products.VoltageLIF(**params)
         elif b.multilevel:
             neurons[b.name] = MultiLevelLIF(levels=b.levels, subtract=b.subtract, **params)

@@ -148,8 +148,9 @@ class Gate(AbstractProcess):  # type: ignore[misc]  # Lava is untyped
 class VoltageLIF(LIF):  # type: ignore[misc]  # Lava is untyped
     """Lava's ``LIF`` that never spikes and sends its voltage ``v`` as a graded payload.
 
-    A non-spiking population (LI, CubaLI, I) outputs ``v`` (docs/SEMANTICS.md §1); Lava's LIF
-    sends only spikes, so the population a ``Gate`` multiplies is this process instead.
+    A non-spiking population (LI, CubaLI, I) outputs ``v`` (docs/SEMANTICS.md §1): Lava's LIF
+    sends only spikes (what a ``Gate`` multiplies is the voltage), and with its largest
+    threshold it would still spike and reset a voltage at the saturation bound.
     """
 
 

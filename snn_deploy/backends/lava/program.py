@@ -25,9 +25,11 @@ integer payloads (``num_message_bits``: the bits of its top level).
 
 Product units (``Attention``, ``Gate``; ``products.py``) are one Lava process each, reading
 their operands' sources directly (every block of a source population connects to the
-operand's port); a non-spiking population a ``Gate`` reads becomes a ``VoltageLIF``, which
-sends its voltage. The synapses reading a unit take its output as an integer payload
-(``num_message_bits``: the output register's width).
+operand's port). Every non-spiking population is a ``VoltageLIF``, which sends its voltage
+(what a ``Gate`` multiplies) and never resets: Lava's ``LIF`` with the largest threshold would
+spike and reset a voltage at its saturation bound (``vth << 6`` = 8,388,544 < 2**23 − 1).
+The synapses reading a unit take its output as an integer payload (``num_message_bits``: the
+output register's width).
 """
 
 from __future__ import annotations
@@ -57,10 +59,9 @@ class LifBlock:
 
     The process has ``size`` neurons, one per neuron of the population; ``neurons`` are the
     block's own (population indices, which are also their process indices), and the others are
-    silent (``bias_mant`` 0, no synapse rows). ``vth`` of a non-spiking population is the
-    largest mantissa; its voltage is recorded. ``levels`` > 1 or ``subtract`` make it a
-    ``MultiLevelLIF`` (docs/SEMANTICS.md §1.1); ``voltage_out`` (a non-spiking population a
-    product unit reads) a ``VoltageLIF``, which sends ``v``.
+    silent (``bias_mant`` 0, no synapse rows). ``levels`` > 1 or ``subtract`` make it a
+    ``MultiLevelLIF`` (docs/SEMANTICS.md §1.1); a non-spiking population is a ``VoltageLIF``,
+    which never resets and sends ``v`` (``vth``, the largest mantissa, is not compared).
     """
 
     name: str
@@ -75,7 +76,6 @@ class LifBlock:
     spiking: bool
     levels: int = 1
     subtract: bool = False
-    voltage_out: bool = False
 
     @property
     def multilevel(self) -> bool:
@@ -156,7 +156,6 @@ def lower_program(net: Net) -> LavaProgram:
                 for p in wide
             )
         )
-    read_by_units = {op.src for unit in net.products.values() for op in unit.operands}
     blocks: list[LifBlock] = []
     labels: dict[str, IntArray] = {}  # population -> the block index of each neuron
     for name, pop in net.populations.items():
@@ -182,7 +181,6 @@ def lower_program(net: Net) -> LavaProgram:
                     spiking=pop.spiking,
                     levels=pop.levels,
                     subtract=pop.spiking and pop.reset is ResetMode.SUBTRACT,
-                    voltage_out=not pop.spiking and name in read_by_units,
                 )
             )
     by_population = {name: [b for b in blocks if b.population == name] for name in net.populations}

@@ -69,6 +69,22 @@ def test_random_networks_bit_exact(case):
     assert_lava_equals_sim(net, {"x": x})
 
 
+def test_a_voltage_at_its_saturation_bound_neither_spikes_nor_resets():
+    """A non-spiking readout driven into saturation: Lava's LIF with the largest threshold
+    (vth << 6 = 8,388,544 < 2**23 - 1) spiked and reset it to 0; ``VoltageLIF`` does not."""
+    rng = np.random.default_rng(0)
+    net = uniform(random_net(rng, non_spiking_last=True, big=True))
+    p2 = net.populations["p2"]
+    drive = {"dv": 0, "bias_mant": 4000, "bias_exp": 7}  # no leak, a large constant input
+    fixed = dataclasses.replace(
+        p2.fixed, **{k: np.full(p2.size, v, np.int64) for k, v in drive.items()}
+    )
+    net = net.replace(populations={**net.populations, "p2": dataclasses.replace(p2, fixed=fixed)})
+    x = (rng.random((1, 40, 6)) < 0.4).astype(np.int64)
+    assert simulate(net, {"x": x}).populations["p2"].max() == 2**23 - 1
+    assert_lava_equals_sim(net, {"x": x})
+
+
 def test_graded_spikes_bit_exact():
     rng = np.random.default_rng(11)
     net = uniform(random_net(rng, delay=1))
