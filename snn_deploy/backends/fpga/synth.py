@@ -236,38 +236,68 @@ def unit_multipliers(unit: ProductUnit) -> list[tuple[int, int]]:
     return [] if ops["g"].binary else [(ops["a"].xw, ops["g"].xw)]
 
 
-UNIT_LOGIC = {"xc7": (60, 6, 60, 3), "ice40": (120, 12, 60, 3)}
-"""Per product unit: (LUTs, LUTs per datapath bit, FFs, FFs per datapath bit), the datapath
-bits being the state, accumulator and output widths (Attention) or product and output (Gate);
-fitted to Yosys (docs/FPGA.md §11)."""
+UNIT_LOGIC = {
+    "xc7": {"Attention": (100, 8), "Gate": (40, 3)},
+    "ice40": {"Attention": (200, 16), "Gate": (80, 6)},
+}
+"""Logic LUTs of a product unit: a constant plus a slope per bit of its saturating registers
+(Attention: state and output, whose saturation, decay shifter and accumulator grow with them;
+Gate: output), fitted to Yosys on six units (docs/FPGA.md §11); LUT multipliers, index ROMs and
+LUT RAM are added apart."""
 DSP_FROM = (2, 9)
 """Yosys ``synth_xilinx`` maps a multiplier to DSP48E1 tiles when both inputs have at least 2
 bits and the product at least 9 (``DSP_A/B_MINWIDTH``, ``DSP_Y_MINWIDTH``), else to LUTs."""
 
 
+def _blocks(depth: int, width: int, board: FpgaBoard) -> int:
+    """Block RAMs of a deep, narrow memory, by the best aspect ratio: a block holds
+    ``2^k / w`` words of ``w`` bits (``2^k`` the data bits, parity unused), ``w`` a power of two
+    up to the widest port. The unit memories (``S``: ``dim · d`` words of a few bits) need it:
+    2,304 x 7 bits fit one RAMB18 by bits but take two (4,096 x 4 each)."""
+    data = 1 << (board.bram_block_bits.bit_length() - 1)
+    shapes = [1 << k for k in range(board.bram_max_width.bit_length())]
+    return min(-(-width // w) * -(-depth // (data // w)) for w in shapes)
+
+
 def unit_estimate(unit: ProductUnit, board: FpgaBoard) -> dict[str, int]:
-    """Resources of one product unit: memories as ``_memory_cost``, index ROMs as LUTs, logic
-    from ``UNIT_LOGIC``, DSPs from ``unit_multipliers``."""
+    """Resources of one product unit: memories as ``_memory_cost`` (block RAMs by aspect ratio,
+    ``_blocks``), index ROMs as LUTs, logic from ``UNIT_LOGIC``, DSPs from
+    ``unit_multipliers``."""
     fixed = unit.unit.fixed
     assert fixed is not None
-    bram, lutram = _memory_cost(unit_memories(unit), board)
-    mults = unit_multipliers(unit)
-    bits = fixed.output.width + sum(a + b for a, b in mults)
-    if fixed.state is not None:
-        bits += 2 * fixed.state.width
-    lut0, lut_w, ff0, ff_w = UNIT_LOGIC[board.family]
-    # index ROMs: 16 index bits per element and operand, 64 (xc7) or 16 (ice40) per LUT
-    rom = len(unit.operands) * -(-unit.unit.size // (64 if board.family == "xc7" else 16)) * 16
-    dsps = sum(
-        -(-max(a, b) // 25) * -(-min(a, b) // 18)
-        for a, b in mults
-        if min(a, b) >= DSP_FROM[0] and a + b >= DSP_FROM[1]
+    mems = unit_memories(unit)
+    _, lutram = _memory_cost(mems, board)
+    min_depth, min_bits = BRAM_FROM[board.family]
+    bram = sum(
+        _blocks(depth, width, board)
+        for depth, width in mems
+        if depth >= min_depth and depth * width >= min_bits
     )
+    mults = unit_multipliers(unit)
+    dsp_mults = [(a, b) for a, b in mults if min(a, b) >= DSP_FROM[0] and a + b >= DSP_FROM[1]]
+    dsp_mults = dsp_mults if board.family == "xc7" else []
+    lut_mults = sum(a * b for a, b in mults if (a, b) not in dsp_mults)
+    kind = type(unit.unit).__name__
+    lut0, lut_w = UNIT_LOGIC[board.family][kind]
+    # index ROMs: per operand one LUT per index bit and 64 (xc7 LUT6) or 16 (ice40 LUT4) elements
+    per_lut = 64 if board.family == "xc7" else 16
+    rom = sum(
+        -(-unit.unit.size // per_lut) * max(1, (op.src_size - 1).bit_length())
+        for op in unit.operands
+    )
+    if isinstance(unit.unit, Attention):  # registers, pipeline and the entry counters
+        assert fixed.state is not None
+        regs = fixed.state.width + fixed.output.width
+        entries = unit.unit.size * (unit.unit.size // unit.unit.heads)
+        ffs = 60 + 2 * regs + 4 * max(1, (entries - 1).bit_length())
+    else:  # Gate: operand, product and output registers
+        regs = fixed.output.width
+        ffs = 30 + regs + sum(op.xw for op in unit.operands)
     return {
-        "luts": lut0 + lut_w * bits + lutram + rom,
-        "ffs": ff0 + ff_w * bits,
+        "luts": lut0 + lut_w * regs + lut_mults + rom + lutram,
+        "ffs": ffs,
         "bram_blocks": bram,
-        "dsps": dsps if board.family == "xc7" else 0,
+        "dsps": sum(-(-max(a, b) // 25) * -(-min(a, b) // 18) for a, b in dsp_mults),
     }
 
 

@@ -135,7 +135,9 @@ module attention #(
     end
 
     // Whole clip: q of input step t - 1 is stored at (t - 1)*DIM + element during the
-    // accumulation and read back at (t - 1 - T)*DIM + element; qbase is the row at start.
+    // accumulation and read back at (t - 1 - T)*DIM + element. qbase is that row, set at
+    // start: 0 at t = 1 and t = T + 1, one row (DIM) further every other step (steps of a
+    // sample are consecutive), so no multiplier.
     wire signed [QW-1:0] q1;
     generate if (CAUSAL) begin : causal_q
         assign q1 = qh;
@@ -147,7 +149,7 @@ module attention #(
         reg [QW-1:0] qq;
         reg [QB-1:0] qaddr1;
         always @(posedge clk) begin
-            if (start) qbase <= (t - 1 - (t > STEPS ? STEPS : 0)) * DIM;
+            if (start) qbase <= (t == 1 || t == STEPS + 1) ? {QB{1'b0}} : qbase + DIM;
             qq <= qbuf[qbase + r];
             qaddr1 <= qbase + r;
             if (v1 && st1 && !zero && t <= STEPS) qbuf[qaddr1] <= qh;
