@@ -205,15 +205,16 @@ def _memory_cost(mems: list[tuple[int, int]], board: FpgaBoard) -> tuple[int, in
 
 
 def unit_memories(unit: ProductUnit) -> list[tuple[int, int]]:
-    """(depth, width) of a product unit's RAMs: the attention state ``S`` (all heads), the
-    whole-clip query buffer, and the operand buffers' banks (two slots each)."""
+    """(depth, width) of a product unit's memories: the operand buffers' banks (two slots
+    each), the index ROMs (one source index per element and operand), the attention state
+    ``S`` (all heads) and the whole-clip query buffer."""
     fixed = unit.unit.fixed
     assert fixed is not None
     mems = [
         (2 * -(-op.src_size // op.src_lanes), op.width)
         for op in unit.operands
         for _ in range(op.src_lanes)
-    ]
+    ] + [(unit.unit.size, max(1, (op.src_size - 1).bit_length())) for op in unit.operands]
     if isinstance(unit.unit, Attention):
         assert fixed.state is not None
         d = unit.unit.size // unit.unit.heads
@@ -238,12 +239,12 @@ def unit_multipliers(unit: ProductUnit) -> list[tuple[int, int]]:
 
 UNIT_LOGIC = {
     "xc7": {"Attention": (100, 8), "Gate": (40, 3)},
-    "ice40": {"Attention": (200, 16), "Gate": (80, 6)},
+    "ice40": {"Attention": (120, 16), "Gate": (80, 6)},
 }
 """Logic LUTs of a product unit: a constant plus a slope per bit of its saturating registers
 (Attention: state and output, whose saturation, decay shifter and accumulator grow with them;
-Gate: output), fitted to Yosys on six units (docs/FPGA.md §11); LUT multipliers, index ROMs and
-LUT RAM are added apart."""
+Gate: output), fitted to Yosys on nine units (docs/FPGA.md §11); LUT multipliers and memories
+(``unit_memories``) are added apart."""
 DSP_FROM = (2, 9)
 """Yosys ``synth_xilinx`` maps a multiplier to DSP48E1 tiles when both inputs have at least 2
 bits and the product at least 9 (``DSP_A/B_MINWIDTH``, ``DSP_Y_MINWIDTH``), else to LUTs."""
@@ -261,8 +262,7 @@ def _blocks(depth: int, width: int, board: FpgaBoard) -> int:
 
 def unit_estimate(unit: ProductUnit, board: FpgaBoard) -> dict[str, int]:
     """Resources of one product unit: memories as ``_memory_cost`` (block RAMs by aspect ratio,
-    ``_blocks``), index ROMs as LUTs, logic from ``UNIT_LOGIC``, DSPs from
-    ``unit_multipliers``."""
+    ``_blocks``), logic from ``UNIT_LOGIC``, DSPs from ``unit_multipliers``."""
     fixed = unit.unit.fixed
     assert fixed is not None
     mems = unit_memories(unit)
@@ -279,12 +279,6 @@ def unit_estimate(unit: ProductUnit, board: FpgaBoard) -> dict[str, int]:
     lut_mults = sum(a * b for a, b in mults if (a, b) not in dsp_mults)
     kind = type(unit.unit).__name__
     lut0, lut_w = UNIT_LOGIC[board.family][kind]
-    # index ROMs: per operand one LUT per index bit and 64 (xc7 LUT6) or 16 (ice40 LUT4) elements
-    per_lut = 64 if board.family == "xc7" else 16
-    rom = sum(
-        -(-unit.unit.size // per_lut) * max(1, (op.src_size - 1).bit_length())
-        for op in unit.operands
-    )
     if isinstance(unit.unit, Attention):  # registers, pipeline and the entry counters
         assert fixed.state is not None
         regs = fixed.state.width + fixed.output.width
@@ -294,7 +288,7 @@ def unit_estimate(unit: ProductUnit, board: FpgaBoard) -> dict[str, int]:
         regs = fixed.output.width
         ffs = 30 + regs + sum(op.xw for op in unit.operands)
     return {
-        "luts": lut0 + lut_w * regs + lut_mults + rom + lutram,
+        "luts": lut0 + lut_w * regs + lut_mults + lutram,
         "ffs": ffs,
         "bram_blocks": bram,
         "dsps": sum(-(-max(a, b) // 25) * -(-min(a, b) // 18) for a, b in dsp_mults),
