@@ -1,8 +1,8 @@
 """End to end: a ``.pt`` of ``snn_deploy.nn`` layers with attention and a gate compiles for
 ``sim`` and its integer run agrees with the float reference; it compiles for ``loihi-sim``
 (Lava) and ``loihi2`` with the same outputs, ``verify`` replaying them in Lava and in the
-simulator; Loihi 1, netx and FPGA targets refuse it by the design rules ``attention`` and
-``gate``."""
+simulator, and for ``fpga-artix7-35t``, whose RTL passes ``verify --target rtl``; Loihi 1 and
+netx targets refuse it by the design rules ``attention`` and ``gate``."""
 
 from __future__ import annotations
 
@@ -56,6 +56,28 @@ def test_compiles_for_sim_and_the_integer_run_agrees_with_the_float_reference(mo
     assert np.abs(integer.products["2.attention"]).sum() > 0 and same.mean() > 0.9
 
 
+@pytest.mark.toolchain("iverilog")
+def test_compiles_for_the_fpga_and_the_rtl_verifies(model_and_inputs, monkeypatch):
+    """The attention and the gate become ``attention.v`` and ``gate.v`` units; the folder's own
+    Verilog in Icarus reproduces the vectors (the simulator's outputs) exactly."""
+    monkeypatch.setattr("snn_deploy.backends.fpga.synth.yosys_command", lambda: None)
+    folder, _ = model_and_inputs
+    out = folder / "fpga"
+    code, text = invoke(
+        "compile", folder / "model.pt", "--target", "fpga-artix7-35t", "--inputs",
+        folder / "x.npz", "-o", out,
+    )  # fmt: skip
+    assert code == 0, text
+    assert (out / "attention.v").is_file() and (out / "gate.v").is_file()
+    units = json.loads((out / "netlist.json").read_text())["units"]
+    assert [(u["type"], u["product"]) for u in units] == [
+        ("Attention", "2.attention"),
+        ("Gate", "3.product"),
+    ]
+    code, text = invoke("verify", out, "--target", "rtl")
+    assert code == 0 and "on rtl: all 1 arrays equal" in text, text
+
+
 @pytest.mark.toolchain("lava")
 def test_compiles_for_loihi_sim_and_lava_equals_sim_in_outputs_and_state(model_and_inputs):
     folder, x = model_and_inputs
@@ -94,7 +116,6 @@ def test_compiles_for_loihi_sim_and_lava_equals_sim_in_outputs_and_state(model_a
     [
         ("loihi1", "Loihi 1 compartments are fixed-function"),
         ("loihi2-netx", "no layer type for a product unit"),
-        ("fpga-artix7-35t", "not yet supported on this target"),
     ],
 )
 def test_other_hardware_targets_refuse_by_rule_name(model_and_inputs, target, why):

@@ -1,6 +1,8 @@
-"""The FPGA backend: time-multiplexed LIF cores in Verilog, bit-exact with the simulator.
+"""The FPGA backend: time-multiplexed LIF cores and product units (Attention, Gate) in
+Verilog, bit-exact with the simulator.
 
-``lower`` checks the board's design rules and sizes one core per population; ``emit`` writes
+``lower`` checks the board's design rules and sizes one core per population and one unit per
+product; ``emit`` writes
 the netlist JSON, the Verilog, the memory init files, a self-checking testbench with its
 vectors and the resource report (Yosys); ``run`` simulates the RTL in Icarus Verilog;
 ``notes`` gives the report the estimated resources and the latency. docs/FPGA.md describes
@@ -18,7 +20,7 @@ import numpy.typing as npt
 
 from snn_deploy.backends.base import Progress, Trace
 from snn_deploy.backends.fpga import emit as _emit
-from snn_deploy.backends.fpga.lower import Program
+from snn_deploy.backends.fpga.lower import Program, build_units
 from snn_deploy.backends.fpga.rules import check_board
 from snn_deploy.backends.fpga.run import simulate_rtl
 from snn_deploy.backends.fpga.synth import cores_for_board, resource_report
@@ -32,7 +34,8 @@ name = "fpga"
 
 def lower(net: Net, target: Target) -> Program:
     """Size the cores of a quantized net for the target's board: one core per population,
-    with as many neuron-update lanes as the board holds (``synth.cores_for_board``).
+    with as many neuron-update lanes as the board holds (``synth.cores_for_board``), and one
+    unit per product (``lower.build_units``).
 
     Raises:
         DesignRuleError: listing every violation when the network does not fit the board.
@@ -43,10 +46,12 @@ def lower(net: Net, target: Target) -> Program:
         raise ValueError(f"target {target.name!r} has no [fpga] board description")
     net.verify()
     check_board(net, target)
-    sizes = [1, *(net.size_of(k) for k in (*net.inputs, *net.populations))]
+    sizes = [1, *(net.size_of(k) for k in (*net.inputs, *net.populations, *net.products))]
+    cores = cores_for_board(net, target.fpga)
     return Program(
         net=net,
-        cores=cores_for_board(net, target.fpga),
+        cores=cores,
+        units=build_units(net, cores),
         inputs={k: net.size_of(k) for k in net.inputs},
         index_bits=max(1, (max(sizes) - 1).bit_length()),
         target=target.name,

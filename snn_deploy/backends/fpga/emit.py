@@ -1,8 +1,10 @@
 """Write the FPGA program: netlist JSON, Verilog, memory init files, testbench and vectors.
 
-``lif_core.v`` and ``hist_ram.v`` are fixed templates (``templates/``); ``snn_top.v`` (one
-``core<c>_unit`` per core with its history buffers, and the step controller) and ``tb.v`` are
-generated here. docs/FPGA.md documents the netlist schema and every memory layout.
+``lif_core.v``, ``hist_ram.v``, ``attention.v`` and ``gate.v`` are fixed templates
+(``templates/``); ``snn_top.v`` (one ``core<c>_unit`` per core with its history buffers, one
+``unit<u>_attention`` or ``unit<u>_gate`` per product unit with its operand buffers, and the
+step controller) and ``tb.v`` are generated here. docs/FPGA.md documents the netlist schema and
+every memory layout.
 """
 
 from __future__ import annotations
@@ -16,17 +18,31 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from snn_deploy.backends.fpga.lower import INPUT_BITS, Core, Program
+from snn_deploy.backends.fpga.lower import (
+    INPUT_BITS,
+    Core,
+    CoreProjection,
+    OperandPort,
+    ProductUnit,
+    Program,
+)
 from snn_deploy.backends.sim.run import simulate
+from snn_deploy.ir.net import Attention
 from snn_deploy.ir.types import ResetMode
 
 NETLIST_SCHEMA = "snn-deploy-fpga-netlist/1"
 TEMPLATES = ("lif_core.v", "hist_ram.v")
-RTL = ("snn_top.v", *TEMPLATES)
+"""The templates of every design; ``attention.v`` and ``gate.v`` join those that use them."""
 TESTBENCH = ("tb.v", "stim.mem", "expected.mem")
 """The testbench and its vectors; every other ``.v`` and ``.mem`` file is the design."""
 DEFAULT_STEPS = 32
 """Steps of the random stimulus ``emit`` writes when it is given no inputs."""
+
+
+def rtl_files(program: Program) -> tuple[str, ...]:
+    """The design's Verilog files: ``snn_top.v``, the core templates and the product units'."""
+    kinds = {type(u.unit).__name__.lower() for u in program.units}
+    return ("snn_top.v", *TEMPLATES, *(f"{k}.v" for k in ("attention", "gate") if k in kinds))
 
 
 def hexword(value: int, bits: int) -> str:
@@ -52,8 +68,9 @@ def emit(
         out_dir: an existing folder.
         inputs: stimulus, ``[batch, time, size]`` integers per input name; default: one
             sample of ``DEFAULT_STEPS`` random spikes (seed 0).
-        expected: the simulator's output per population for ``inputs`` (the testbench checks
-            against it with ``+check``); default: computed with the sim backend.
+        expected: the simulator's output per population and product unit for ``inputs`` (the
+            testbench checks against it with ``+check``); default: computed with the sim
+            backend.
 
     Returns:
         The written files.
@@ -65,8 +82,9 @@ def emit(
             for k, n in program.inputs.items()
         }
     if expected is None:
+        trace = simulate(program.net, inputs)
         expected = {
-            k: np.asarray(v, np.int64) for k, v in simulate(program.net, inputs).populations.items()
+            k: np.asarray(v, np.int64) for k, v in {**trace.populations, **trace.products}.items()
         }
     batch, steps = next(iter(inputs.values())).shape[:2]
     files = {
@@ -76,10 +94,12 @@ def emit(
         "stim.mem": stimulus(program, inputs),
         "expected.mem": expected_outputs(program, expected),
     }
-    for name in TEMPLATES:
+    for name in rtl_files(program)[1:]:
         files[name] = (resources.files(__package__) / "templates" / name).read_text()
     for core in program.cores:
         files.update(core_memories(program, core))
+    for unit in program.units:
+        files.update(unit_memories(program, unit))
     paths = []
     for name, text in files.items():
         (out_dir / name).write_text(text)
@@ -121,6 +141,17 @@ def core_memories(program: Program, core: Core) -> dict[str, str]:
         f"core{c}_proj.mem": proj,
         f"core{c}_weights.mem": weights,
         f"core{c}_params.mem": params,
+    }
+
+
+def unit_memories(program: Program, unit: ProductUnit) -> dict[str, str]:
+    """The index ROMs of a product unit: per operand, the source index of each element."""
+    ib = program.index_bits
+    return {
+        f"unit{unit.index}_{op.role}_index.mem": "".join(
+            f"{hexword(int(j), ib)}\n" for j in op.index
+        )
+        for op in unit.operands
     }
 
 
@@ -204,15 +235,22 @@ def netlist(program: Program) -> dict[str, Any]:
                 ],
             }
         )
+    unit_of = {u.unit.name: u.index for u in program.units}
+
+    def origin(src: str) -> dict[str, Any]:
+        if src in program.inputs:
+            return {"input": src}
+        return {"core": core_of[src]} if src in core_of else {"unit": unit_of[src]}
+
     routes = [
-        {
-            "from": {"input": p.src} if p.src in program.inputs else {"core": core_of[p.src]},
-            "to_core": c.index,
-            "projection": p.name,
-        }
+        {"from": origin(p.src), "to_core": c.index, "projection": p.name}
         for c in program.cores
         for p in c.projections
         if p.kind != "none"
+    ] + [
+        {"from": origin(op.src), "to_unit": u.index, "operand": op.role}
+        for u in program.units
+        for op in u.operands
     ]
     return {
         "schema": NETLIST_SCHEMA,
@@ -229,6 +267,7 @@ def netlist(program: Program) -> dict[str, Any]:
             "voltage_decay_offset": spec.voltage_decay_offset,
         },
         "cores": cores,
+        "units": [_unit_netlist(program, u) for u in program.units],
         "routes": routes,
         "io": {
             "inputs": [
@@ -250,58 +289,81 @@ def netlist(program: Program) -> dict[str, Any]:
     }
 
 
+def _unit_netlist(program: Program, u: ProductUnit) -> dict[str, Any]:
+    """A product unit's netlist entry (docs/FPGA.md §4)."""
+    fixed = u.unit.fixed
+    assert fixed is not None
+    entry: dict[str, Any] = {
+        "id": u.index,
+        "product": u.unit.name,
+        "type": type(u.unit).__name__,
+        "elements": u.unit.size,
+        "widths": {
+            "output": fixed.output.width,
+            **{op.role: op.xw for op in u.operands},
+        },
+        "cycles_per_step": u.cycles_per_step,
+        "operands": [
+            {
+                "role": op.role,
+                "source": op.src,
+                "kind": op.kind,
+                "index_file": f"unit{u.index}_{op.role}_index.mem",
+                "history": {"slots": 2, "banks": op.src_lanes, "width": op.width},
+            }
+            for op in u.operands
+        ],
+    }
+    if isinstance(u.unit, Attention):
+        assert fixed.state is not None
+        d = u.unit.size // u.unit.heads
+        entry |= {
+            "heads": u.unit.heads,
+            "decay": list(u.unit.decay),
+            "causal": u.unit.causal,
+            "steps": u.unit.steps,
+            "memories": {
+                "state": {"depth": u.unit.size * d, "width": fixed.state.width},
+                **(
+                    {}
+                    if u.unit.causal
+                    else {
+                        "queries": {"depth": u.unit.steps * u.unit.size, "width": u.operands[0].xw}
+                    }
+                ),
+            },
+        }
+    else:
+        entry["shift"] = fixed.shift
+    return entry
+
+
 def _offsets(core: Core) -> npt.NDArray[np.int64]:
     return np.cumsum([0, *(p.src_size for p in core.projections)])[:-1]
 
 
 def top_verilog(program: Program) -> str:
-    """``snn_top``: the step controller, one ``core<c>_unit`` per core and the routing."""
+    """``snn_top``: the step controller, one ``core<c>_unit`` per core, one ``unit<u>_<kind>``
+    per product unit and the routing."""
     ib = program.index_bits
-    sb = program.net.numeric.voltage.width  # type: ignore[union-attr]
-    sel = {k: i for i, k in enumerate(program.inputs)}
+    buses = _buses(program)
     units, insts, ports = [], [], []
-    for c in program.cores:
-        i = c.index
+    for i, lanes, bits in buses.values():
         ports.append(
             f"    output wire out_valid_{i}, output wire [{ib - 1}:0] out_group_{i},"
-            f" output wire [{c.lanes * sb - 1}:0] out_vals_{i}"
+            f" output wire [{lanes * bits - 1}:0] out_vals_{i}"
         )
+    for c in program.cores:
+        i = c.index
         srcs = {p.src for p in c.projections if p.kind in ("spikes", "values")}
-        src_cores = [d for d in program.cores if d.pop.name in srcs]
-        unit_ports = "".join(
-            f", input wire out_valid_{d.index}, input wire [{ib - 1}:0] out_group_{d.index},"
-            f" input wire [{d.lanes * sb - 1}:0] out_vals_{d.index}"
-            for d in src_cores
-        )
         hists, vals = [], []
         for k, p in enumerate(c.projections):
             h = f"hq_{k}"
             if p.kind == "none":
                 vals.append(f"{{{c.xw}{{1'b0}}}}")
                 continue
-            if p.kind == "input":
-                we, idx, val = (
-                    f"in_we && in_sel == 8'd{sel[p.src]}",
-                    "in_idx",
-                    f"in_val[{p.width - 1}:0]",
-                )
-            else:
-                d = next(d for d in program.cores if d.pop.name == p.src).index
-                lanes = ", ".join(
-                    f"out_vals_{d}[{lane * sb + p.width - 1}:{lane * sb}]"
-                    for lane in reversed(range(p.src_lanes))
-                )
-                we, idx, val = f"out_valid_{d}", f"out_group_{d}", f"{{{lanes}}}"
-            hists.append(
-                f"    wire [{p.width - 1}:0] {h};\n"
-                f"    hist_ram #(.NSRC({p.src_size}), .D({p.depth}), .W({p.width}),"
-                f" .P({p.src_lanes}), .IB({ib})) hist_{k} (.clk(clk), .rst(rst),"
-                f" .advance(advance), .we({we}), .wgroup({idx}), .wdata({val}),"
-                f" .raddr(rd_idx), .q({h}));\n"
-            )
-            fill = c.xw - p.width
-            ext = "1'b0" if p.kind == "spikes" else f"{h}[{p.width - 1}]"
-            vals.append(f"{{{{{fill}{{{ext}}}}}, {h}}}" if fill else h)
+            hists.append(_buffer(program, k, p, p.depth, "rd_idx"))
+            vals.append(_extend(h, p.kind, p.width, c.xw))
         spec = program.net.numeric
         assert spec is not None
         params = {
@@ -321,7 +383,7 @@ def top_verilog(program: Program) -> str:
             "TH_SHIFT": spec.threshold_shift,
             "IN_SHIFT": spec.input_shift,
             "BW": c.bias_width,
-            "SB": sb,
+            "SB": spec.voltage.width,
             "SPIKING": int(c.pop.spiking),
             "SUBTRACT": int(c.pop.reset is ResetMode.SUBTRACT),
             # binary cores keep the template defaults (LEVELS = LB = 1): their RTL is unchanged
@@ -334,37 +396,54 @@ def top_verilog(program: Program) -> str:
             "WEIGHT_FILE": f'"core{i}_weights.mem"',
             "PARAM_FILE": f'"core{i}_params.mem"',
         }
-        plist = ", ".join(f".{k}({v})" for k, v in params.items())
         units.append(
-            f"// core {i}: population {c.pop.name!r}\n"
-            f"(* keep_hierarchy *)\n"
-            f"module core{i}_unit (\n"
-            f"    input wire clk, input wire rst, input wire start, input wire [31:0] t,"
-            f" input wire advance, output wire busy,\n"
-            f"    input wire in_we, input wire [7:0] in_sel, input wire [{ib - 1}:0] in_idx,"
-            f" input wire [{INPUT_BITS - 1}:0] in_val{unit_ports},\n"
-            f"    output wire out_valid, output wire [{ib - 1}:0] out_group,"
-            f" output wire [{c.lanes * sb - 1}:0] out_vals\n);\n"
-            f"    wire [{ib - 1}:0] rd_idx;\n"
+            _wrapper(
+                program,
+                f"core{i}_unit",
+                f"core {i}: population {c.pop.name!r}",
+                srcs,
+                c.lanes * spec.voltage.width,
+            )
+            + f"    wire [{ib - 1}:0] rd_idx;\n"
             + "".join(hists)
-            + f"    lif_core #({plist}) core (\n"
+            + f"    lif_core #({_plist(params)}) core (\n"
             f"        .clk(clk), .rst(rst), .start(start), .t(t), .busy(busy), .rd_idx(rd_idx),\n"
             f"        .rd_vals({{{', '.join(reversed(vals))}}}),\n"
             f"        .out_valid(out_valid), .out_group(out_group), .out_vals(out_vals));\n"
             f"endmodule\n"
         )
-        src_conns = "".join(
-            f", .out_valid_{d.index}(out_valid_{d.index}),"
-            f" .out_group_{d.index}(out_group_{d.index}), .out_vals_{d.index}(out_vals_{d.index})"
-            for d in src_cores
+        insts.append(_instance(buses, f"core{i}_unit", i, srcs))
+    for u in program.units:
+        kind = type(u.unit).__name__.lower()
+        module = f"unit{u.index}_{kind}"
+        srcs = {op.src for op in u.operands if op.src not in program.inputs}
+        buffers = "".join(
+            _buffer(program, k, op, 2, f"{op.role}_raddr") for k, op in enumerate(u.operands)
         )
-        insts.append(
-            f"    core{i}_unit u{i} (.clk(clk), .rst(rst), .start(start), .t(t),"
-            f" .advance(advance), .busy(busy[{i}]), .in_we(in_we), .in_sel(in_sel),"
-            f" .in_idx(in_idx), .in_val(in_val){src_conns}, .out_valid(out_valid_{i}),"
-            f" .out_group(out_group_{i}), .out_vals(out_vals_{i}));\n"
+        raddrs = ", ".join(f"{op.role}_raddr" for op in u.operands)
+        conns = "".join(
+            f" .{op.role}_raddr({op.role}_raddr),"
+            f" .{op.role}_val({_extend(f'hq_{k}', op.kind, op.width, op.xw)}),"
+            for k, op in enumerate(u.operands)
         )
-    n = len(program.cores)
+        units.append(
+            _wrapper(
+                program,
+                module,
+                f"unit {u.index}: {type(u.unit).__name__} {u.unit.name!r}",
+                srcs,
+                u.width,
+            )
+            + f"    wire [{ib - 1}:0] {raddrs};\n"
+            + buffers
+            + f"    {kind} #({_plist(_unit_params(program, u))}) unit (\n"
+            f"        .clk(clk), .rst(rst), .start(start), .t(t), .busy(busy),\n"
+            f"       {conns}\n"
+            f"        .out_valid(out_valid), .out_group(out_group), .out_vals(out_vals));\n"
+            f"endmodule\n"
+        )
+        insts.append(_instance(buses, module, u.index, srcs))
+    n = len(buses)
     return (
         "// Generated by snn-deploy (FPGA backend). docs/FPGA.md describes the design.\n"
         + "\n".join(units)
@@ -389,27 +468,158 @@ def top_verilog(program: Program) -> str:
     )
 
 
+def _buses(program: Program) -> dict[str, tuple[int, int, int]]:
+    """Source name -> (bus number, lanes, bits per lane) of every core and product unit: the
+    ``out_valid_<n>``, ``out_group_<n>``, ``out_vals_<n>`` that history buffers listen to."""
+    sb = program.net.numeric.voltage.width  # type: ignore[union-attr]
+    return {
+        **{c.pop.name: (c.index, c.lanes, sb) for c in program.cores},
+        **{u.unit.name: (u.index, 1, u.width) for u in program.units},
+    }
+
+
+def _plist(params: Mapping[str, object]) -> str:
+    return ", ".join(f".{k}({v})" for k, v in params.items())
+
+
+def _unit_params(program: Program, u: ProductUnit) -> dict[str, object]:
+    """The parameters of ``attention.v`` or ``gate.v`` for a unit (widths from its operands and
+    its ``ProductFixed``)."""
+    fixed = u.unit.fixed
+    assert fixed is not None
+    ops = {op.role: op for op in u.operands}
+    files = {f"{r.upper()}_FILE": f'"unit{u.index}_{r}_index.mem"' for r in ops}
+    if isinstance(u.unit, Attention):
+        assert fixed.state is not None
+        decay = "".join(hexword(d, 8) for d in reversed(u.unit.decay))
+        return {
+            "DIM": u.unit.size,
+            "HEADS": u.unit.heads,
+            "IB": program.index_bits,
+            "QW": ops["q"].xw,
+            "KW": ops["k"].xw,
+            "VW": ops["v"].xw,
+            "Q_BIN": int(ops["q"].binary),
+            "KV_BIN": int(ops["k"].binary and ops["v"].binary),
+            "SW": fixed.state.width,
+            "OW": fixed.output.width,
+            "DECAY": f"{8 * u.unit.heads}'h{decay}",
+            "CAUSAL": int(u.unit.causal),
+            "STEPS": u.unit.steps,
+            **files,
+        }
+    return {
+        "SIZE": u.unit.size,
+        "IB": program.index_bits,
+        "AW": ops["a"].xw,
+        "GW": ops["g"].xw,
+        "G_BIN": int(ops["g"].binary),
+        "SHIFT": fixed.shift,
+        "OW": fixed.output.width,
+        **files,
+    }
+
+
+def _wrapper(program: Program, module: str, title: str, srcs: set[str], out_bits: int) -> str:
+    """The header of a core's or unit's wrapper module: the step and input ports, the buses of
+    the sources in ``srcs`` and its own output bus of ``out_bits`` bits."""
+    ib = program.index_bits
+    src_ports = "".join(
+        f", input wire out_valid_{d}, input wire [{ib - 1}:0] out_group_{d},"
+        f" input wire [{lanes * bits - 1}:0] out_vals_{d}"
+        for name, (d, lanes, bits) in _buses(program).items()
+        if name in srcs
+    )
+    return (
+        f"// {title}\n"
+        f"(* keep_hierarchy *)\n"
+        f"module {module} (\n"
+        f"    input wire clk, input wire rst, input wire start, input wire [31:0] t,"
+        f" input wire advance, output wire busy,\n"
+        f"    input wire in_we, input wire [7:0] in_sel, input wire [{ib - 1}:0] in_idx,"
+        f" input wire [{INPUT_BITS - 1}:0] in_val{src_ports},\n"
+        f"    output wire out_valid, output wire [{ib - 1}:0] out_group,"
+        f" output wire [{out_bits - 1}:0] out_vals\n);\n"
+    )
+
+
+def _instance(buses: dict[str, tuple[int, int, int]], module: str, i: int, srcs: set[str]) -> str:
+    """The instance of a wrapper in ``snn_top``, connected to its sources' buses."""
+    src_conns = "".join(
+        f", .out_valid_{d}(out_valid_{d}), .out_group_{d}(out_group_{d}),"
+        f" .out_vals_{d}(out_vals_{d})"
+        for name, (d, _, _) in buses.items()
+        if name in srcs
+    )
+    return (
+        f"    {module} u{i} (.clk(clk), .rst(rst), .start(start), .t(t),"
+        f" .advance(advance), .busy(busy[{i}]), .in_we(in_we), .in_sel(in_sel),"
+        f" .in_idx(in_idx), .in_val(in_val){src_conns}, .out_valid(out_valid_{i}),"
+        f" .out_group(out_group_{i}), .out_vals(out_vals_{i}));\n"
+    )
+
+
+def _buffer(
+    program: Program, k: int, port: CoreProjection | OperandPort, depth: int, raddr: str
+) -> str:
+    """History buffer ``hist_<k>`` (output ``hq_<k>``, ``depth`` slots) of a projection's or
+    operand's source values, written by the host (an input) or by the source's bus, read at
+    ``raddr``."""
+    width = port.width
+    if port.kind == "input":
+        sel = list(program.inputs).index(port.src)
+        we, idx, val = f"in_we && in_sel == 8'd{sel}", "in_idx", f"in_val[{width - 1}:0]"
+    else:
+        d, _, bits = _buses(program)[port.src]
+        lanes = ", ".join(
+            f"out_vals_{d}[{lane * bits + width - 1}:{lane * bits}]"
+            for lane in reversed(range(port.src_lanes))
+        )
+        we, idx, val = f"out_valid_{d}", f"out_group_{d}", f"{{{lanes}}}"
+    return (
+        f"    wire [{width - 1}:0] hq_{k};\n"
+        f"    hist_ram #(.NSRC({port.src_size}), .D({depth}), .W({width}),"
+        f" .P({port.src_lanes}), .IB({program.index_bits})) hist_{k} (.clk(clk), .rst(rst),"
+        f" .advance(advance), .we({we}), .wgroup({idx}), .wdata({val}),"
+        f" .raddr({raddr}), .q(hq_{k}));\n"
+    )
+
+
+def _extend(h: str, kind: str, width: int, xw: int) -> str:
+    """``h`` sign-extended to ``xw`` bits; a spike count is unsigned (zero-extended)."""
+    fill = xw - width
+    ext = "1'b0" if kind == "spikes" else f"{h}[{width - 1}]"
+    return f"{{{{{fill}{{{ext}}}}}, {h}}}" if fill else h
+
+
 def testbench(program: Program, batch: int, steps: int) -> str:
     """Self-checking testbench: drives ``stim.mem``; with ``+check`` compares every output
-    with ``expected.mem`` and prints ``PASS``, or the first mismatch and ``FAIL n mismatches``
-    through ``$fatal`` (so ``vvp`` exits with status 1); prints the cycles per step; always
-    writes ``dump.txt`` (``sample step core index output u v`` per neuron update; u and v are read
-    from inside the core, after the overflow rules and the reset)."""
+    (cores' and product units') with ``expected.mem`` and prints ``PASS``, or the first mismatch
+    and ``FAIL n mismatches`` through ``$fatal`` (so ``vvp`` exits with status 1); prints the
+    cycles per step; always writes ``dump.txt`` (``sample step core index output u v`` per neuron
+    update; u and v are read from inside the core, after the overflow rules and the reset; a
+    product unit's rows carry its bus number as ``core`` and 0 for u and v)."""
     ib = program.index_bits
     sb = program.net.numeric.voltage.width  # type: ignore[union-attr]
+    ew = expected_bits(program)
+    e_core = "e" if ew == sb else f"e[{sb - 1}:0]"
     n_in = sum(program.inputs.values())
-    n_out = sum(c.pop.size for c in program.cores)
-    base = np.cumsum([0, *(c.pop.size for c in program.cores)])
+    sizes = [*(c.pop.size for c in program.cores), *(u.unit.size for u in program.units)]
+    n_out = sum(sizes)
+    base = np.cumsum([0, *sizes])
     wires = "".join(
         f"    wire ov{c.index}; wire [{ib - 1}:0] og{c.index};"
         f" wire [{c.lanes * sb - 1}:0] oq{c.index};\n"
         f"    reg [{c.lanes * c.width - 1}:0] su{c.index}, sv{c.index};\n"
         for c in program.cores
+    ) + "".join(
+        f"    wire ov{u.index}; wire [{ib - 1}:0] og{u.index};"
+        f" wire [{u.width - 1}:0] oq{u.index};\n"
+        for u in program.units
     )
     conns = "".join(
-        f", .out_valid_{c.index}(ov{c.index}), .out_group_{c.index}(og{c.index}),"
-        f" .out_vals_{c.index}(oq{c.index})"
-        for c in program.cores
+        f", .out_valid_{i}(ov{i}), .out_group_{i}(og{i}), .out_vals_{i}(oq{i})"
+        for i, _, _ in _buses(program).values()
     )
     checks = "".join(
         f"        if (dut.u{i}.core.update) begin\n"
@@ -423,7 +633,7 @@ def testbench(program: Program, batch: int, steps: int) -> str:
         f" $signed(oq{i}[l * {sb} +: {sb}]), $signed(su{i}[l * {c.width} +: {c.width}]),"
         f" $signed(sv{i}[l * {c.width} +: {c.width}]));\n"
         f"                e = expect[(s * T + t) * NOUT + {base[i]} + n_idx];\n"
-        f"                if (check && oq{i}[l * {sb} +: {sb}] !== e) begin\n"
+        f"                if (check && oq{i}[l * {sb} +: {sb}] !== {e_core}) begin\n"
         f'                    if (errors == 0) $display("first mismatch: sample %0d step %0d'
         f' core {i} neuron %0d expected %0d got %0d", s, t, n_idx, $signed(e),'
         f" $signed(oq{i}[l * {sb} +: {sb}]));\n"
@@ -432,6 +642,18 @@ def testbench(program: Program, batch: int, steps: int) -> str:
         f"            end\n"
         f"        end\n"
         for i, c in enumerate(program.cores)
+    ) + "".join(
+        f"        if (ov{i}) begin\n"
+        f'            $fdisplay(fd, "%0d %0d {i} %0d %0d 0 0", s, t, og{i}, $signed(oq{i}));\n'
+        f"            e = expect[(s * T + t) * NOUT + {base[i]} + og{i}];\n"
+        f"            if (check && oq{i} !== e[{u.width - 1}:0]) begin\n"
+        f'                if (errors == 0) $display("first mismatch: sample %0d step %0d'
+        f' unit {i} element %0d expected %0d got %0d", s, t, og{i}, $signed(e),'
+        f" $signed(oq{i}));\n"
+        f"                errors = errors + 1;\n"
+        f"            end\n"
+        f"        end\n"
+        for i, u in ((u.index, u) for u in program.units)
     )
     return f"""// Generated by snn-deploy: self-checking testbench for snn_top.
 `timescale 1ns/1ps
@@ -448,8 +670,8 @@ module tb;
 {wires}    snn_top dut (.clk(clk), .rst(rst), .new_sample(new_sample), .start(start), .done(done),
         .t(t), .in_we(in_we), .in_sel(in_sel), .in_idx(in_idx), .in_val(in_val){conns});
     reg [{8 + ib + INPUT_BITS - 1}:0] stim [0:S*T*NIN-1];   // {{select, index, value}}
-    reg [{sb - 1}:0] expect [0:S*T*NOUT-1];
-    reg [{sb - 1}:0] e;
+    reg [{ew - 1}:0] expect [0:S*T*NOUT-1];
+    reg [{ew - 1}:0] e;
     integer s = 0, step, n, errors = 0, fd, cycles, max_cycles = 0, l, n_idx;
     reg check;
     always @(posedge clk) begin
@@ -512,8 +734,16 @@ def stimulus(program: Program, inputs: Mapping[str, npt.NDArray[np.int64]]) -> s
     return "".join(lines)
 
 
-def expected_outputs(program: Program, expected: Mapping[str, npt.NDArray[np.int64]]) -> str:
-    """``expected.mem``: per sample and step every core's outputs, in core order."""
+def expected_bits(program: Program) -> int:
+    """Width of an ``expected.mem`` word: the cores' 24-bit outputs or a wider product unit's."""
     sb = program.net.numeric.voltage.width  # type: ignore[union-attr]
-    stacked = np.concatenate([np.asarray(expected[c.pop.name]) for c in program.cores], axis=2)
-    return "".join(f"{hexword(int(v), sb)}\n" for v in stacked.ravel())
+    return max([sb, *(u.width for u in program.units)])
+
+
+def expected_outputs(program: Program, expected: Mapping[str, npt.NDArray[np.int64]]) -> str:
+    """``expected.mem``: per sample and step every core's outputs, in core order, then every
+    product unit's."""
+    names = [*(c.pop.name for c in program.cores), *(u.unit.name for u in program.units)]
+    stacked = np.concatenate([np.asarray(expected[k]) for k in names], axis=2)
+    ew = expected_bits(program)
+    return "".join(f"{hexword(int(v), ew)}\n" for v in stacked.ravel())

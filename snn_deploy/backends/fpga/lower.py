@@ -1,10 +1,12 @@
-"""Lower a quantized ``Net`` to the FPGA program: one time-multiplexed LIF core per population.
+"""Lower a quantized ``Net`` to the FPGA program: one time-multiplexed LIF core per population
+and one product unit (``attention.v``, ``gate.v``) per ``Attention`` or ``Gate``.
 
 Every core holds its neurons' parameters, state and dense weight rows, plus one history buffer
 per incoming projection (``delay + 2`` slots of source values). The datapath width of each
 core is the smallest that holds every intermediate value of docs/SEMANTICS.md §2 for inputs
 of ``INPUT_BITS`` bits, so the RTL never overflows where the simulator's int64 would not.
-docs/FPGA.md describes the architecture.
+A product unit reads each operand from a two-slot history buffer of its source and sends its
+outputs to its readers like a one-lane core. docs/FPGA.md describes the architecture.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from snn_deploy.ir.net import Net, NumericSpec, Population
+from snn_deploy.ir.net import Attention, IntArray, Net, NumericSpec, Population, Product
 from snn_deploy.target.schema import FpgaBoard
 
 INPUT_BITS = 8
@@ -24,6 +26,11 @@ PIPELINE_CYCLES = 3
 """Cycles per neuron beyond its weight row: multiply, accumulate, shift-and-sum, update."""
 CONTROL_CYCLES = 3
 """Cycles per step outside the cores: start, the end-of-step advance, the done pulse."""
+ATTENTION_CYCLES = 4
+"""Cycles per step of ``attention.v`` beyond one per state entry: three pipeline stages after
+the issue (update, read, emit) and the flush."""
+GATE_CYCLES = 2
+"""Cycles per step of ``gate.v`` beyond one per element: the product stage and the flush."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -104,12 +111,76 @@ class Core:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class OperandPort:
+    """One operand of a product unit, read from a two-slot history buffer of its source.
+
+    Attributes:
+        role: ``q``, ``k``, ``v`` (Attention) or ``a``, ``g`` (Gate).
+        src: the source population or input.
+        kind: "input" (signed), "spikes" (0..D, unsigned) or "values" (a voltage, signed).
+        width: bits of one source value in the buffer.
+        src_size: number of source values.
+        src_lanes: values the source writes per cycle (its core's lanes; 1 for inputs).
+        index: per element of the unit, the source value it reads.
+    """
+
+    role: str
+    src: str
+    kind: str
+    width: int
+    src_size: int
+    src_lanes: int
+    index: IntArray
+
+    @property
+    def xw(self) -> int:
+        """Signed width inside the unit: a spike count gets a zero sign bit."""
+        return self.width + 1 if self.kind == "spikes" else self.width
+
+    @property
+    def binary(self) -> bool:
+        """Binary spikes (0/1): the unit ANDs or masks instead of multiplying."""
+        return self.kind == "spikes" and self.width == 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class ProductUnit:
+    """A product unit of the design: ``attention.v`` or ``gate.v`` and its operand buffers.
+
+    Attributes:
+        index: its output bus number, after the cores' (``out_valid_<index>``, ...).
+        unit: the ``Attention`` or ``Gate`` of the net.
+        operands: one port per operand, in the unit's order (q, k, v or a, g).
+    """
+
+    index: int
+    unit: Product
+    operands: tuple[OperandPort, ...]
+
+    @property
+    def width(self) -> int:
+        """Bits of one output value (the output register)."""
+        assert self.unit.fixed is not None
+        return self.unit.fixed.output.width
+
+    @property
+    def cycles_per_step(self) -> int:
+        """Clock cycles from ``start`` to the unit going idle: one per state entry (Attention:
+        ``dim · d``) or element (Gate), plus the pipeline and the flush."""
+        unit = self.unit
+        if isinstance(unit, Attention):
+            return unit.size * (unit.size // unit.heads) + ATTENTION_CYCLES
+        return unit.size + GATE_CYCLES
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Program:
     """What ``emit`` writes and ``run`` simulates.
 
     Attributes:
         net: the quantized net.
         cores: one core per population, in ``net.populations`` order.
+        units: one product unit per ``net.products`` entry, in that order.
         inputs: input name -> number of values.
         index_bits: width of every neuron / source index bus.
         target: the target name.
@@ -118,6 +189,7 @@ class Program:
 
     net: Net
     cores: tuple[Core, ...]
+    units: tuple[ProductUnit, ...]
     inputs: dict[str, int]
     index_bits: int
     target: str
@@ -125,8 +197,10 @@ class Program:
 
     @property
     def cycles_per_step(self) -> int:
-        """Cycles of one time step: all cores run in parallel (inputs loaded before)."""
-        return max(c.cycles_per_step for c in self.cores) + CONTROL_CYCLES
+        """Cycles of one time step: all cores and units run in parallel (inputs loaded
+        before)."""
+        units = [u.cycles_per_step for u in self.units]
+        return max([*(c.cycles_per_step for c in self.cores), *units]) + CONTROL_CYCLES
 
     @property
     def input_cycles(self) -> int:
@@ -148,14 +222,46 @@ def build_cores(net: Net, max_lanes: int = 1) -> tuple[Core, ...]:
     return tuple(_core(i, pop, net, spec, lanes) for i, pop in enumerate(net.populations.values()))
 
 
+def build_units(net: Net, cores: tuple[Core, ...]) -> tuple[ProductUnit, ...]:
+    """One unit per product of ``net``, numbered after ``cores`` (whose lanes its operand
+    buffers take from their sources)."""
+    spec = net.numeric
+    assert spec is not None
+    lanes = {c.pop.name: c.lanes for c in cores}
+    roles = {"Attention": ("q", "k", "v"), "Gate": ("a", "g")}
+    units = []
+    for u, unit in enumerate(net.products.values()):
+        ports = []
+        for role, op in zip(roles[type(unit).__name__], unit.operands, strict=True):
+            kind, width, _ = _source(net, op.src, spec)
+            ports.append(
+                OperandPort(
+                    role=role,
+                    src=op.src,
+                    kind=kind,
+                    width=width,
+                    src_size=net.size_of(op.src),
+                    src_lanes=lanes.get(op.src, 1),
+                    index=op.index,
+                )
+            )
+        units.append(ProductUnit(index=len(cores) + u, unit=unit, operands=tuple(ports)))
+    return tuple(units)
+
+
 def _source(net: Net, src: str, spec: NumericSpec) -> tuple[str, int, int]:
     """Kind, stored width and largest magnitude of a projection's source values.
 
     A spiking source of D levels sends counts 0..D: ``D.bit_length()`` (= ``ceil(log2(D + 1))``)
     unsigned bits, 1 for binary spikes; the largest magnitude D scales the worst-case sums.
+    A product unit sends signed values of its output register's width.
     """
     if src in net.inputs:
         return "input", INPUT_BITS, 1 << (INPUT_BITS - 1)
+    if src in net.products:
+        fixed = net.products[src].fixed
+        assert fixed is not None
+        return "values", fixed.output.width, 1 << (fixed.output.width - 1)
     pop = net.populations[src]
     if pop.spiking:
         return "spikes", pop.levels.bit_length(), pop.levels

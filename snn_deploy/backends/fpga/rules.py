@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from snn_deploy.backends.fpga.lower import build_cores
-from snn_deploy.backends.fpga.synth import estimate, over_capacity
+from snn_deploy.backends.fpga.lower import build_cores, build_units
+from snn_deploy.backends.fpga.synth import estimate, over_capacity, units_over_capacity
 from snn_deploy.ir.net import Net
 from snn_deploy.ir.types import Overflow
 from snn_deploy.target.rules import Violation, payload_violations, raise_violations
@@ -94,17 +94,18 @@ def parameters_fit_formats(net: Net, target: Target) -> list[Violation]:
 
 
 def sizes_addressable(net: Net, target: Target) -> list[Violation]:
-    """Every population and input has fewer than 2**16 neurons or values."""
+    """Every population, product unit and input has fewer than 2**16 neurons, elements or
+    values."""
     return [
         Violation(
             "fpga-index-width",
             name,
-            "neurons (or input values)",
+            "neurons (or elements, input values)",
             net.size_of(name),
             MAX_INDEX - 1,
             "split the population",
         )
-        for name in (*net.inputs, *net.populations)
+        for name in (*net.inputs, *net.populations, *net.products)
         if net.size_of(name) >= MAX_INDEX
     ]
 
@@ -130,11 +131,24 @@ def current_bounded(net: Net, target: Target) -> list[Violation]:
     ]
 
 
+def products_fit_board(net: Net, target: Target) -> list[Violation]:
+    """Each product unit alone fits the board (estimated LUTs, flip-flops, block RAMs for the
+    attention state and query buffer, DSPs): ``fpga-attention`` / ``fpga-gate`` name the unit,
+    the resource, its use and the board's limit."""
+    if target.fpga is None or net.numeric is None or not net.products:
+        return []
+    cores = build_cores(net)
+    usage = estimate(cores, net.numeric, target.fpga, build_units(net, cores))
+    return units_over_capacity(usage, target.fpga)
+
+
 def resources_fit_board(net: Net, target: Target) -> list[Violation]:
-    """The estimated LUTs, flip-flops, block RAMs and DSPs of all cores fit the board."""
+    """The estimated LUTs, flip-flops, block RAMs and DSPs of all cores and units fit the board."""
     if target.fpga is None or net.numeric is None:
         return []
-    return over_capacity(estimate(build_cores(net), net.numeric, target.fpga), target.fpga)
+    cores = build_cores(net)
+    usage = estimate(cores, net.numeric, target.fpga, build_units(net, cores))
+    return over_capacity(usage, target.fpga)
 
 
 FPGA_RULES: list[Callable[[Net, Target], list[Violation]]] = [
@@ -143,6 +157,7 @@ FPGA_RULES: list[Callable[[Net, Target], list[Violation]]] = [
     parameters_fit_formats,
     sizes_addressable,
     current_bounded,
+    products_fit_board,
     resources_fit_board,
 ]
 

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from snn_deploy.backends.base import Trace, check_inputs
-from snn_deploy.backends.fpga.emit import RTL, TESTBENCH, emit
+from snn_deploy.backends.fpga.emit import TESTBENCH, emit, rtl_files
 from snn_deploy.backends.fpga.lower import INPUT_BITS, Program
 from snn_deploy.errors import BackendUnavailableError, InputFileError, MismatchError
 
@@ -33,16 +33,17 @@ def simulate_rtl(
     Args:
         program: from ``lower``.
         inputs: ``[batch, time, *shape]`` integers per input name, within ``INPUT_BITS``.
-        expected: every population's outputs; if given, the testbench checks its outputs
-            against these (``vvp +check``, which exits non-zero on a mismatch).
+        expected: every population's and product unit's outputs; if given, the testbench
+            checks its outputs against these (``vvp +check``, which exits non-zero on a
+            mismatch).
         record_state: also return every population's ``u`` and ``v``.
         design: a folder holding the emitted design (a compile output folder): its Verilog
             and memory files are simulated instead of freshly generated ones; the testbench
             and its vectors are always generated for ``inputs``.
 
     Returns:
-        The trace (every population's output) and the measured cycles per time step
-        (the step itself, without loading the inputs).
+        The trace (every population's and product unit's output) and the measured cycles per
+        time step (the step itself, without loading the inputs).
 
     Raises:
         BackendUnavailableError: Icarus Verilog is not installed.
@@ -62,7 +63,7 @@ def simulate_rtl(
         written = emit(program, d, data, expected or _zeros(program, batch, steps))
         if design is not None:
             _use_design(design, [f for f in written if f.suffix in (".v", ".mem")])
-        _call(["iverilog", "-g2005", "-o", "sim.vvp", "tb.v", *RTL], d)
+        _call(["iverilog", "-g2005", "-o", "sim.vvp", "tb.v", *rtl_files(program)], d)
         log = _call(["vvp", "-n", "sim.vvp", *(["+check"] if expected else [])], d)
         dump = np.loadtxt(d / "dump.txt", dtype=np.int64, ndmin=2).reshape(-1, 7)
     cycles = int(log.split("CYCLES_PER_STEP")[1].split()[0])
@@ -72,10 +73,15 @@ def simulate_rtl(
         for col, table in enumerate(columns):
             table[core.pop.name] = np.zeros((batch, steps, core.pop.size), np.int64)
             table[core.pop.name][rows[:, 0], rows[:, 1], rows[:, 3]] = rows[:, 4 + col]
+    products = {}
+    for unit in program.units:
+        rows = dump[dump[:, 2] == unit.index]
+        products[unit.unit.name] = np.zeros((batch, steps, unit.unit.size), np.int64)
+        products[unit.unit.name][rows[:, 0], rows[:, 1], rows[:, 3]] = rows[:, 4]
     pops, us, vs = columns if record_state else (columns[0], {}, {})
     sources = {**data, **pops}
     outputs = {k: sources[v] for k, v in program.net.outputs.items()}
-    return Trace(outputs=outputs, populations=pops, u=us, v=vs), cycles
+    return Trace(outputs=outputs, populations=pops, u=us, v=vs, products=products), cycles
 
 
 def _integers(name: str, x: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
@@ -88,7 +94,11 @@ def _integers(name: str, x: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
 
 
 def _zeros(program: Program, batch: int, steps: int) -> dict[str, npt.NDArray[np.int64]]:
-    return {c.pop.name: np.zeros((batch, steps, c.pop.size), np.int64) for c in program.cores}
+    sizes = {
+        **{c.pop.name: c.pop.size for c in program.cores},
+        **{u.unit.name: u.unit.size for u in program.units},
+    }
+    return {k: np.zeros((batch, steps, n), np.int64) for k, n in sizes.items()}
 
 
 def _use_design(design: Path, files: list[Path]) -> None:

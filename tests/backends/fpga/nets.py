@@ -7,8 +7,18 @@ import dataclasses
 import numpy as np
 import scipy.sparse as sp
 
-from snn_deploy.ir.net import Net, NeuronFixed, Population, Projection, SynapseFixed
-from snn_deploy.ir.types import ResetMode
+from snn_deploy.ir.net import (
+    Attention,
+    Gate,
+    Net,
+    NeuronFixed,
+    Operand,
+    Population,
+    ProductFixed,
+    Projection,
+    SynapseFixed,
+)
+from snn_deploy.ir.types import FixedPoint, ResetMode
 from snn_deploy.target.load import load_target
 
 SPEC = load_target("sim").numeric
@@ -121,6 +131,67 @@ def graph_net(rng: np.random.Generator) -> Net:
         projections=projs,
         outputs={"spikes": "out", "raw": "a"},
         numeric=SPEC,
+    )
+    net.verify()
+    return net
+
+
+def product_net(
+    rng: np.random.Generator, *, dim: int = 8, heads: int = 2, state_bits: int = 10
+) -> Net:
+    """Attention and Gate reading signed graded inputs directly, with repeated and permuted
+    operand indices, a decay of 1 and of 7, narrow registers that saturate both ways, and a
+    Gate shift; a spiking population reads both units.
+
+    Covers: signed (input) operands in every role (integer products, not AND or mask),
+    arbitrary ``Operand.index``, state and output saturation at both ends, the floor shift of a
+    negative gate product.
+    """
+    n_in = 6
+    d = dim // heads
+    pick = lambda: Operand(src="x", index=rng.integers(0, n_in, dim))  # noqa: E731
+    att = Attention(
+        name="att",
+        size=dim,
+        heads=heads,
+        q=pick(),
+        k=pick(),
+        v=pick(),
+        decay=tuple(int(x) for x in rng.choice([1, 7], heads)),
+        causal=True,
+        steps=10,
+        fixed=ProductFixed(
+            output=FixedPoint(width=state_bits + 4, signed=True),
+            state=FixedPoint(width=state_bits, signed=True),
+        ),
+    )
+    gate = Gate(
+        name="gate",
+        size=dim,
+        a=pick(),
+        g=pick(),
+        fixed=ProductFixed(output=FixedPoint(width=9, signed=True), shift=3),
+    )
+    fixed = NeuronFixed(
+        scale=1.0,
+        du=np.full(d, 4095),
+        dv=np.full(d, 100),
+        vth=np.full(d, 40),
+        bias_mant=np.zeros(d, np.int64),
+        bias_exp=np.zeros(d, np.int64),
+    )
+    projs = [
+        projection("att>p", "att", "p", rng.integers(-128, 128, (d, dim)), -6),
+        projection("gate>p", "gate", "p", rng.integers(-128, 128, (d, dim)), -4),
+    ]
+    net = Net(
+        dt=1e-3,
+        inputs={"x": (n_in,)},
+        populations={"p": population("p", fixed)},
+        projections=projs,
+        outputs={"y": "p"},
+        numeric=SPEC,
+        products={"att": att, "gate": gate},
     )
     net.verify()
     return net

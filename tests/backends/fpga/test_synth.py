@@ -14,6 +14,7 @@ from snn_deploy.backends.fpga.lower import build_cores
 from snn_deploy.backends.fpga.synth import RESOURCES, estimate, resource_report, synthesize
 from snn_deploy.ir.types import ResetMode
 from snn_deploy.target.load import load_target
+from tests.backends.fpga.nets import product_net
 from tests.backends.sim.test_against_reference import random_net
 from tests.conftest import REPO
 
@@ -87,3 +88,32 @@ def test_synthesize_names_the_package_when_yosys_is_missing(monkeypatch, tmp_pat
     program, target = braille("fpga-artix7-35t")
     with pytest.raises(BackendUnavailableError, match="apt-get install yosys"):
         synthesize(program, target.fpga, tmp_path)
+
+
+@pytest.mark.toolchain("yosys")
+def test_yosys_synthesizes_the_product_units(tmp_path):
+    """An attention unit whose state (1,024 x 10 bits) goes to block RAM and a gate, on xc7:
+    each reported apart, the estimate's block RAMs and DSPs equal Yosys', LUTs and FFs within
+    a factor of two."""
+    target = load_target("fpga-artix7-35t")
+    net = product_net(np.random.default_rng(0), dim=32, heads=1, state_bits=10)
+    program = fpga.lower(net, target)
+    emit(program, tmp_path)
+    report = resource_report(program, tmp_path)
+    usage = report["resources"]
+    assert [(u["type"], u["product"]) for u in usage["units"]] == [
+        ("Attention", "att"),
+        ("Gate", "gate"),
+    ]
+    total = usage["total"]
+    parts = (*usage["cores"], *usage["units"], usage["control"])
+    assert total == {r: sum(p[r] for p in parts) for r in RESOURCES}
+    att, gate = usage["units"]
+    assert att["bram_blocks"] == 1 and gate["bram_blocks"] == 0
+    guess = estimate(program.cores, net.numeric, target.fpga, program.units)["units"]
+    for got, want in zip(guess, usage["units"], strict=True):
+        assert got["dsps"] == want["dsps"] and got["bram_blocks"] == want["bram_blocks"]
+        for r in ("luts", "ffs"):
+            assert 0.5 < got[r] / want[r] < 2, (got["product"], r)
+    assert report["latency"]["unit_cycles_per_step"] == {"att": 32 * 32 + 4, "gate": 32 + 2}
+    assert report["violations"] == []
