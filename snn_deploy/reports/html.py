@@ -246,15 +246,40 @@ def _energy_section(report: Mapping[str, Any]) -> list[str]:
                         r["sops_trace"],
                     ]
                     for r in paper["layers"]
+                ]
+                + [
+                    [r["unit"], r["kind"], "", False, r["flops"], "", 0, r["sops"], r["sops_trace"]]
+                    for r in paper.get("products", [])
                 ],
                 left=3,
             ),
+            *_products(energy["counts"].get("products", {}), energy["counts"]["samples"]),
             f"<p>SNN {_num(paper['snn_uj'])} uJ (trace SOPs: {_num(paper['snn_uj_trace'])} uJ;"
             f" first layer counted every step: {_num(paper['snn_uj_first_layer_all_steps'])} uJ)"
             f"; equivalent ANN {_num(paper['ann_macs'])} MACs = {_num(paper['ann_uj'])} uJ"
             f" (ANN / SNN = {_num(paper['ann_over_snn'])}).</p>",
         ]
     return out
+
+
+def _products(units: Mapping[str, Mapping[str, Any]], samples: int) -> list[str]:
+    """The Attention/Gate units' operations per inference (docs/ENERGY.md §0), if any."""
+    if not units:
+        return []
+    keys = ("state_updates", "decays", "reads", "products", "ops")
+    rows = [
+        [name, u["kind"], u["size"], *(None if k not in u else u[k] / samples for k in keys)]
+        for name, u in units.items()
+    ]
+    return [
+        "<p>Product units, operations per inference (the SOPs above count attention as the "
+        "seeds' quadratic form; these are what the units do):</p>",
+        _table(
+            ["unit", "kind", "size", "state updates", "decays", "reads", "products", "ops"],
+            rows,
+            left=2,
+        ),
+    ]
 
 
 def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | None = None) -> str:
