@@ -43,6 +43,10 @@ def test_compiles_for_sim_and_the_integer_run_agrees_with_the_float_reference(mo
     )
     assert code == 0, text
     report = json.loads((out / "report.json").read_text())
+    units = report["energy"]["counts"]["products"]
+    assert units["2.attention"]["state_updates"] > 0 and units["3.product"]["products"] > 0
+    page = (out / "report.html").read_text()
+    assert "Product units" in page and '<td class="l">2.attention</td>' in page
     agreement = report["agreement"]
     assert agreement["outputs"]["output"]["prediction_agreement"] >= 5 / 6
     assert min(p["spike_agreement"] for p in agreement["populations"].values()) > 0.99
