@@ -1,4 +1,6 @@
-"""Real model code: a multi-step PyTorch module traced with ``torch.fx`` -> NIR (docs/FRONTENDS.md §6).
+"""Real model code: a multi-step PyTorch module traced with ``torch.fx`` -> NIR.
+
+See docs/FRONTENDS.md §6.
 
 ``frontends.torch.load`` sends here every live (or ``--trust-pickle``) module that is not a
 ``Sequential`` chain: SpikingJelly-style code whose ``forward`` has residual additions,
@@ -42,6 +44,7 @@ import torch.fx
 
 from snn_deploy.errors import InputFileError, UnsupportedOpError
 from snn_deploy.frontends import torch as tf
+from snn_deploy.ir.types import ResetMode
 
 Array = np.ndarray[Any, Any]
 Axis = str | int
@@ -102,7 +105,11 @@ def _site(node: torch.fx.Node) -> str:
     target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
     where = ""
     trace = node.meta.get("stack_trace") or node.stack_trace or ""
-    frames = [line.strip() for line in trace.splitlines() if line.strip().startswith("File ")]
+    frames = [  # the model's own frames, not torch.fx's
+        line.strip()
+        for line in trace.splitlines()
+        if line.strip().startswith("File ") and "/torch/" not in line
+    ]
     if frames:
         file, _, rest = frames[-1].removeprefix("File ").partition(", line ")
         where = f" at {file.strip(chr(34)).rpartition('/')[2]}:{rest.partition(',')[0]}"
@@ -159,7 +166,7 @@ class _Builder:
                     v_leak=2 * one,  # v = 2 > 1 every step: a spike at every step from step 0
                     v_threshold=one,
                     v_reset=0 * one,
-                    metadata=tf._meta(tf.ResetMode.ZERO),
+                    metadata=tf._meta(ResetMode.ZERO),
                 ),
             )
             self.add(f"{ONSET}_loop", nir.Linear(weight=np.zeros((1, 1))), ONSET)
@@ -200,9 +207,14 @@ class _Builder:
                 )
         lag = max(v.lag for v in values)
         aligned = [self.delayed(v, lag - v.lag) for v in values]
+        for i, v in enumerate(aligned):  # one edge per pair of nodes: ``x + x`` needs a copy
+            if any(v.node == u.node for u in aligned[:i]):
+                copy = nir.Scale(scale=np.ones(v.shape))
+                aligned[i] = replace(v, node=self.add(f"{name}_copy", copy, v.node))
         out = self.add(name, nir.Scale(scale=np.ones(first.shape)), *(v.node for v in aligned))
         biases = [v.bias for v in values if v.bias is not None]
-        return _Value(out, first.shape, first.axes, lag, sum(biases) if biases else None)
+        bias = np.sum(biases, axis=0) if biases else None
+        return _Value(out, first.shape, first.axes, lag, bias)
 
     # ------------------------------------------------------------ modules
 
@@ -380,7 +392,9 @@ def trace(
     try:
         graph = _Tracer().trace(model)
     except (torch.fx.proxy.TraceError, TypeError, RuntimeError) as exc:
-        raise UnsupportedOpError(f"{type(model).__name__} cannot be traced by torch.fx: {exc}")
+        raise UnsupportedOpError(
+            f"{type(model).__name__} cannot be traced by torch.fx: {exc}"
+        ) from exc
     b = _Builder(model, dt)
     env: dict[torch.fx.Node, Any] = {}
     result: _Value | None = None
@@ -473,4 +487,3 @@ def _function(b: _Builder, node: torch.fx.Node, args: list[Any], site: str) -> _
         f"{site}: {name} has no NIR form; supported in traced models: modules with converters, "
         "+, - and * by a number, permute, transpose, contiguous, dropout"
     )
-

@@ -19,7 +19,6 @@ torch = pytest.importorskip("torch")
 
 from snn_deploy import api  # noqa: E402
 from snn_deploy import nn as snn  # noqa: E402
-from snn_deploy.backends.sim.run import simulate  # noqa: E402
 from snn_deploy.errors import UnsupportedOpError  # noqa: E402
 from snn_deploy.frontends.torch import load  # noqa: E402
 from snn_deploy.frontends.torch_fx import trace  # noqa: E402
@@ -45,8 +44,9 @@ class Transpose(torch.nn.Module):
 
 def _randomise(model, scale: float = 3.0) -> None:
     with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(scale)
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear | torch.nn.Conv1d):
+                m.weight.mul_(scale)
         for m in model.modules():
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.running_mean.uniform_(-0.3, 0.3)
@@ -85,7 +85,7 @@ def _aligned(model, x, *, integrator: bool, exact_steps: int | None = None):
 
 
 class Residual(torch.nn.Module):
-    """Embedding, a residual MLP block with BatchNorm before and after the add, a Linear read-out."""
+    """Embedding, a residual MLP block with BatchNorm before and after the add, a read-out."""
 
     def __init__(self, d_in: int = 10, d: int = 16, classes: int = 4) -> None:
         from spikingjelly.activation_based import layer
@@ -171,14 +171,110 @@ def test_kernel_beyond_delay_limit_refused_by_name():
     from snn_deploy.errors import DesignRuleError
 
     model = Local(201).double().eval()  # taps delayed up to 200 steps; Loihi 2 holds 63
-    with pytest.raises(DesignRuleError, match=r"max-delay.*conv_dw_tap0"):
-        api.compile_graph(load(model, dt=DT), "loihi2") if hasattr(
-            api, "compile_graph"
-        ) else _check(load(model, dt=DT), "loihi2")
+    graph = load(model, dt=DT)
+    with pytest.raises(DesignRuleError, match=r"max-delay\] conv_lif1_delay200\+conv_dw_tap0"):
+        api.lower_and_quantize(graph, api.load_target("loihi2"), dt=DT)
 
 
-def _check(graph, target):
-    from snn_deploy.target.rules import check_design_rules
+class SpikeSCRStyle(torch.nn.Module):
+    """Embedding, conformer local branch, gated unit, causal spiking self-attention and a
+    residual MLP, each added to the stream, then a Linear read-out (no neuron)."""
 
-    float_net, net = api.lower_and_quantize(graph, api.load_target(target), dt=DT)
-    check_design_rules(net, api.load_target(target))
+    def __init__(self, d: int = 8, steps: int = 50) -> None:
+        from spikingjelly.activation_based import layer
+
+        super().__init__()
+        self.emb = layer.Linear(6, d, bias=False, step_mode="m")
+        self.emb_bn = layer.BatchNorm1d(d, step_mode="m")
+        self.emb_lif = _lif()
+        self.local = ConformerConv(d, 31)
+        self.gate = layer.MultiStepContainer(snn.SpikingGate(d))
+        self.attn = layer.MultiStepContainer(snn.SpikingSelfAttention(d, 2, steps))
+        self.mlp = layer.SeqToANNContainer(torch.nn.Linear(d, d), torch.nn.BatchNorm1d(d))
+        self.mlp_lif = _lif()
+        self.head = layer.Linear(d, 4, step_mode="m")
+
+    def forward(self, x):
+        x = self.emb_lif(self.emb_bn(self.emb(x)))
+        x = self.local(x)
+        x = x + self.gate(x)
+        x = x + self.attn(x)
+        x = x + self.mlp_lif(self.mlp(x))
+        return self.head(x)
+
+
+def test_spikescr_style_model_whole_on_sim():
+    """Traces, compiles for sim with no host part, and equals its PyTorch forward (float)."""
+    torch.manual_seed(3)
+    model = SpikeSCRStyle().double().eval()
+    _randomise(model, 2.0)
+    with torch.no_grad():  # our step-wise blocks sit at lag > 0: their biases must be 0
+        for block in (model.gate[0], model.attn[0]):
+            for m in block.modules():
+                if isinstance(m, torch.nn.Linear) and m.bias is not None:
+                    m.bias.zero_()
+    x = spikes(50, 2, (6,), p=0.5)
+    latency, agreement = _aligned(model, x, integrator=True, exact_steps=50 - 15)
+    assert latency == 1 + 1 + 16 + 1 + 1  # emb, lif1, lif2 (+15), mlp_lif, read-out
+    assert agreement > 0.8
+    graph = load(model, dt=DT)
+    kinds = {type(node).__name__ for node in graph.nodes.values()}
+    assert {"Attention", "Gate", "I", "Delay"} <= kinds
+    api.lower_and_quantize(graph, api.load_target("sim"), dt=DT)
+
+
+def test_spikingjelly_fires_on_ties_in_float():
+    """``v == θ`` fires in SpikingJelly (``v - θ >= 0``); weights 0.5 make v land on θ = 1."""
+    from spikingjelly.activation_based import layer, neuron
+
+    class Tie(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = layer.Linear(4, 3, bias=False, step_mode="m")
+            self.if1 = neuron.IFNode(step_mode="m")
+            self.plif = neuron.ParametricLIFNode(init_tau=2.0, step_mode="m")
+
+        def forward(self, x):
+            y = self.if1(self.fc(x))
+            return self.plif(y + y)  # a residual of the same spikes: v = 1.0 when tau = 2
+
+    model = Tie().double().eval()
+    with torch.no_grad():
+        model.fc.weight.fill_(0.5)
+    x = spikes(30, 2, (4,), p=0.4)
+    _aligned(model, x, integrator=False)
+    source = _source(model.if1, model.fc(x).detach())
+    assert np.any(source), "ties must occur"
+
+
+def test_unsupported_call_site_named_in_one_line():
+    from spikingjelly.activation_based import layer
+
+    class Sigmoid(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = layer.Linear(4, 3, step_mode="m")
+            self.lif = _lif()
+
+        def forward(self, x):
+            return self.lif(torch.sigmoid(self.fc(x)))
+
+    with pytest.raises(UnsupportedOpError, match=r"call site 'sigmoid' .*test_torch_fx.py:\d+"):
+        load(Sigmoid(), dt=DT)
+
+
+def test_activation_product_points_to_the_gate_layer():
+    from spikingjelly.activation_based import layer
+
+    class Product(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = layer.Linear(4, 3, step_mode="m")
+            self.lif = _lif()
+
+        def forward(self, x):
+            s = self.lif(self.fc(x))
+            return self.lif(s * s)
+
+    with pytest.raises(UnsupportedOpError, match="SpikingGate"):
+        load(Product(), dt=DT)
