@@ -278,3 +278,10 @@ def test_activation_product_points_to_the_gate_layer():
 
     with pytest.raises(UnsupportedOpError, match="SpikingGate"):
         load(Product(), dt=DT)
+
+
+def test_pickled_module_traced_with_trust_pickle(tmp_path):
+    torch.save(Residual().eval(), tmp_path / "model.pt")
+    with pytest.warns(UserWarning, match="trust_pickle"):
+        graph = api.load(tmp_path / "model.pt", trust_pickle=True)
+    assert "bias_onset" in graph.nodes and type(graph.nodes["readout"]).__name__ == "I"
