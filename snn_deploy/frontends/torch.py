@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import logging
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -57,6 +58,7 @@ from snn_deploy.ir.types import ResetMode
 from snn_deploy.limits import COPY_BYTES, check_memory
 
 Array = np.ndarray[Any, Any]
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -526,21 +528,39 @@ def _sj_reset(m: Any) -> tuple[float, dict[str, Any]]:
     return float(m.v_reset), _meta(ResetMode.ZERO)
 
 
-@_converter("spikingjelly.activation_based.neuron.LIFNode")
-def _sj_lif(m: Any, ctx: Ctx) -> Any:
+def _sj_threshold(m: Any, v_reset: float, shape: tuple[int, ...]) -> Array:
+    """SpikingJelly fires at ``v - θ >= 0``, we at ``v > θ'``: with ``θ'`` the float64 just
+    below ``θ`` (relative to ``v_reset``), ``v > θ'`` is ``v >= θ`` for every float64 ``v``."""
+    return np.full(shape, v_reset + np.nextafter(float(m.v_threshold) - v_reset, -np.inf))
+
+
+def _sj_leaky(m: Any, ctx: Ctx, tau: float) -> Any:
+    """``H = V - (V - V_reset)/τ + X`` (``decay_input=False``) or ``V + (X - (V - V_reset))/τ``."""
     v_reset, meta = _sj_reset(m)
-    tau = float(m.tau)
     if tau < 1:
-        raise UnsupportedOpError(f"SpikingJelly LIFNode: tau must be >= 1 step, got {tau}")
+        raise UnsupportedOpError(
+            f"SpikingJelly {type(m).__name__}: tau must be >= 1 step, got {tau}"
+        )
     shape = ctx.shape
     return nir.LIF(
         tau=np.full(shape, tau * ctx.dt),
         r=np.full(shape, 1.0 if m.decay_input else tau),
         v_leak=np.full(shape, v_reset),
-        v_threshold=np.full(shape, float(m.v_threshold)),
+        v_threshold=_sj_threshold(m, v_reset, shape),
         v_reset=np.full(shape, v_reset),
         metadata=meta,
     )
+
+
+@_converter("spikingjelly.activation_based.neuron.LIFNode")
+def _sj_lif(m: Any, ctx: Ctx) -> Any:
+    return _sj_leaky(m, ctx, float(m.tau))
+
+
+@_converter("spikingjelly.activation_based.neuron.ParametricLIFNode")
+def _sj_plif(m: Any, ctx: Ctx) -> Any:
+    """The learned ``1/τ = sigmoid(w)`` is frozen at its exported value."""
+    return _sj_leaky(m, ctx, 1.0 / float(torch.sigmoid(m.w.detach().double())))
 
 
 @_converter("spikingjelly.activation_based.neuron.IFNode")
@@ -548,10 +568,15 @@ def _sj_if(m: Any, ctx: Ctx) -> Any:
     v_reset, meta = _sj_reset(m)
     return nir.IF(
         r=np.ones(ctx.shape),
-        v_threshold=np.full(ctx.shape, float(m.v_threshold)),
+        v_threshold=_sj_threshold(m, v_reset, ctx.shape),
         v_reset=np.full(ctx.shape, v_reset),
         metadata=meta,
     )
+
+
+@_converter("spikingjelly.activation_based.layer.Dropout", stateless=True)
+def _sj_dropout(m: Any, ctx: Ctx) -> Any:
+    return _SKIP
 
 
 # ---------------------------------------------------------------- Sinabs
@@ -628,6 +653,11 @@ def _modules(model: torch.nn.Module, prefix: str = "") -> list[tuple[str, torch.
     return [(prefix.rstrip("_") or type(model).__name__, model)]
 
 
+def _has_converter(module: torch.nn.Module) -> bool:
+    _resolve_registered()
+    return any(_class_name(cls) in _REGISTERED_BY_CLASS for cls in type(module).__mro__)
+
+
 def _out_shape(module: torch.nn.Module, shape: tuple[int, ...]) -> tuple[int, ...]:
     """Per-sample output shape of a stateless module, from its plain torch ``forward``."""
     base = cast(  # the first torch.nn (or Sinabs pool) class in the MRO: a Module class
@@ -693,9 +723,9 @@ def to_nir(
                 f"module {name!r}: two delayed snn_deploy.nn synapse layers (Linear/Conv2d) "
                 "without a neuron between them; each projection has exactly one step of delay"
             )
-        new_shape = _out_shape(module, shape) if stateless else shape
         if result is _SKIP:
             continue
+        new_shape = _out_shape(module, shape) if stateless else shape
         if isinstance(result, FoldBatchNorm):
             nodes[previous] = _fold(nodes.get(previous), result, name)
             continue
@@ -895,9 +925,14 @@ def load(
         model, options = read_model(source, trust_pickle=trust_pickle)
     if isinstance(model, torch.nn.Module):
         shape = input_shape or options.get("input_shape")
-        model = to_nir(
-            model.eval(),
-            dt=float(dt or options.get("dt") or DEFAULT_DT),
-            input_shape=tuple(shape) if shape is not None else None,
-        )
+        step = float(dt or options.get("dt") or DEFAULT_DT)
+        shape = tuple(shape) if shape is not None else None
+        if isinstance(model, torch.nn.Sequential) or _has_converter(model):
+            model = to_nir(model.eval(), dt=step, input_shape=shape)
+        else:  # real model code: traced (frontends/torch_fx.py)
+            from snn_deploy.frontends.torch_fx import trace
+
+            traced = trace(model.eval(), dt=step, input_shape=shape)
+            logger.info("traced model: the output lags the source by %d steps", traced.latency)
+            model = traced.graph
     return load_nir(model, reset=reset, origin=source if isinstance(source, Path) else None)
