@@ -109,34 +109,42 @@ def _project(
     t: int,
     a: Int,
     acc: npt.NDArray[np.integer[Any]],
+    active: Int,
     proj: Int,
     dense: npt.NDArray[np.integer[Any]],
     ptr: Int,
     rows: npt.NDArray[np.int32],
     data: npt.NDArray[np.integer[Any]],
 ) -> None:
-    """Add every projection's input for step ``t`` into ``a`` (event-driven; see module)."""
+    """Add every projection's input for step ``t`` into ``a`` (event-driven; see module).
+
+    ``acc`` and ``active`` are scratch space (the largest destination and source).
+    """
     for p in range(proj.shape[0]):
         src, n_src, dst, n_dst, delay, exp, is_dense, off = proj[p]
         ts = t - 1 - delay  # one step of synaptic delay, plus the projection's own
         if ts < 0:
             continue
-        acc[:n_dst] = 0
+        x = rec[ts, src : src + n_src]
+        events = 0  # the sources with a non-zero output: only their rows add anything
         for j in range(n_src):
-            x = rec[ts, src + j]
-            if x == 0:  # no event: the row adds nothing
-                continue
-            if is_dense:
-                row = dense[off + j * n_dst : off + (j + 1) * n_dst]
-                if x == 1:  # a binary spike adds its row as is
-                    for i in range(n_dst):
-                        acc[i] += row[i]
-                else:  # a graded payload or spike count multiplies it
-                    for i in range(n_dst):
-                        acc[i] += row[i] * x
-            else:
+            if x[j] != 0:
+                active[events] = j
+                events += 1
+        acc[:n_dst] = 0
+        for e in range(events):
+            j = active[e]
+            if not is_dense:
                 for k in range(ptr[off + j], ptr[off + j + 1]):
-                    acc[rows[k]] += data[k] * x
+                    acc[rows[k]] += data[k] * x[j]
+                continue
+            row = dense[off + j * n_dst : off + (j + 1) * n_dst]
+            if x[j] == 1:  # a binary spike adds its row as is
+                for i in range(n_dst):
+                    acc[i] += row[i]
+            else:  # a graded payload or spike count multiplies it
+                for i in range(n_dst):
+                    acc[i] += row[i] * x[j]
         for i in range(n_dst):  # the exponent floors the SUM (Lava shifts a_buff, not weights)
             a[dst + i] += _shift(int(acc[i]), exp)  # int64 before << (no int32 overflow)
 
@@ -230,6 +238,7 @@ def _run(
     v: Int,
     s: Int,
     acc: npt.NDArray[np.integer[Any]],
+    active: Int,
     t0: int,
     t1: int,
     pops: Int,
@@ -254,7 +263,7 @@ def _run(
         a = np.zeros(n_neurons, np.int64)
         for t in range(t0, t1):
             a[:] = 0
-            _project(rec[b], t, a, acc[b], proj, dense, ptr, rows, data)
+            _project(rec[b], t, a, acc[b], active[b], proj, dense, ptr, rows, data)
             if t > 0:  # a product unit reads the previous step: nothing at step 0
                 _gates(rec[b], t, gates)
                 _attention(rec[b], t, s[b], att, att_idx, att_decay)
@@ -486,6 +495,7 @@ def simulate(
     acc: npt.NDArray[np.integer[Any]] = np.zeros(
         (batch, max(packed.proj[:, 3], default=0)), np.int64 if wide else np.int32
     )
+    active = np.zeros((batch, max(packed.proj[:, 1], default=0)), np.int64)
     n = packed.neurons
     u, v = np.zeros((batch, n), np.int64), np.zeros((batch, n), np.int64)
     kept = (batch, steps, n) if record_state else (batch, 0, n)
@@ -495,7 +505,7 @@ def simulate(
     for t0 in range(0, steps, chunk):
         t1 = min(steps, t0 + chunk)
         _run(
-            rec, record_u, record_v, u, v, s, acc, t0, t1,
+            rec, record_u, record_v, u, v, s, acc, active, t0, t1,
             packed.pops, packed.cu, packed.cv, packed.bias, packed.vth_eff, packed.spec,
             packed.proj, packed.dense, packed.ptr, packed.rows, packed.data,
             packed.gates, packed.att, packed.att_idx, packed.att_decay,
