@@ -139,25 +139,31 @@ def peer(framework: str, sizes: list[int], recurrent: bool, x: np.ndarray) -> Ca
     return run
 
 
-def threads(n: int, fn: Callable[[], object]) -> Callable[[], None]:
-    """``fn`` on ``n`` threads: numba's, BLAS's and torch's."""
+def threads(n: int, fn: Callable[[], object]) -> tuple[Callable[[], None], Callable[[], object]]:
+    """``fn`` on ``n`` threads (numba's, BLAS's and torch's): a setup, untimed (threadpoolctl
+    scans the loaded libraries, ~ms), and ``fn``."""
 
-    def run() -> None:
+    def setup() -> None:
         numba.set_num_threads(n)
         torch.set_num_threads(n)
-        with threadpool_limits(n):
-            fn()
+        threadpool_limits(n)
 
-    return run
+    return setup, fn
 
 
-def medians(runners: dict[str, tuple[Callable[[], None], int]], repeats: int) -> dict[str, float]:
-    """µs per sample-step of each runner ``(fn, samples)``: median of interleaved repeats."""
+Runner = tuple[tuple[Callable[[], None], Callable[[], object]], int]
+"""((setup, run), samples per run)."""
+
+
+def medians(runners: dict[str, Runner], repeats: int) -> dict[str, float]:
+    """µs per sample-step of each runner: median of ``repeats`` interleaved runs."""
     times: dict[str, list[float]] = {k: [] for k in runners}
-    for fn, _ in runners.values():
+    for (setup, fn), _ in runners.values():
+        setup()
         fn()  # warm-up: compile, caches
     for _ in range(repeats):
-        for key, (fn, _) in runners.items():
+        for key, ((setup, fn), _) in runners.items():
+            setup()
             start = time.perf_counter()
             fn()
             times[key].append(time.perf_counter() - start)
@@ -231,7 +237,7 @@ def bench_net(name: str, net: Net, x: np.ndarray, peer_layers: tuple | None, rep
     x = x.reshape(*x.shape[:2], *net.inputs[inp])
     one, many = {inp: x[:1]}, {inp: x[:BATCH]}
     batch = many[inp].shape[0]
-    runners: dict[str, tuple[Callable[[], None], int]] = {
+    runners: dict[str, Runner] = {
         "sim_single_1t": (threads(1, lambda: simulate(net, one)), 1),
         "sim_batch_1t": (threads(1, lambda: simulate(net, many)), batch),
         "sim_batch_2t": (threads(2, lambda: simulate(net, many)), batch),
