@@ -1,7 +1,7 @@
 # `make demo` and `make test` set up everything on a fresh machine (Python 3.11 + pip).
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-v5
+STAMP  := $(VENV)/.installed-v6
 
 .PHONY: demo test lint bench clean
 

@@ -1,19 +1,27 @@
-"""Simulator vs Lava fixed_pt: time per sample-timestep on the same networks, identical spikes.
+"""Simulator speed: compiled and NumPy kernels vs Lava, Norse and snnTorch, with the floors.
 
     .venv/bin/python bench/bench_simulator.py [--quick]
 
-Networks (CUBA LIF, T = 100, Poisson inputs at 5 % per step, weights seeded):
-  rnn-700-256-20   700 -> 256 (recurrent) -> 20      (issue 3's reference network)
-  ff-640-512-512-12 640 -> 512 -> 512 -> 12
-  rnn-8x           700 -> 2048 (recurrent) -> 20      (8x wider recurrent layer)
-For each: our integer simulator single-sample and batch 32, Lava 0.10.0 fixed_pt single
-sample (Lava runs one sample per run, so its batched time per sample equals its single time;
-reported both as the whole run including Lava's compile, and as the marginal cost of a step,
-from runs of T and 2T steps),
-synaptic events per second, peak memory of the simulator run (tracemalloc), and a check that
-Lava's spikes equal the simulator's. As context, float inference of the same layer sizes in
-snnTorch (Synaptic/RSynaptic) and Norse (LIFCell/LIFRecurrentCell), torch 2.13 CPU, no_grad,
-float32: their dynamics are theirs, so only the time is comparable, not the spikes.
+Networks (CUBA LIF, T = 100, Poisson inputs at 5 % per step, weights seeded; issue 20):
+  rnn-700-256-20     700 -> 256 (recurrent) -> 20
+  ff-640-512-512-12  640 -> 512 -> 512 -> 12
+  rnn-8x             700 -> 2048 (recurrent) -> 20
+and the trained speech models of models/ (kws_rnn_t100, kws_rnn_ml3_t100 with 3 spike
+levels, kws_spikescr_t100_local) on their held-out clips (models/kws_test_inputs.npz).
+
+Every figure is µs per sample-step, the median of ``REPEATS`` runs interleaved across the
+runners (so load drifts hit all alike): our simulator's compiled kernel (numba) on one sample
+and on a batch of 32, on one and two threads; its NumPy reference kernel; Lava 0.10.0
+fixed_pt on one sample over a few steps (its whole run of 10 steps, and its marginal step
+from runs of 10 and 50 steps, ``LAVA_STEPS``; spikes checked equal); snnTorch (Synaptic/RSynaptic)
+and Norse (LIFCell/LIFRecurrentCell) float32 on batch 32 (one and two threads) and one
+sample, torch CPU, no_grad: their dynamics are theirs, so only the time is comparable.
+
+Floors: the synaptic events per sample-step (each non-zero source output times its fan-out),
+divided by the measured rate of the event kernel's inner loop (int16 weight rows added into
+int32 accumulators, rows in L1, one thread), is the event floor; the weight bytes those
+events read, divided by the measured single-thread memory read bandwidth, the memory floor;
+the float32 GEMM peak (one thread) is recorded for the dense alternative.
 Writes bench/results/simulator.json.
 """
 
@@ -22,21 +30,27 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import platform
+import statistics
 import time
-import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import nir
+import numba
 import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
 
 from snn_deploy import api
 from snn_deploy.backends import lava
 from snn_deploy.backends.sim.run import simulate
 from snn_deploy.frontends.nir import load
-from snn_deploy.reports.energy import activity
+from snn_deploy.ir.net import Net
 
-T, RATE, SEED = 100, 0.05, 0
+T, RATE, SEED, BATCH, LAVA_STEPS = 100, 0.05, 0, 32, (10, 50)
+MODELS = Path(__file__).parents[1] / "models"
 OUT = Path(__file__).parent / "results" / "simulator.json"
 
 
@@ -75,12 +89,11 @@ NETWORKS = {
     "ff-640-512-512-12": ([640, 512, 512, 12], False),
     "rnn-8x": ([700, 2048, 20], True),
 }
+KWS = ("kws_rnn_t100", "kws_rnn_ml3_t100", "kws_spikescr_t100_local")
 
 
-def peer(framework: str, sizes: list[int], recurrent: bool, x: np.ndarray) -> float:
-    """Seconds for one float run of the same layer sizes in snnTorch or Norse."""
-    import torch
-
+def peer(framework: str, sizes: list[int], recurrent: bool, x: np.ndarray) -> Callable[[], None]:
+    """One float run of the same layer sizes in snnTorch or Norse, as a function."""
     torch.manual_seed(SEED)
     fcs = [torch.nn.Linear(a, b, bias=False) for a, b in itertools.pairwise(sizes)]
     if framework == "snntorch":
@@ -123,73 +136,174 @@ def peer(framework: str, sizes: list[int], recurrent: bool, x: np.ndarray) -> fl
                     else:
                         h, states[i] = cell(h, states[i])
 
-    return timed(run, 2)
+    return run
 
 
-def timed(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
+def threads(n: int, fn: Callable[[], object]) -> tuple[Callable[[], None], Callable[[], object]]:
+    """``fn`` on ``n`` threads (numba's, BLAS's and torch's): a setup, untimed (threadpoolctl
+    scans the loaded libraries, ~ms), and ``fn``."""
+
+    def setup() -> None:
+        numba.set_num_threads(n)
+        torch.set_num_threads(n)
+        threadpool_limits(n)
+
+    return setup, fn
+
+
+Runner = tuple[tuple[Callable[[], None], Callable[[], object]], int]
+"""((setup, run), samples per run)."""
+
+
+def medians(runners: dict[str, Runner], repeats: int) -> dict[str, float]:
+    """µs per sample-step of each runner: median of ``repeats`` interleaved runs."""
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    for (setup, fn), _ in runners.values():
+        setup()
+        fn()  # warm-up: compile, caches
+    for _ in range(repeats):
+        for key, ((setup, fn), _) in runners.items():
+            setup()
+            start = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - start)
+    return {k: 1e6 * statistics.median(v) / (runners[k][1] * T) for k, v in times.items()}
+
+
+def events_per_step(net: Net, data: dict[str, np.ndarray]) -> tuple[float, float]:
+    """Synaptic events per sample-step (non-zero source outputs times their fan-out), and the
+    weight bytes they read (whole int16 dense rows, or int16 weights plus int32 rows)."""
+    trace = simulate(net, data)
+    outputs = {**data, **trace.populations, **trace.products}
+    events = weight_bytes = 0.0
+    for p in net.projections:
+        codes = p.fixed.codes
+        active = np.count_nonzero(outputs[p.src], axis=(0, 1)).ravel()  # per source
+        synapses = int(active @ np.diff(codes.tocsc().indptr))
+        events += synapses
+        dense = codes.nnz > codes.shape[0] * codes.shape[1] / 8  # compiled.DENSE_ABOVE
+        weight_bytes += active.sum() * 2 * codes.shape[0] if dense else synapses * 6
+    samples_steps = next(iter(data.values())).shape[0] * T
+    return events / samples_steps, weight_bytes / samples_steps
+
+
+@numba.njit(cache=True)
+def _add_rows(rows: np.ndarray, acc: np.ndarray, repeats: int) -> None:
+    for _ in range(repeats):
+        for j in range(rows.shape[0]):
+            for i in range(rows.shape[1]):
+                acc[i] += rows[j, i]
+
+
+@numba.njit(cache=True)
+def _read(x: np.ndarray) -> int:
+    total = 0
+    for v in x:
+        total += v
+    return total
+
+
+def machine_peaks() -> dict[str, float]:
+    """Single-thread rates: event adds (int16 rows into int32, in L1), memory read bandwidth,
+    float32 GEMM."""
+    numba.set_num_threads(1)
+    rows = np.ones((16, 256), np.int16)
+    acc = np.zeros(256, np.int32)
+    _add_rows(rows, acc, 1)
+    start = time.perf_counter()
+    _add_rows(rows, acc, 20000)
+    adds = 20000 * rows.size / (time.perf_counter() - start)
+    big = np.ones(2**28 // 8, np.int64)  # 256 MB: far beyond any cache
+    _read(big[:1000])
+    start = time.perf_counter()
+    _read(big)
+    bandwidth = big.nbytes / (time.perf_counter() - start)
+    a = np.ones((1024, 1024), np.float32)
+    with threadpool_limits(1):
+        a @ a
         start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def bench(name: str, quick: bool) -> dict[str, object]:
-    sizes, recurrent = NETWORKS[name]
-    _, net = api.lower_and_quantize(load(network(sizes, recurrent)), api.load_target("loihi-sim"))
-    rng = np.random.default_rng(SEED + 1)
-    x = (rng.random((32, T, sizes[0])) < RATE).astype(np.int64)
-    single = timed(lambda: simulate(net, {"input": x[:1]}), 3 if quick else 10)
-    batched = timed(lambda: simulate(net, {"input": x}), 2 if quick else 5)
-    tracemalloc.start()
-    trace = simulate(net, {"input": x})
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    events = activity(net, trace, {"input": x})["synops"] / 32
-    program = lava.lower(net, api.load_target("loihi-sim"))
-    start = time.perf_counter()
-    got = lava.run(program, {"input": x[:1]})
-    lava_time = time.perf_counter() - start
-    start = time.perf_counter()
-    lava.run(program, {"input": np.concatenate([x[:1], x[1:2]], axis=1)})
-    lava_step = (time.perf_counter() - start - lava_time) / T
-    same = all(
-        np.array_equal(got.populations[k][0], trace.populations[k][0]) for k in net.populations
-    )
-    spikes = {k: int(trace.populations[k][0].sum()) for k in net.populations}
-    peers = {
-        f"{fw}_{b}_us_per_sample_step": 1e6 * peer(fw, sizes, recurrent, x[:b]) / (b * T)
-        for fw in ("snntorch", "norse")
-        for b in (1, 32)
-    }
+        for _ in range(5):
+            a @ a
+        gemm = 5 * 2 * 1024**3 / (time.perf_counter() - start)
     return {
+        "event_adds_per_ns": adds / 1e9,
+        "read_gb_per_s": bandwidth / 1e9,
+        "gemm_gflops": gemm / 1e9,
+    }
+
+
+def bench_net(name: str, net: Net, x: np.ndarray, peer_layers: tuple | None, repeats: int) -> dict:
+    (inp,) = net.inputs
+    x = x.reshape(*x.shape[:2], *net.inputs[inp])
+    one, many = {inp: x[:1]}, {inp: x[:BATCH]}
+    batch = many[inp].shape[0]
+    runners: dict[str, Runner] = {
+        "sim_single_1t": (threads(1, lambda: simulate(net, one)), 1),
+        "sim_batch_1t": (threads(1, lambda: simulate(net, many)), batch),
+        "sim_batch_2t": (threads(2, lambda: simulate(net, many)), batch),
+        "numpy_single_1t": (threads(1, lambda: simulate(net, one, kernel="numpy")), 1),
+        "numpy_batch_1t": (threads(1, lambda: simulate(net, many, kernel="numpy")), batch),
+    }
+    if peer_layers is not None:
+        for fw in ("norse", "snntorch"):
+            runners[f"{fw}_single_1t"] = (threads(1, peer(fw, *peer_layers, x[:1])), 1)
+            for n in (1, 2):
+                runners[f"{fw}_batch_{n}t"] = (threads(n, peer(fw, *peer_layers, x[:BATCH])), batch)
+    row: dict[str, object] = {
         "network": name,
         "synapses": int(sum(p.fixed.codes.nnz for p in net.projections)),
-        "spikes_sample0": spikes,
-        "sim_single_us_per_sample_step": 1e6 * single / T,
-        "sim_batch32_us_per_sample_step": 1e6 * batched / (32 * T),
-        "lava_us_per_sample_step": 1e6 * lava_time / T,
-        "lava_marginal_us_per_step": 1e6 * lava_step,
-        "speedup_single": lava_time / single,
-        "speedup_batch32": lava_time / (batched / 32),
-        "speedup_single_marginal": lava_step * T / single,
-        "speedup_batch32_marginal": lava_step * T / (batched / 32),
-        "sim_synaptic_events_per_s_batch32": events * 32 / batched,
-        "sim_peak_memory_mb_batch32": peak / 2**20,
+        "batch": batch,
+        **medians(runners, repeats),
+    }
+    row["events_per_sample_step"], row["weight_bytes_per_sample_step"] = events_per_step(net, many)
+    return row
+
+
+def bench_lava(net: Net, x: np.ndarray) -> dict[str, object]:
+    """Lava on one sample, runs of ``LAVA_STEPS`` steps (it is slow)."""
+    program = lava.lower(net, api.load_target("loihi-sim"))
+    short, long = LAVA_STEPS
+    runs = {}
+    for steps in LAVA_STEPS:
+        start = time.perf_counter()
+        got = lava.run(program, {"input": x[:1, :steps]})
+        runs[steps] = time.perf_counter() - start
+    want = simulate(net, {"input": x[:1, :long]})
+    same = all(np.array_equal(got.populations[k], want.populations[k]) for k in net.populations)
+    return {
+        "lava_whole_us_per_step": 1e6 * runs[short] / short,
+        "lava_marginal_us_per_step": 1e6 * (runs[long] - runs[short]) / (long - short),
         "lava_spikes_identical": bool(same),
-        **peers,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, no Lava")
     args = parser.parse_args()
-    rows = [bench(name, args.quick) for name in NETWORKS]
+    repeats = 3 if args.quick else 5
+    load_before = os.getloadavg()
+    rows = []
+    for name, (sizes, recurrent) in NETWORKS.items():
+        graph = load(network(sizes, recurrent))
+        _, net = api.lower_and_quantize(graph, api.load_target("loihi-sim"))
+        rng = np.random.default_rng(SEED + 1)
+        x = (rng.random((BATCH, T, sizes[0])) < RATE).astype(np.int64)
+        # Lava first: it sets multiprocessing's start method, which the peers' imports fix
+        lava_row = {} if args.quick else bench_lava(net, x)
+        rows.append({**bench_net(name, net, x, (sizes, recurrent), repeats), **lava_row})
+        row = rows[-1]
+        print(json.dumps(row), flush=True)
+    test = np.load(MODELS / "kws_test_inputs.npz")["input"][:BATCH].astype(np.int64)
+    for model in KWS:
+        _, net = api.lower_and_quantize(api.load(MODELS / f"{model}.pt"), api.load_target("sim"))
+        rows.append(bench_net(model, net, test, None, repeats))
+        print(json.dumps(rows[-1]), flush=True)
     machine = {
         "python": platform.python_version(),
-        "machine": platform.machine(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "torch": torch.__version__,
         "cpu": next(
             (
                 line.split(":", 1)[1].strip()
@@ -198,35 +312,17 @@ def main() -> None:
             ),
             "unknown",
         ),
-        "cores": len(
-            [
-                line
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("processor")
-            ]
-        ),
+        "cores": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "numba_cpu_features": os.environ.get("NUMBA_CPU_FEATURES", "host"),
+        **machine_peaks(),
     }
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(
         json.dumps({"machine": machine, "T": T, "rate": RATE, "results": rows}, indent=2) + "\n"
     )
-    keys = [
-        "network",
-        "synapses",
-        "sim_single_us_per_sample_step",
-        "sim_batch32_us_per_sample_step",
-        "lava_us_per_sample_step",
-        "lava_marginal_us_per_step",
-        "speedup_single",
-        "speedup_batch32",
-        "speedup_single_marginal",
-        "speedup_batch32_marginal",
-        "lava_spikes_identical",
-        "spikes_sample0",
-    ]
-    print(" | ".join(keys))
-    for r in rows:
-        print(" | ".join(f"{r[k]:.3g}" if isinstance(r[k], float) else str(r[k]) for k in keys))
+    print(json.dumps(machine, indent=2))
     print(f"wrote {OUT}")
 
 

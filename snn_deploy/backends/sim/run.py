@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -73,6 +73,7 @@ def simulate(
     fixed: bool | None = None,
     record_state: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    kernel: Literal["auto", "numba", "numpy"] = "auto",
 ) -> Trace:
     """Simulate ``net`` on ``inputs`` (``[batch, time, *shape]`` per input name).
 
@@ -83,18 +84,30 @@ def simulate(
         record_state: also record ``u`` and ``v`` of every population.
         progress: called as ``progress(steps_done, steps)`` after every time step (e.g. to
             advance a progress bar).
+        kernel: ``numba``, the compiled event-driven loop (``compiled.py``; integer runs
+            only), or ``numpy``, this module's readable loop, which it is proven equal to;
+            ``auto``: ``numba`` for integer runs, ``numpy`` for float runs.
 
     Returns:
         The trace; integer runs record int64, float runs float64.
+
+    Raises:
+        ValueError: an integer run of a float net, or a float run with ``kernel="numba"``.
     """
     fixed = net.quantized if fixed is None else fixed
     if fixed and not net.quantized:
         raise ValueError("integer simulation needs a quantized net")
+    if kernel == "numba" and not fixed:
+        raise ValueError("the compiled kernel runs integer simulations only")
     data: dict[str, Array] = check_inputs(net, inputs)
     batch, steps = next(iter(data.values())).shape[:2]
     dtype = np.int64 if fixed else np.float64
     if fixed:
         data = {k: _integer_input(k, v) for k, v in data.items()}
+    if fixed and kernel != "numpy":
+        from snn_deploy.backends.sim import compiled  # imports numba (~0.5 s): only when run
+
+        return compiled.simulate(net, data, record_state=record_state, progress=progress)
     record: dict[str, Array] = {k: v.astype(dtype) for k, v in data.items()}
     for name, pop in net.populations.items():
         record[name] = np.zeros((batch, steps, pop.size), dtype)

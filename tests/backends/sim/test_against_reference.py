@@ -108,13 +108,14 @@ MULTI_LEVEL_CASES = {  # not in CASES, which the binary-only FPGA tests reuse
 ALL_CASES = {**CASES, **MULTI_LEVEL_CASES}
 
 
+@pytest.mark.parametrize("kernel", ["numba", "numpy"])
 @pytest.mark.parametrize("case", sorted(ALL_CASES))
 @pytest.mark.parametrize("seed", range(3))
-def test_simulator_equals_reference(case, seed):
+def test_simulator_equals_reference(case, seed, kernel):
     rng = np.random.default_rng(seed)
     net = random_net(rng, **ALL_CASES[case])
     x = (rng.random((3, 40, 6)) < 0.4).astype(np.int64)
-    trace = simulate(net, {"x": x})
+    trace = simulate(net, {"x": x}, kernel=kernel)
     for b in range(x.shape[0]):
         want = run_reference(net, x[b])
         for name in net.populations:
@@ -122,7 +123,7 @@ def test_simulator_equals_reference(case, seed):
     if case.startswith("multi-level"):  # graded spikes must really occur, up to the top level
         assert max(int(trace.populations[k].max()) for k in net.populations) == 3
     if case == "wrap-and-saturate":  # the case must really reach the registers' limits
-        state = simulate(net, {"x": x}, record_state=True)
+        state = simulate(net, {"x": x}, record_state=True, kernel=kernel)
         assert max(np.abs(u).max() for u in state.u.values()) > 2**23 - 2**20
         assert max(np.abs(v).max() for v in state.v.values()) == 2**23 - 1
 

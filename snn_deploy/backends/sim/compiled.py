@@ -1,0 +1,527 @@
+"""The compiled integer simulator: ``kernels.py``'s update rule in numba, event-driven.
+
+This is the fast path of integer runs; ``run.simulate(..., kernel="numpy")`` runs the readable
+NumPy reference, and the tests prove the two equal bit for bit (tests/backends/sim/
+test_compiled.py: Hypothesis random nets with wrap, saturation, graded inputs, delays,
+multi-level spikes, subtract reset, voltage read-outs and product units).
+
+**Layout.** One sample's whole run is one int64 array ``rec[time, signal]``: the populations'
+neurons first (so neuron ``n`` is signal ``n``), then the inputs, then the product units. A
+projection with delay ``d`` reads ``rec[t - 1 - d]`` directly (the record is the delay line).
+
+**Projections are event-driven**: for every source whose output at that step is non-zero, its
+weight row (all its targets) is added, times the payload, into the projection's accumulator;
+the accumulator is floor-shifted by the projection's exponent (docs/SEMANTICS.md §2: the
+exponent shifts the *sum*) and added to the destinations' input. Weight rows are stored dense
+(``[source, destination]``, contiguous: the addition vectorises) above ``DENSE_ABOVE`` weight
+density, else as per-source lists (CSC). The cost is proportional to the activity, so no
+per-projection choice of a dense product is needed: at 100 % activity the loop is the dense
+matrix-vector product. Weights are int16 when every code fits (the targets' 9-bit codes), and
+the accumulator int32 when the largest possible sum fits in 31 bits, else both are int64.
+
+**Batch**: samples run in parallel (``numba.prange``), one sample per thread at a time, on
+``numba.get_num_threads()`` threads. Per-net setup (the packed weights) is cached per ``Net``
+object (``prepare``).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import numba
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from snn_deploy.backends.base import Trace
+from snn_deploy.backends.sim.kernels import shift
+from snn_deploy.ir.net import Attention, Net
+from snn_deploy.ir.types import FixedPoint, Overflow, ResetMode
+
+DENSE_ABOVE = 1 / 8
+"""Weight density above which a projection's rows are stored dense: a contiguous row adds 8 or
+more lanes per instruction (AVX2, int32), a scattered entry one."""
+
+Int = npt.NDArray[np.int64]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _jit(fn: F) -> F:
+    """``numba.njit`` with the compiled code cached on disk (typed as the Python function)."""
+    return cast(F, numba.njit(cache=True)(fn))
+
+
+def _jit_parallel(fn: F) -> F:
+    """``_jit`` whose ``numba.prange`` loops run on ``numba.get_num_threads()`` threads."""
+    return cast(F, numba.njit(cache=True, parallel=True)(fn))
+
+
+# --------------------------------------------------------------------------- scalar kernels
+# Each is kernels.py's array function for one value; the comments give the reason of each
+# shift, width and bound there.
+
+
+@_jit
+def _decay(x: int, code: int, bits: int) -> int:
+    """``kernels.decay``: ``x·code / 2**bits`` rounded toward zero (Lava's sign-magnitude
+    shift); ``code`` is already ``2**bits - (du + offset)``."""
+    p = x * code
+    return p >> bits if p >= 0 else -((-p) >> bits)
+
+
+@_jit
+def _overflow(x: int, wrap: bool, lo: int, hi: int, width: int) -> int:
+    """``kernels.overflow``: Lava's wrap-once (one add or subtract of ``2**width`` outside
+    ``(-2**(width-1), 2**(width-1)]``), or saturation to ``[lo, hi]``."""
+    if wrap:
+        half = 1 << (width - 1)
+        if x > half:
+            return x - (1 << width)
+        if x <= -half:
+            return x + (1 << width)
+        return x
+    return min(max(x, lo), hi)
+
+
+@_jit
+def _spike_count(v: int, vth_eff: int, levels: int) -> int:
+    """``kernels.spike_count``: ``#{k in 1..levels : v > k·vth_eff}`` (floor division)."""
+    if vth_eff > 0:
+        return min(max((v - 1) // vth_eff, 0), levels)
+    return levels if v > 0 else 0
+
+
+@_jit
+def _shift(x: int, exp: int) -> int:
+    """``kernels.shift``: a left shift, or a floor (arithmetic) right shift for ``exp < 0``."""
+    return x << exp if exp >= 0 else x >> -exp
+
+
+# --------------------------------------------------------------------------- one step
+
+
+@_jit
+def _project(
+    rec: Int,
+    t: int,
+    a: Int,
+    acc: npt.NDArray[np.integer[Any]],
+    active: Int,
+    proj: Int,
+    dense: npt.NDArray[np.integer[Any]],
+    ptr: Int,
+    rows: npt.NDArray[np.int32],
+    data: npt.NDArray[np.integer[Any]],
+) -> None:
+    """Add every projection's input for step ``t`` into ``a`` (event-driven; see module).
+
+    ``acc`` and ``active`` are scratch space (the largest destination and source).
+    """
+    for p in range(proj.shape[0]):
+        src, n_src, dst, n_dst, delay, exp, is_dense, off = proj[p]
+        ts = t - 1 - delay  # one step of synaptic delay, plus the projection's own
+        if ts < 0:
+            continue
+        x = rec[ts, src : src + n_src]
+        events = 0  # the sources with a non-zero output: only their rows add anything
+        for j in range(n_src):
+            if x[j] != 0:
+                active[events] = j
+                events += 1
+        acc[:n_dst] = 0
+        for e in range(events):
+            j = active[e]
+            if not is_dense:
+                for k in range(ptr[off + j], ptr[off + j + 1]):
+                    acc[rows[k]] += data[k] * x[j]
+                continue
+            row = dense[off + j * n_dst : off + (j + 1) * n_dst]
+            if x[j] == 1:  # a binary spike adds its row as is
+                for i in range(n_dst):
+                    acc[i] += row[i]
+            else:  # a graded payload or spike count multiplies it
+                for i in range(n_dst):
+                    acc[i] += row[i] * x[j]
+        for i in range(n_dst):  # the exponent floors the SUM (Lava shifts a_buff, not weights)
+            a[dst + i] += _shift(int(acc[i]), exp)  # int64 before << (no int32 overflow)
+
+
+@_jit
+def _neurons(
+    rec: Int,
+    t: int,
+    a: Int,
+    u: Int,
+    v: Int,
+    pops: Int,
+    cu: Int,
+    cv: Int,
+    bias: Int,
+    vth_eff: Int,
+    spec: Int,
+) -> None:
+    """``kernels.fixed_step`` for every neuron, writing its output to ``rec[t, n]``."""
+    bits, input_shift = spec[0], spec[1]
+    u_wrap, u_lo, u_hi, u_width = spec[2] == 1, spec[3], spec[4], spec[5]
+    v_wrap, v_lo, v_hi, v_width = spec[6] == 1, spec[7], spec[8], spec[9]
+    for p in range(pops.shape[0]):
+        start, stop, spiking, levels, subtract = pops[p]
+        for n in range(start, stop):
+            # the input enters u scaled by 2**input_shift (Lava's act_shift = 6)
+            un = _decay(u[n], cu[n], bits) + (a[n] << input_shift)
+            un = _overflow(un, u_wrap, u_lo, u_hi, u_width)
+            vn = _decay(v[n], cv[n], bits) + un + bias[n]  # the new u, as Lava does
+            vn = _overflow(vn, v_wrap, v_lo, v_hi, v_width)
+            out = vn  # a non-spiking population outputs its voltage
+            if spiking:
+                th = vth_eff[n]
+                # binary: strict >, as Lava; multi-level: the levels crossed (§1.1)
+                out = (1 if vn > th else 0) if levels == 1 else _spike_count(vn, th, levels)
+                if out > 0:
+                    vn = vn - out * th if subtract else 0
+            u[n], v[n] = un, vn
+            rec[t, n] = out
+
+
+@_jit
+def _gates(rec: Int, t: int, gates: Int) -> None:
+    """``kernels.gate`` for every element of every Gate: ``sat((a·g) >> shift)``."""
+    for e in range(gates.shape[0]):
+        out, pa, pg, sh, lo, hi = gates[e]
+        y = (rec[t - 1, pa] * rec[t - 1, pg]) >> sh  # floor shift of the exact product
+        rec[t, out] = min(max(y, lo), hi)  # product registers saturate, never wrap
+
+
+@_jit
+def _attention(rec: Int, t: int, s: Int, att: Int, idx: Int, decays: Int) -> None:
+    """``kernels.attention_update`` and ``attention_read`` for every Attention unit.
+
+    At step ``t`` the unit reads input step ``n = t - 1``; whole-clip units accumulate for
+    ``n < steps`` and then read the kept ``q`` of input step ``n - steps``, i.e. the record at
+    ``t - 1 - steps`` (output 0 otherwise: ``rec`` starts at 0).
+    """
+    n = t - 1
+    for w in range(att.shape[0]):
+        out, heads, d, q, k, v, s_off, dec, causal, steps, s_lo, s_hi, a_lo, a_hi = att[w]
+        if causal or n < steps:
+            for h in range(heads):
+                sh = decays[dec + h]
+                for i in range(d):
+                    kv = rec[n, idx[k + h * d + i]]
+                    for j in range(d):
+                        c = s_off + (h * d + i) * d + j
+                        x = s[c]
+                        if sh > 0:  # γ = 1 - 2**-sh, the lost part rounded toward zero
+                            x -= x >> sh if x >= 0 else -((-x) >> sh)
+                        x += kv * rec[n, idx[v + h * d + j]]
+                        s[c] = min(max(x, s_lo), s_hi)  # S saturates, never wraps
+        if not causal and (n < steps or n >= 2 * steps):
+            continue
+        tq = n if causal else n - steps
+        for h in range(heads):
+            for j in range(d):
+                y = 0
+                for i in range(d):
+                    y += rec[tq, idx[q + h * d + i]] * s[s_off + (h * d + i) * d + j]
+                rec[t, out + h * d + j] = min(max(y, a_lo), a_hi)  # A saturates
+
+
+@_jit_parallel
+def _run(
+    rec: Int,
+    record_u: Int,
+    record_v: Int,
+    u: Int,
+    v: Int,
+    s: Int,
+    acc: npt.NDArray[np.integer[Any]],
+    active: Int,
+    t0: int,
+    t1: int,
+    pops: Int,
+    cu: Int,
+    cv: Int,
+    bias: Int,
+    vth_eff: Int,
+    spec: Int,
+    proj: Int,
+    dense: npt.NDArray[np.integer[Any]],
+    ptr: Int,
+    rows: npt.NDArray[np.int32],
+    data: npt.NDArray[np.integer[Any]],
+    gates: Int,
+    att: Int,
+    att_idx: Int,
+    att_decay: Int,
+) -> None:
+    """Steps ``t0 .. t1 - 1`` of every sample, in parallel over samples (``rec[b]``)."""
+    n_neurons = u.shape[1]
+    for b in numba.prange(rec.shape[0]):
+        a = np.zeros(n_neurons, np.int64)
+        for t in range(t0, t1):
+            a[:] = 0
+            _project(rec[b], t, a, acc[b], active[b], proj, dense, ptr, rows, data)
+            if t > 0:  # a product unit reads the previous step: nothing at step 0
+                _gates(rec[b], t, gates)
+                _attention(rec[b], t, s[b], att, att_idx, att_decay)
+            _neurons(rec[b], t, a, u[b], v[b], pops, cu, cv, bias, vth_eff, spec)
+            if record_u.shape[1] > 0:
+                record_u[b, t] = u[b]
+                record_v[b, t] = v[b]
+
+
+# --------------------------------------------------------------------------- packing
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Packed:
+    """A quantized net as the arrays ``_run`` takes (built once per net, ``prepare``).
+
+    Attributes:
+        signals: name -> (first signal, size) for populations, inputs and product units.
+        neurons: number of population neurons (signals ``0 .. neurons - 1``).
+        pops: per population ``(start, stop, spiking, levels, subtract)``.
+        cu, cv: per neuron ``2**decay.width - (du + offset)`` and the same for ``dv``.
+        bias: per neuron ``bias_mant << bias_exp``.
+        vth_eff: per neuron ``vth << threshold_shift`` (0 for a non-spiking one).
+        spec: ``(decay bits, input_shift, u wrap, u min, u max, u width, v wrap, ...)``.
+        proj: per projection ``(src signal, src size, dst neuron, dst size, delay, exp,
+            dense, offset)``; the offset points into ``dense`` or ``ptr``.
+        dense, ptr, rows, data: dense rows ``[src, dst]`` of every dense projection, and the
+            per-source lists (CSC) of the others.
+        row_sum: per projection, the largest ``Σ_j |codes[i, j]|`` (for the accumulator width).
+        gates: per Gate element ``(out, a, g, shift, min, max)`` (signal numbers).
+        att, att_idx, att_decay: per Attention unit ``(out, heads, d, q, k, v, state offset,
+            decay offset, causal, steps, S min, S max, A min, A max)``, the operand signals
+            (``q``, ``k``, ``v`` offsets into ``att_idx``) and the per-head decay shifts.
+        state: elements of every Attention state ``S`` together.
+    """
+
+    signals: dict[str, tuple[int, int]]
+    neurons: int
+    pops: Int
+    cu: Int
+    cv: Int
+    bias: Int
+    vth_eff: Int
+    spec: Int
+    proj: Int
+    dense: npt.NDArray[np.integer[Any]]
+    ptr: Int
+    rows: npt.NDArray[np.int32]
+    data: npt.NDArray[np.integer[Any]]
+    row_sum: list[int]
+    gates: Int
+    att: Int
+    att_idx: Int
+    att_decay: Int
+    state: int
+
+
+_CACHE: weakref.WeakKeyDictionary[Net, Packed] = weakref.WeakKeyDictionary()
+
+
+def prepare(net: Net) -> Packed:
+    """The packed arrays of a quantized ``net``, built on its first run and then cached for as
+    long as the ``Net`` object lives (nets are frozen values)."""
+    packed = _CACHE.get(net)
+    if packed is None:
+        packed = _pack(net)
+        _CACHE[net] = packed
+    return packed
+
+
+def _register(reg: FixedPoint) -> list[int]:
+    return [int(reg.overflow is Overflow.WRAP_ONCE), reg.min, reg.max, reg.width]
+
+
+def _pack(net: Net) -> Packed:
+    spec = net.numeric
+    assert spec is not None
+    signals: dict[str, tuple[int, int]] = {}
+    end = 0
+    for name in [*net.populations, *net.inputs, *net.products]:
+        signals[name] = (end, net.size_of(name))
+        end += signals[name][1]
+    pops, cu, cv, bias, vth = [], [], [], [], []
+    unity = 1 << spec.decay.width
+    for name, pop in net.populations.items():
+        f = pop.fixed
+        assert f is not None
+        start, size = signals[name]
+        subtract = pop.reset is ResetMode.SUBTRACT
+        pops.append([start, start + size, int(pop.spiking), pop.levels, int(subtract)])
+        cu.append(unity - (np.broadcast_to(f.du, size) + spec.current_decay_offset))
+        cv.append(unity - (np.broadcast_to(f.dv, size) + spec.voltage_decay_offset))
+        bias.append(np.broadcast_to(shift(f.bias_mant, f.bias_exp), size))
+        th = np.zeros(size, np.int64) if f.vth is None else f.vth << spec.threshold_shift
+        vth.append(np.broadcast_to(th, size))
+    codes = [p.fixed.codes for p in net.projections if p.fixed is not None]
+    small = all(np.abs(c.data).max(initial=0) < 2**15 for c in codes)
+    wtype = np.int16 if small else np.int64  # the targets' 9-bit codes fit int16
+    proj, dense, ptr, rows, data = [], [], [], [], []
+    n_dense = n_sparse = n_ptr = 0
+    for p, c in zip(net.projections, codes, strict=True):
+        n_dst, n_src = c.shape
+        is_dense = c.nnz > DENSE_ABOVE * n_dst * n_src
+        if is_dense:
+            dense.append(c.toarray().T.astype(wtype).ravel())
+            off, n_dense = n_dense, n_dense + n_dst * n_src
+        else:
+            csc = sp.csc_matrix(c)
+            ptr.append(csc.indptr[:-1].astype(np.int64) + n_sparse)
+            rows.append(csc.indices.astype(np.int32))  # into the projection's accumulator
+            data.append(csc.data.astype(wtype))
+            off, n_ptr, n_sparse = n_ptr, n_ptr + n_src, n_sparse + csc.nnz
+        src, dst = signals[p.src][0], signals[p.dst][0]
+        assert p.fixed is not None
+        proj.append([src, n_src, dst, n_dst, p.delay, p.fixed.exp, int(is_dense), off])
+    ptr.append(np.array([n_sparse]))  # closes the last source's list
+    gates, att, att_idx, att_decay = _pack_products(net, signals)
+    return Packed(
+        signals=signals,
+        neurons=sum(p.size for p in net.populations.values()),
+        pops=np.array(pops, np.int64).reshape(-1, 5),
+        cu=_cat(cu, np.int64),
+        cv=_cat(cv, np.int64),
+        bias=_cat(bias, np.int64),
+        vth_eff=_cat(vth, np.int64),
+        spec=np.array(
+            [
+                spec.decay.width,
+                spec.input_shift,
+                *_register(spec.current),
+                *_register(spec.voltage),
+            ],
+            np.int64,
+        ),
+        proj=np.array(proj, np.int64).reshape(-1, 8),
+        dense=_cat(dense, wtype),
+        ptr=_cat(ptr, np.int64),
+        rows=_cat(rows, np.int32),
+        data=_cat(data, wtype),
+        row_sum=[int(np.asarray(abs(c).sum(axis=1)).max(initial=0)) for c in codes],
+        gates=gates,
+        att=att,
+        att_idx=att_idx,
+        att_decay=att_decay,
+        state=sum(u.size * u.size // u.heads for u in _attentions(net)),
+    )
+
+
+def _cat(parts: list[npt.NDArray[Any]], dtype: type) -> npt.NDArray[Any]:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+
+def _attentions(net: Net) -> list[Attention]:
+    return [u for u in net.products.values() if isinstance(u, Attention)]
+
+
+def _pack_products(net: Net, signals: dict[str, tuple[int, int]]) -> tuple[Int, Int, Int, Int]:
+    """The Gate elements and the Attention units as ``_gates`` and ``_attention`` take them."""
+    gates: list[list[int]] = []
+    att: list[list[int]] = []
+    idx: list[int] = []
+    decays: list[int] = []
+    n_idx = state = 0
+    for name, unit in net.products.items():
+        f = unit.fixed
+        assert f is not None
+        out = signals[name][0]
+        pos = [signals[op.src][0] + op.index for op in unit.operands]  # operand signals
+        if not isinstance(unit, Attention):
+            for e in range(unit.size):
+                gates.append([out + e, pos[0][e], pos[1][e], f.shift, f.output.min, f.output.max])
+            continue
+        assert f.state is not None
+        d = unit.size // unit.heads
+        q, k, v = n_idx, n_idx + unit.size, n_idx + 2 * unit.size
+        registers = [f.state.min, f.state.max, f.output.min, f.output.max]
+        meta = [out, unit.heads, d, q, k, v, state, len(decays), int(unit.causal), unit.steps]
+        att.append([*meta, *registers])
+        idx += [*pos[0], *pos[1], *pos[2]]
+        decays += unit.decay
+        n_idx += 3 * unit.size
+        state += unit.heads * d * d
+    return (
+        np.array(gates, np.int64).reshape(-1, 6),
+        np.array(att, np.int64).reshape(-1, 14),
+        np.array(idx, np.int64),
+        np.array(decays, np.int64),
+    )
+
+
+def _peak(net: Net, data: dict[str, Int]) -> dict[str, int]:
+    """The largest |output| of every source: the inputs' own, a spiking population's top
+    level, ``2**(width - 1)`` for a voltage or a product unit (their registers' bound)."""
+    assert net.numeric is not None
+    peak = {k: int(np.abs(x).max(initial=0)) for k, x in data.items()}
+    for name, pop in net.populations.items():
+        peak[name] = pop.levels if pop.spiking else 1 << (net.numeric.voltage.width - 1)
+    for name, unit in net.products.items():
+        assert unit.fixed is not None
+        peak[name] = 1 << (unit.fixed.output.width - 1)
+    return peak
+
+
+def simulate(
+    net: Net,
+    data: dict[str, Int],
+    *,
+    record_state: bool,
+    progress: Callable[[int, int], None] | None,
+) -> Trace:
+    """Run the quantized ``net`` on int64 ``data`` (``[batch, time, size]`` per input).
+
+    Without ``progress`` the whole run is one call of the compiled loop; with it, one call per
+    chunk of steps (the state carries over) and ``progress(steps_done, steps)`` after each.
+    """
+    packed = prepare(net)
+    batch, steps = next(iter(data.values())).shape[:2]
+    rec = np.zeros((batch, steps, sum(n for _, n in packed.signals.values())), np.int64)
+    for name, x in data.items():
+        start, size = packed.signals[name]
+        rec[:, :, start : start + size] = x
+    # the accumulator is int32 where no partial sum of any projection can leave 31 bits
+    peak = _peak(net, data)
+    bound = max(
+        (s * peak[p.src] for s, p in zip(packed.row_sum, net.projections, strict=True)),
+        default=0,
+    )
+    wide = bound >= 2**31 or packed.dense.dtype == np.int64
+    acc: npt.NDArray[np.integer[Any]] = np.zeros(
+        (batch, max(packed.proj[:, 3], default=0)), np.int64 if wide else np.int32
+    )
+    active = np.zeros((batch, max(packed.proj[:, 1], default=0)), np.int64)
+    n = packed.neurons
+    u, v = np.zeros((batch, n), np.int64), np.zeros((batch, n), np.int64)
+    kept = (batch, steps, n) if record_state else (batch, 0, n)
+    record_u, record_v = np.zeros(kept, np.int64), np.zeros(kept, np.int64)
+    s = np.zeros((batch, packed.state), np.int64)
+    chunk = steps if progress is None else max(1, steps // 100)
+    for t0 in range(0, steps, chunk):
+        t1 = min(steps, t0 + chunk)
+        _run(
+            rec, record_u, record_v, u, v, s, acc, active, t0, t1,
+            packed.pops, packed.cu, packed.cv, packed.bias, packed.vth_eff, packed.spec,
+            packed.proj, packed.dense, packed.ptr, packed.rows, packed.data,
+            packed.gates, packed.att, packed.att_idx, packed.att_decay,
+        )  # fmt: skip
+        if progress is not None:
+            progress(t1, steps)
+
+    def part(name: str, arr: Int) -> Int:
+        start, size = packed.signals[name]
+        return arr[:, :, start : start + size]
+
+    pops = {k: part(k, rec) for k in net.populations}
+    return Trace(
+        outputs={out: part(src, rec) for out, src in net.outputs.items()},
+        populations=pops,
+        u={k: part(k, record_u) for k in net.populations} if record_state else {},
+        v={k: part(k, record_v) for k in net.populations} if record_state else {},
+        products={k: part(k, rec) for k in net.products},
+    )

@@ -1,0 +1,123 @@
+"""Equivalence: the compiled kernel (``kernel="numba"``, the default of integer runs) == the
+readable NumPy loop (``kernel="numpy"``), bit for bit: outputs, ``u``, ``v`` and product units.
+
+The NumPy loop equals the independent reference loop (test_against_reference.py), and Lava
+and the RTL equal the default kernel (tests/backends/lava, tests/backends/fpga), so every
+backend equals both kernels.
+"""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_array_equal
+
+from snn_deploy.backends.sim import compiled
+from snn_deploy.backends.sim.run import simulate
+from snn_deploy.ir.net import Net
+from snn_deploy.ir.types import ResetMode
+from snn_deploy.passes.lower import lower
+from snn_deploy.passes.quantize import quantize
+from tests.backends.lava.test_lava import CASES as LAVA_CASES
+from tests.backends.lava.test_lava import uniform
+from tests.backends.sim.test_against_reference import random_net
+from tests.backends.sim.test_products import SPEC, cases, narrowed, product_graph
+
+
+def assert_kernels_equal(net: Net, x: dict[str, np.ndarray]) -> None:
+    want = simulate(net, x, kernel="numpy", record_state=True)
+    got = simulate(net, x, kernel="numba", record_state=True)
+    for part in ("populations", "u", "v", "outputs", "products"):
+        for name, arr in getattr(want, part).items():
+            assert arr.dtype == np.int64
+            assert_array_equal(getattr(got, part)[name], arr, err_msg=f"{part} {name}")
+
+
+@st.composite
+def nets(draw: st.DrawFn) -> tuple[Net, np.ndarray]:
+    """Random chains (input -> p1 -> p2, recurrence, skip) of every feature, and inputs:
+    binary at a drawn rate, or graded payloads of up to 2**44 (the int64 accumulator)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    sizes = tuple(draw(st.integers(1, 40)) for _ in range(3))
+    net = random_net(
+        rng,
+        sizes=sizes,
+        recurrent=draw(st.booleans()),
+        delay=draw(st.integers(0, 4)),
+        big=draw(st.booleans()),
+        reset=draw(st.sampled_from(ResetMode)),
+        non_spiking_last=draw(st.booleans()),
+        levels=draw(st.sampled_from([1, 1, 2, 5])),
+        density=draw(st.sampled_from([0.05, 0.3, 1.0])),  # CSC and dense rows
+    )
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 30)), sizes[0])
+    top = draw(st.sampled_from([1, 1, 7, 2**44]))
+    if top == 1:
+        x = (rng.random(shape) < draw(st.sampled_from([0.05, 0.4, 1.0]))).astype(np.int64)
+    else:
+        x = rng.integers(-top, top + 1, shape)
+    return net, x
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=nets())
+def test_compiled_equals_numpy_on_random_nets(case):
+    net, x = case
+    assert_kernels_equal(net, {"x": x})
+
+
+@settings(max_examples=15, deadline=None)
+@given(case=cases(), seed=st.integers(0, 2**16), narrow=st.sampled_from([0, 3]))
+def test_compiled_equals_numpy_on_product_units(case, seed, narrow):
+    rng = np.random.default_rng(seed)
+    net = quantize(lower(product_graph(rng, **case), 1e-4), SPEC)
+    if narrow:  # registers too narrow: S, A and the gate saturate
+        net = narrowed(net, narrow)
+    x = (rng.random((2, 2 * case["steps"] + 3, 5)) < 0.6).astype(np.int64)
+    assert_kernels_equal(net, {"x": x})
+
+
+@pytest.mark.parametrize("case", sorted(LAVA_CASES))
+def test_numpy_kernel_on_the_lava_test_nets(case):
+    """The nets tests/backends/lava compares with Lava (on the default, compiled kernel) also
+    run equal on the NumPy kernel."""
+    rng = np.random.default_rng(sorted(LAVA_CASES).index(case))
+    net = uniform(random_net(rng, **LAVA_CASES[case]))
+    x = (rng.random((1, 40, 6)) < 0.4).astype(np.int64)
+    assert_kernels_equal(net, {"x": x})
+
+
+def test_progress_runs_in_chunks_with_the_same_result():
+    rng = np.random.default_rng(5)
+    net = random_net(rng, delay=2, levels=3)
+    x = (rng.random((2, 250, 6)) < 0.3).astype(np.int64)
+    calls: list[tuple[int, int]] = []
+    chunked = simulate(net, {"x": x}, record_state=True, progress=lambda *a: calls.append(a))
+    whole = simulate(net, {"x": x}, record_state=True)
+    assert calls[-1] == (250, 250) and len(calls) == 125  # chunks of 250 // 100 steps
+    for name in net.populations:
+        assert_array_equal(chunked.populations[name], whole.populations[name])
+        assert_array_equal(chunked.v[name], whole.v[name])
+
+
+def test_packed_net_is_cached_for_the_life_of_the_net():
+    net = random_net(np.random.default_rng(0))
+    x = np.ones((1, 3, 6), np.int64)
+    simulate(net, {"x": x})
+    packed = compiled.prepare(net)
+    simulate(net, {"x": x})
+    assert compiled.prepare(net) is packed
+    n = len(compiled._CACHE)
+    del net
+    gc.collect()
+    assert len(compiled._CACHE) == n - 1
+
+
+def test_compiled_kernel_is_integer_only():
+    net = random_net(np.random.default_rng(0))
+    with pytest.raises(ValueError, match="integer simulations only"):
+        simulate(net, {"x": np.ones((1, 3, 6))}, fixed=False, kernel="numba")
