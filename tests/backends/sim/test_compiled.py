@@ -9,6 +9,7 @@ backend equals both kernels.
 from __future__ import annotations
 
 import gc
+import weakref
 
 import numpy as np
 import pytest
@@ -111,10 +112,11 @@ def test_packed_net_is_cached_for_the_life_of_the_net():
     packed = compiled.prepare(net)
     simulate(net, {"x": x})
     assert compiled.prepare(net) is packed
-    n = len(compiled._CACHE)
+    n, freed = len(compiled._CACHE), weakref.ref(net)
     del net
     gc.collect()
-    assert len(compiled._CACHE) == n - 1
+    assert freed() is None  # the cache does not keep the net alive
+    assert len(compiled._CACHE) <= n - 1  # and drops its entry (others may go too)
 
 
 def test_compiled_kernel_is_integer_only():
