@@ -27,7 +27,7 @@ from snn_deploy.errors import (
     TargetError,
     UsageError,
 )
-from snn_deploy.frontends import get_all_frontends
+from snn_deploy.frontends import exporters, get_all_frontends
 from snn_deploy.frontends import nir as nir_frontend
 from snn_deploy.ir import nodes as n
 from snn_deploy.ir import serialize
@@ -71,15 +71,22 @@ def load(
     reset: ResetMode | None = None,
     dt: float = DEFAULT_DT,
     trust_pickle: bool = False,
+    exporter: str | None = None,
 ) -> Graph:
     """Load a model file into a verified graph, choosing the frontend by file suffix.
 
     Args:
         path: the model (``.nir``, ``.net``, ``.pt``/``.pth``, ``.onnx``: docs/FRONTENDS.md).
         reset: override the reset mode of every spiking neuron.
-        dt: the compile time step; PyTorch models are converted so that their per-step
-            dynamics hold exactly at it.
+        dt: the compile time step; PyTorch models and NIR files read with an ``exporter``
+            profile are converted so that their per-step dynamics hold exactly at it.
         trust_pickle: allow a pickled ``torch.nn.Module`` (runs code from the file).
+        exporter: the framework whose NIR exporter wrote a ``.nir`` file (``snntorch``,
+            ``norse``, ...; ``NAME{dt=SECONDS}`` for its time step; docs/FRONTENDS.md §7);
+            ``lava-dl`` for a ``.net`` file, read as it is.
+
+    Raises:
+        UsageError: ``exporter`` given for a file it does not apply to.
     """
     path = Path(path)
     frontends = get_all_frontends()
@@ -91,6 +98,13 @@ def load(
     options: dict[str, Any] = {"reset": reset}
     if path.suffix in (".pt", ".pth"):
         options.update(dt=dt, trust_pickle=trust_pickle)
+    if exporter is not None and not (path.suffix == ".net" and exporter == "lava-dl"):
+        if path.suffix != ".nir":
+            raise UsageError(
+                f"--exporter {exporter} applies to .nir files (and lava-dl to .net); {path} is "
+                "read from the framework's own modules, whose conventions the converter knows"
+            )
+        options.update(exporter=exporter, dt=dt)
     return frontends[path.suffix]()(path, **options)  # type: ignore[no-any-return]
 
 
@@ -303,6 +317,7 @@ def compile(
     force: bool = False,
     reads: Sequence[str | Path] = (),
     record_state: bool = False,
+    exporter: str | None = None,
 ) -> CompileResult:
     """Compile ``model`` for ``target``; write artefacts to ``out_dir`` all at once, or nothing.
 
@@ -325,13 +340,14 @@ def compile(
         reads: other files this compile reads (inputs): no folder holding one is replaced.
         record_state: also write every population's ``u`` and ``v`` on ``inputs`` into the
             test vectors, so that ``verify`` compares the neuron state too.
+        exporter: the framework whose NIR exporter wrote ``model`` (see ``load``).
     """
     model = Path(model)
     target_file = [target] if Path(target).suffix == ".toml" else []
     if out_dir is not None:  # refuse before any work
         out_dir = outdir.check(out_dir, reads=[model, *target_file, *reads], force=force)
     tgt = load_target(target)
-    graph = load(model, reset=reset, dt=dt, trust_pickle=trust_pickle)
+    graph = load(model, reset=reset, dt=dt, trust_pickle=trust_pickle, exporter=exporter)
     float_net, net = lower_and_quantize(
         graph, tgt, dt=dt, passes=passes, calibrate=calibrate, dump_after=dump_after
     )
@@ -346,6 +362,7 @@ def compile(
         "backend": tgt.backend,
         "dt": net.dt,
         "provenance": provenance(model, tgt, inputs=inputs, calibrate=calibrate),
+        "latency": latency(graph, net.dt),
         "graph": {
             "nodes": len(graph.nodes),
             "edges": len(graph.edges),
@@ -383,6 +400,21 @@ def compile(
             )
         )
     return CompileResult(graph=graph, float_net=float_net, net=net, report=report, files=files)
+
+
+def latency(graph: Graph, dt: float) -> dict[str, int]:
+    """Each Output's latency in steps against a delay-free source model: the projections (one
+    step each, docs/SEMANTICS.md §1) plus ``Delay`` steps on the shortest path from an Input.
+    Our output at step ``t + latency`` answers the source's at step ``t``."""
+    neurons = {k for k, v in graph.nodes.items() if isinstance(v, n.NEURONS)}
+    delays = {
+        k: round(float(np.max(v.delay)) / dt)
+        for k, v in graph.nodes.items()
+        if isinstance(v, n.Delay)
+    }
+    inputs = [k for k, v in graph.nodes.items() if isinstance(v, n.Input)]
+    lag = exporters.lags(list(graph.edges), inputs, neurons, delays)
+    return {k: lag[k] for k, v in graph.nodes.items() if isinstance(v, n.Output) and k in lag}
 
 
 def provenance(
