@@ -152,11 +152,6 @@ def _rockpool(kind: str, params: Params, ctx: Context) -> Params:
     return out
 
 
-def _rockpool_structure(nodes: Nodes, edges: Edges) -> Nodes:
-    """Output types written as ``[1, 1, 1]`` for a ``[1]`` source: keep the source's shape."""
-    return {k: _drop_output_type(v) if isinstance(v, nir.Output) else v for k, v in nodes.items()}
-
-
 def _drop_output_type(node: Any) -> Any:
     out = copy.copy(node)
     out.input_type, out.output_type = {}, {}
@@ -194,19 +189,25 @@ def _spyx_structure(nodes: Nodes, edges: Edges) -> Nodes:
 
 
 def _batch_structure(nodes: Nodes, edges: Edges) -> Nodes:
-    """nirtorch-based exporters (Norse, Sinabs) write the sample's batch dimension into the
-    Input and Output types: drop a leading dimension the graph's own nodes do not have."""
+    """nirtorch-based exporters (Norse, Sinabs, Rockpool) write the sample's batch (and time)
+    dimensions into the Input and Output types: keep the dimensions the first node reads (a
+    Linear/Affine reads the last one; anything else all but the batch dimension)."""
     out = dict(nodes)
     for name, node in nodes.items():
-        if isinstance(node, (nir.Input, nir.Output)):
-            out[name] = _drop_output_type(node) if isinstance(node, nir.Output) else node
-            if isinstance(node, nir.Input):
-                shape = np.atleast_1d(node.input_type.get("input", []))
-                if len(shape) > 1:
-                    fixed = copy.copy(node)
-                    fixed.input_type = {"input": shape[1:]}
-                    fixed.output_type = {"output": shape[1:]}
-                    out[name] = fixed
+        if isinstance(node, nir.Output):
+            out[name] = _drop_output_type(node)
+        shape = (
+            np.atleast_1d(node.input_type.get("input", []))
+            if isinstance(node, nir.Input)
+            else np.zeros(0)
+        )
+        if len(shape) < 2:
+            continue
+        first = next((nodes[d] for s, d in edges if s == name and d in nodes), None)
+        fixed = copy.copy(node)
+        kept = shape[-1:] if isinstance(first, (nir.Linear, nir.Affine)) else shape[1:]
+        fixed.input_type, fixed.output_type = {"input": kept}, {"output": kept}
+        out[name] = fixed
     return out
 
 
@@ -252,7 +253,7 @@ PROFILES: dict[str, Profile] = {
         dt=None,
         reset=ResetMode.SUBTRACT,
         fix=_rockpool,
-        structure=_rockpool_structure,
+        structure=_batch_structure,
         levels=ROCKPOOL_MAX_SPIKES,
     ),
     "spyx": Profile(
