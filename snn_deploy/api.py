@@ -273,7 +273,9 @@ def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
 
     Per spiking population: the fraction of (sample, step, neuron) spike slots that agree (in
     value, for multi-level spikes), and the spike counts (events: a spike of any level counts
-    once, as in the energy report). Per output: the fraction of samples whose most active
+    once, as in the energy report). Slot agreement is inflated by sparsity (two silent runs
+    agree on every slot), so each population also has spike-weighted figures and flags
+    (``spike_metrics``). Per output: the fraction of samples whose most active
     output neuron (largest sum of spikes, i.e. of spike levels, or of voltage) is the same,
     and how many samples have any float output activity (``float_active_samples``: on a silent
     sample every neuron ties, so the prediction agrees trivially).
@@ -286,6 +288,7 @@ def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
                 "spike_agreement": float(np.mean(f == q)),
                 "float_spikes": int(np.count_nonzero(f)),
                 "quantized_spikes": int(np.count_nonzero(q)),
+                **spike_metrics(f, q),
             }
     outputs = {}
     for name, rec in trace.outputs.items():
@@ -299,6 +302,40 @@ def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
             "float_active_samples": int(np.count_nonzero(np.any(f != 0, axis=-1))),
         }
     return {"populations": pops, "outputs": outputs}
+
+
+SATURATED_RATE = 0.95
+"""A population whose float run spikes in at least this fraction of its (sample, step, neuron)
+slots is flagged ``saturated``: its agreement, like a silent one's, says little."""
+
+
+def spike_metrics(f: npt.NDArray[Any], q: npt.NDArray[Any]) -> dict[str, Any]:
+    """Spike-weighted agreement of a reference run ``f`` and a run ``q`` (``[batch, time, ...]``).
+
+    ``spike_f1``: 2·|both spike| / (|f spikes| + |q spikes|) over slots (None if neither
+    spikes); ``spike_count_correlation``: Pearson correlation of the per-(sample, neuron) spike
+    counts (None where either is constant); ``float_rate``: the fraction of slots where ``f``
+    spikes; ``flag``: ``silent`` (``f`` never spikes), ``saturated`` (``float_rate >=
+    SATURATED_RATE``) or None.
+
+    Examples:
+        >>> f = np.array([[[1, 0], [0, 1], [1, 0]]]); q = np.array([[[1, 0], [0, 0], [1, 1]]])
+        >>> m = spike_metrics(f, q); round(m["spike_f1"], 4), m["flag"]
+        (0.6667, None)
+        >>> spike_metrics(np.zeros((1, 3, 2)), np.zeros((1, 3, 2)))["flag"]
+        'silent'
+    """
+    fs, qs = np.asarray(f) != 0, np.asarray(q) != 0
+    total = int(fs.sum() + qs.sum())
+    f1 = 2.0 * float(np.sum(fs & qs)) / total if total else None
+    fc = fs.sum(axis=1).reshape(-1).astype(np.float64)
+    qc = qs.sum(axis=1).reshape(-1).astype(np.float64)
+    corr = None
+    if fc.std() > 0 and qc.std() > 0:
+        corr = float(np.corrcoef(fc, qc)[0, 1])
+    rate = float(fs.mean()) if fs.size else 0.0
+    flag = "silent" if rate == 0 else "saturated" if rate >= SATURATED_RATE else None
+    return {"spike_f1": f1, "spike_count_correlation": corr, "float_rate": rate, "flag": flag}
 
 
 def compile(

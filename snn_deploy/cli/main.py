@@ -591,7 +591,15 @@ def check(
 @click.option(
     "--min-agreement",
     type=_Finite(0, 1),
-    help="Fail (exit 3) if an output's float-vs-quantized prediction agreement is below A.",
+    help=(
+        "Fail (exit 3) if an output's float-vs-quantized prediction agreement is below A, or a "
+        "population is silent or saturated in the float reference."
+    ),
+)
+@click.option(
+    "--min-spike-f1",
+    type=_Finite(0, 1),
+    help="Fail (exit 3) if a population's float-vs-quantized spike-train F1 is below F.",
 )
 def report(
     folder: Path,
@@ -600,6 +608,7 @@ def report(
     max_cores: int | None,
     max_energy_uj: float | None,
     min_agreement: float | None,
+    min_spike_f1: float | None,
 ) -> None:
     """Print the report of a compile output FOLDER; exit 3 if a budget is broken.
 
@@ -607,7 +616,7 @@ def report(
     """
     data = api.read_report(folder)
     if compare is not None:
-        if (max_cores, max_energy_uj, min_agreement) != (None, None, None):
+        if (max_cores, max_energy_uj, min_agreement, min_spike_f1) != (None,) * 4:
             raise UsageError("--compare checks no budget; run the budgets without --compare")
         diff = changes(api.read_report(compare), data)
         if as_json:
@@ -626,7 +635,11 @@ def report(
             "compile again"
         ) from exc
     broken = check_budgets(
-        data, max_cores=max_cores, max_energy_uj=max_energy_uj, min_agreement=min_agreement
+        data,
+        max_cores=max_cores,
+        max_energy_uj=max_energy_uj,
+        min_agreement=min_agreement,
+        min_spike_f1=min_spike_f1,
     )
     click.echo(text)
     if broken:
@@ -640,6 +653,13 @@ def _warn_silent(agreement: dict[str, Any] | None) -> None:
             click.echo(
                 f"warning: output {name!r} is silent in the float reference on every sample: "
                 "its prediction agreement says nothing",
+                err=True,
+            )
+    for name, pop in (agreement or {}).get("populations", {}).items():
+        if pop.get("flag") is not None:
+            click.echo(
+                f"warning: population {name!r} is {pop['flag']} in the float reference (spike "
+                f"rate {pop['float_rate']:.3g}): its spike agreement says nothing",
                 err=True,
             )
 
