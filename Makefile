@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[lava,frontends,dev]'
 	# see pyproject.toml [frontends]: these pull another torch or pin an old nir
-	$(PY) -m pip install -q --no-deps norse==1.1.0 spikingjelly==2.0.0 sinabs==3.1.3
+	$(PY) -m pip install -q --no-deps norse==1.1.0 spikingjelly==2.0.0 sinabs==3.1.3 rockpool==3.1.0
 	# Lava's metadata says Python <3.11 and pins torch 2.3: install it without its metadata
 	# deps (the real ones are the [lava] extra); snn_deploy/backends/lava/compat.py explains.
 	$(PY) -m pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0

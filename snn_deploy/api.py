@@ -27,7 +27,7 @@ from snn_deploy.errors import (
     TargetError,
     UsageError,
 )
-from snn_deploy.frontends import get_all_frontends
+from snn_deploy.frontends import exporters, get_all_frontends
 from snn_deploy.frontends import nir as nir_frontend
 from snn_deploy.ir import nodes as n
 from snn_deploy.ir import serialize
@@ -71,15 +71,22 @@ def load(
     reset: ResetMode | None = None,
     dt: float = DEFAULT_DT,
     trust_pickle: bool = False,
+    exporter: str | None = None,
 ) -> Graph:
     """Load a model file into a verified graph, choosing the frontend by file suffix.
 
     Args:
         path: the model (``.nir``, ``.net``, ``.pt``/``.pth``, ``.onnx``: docs/FRONTENDS.md).
         reset: override the reset mode of every spiking neuron.
-        dt: the compile time step; PyTorch models are converted so that their per-step
-            dynamics hold exactly at it.
+        dt: the compile time step; PyTorch models and NIR files read with an ``exporter``
+            profile are converted so that their per-step dynamics hold exactly at it.
         trust_pickle: allow a pickled ``torch.nn.Module`` (runs code from the file).
+        exporter: the framework whose NIR exporter wrote a ``.nir`` file (``snntorch``,
+            ``norse``, ...; ``NAME{dt=SECONDS}`` for its time step; docs/FRONTENDS.md §7);
+            ``lava-dl`` for a ``.net`` file, read as it is.
+
+    Raises:
+        UsageError: ``exporter`` given for a file it does not apply to.
     """
     path = Path(path)
     frontends = get_all_frontends()
@@ -91,6 +98,13 @@ def load(
     options: dict[str, Any] = {"reset": reset}
     if path.suffix in (".pt", ".pth"):
         options.update(dt=dt, trust_pickle=trust_pickle)
+    if exporter is not None and not (path.suffix == ".net" and exporter == "lava-dl"):
+        if path.suffix != ".nir":
+            raise UsageError(
+                f"--exporter {exporter} applies to .nir files (and lava-dl to .net); {path} is "
+                "read from the framework's own modules, whose conventions the converter knows"
+            )
+        options.update(exporter=exporter, dt=dt)
     return frontends[path.suffix]()(path, **options)  # type: ignore[no-any-return]
 
 
@@ -259,7 +273,9 @@ def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
 
     Per spiking population: the fraction of (sample, step, neuron) spike slots that agree (in
     value, for multi-level spikes), and the spike counts (events: a spike of any level counts
-    once, as in the energy report). Per output: the fraction of samples whose most active
+    once, as in the energy report). Slot agreement is inflated by sparsity (two silent runs
+    agree on every slot), so each population also has spike-weighted figures and flags
+    (``spike_metrics``). Per output: the fraction of samples whose most active
     output neuron (largest sum of spikes, i.e. of spike levels, or of voltage) is the same,
     and how many samples have any float output activity (``float_active_samples``: on a silent
     sample every neuron ties, so the prediction agrees trivially).
@@ -272,6 +288,7 @@ def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
                 "spike_agreement": float(np.mean(f == q)),
                 "float_spikes": int(np.count_nonzero(f)),
                 "quantized_spikes": int(np.count_nonzero(q)),
+                **spike_metrics(f, q),
             }
     outputs = {}
     for name, rec in trace.outputs.items():
@@ -285,6 +302,40 @@ def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
             "float_active_samples": int(np.count_nonzero(np.any(f != 0, axis=-1))),
         }
     return {"populations": pops, "outputs": outputs}
+
+
+SATURATED_RATE = 0.95
+"""A population whose float run spikes in at least this fraction of its (sample, step, neuron)
+slots is flagged ``saturated``: its agreement, like a silent one's, says little."""
+
+
+def spike_metrics(f: npt.NDArray[Any], q: npt.NDArray[Any]) -> dict[str, Any]:
+    """Spike-weighted agreement of a reference run ``f`` and a run ``q`` (``[batch, time, ...]``).
+
+    ``spike_f1``: 2·|both spike| / (|f spikes| + |q spikes|) over slots (None if neither
+    spikes); ``spike_count_correlation``: Pearson correlation of the per-(sample, neuron) spike
+    counts (None where either is constant); ``float_rate``: the fraction of slots where ``f``
+    spikes; ``flag``: ``silent`` (``f`` never spikes), ``saturated`` (``float_rate >=
+    SATURATED_RATE``) or None.
+
+    Examples:
+        >>> f = np.array([[[1, 0], [0, 1], [1, 0]]]); q = np.array([[[1, 0], [0, 0], [1, 1]]])
+        >>> m = spike_metrics(f, q); round(m["spike_f1"], 4), m["flag"]
+        (0.6667, None)
+        >>> spike_metrics(np.zeros((1, 3, 2)), np.zeros((1, 3, 2)))["flag"]
+        'silent'
+    """
+    fs, qs = np.asarray(f) != 0, np.asarray(q) != 0
+    total = int(fs.sum() + qs.sum())
+    f1 = 2.0 * float(np.sum(fs & qs)) / total if total else None
+    fc = fs.sum(axis=1).reshape(-1).astype(np.float64)
+    qc = qs.sum(axis=1).reshape(-1).astype(np.float64)
+    corr = None
+    if fc.std() > 0 and qc.std() > 0:
+        corr = float(np.corrcoef(fc, qc)[0, 1])
+    rate = float(fs.mean()) if fs.size else 0.0
+    flag = "silent" if rate == 0 else "saturated" if rate >= SATURATED_RATE else None
+    return {"spike_f1": f1, "spike_count_correlation": corr, "float_rate": rate, "flag": flag}
 
 
 def compile(
@@ -303,6 +354,7 @@ def compile(
     force: bool = False,
     reads: Sequence[str | Path] = (),
     record_state: bool = False,
+    exporter: str | None = None,
 ) -> CompileResult:
     """Compile ``model`` for ``target``; write artefacts to ``out_dir`` all at once, or nothing.
 
@@ -325,13 +377,14 @@ def compile(
         reads: other files this compile reads (inputs): no folder holding one is replaced.
         record_state: also write every population's ``u`` and ``v`` on ``inputs`` into the
             test vectors, so that ``verify`` compares the neuron state too.
+        exporter: the framework whose NIR exporter wrote ``model`` (see ``load``).
     """
     model = Path(model)
     target_file = [target] if Path(target).suffix == ".toml" else []
     if out_dir is not None:  # refuse before any work
         out_dir = outdir.check(out_dir, reads=[model, *target_file, *reads], force=force)
     tgt = load_target(target)
-    graph = load(model, reset=reset, dt=dt, trust_pickle=trust_pickle)
+    graph = load(model, reset=reset, dt=dt, trust_pickle=trust_pickle, exporter=exporter)
     float_net, net = lower_and_quantize(
         graph, tgt, dt=dt, passes=passes, calibrate=calibrate, dump_after=dump_after
     )
@@ -346,6 +399,7 @@ def compile(
         "backend": tgt.backend,
         "dt": net.dt,
         "provenance": provenance(model, tgt, inputs=inputs, calibrate=calibrate),
+        "latency": latency(graph, net.dt),
         "graph": {
             "nodes": len(graph.nodes),
             "edges": len(graph.edges),
@@ -383,6 +437,21 @@ def compile(
             )
         )
     return CompileResult(graph=graph, float_net=float_net, net=net, report=report, files=files)
+
+
+def latency(graph: Graph, dt: float) -> dict[str, int]:
+    """Each Output's latency in steps against a delay-free source model: the projections (one
+    step each, docs/SEMANTICS.md §1) plus ``Delay`` steps on the shortest path from an Input.
+    Our output at step ``t + latency`` answers the source's at step ``t``."""
+    neurons = {k for k, v in graph.nodes.items() if isinstance(v, n.NEURONS)}
+    delays = {
+        k: round(float(np.max(v.delay)) / dt)
+        for k, v in graph.nodes.items()
+        if isinstance(v, n.Delay)
+    }
+    inputs = [k for k, v in graph.nodes.items() if isinstance(v, n.Input)]
+    lag = exporters.lags(list(graph.edges), inputs, neurons, delays)
+    return {k: lag[k] for k, v in graph.nodes.items() if isinstance(v, n.Output) and k in lag}
 
 
 def provenance(

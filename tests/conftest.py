@@ -29,6 +29,7 @@ _AVAILABLE = {
     "norse": lambda: importlib.util.find_spec("norse") is not None,
     "spikingjelly": lambda: importlib.util.find_spec("spikingjelly") is not None,
     "sinabs": lambda: importlib.util.find_spec("sinabs") is not None,
+    "rockpool": lambda: importlib.util.find_spec("rockpool") is not None,
     "onnx": lambda: importlib.util.find_spec("onnx") is not None,
     "atheris": lambda: importlib.util.find_spec("atheris") is not None,
     "espeak": lambda: shutil.which("espeak-ng") is not None,

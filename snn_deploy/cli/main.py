@@ -13,6 +13,7 @@ import math
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,15 @@ reset_option = click.option(
     type=click.Choice([m.value for m in ResetMode]),
     default=None,
     help="Reset mode of every spiking neuron (NIR files do not record it).",
+)
+exporter_option = click.option(
+    "--exporter",
+    default=None,
+    help=(
+        "The framework whose NIR exporter wrote the .nir file (snntorch, norse, sinabs, "
+        "spikingjelly, rockpool, spyx; NAME{dt=SECONDS} for its time step; lava-dl for .net): "
+        "read it with that exporter's conventions (docs/FRONTENDS.md §7)."
+    ),
 )
 trust_option = click.option(
     "--trust-pickle",
@@ -161,7 +171,9 @@ class _Cli(click.Group):
         extra.pop("standalone_mode", None)
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
-            super().main(argv, prog_name, standalone_mode=False, **extra)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                super().main(argv, prog_name, standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.ClickException as exc:  # bad option or argument: click's message, one line
@@ -196,6 +208,11 @@ class _Cli(click.Group):
             return super().invoke(ctx)
         except KeyboardInterrupt:  # as an error of ours: click would print a blank line
             raise Interrupted("interrupted; nothing was left half-written") from None
+
+
+def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+    """A Python warning (from the frontends, passes or backends) as one ``warning:`` line."""
+    click.echo(f"warning: {message}", err=True)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -236,6 +253,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 )
 @dt_option
 @reset_option
+@exporter_option
 @trust_option
 @click.option(
     "--inputs",
@@ -277,6 +295,7 @@ def compile(
     force: bool,
     dt: float,
     reset: str | None,
+    exporter: str | None,
     trust_pickle: bool,
     inputs: Path | None,
     calibrate: Path | None,
@@ -313,6 +332,7 @@ def compile(
         force=force,
         reads=[p for p in (inputs, calibrate) if p is not None],
         record_state=record_state,
+        exporter=exporter,
     )
     click.echo(to_json(result.report) if as_json else summary(result.report))
     _warn_silent(result.report["agreement"])
@@ -349,6 +369,7 @@ def compile(
 @click.option("--json", "as_json", is_flag=True, help="Print the spike counts as JSON.")
 @dt_option
 @reset_option
+@exporter_option
 @trust_option
 @max_memory_option
 @click.pass_context
@@ -364,6 +385,7 @@ def simulate(
     as_json: bool,
     dt: float,
     reset: str | None,
+    exporter: str | None,
     trust_pickle: bool,
 ) -> None:
     """Run MODEL (a model file or a compile output folder) on inputs; print spike counts.
@@ -376,7 +398,7 @@ def simulate(
     if model.is_dir() or model.suffix == ".npz":
         given = [
             f"--{name.replace('_', '-')}"
-            for name in ("dt", "reset", "trust_pickle")
+            for name in ("dt", "reset", "exporter", "trust_pickle")
             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
         ]
         if given:
@@ -387,7 +409,11 @@ def simulate(
         net = api.load_program(model)
     else:
         graph = api.load(
-            model, reset=ResetMode(reset) if reset else None, dt=dt, trust_pickle=trust_pickle
+            model,
+            reset=ResetMode(reset) if reset else None,
+            dt=dt,
+            trust_pickle=trust_pickle,
+            exporter=exporter,
         )
         float_net, net = api.lower_and_quantize(graph, load_target(target), dt=dt)
         net = float_net if use_float else net
@@ -497,11 +523,18 @@ def verify(folder: Path, target: str | None, junit: Path | None, as_json: bool) 
 @target_option
 @dt_option
 @reset_option
+@exporter_option
 @trust_option
 @max_memory_option
 @json_option
 def check(
-    model: Path, target: str, dt: float, reset: str | None, trust_pickle: bool, as_json: bool
+    model: Path,
+    target: str,
+    dt: float,
+    reset: str | None,
+    exporter: str | None,
+    trust_pickle: bool,
+    as_json: bool,
 ) -> None:
     """Run the design rules for MODEL on a target; exit 5 listing every violation."""
     from snn_deploy.target import cost
@@ -509,7 +542,11 @@ def check(
 
     tgt = load_target(target)
     graph = api.load(
-        model, reset=ResetMode(reset) if reset else None, dt=dt, trust_pickle=trust_pickle
+        model,
+        reset=ResetMode(reset) if reset else None,
+        dt=dt,
+        trust_pickle=trust_pickle,
+        exporter=exporter,
     )
     result: dict[str, Any] = {"model": model.name, "target": tgt.name}
     try:
@@ -554,7 +591,15 @@ def check(
 @click.option(
     "--min-agreement",
     type=_Finite(0, 1),
-    help="Fail (exit 3) if an output's float-vs-quantized prediction agreement is below A.",
+    help=(
+        "Fail (exit 3) if an output's float-vs-quantized prediction agreement is below A, or a "
+        "population is silent or saturated in the float reference."
+    ),
+)
+@click.option(
+    "--min-spike-f1",
+    type=_Finite(0, 1),
+    help="Fail (exit 3) if a population's float-vs-quantized spike-train F1 is below F.",
 )
 def report(
     folder: Path,
@@ -563,6 +608,7 @@ def report(
     max_cores: int | None,
     max_energy_uj: float | None,
     min_agreement: float | None,
+    min_spike_f1: float | None,
 ) -> None:
     """Print the report of a compile output FOLDER; exit 3 if a budget is broken.
 
@@ -570,7 +616,7 @@ def report(
     """
     data = api.read_report(folder)
     if compare is not None:
-        if (max_cores, max_energy_uj, min_agreement) != (None, None, None):
+        if (max_cores, max_energy_uj, min_agreement, min_spike_f1) != (None,) * 4:
             raise UsageError("--compare checks no budget; run the budgets without --compare")
         diff = changes(api.read_report(compare), data)
         if as_json:
@@ -589,7 +635,11 @@ def report(
             "compile again"
         ) from exc
     broken = check_budgets(
-        data, max_cores=max_cores, max_energy_uj=max_energy_uj, min_agreement=min_agreement
+        data,
+        max_cores=max_cores,
+        max_energy_uj=max_energy_uj,
+        min_agreement=min_agreement,
+        min_spike_f1=min_spike_f1,
     )
     click.echo(text)
     if broken:
@@ -603,6 +653,13 @@ def _warn_silent(agreement: dict[str, Any] | None) -> None:
             click.echo(
                 f"warning: output {name!r} is silent in the float reference on every sample: "
                 "its prediction agreement says nothing",
+                err=True,
+            )
+    for name, pop in (agreement or {}).get("populations", {}).items():
+        if pop.get("flag") is not None:
+            click.echo(
+                f"warning: population {name!r} is {pop['flag']} in the float reference (spike "
+                f"rate {pop['float_rate']:.3g}): its spike agreement says nothing",
                 err=True,
             )
 
@@ -694,12 +751,20 @@ def targets(as_json: bool) -> None:
 @cli.command()
 @click.argument("model", type=MODEL)
 @reset_option
+@exporter_option
 @trust_option
 @max_memory_option
 @json_option
-def inspect(model: Path, reset: str | None, trust_pickle: bool, as_json: bool) -> None:
+def inspect(
+    model: Path, reset: str | None, exporter: str | None, trust_pickle: bool, as_json: bool
+) -> None:
     """Print MODEL's graph: nodes, shapes and edges."""
-    graph = api.load(model, reset=ResetMode(reset) if reset else None, trust_pickle=trust_pickle)
+    graph = api.load(
+        model,
+        reset=ResetMode(reset) if reset else None,
+        trust_pickle=trust_pickle,
+        exporter=exporter,
+    )
     if as_json:
         nodes = [_node_json(graph, k) for k in graph.nodes]
         click.echo(to_json({"model": model.name, "nodes": nodes}))

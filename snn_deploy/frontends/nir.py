@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -25,10 +26,11 @@ import nir
 import numpy as np
 
 from snn_deploy.errors import InputFileError, UnsupportedOpError, VerificationError
-from snn_deploy.frontends import hdf5
+from snn_deploy.frontends import exporters, hdf5
 from snn_deploy.frontends.isolated import ReaderError, read_isolated
 from snn_deploy.ir import nodes as n
 from snn_deploy.ir.graph import Graph
+from snn_deploy.ir.net import DEFAULT_DT
 from snn_deploy.ir.types import ResetMode
 from snn_deploy.limits import COPY_BYTES, check_memory
 
@@ -260,27 +262,21 @@ def _kind(raw: dict[str, Any]) -> str:
     return kind.decode() if isinstance(kind, bytes) else str(kind)
 
 
-def _has_products(raw: dict[str, Any]) -> bool:
-    if _kind(raw) == "NIRGraph":
-        return any(_has_products(v) for v in raw["nodes"].values())
-    return _kind(raw).startswith(PRODUCT_PREFIX)
-
-
 def _from_dict(raw: dict[str, Any]) -> Any:
     """A NIR node from its ``hdf2dict`` form: ours here, NIR's own by ``nir.dict2NIRNode``."""
     kind, fields = _kind(raw), {k: v for k, v in raw.items() if k != "type"}
     products = {PRODUCT_PREFIX + c.__name__: c for c in (Attention, Gate)}
     if kind in products:
         return products[kind](**fields)
-    if kind != "NIRGraph" or not _has_products(raw):
+    if kind != "NIRGraph":
         return nir.dict2NIRNode(raw)
-    return nir.NIRGraph(
+    return nir.NIRGraph(  # nested graphs too: their types are checked after flattening
         nodes={k: _from_dict(v) for k, v in fields["nodes"].items()},
         edges=[
             (nir.ir.utils.ensure_str(a), nir.ir.utils.ensure_str(b)) for a, b in fields["edges"]
         ],
         metadata=fields.get("metadata", {}),
-        type_check=fields.get("type_check", True),
+        type_check=False,
     )
 
 
@@ -289,6 +285,8 @@ def load(
     *,
     reset: ResetMode | None = None,
     origin: Path | None = None,
+    exporter: str | None = None,
+    dt: float = DEFAULT_DT,
 ) -> Graph:
     """Convert a NIR graph (or ``.nir`` file) into a verified IR graph.
 
@@ -296,6 +294,10 @@ def load(
         source: a path to a ``.nir`` file or an in-memory ``nir.NIRGraph``.
         reset: override the reset mode of every spiking neuron (NIR files do not record it).
         origin: the file an in-memory graph was read from, for error messages.
+        exporter: read the graph with this exporter's conventions (``frontends.exporters``:
+            ``NAME`` or ``NAME{dt=SECONDS}``); None reads plain NIR and warns when the graph
+            carries a known exporter's signature.
+        dt: the compile time step, at which an exporter's per-step dynamics are written.
 
     Returns:
         The flat, verified graph.
@@ -307,7 +309,24 @@ def load(
         VerificationError: the graph breaks an IR invariant.
     """
     graph = read(source) if isinstance(source, Path) else source
+    where = source if isinstance(source, Path) else origin or "the NIR graph"
     flat_nodes, edges = _flatten(graph, prefix="")
+    profile, exporter_dt = exporters.parse(exporter) if exporter else (None, None)
+    if profile is None:
+        found = exporters.detect(flat_nodes, edges)
+        if found is not None:
+            warnings.warn(
+                f"{where} looks like a {found[0]} export ({found[1]}); pass --exporter "
+                f"{found[0]} to read it with that exporter's conventions (docs/FRONTENDS.md §7)",
+                UserWarning,
+                stacklevel=2,
+            )
+    else:
+        flat_nodes = profile.structure(flat_nodes, edges)
+        onset = {RESET_KEY: ResetMode.ZERO.value, LEVELS_KEY: 1}
+        flat_nodes, edges = exporters.gate_biases(flat_nodes, edges, dt, onset)
+        if profile.warning is not None:
+            warnings.warn(f"{where}: {profile.warning}", UserWarning, stacklevel=2)
     shapes = _input_shapes(flat_nodes, edges)
     _check_declared_shapes(source if isinstance(source, Path) else origin, flat_nodes, shapes)
     nodes: dict[str, n.Node] = {}
@@ -318,6 +337,8 @@ def load(
             params = _CONVERTERS[type(node)](node, in_shape)
         except VerificationError as exc:
             raise VerificationError(f"node {name!r}: {exc}") from exc
+        if profile is not None and name != exporters.ONSET:
+            params = _apply_profile(profile, node, params, exporters.Context(dt, exporter_dt or dt))
         if reset is not None and "reset" in params:
             params["reset"] = reset
         out_shape = ir_type.out_shape_of(SimpleNamespace(**params), in_shape)
@@ -325,6 +346,26 @@ def load(
     result = Graph(nodes=nodes, edges=tuple(edges))
     result.verify()
     return result
+
+
+def _apply_profile(
+    profile: exporters.Profile, node: Any, params: dict[str, Any], ctx: exporters.Context
+) -> dict[str, Any]:
+    """A neuron's parameters read with ``profile``'s conventions (stateless nodes unchanged)."""
+    if not isinstance(node, exporters.NEURON_TYPES):
+        return params
+    out = profile.fix(type(node).__name__, params, ctx)
+    if "reset" not in out:
+        return out
+    if RESET_KEY not in node.metadata:
+        out["reset"] = profile.reset
+    if profile.levels is not None and LEVELS_KEY not in node.metadata:
+        out["levels"] = profile.levels
+    if profile.ge_threshold:  # v >= θ is v > θ' for θ' the float64 just below θ
+        out["v_threshold"] = out["v_reset"] + np.nextafter(
+            out["v_threshold"] - out["v_reset"], -np.inf
+        )
+    return out
 
 
 def _check_declared_shapes(

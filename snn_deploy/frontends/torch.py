@@ -416,6 +416,16 @@ def _snntorch_reset(m: Any) -> dict[str, Any]:
         raise UnsupportedOpError(
             f"snnTorch {type(m).__name__}(reset_mechanism='none') has no NIR form"
         )
+    late = getattr(m, "reset_delay", False) and not (type(m).__name__ == "Leaky" and mech == "zero")
+    if late:
+        warnings.warn(
+            f"snnTorch {type(m).__name__}(reset_mechanism={mech!r}, reset_delay=True): the "
+            "reset lands one step late; not yet reproduced on any target (float or integer): "
+            "docs/FRONTENDS.md §2 gives the measured bound; train with reset_delay=False for an "
+            "exact deployment",
+            UserWarning,
+            stacklevel=2,
+        )
     return _meta(ResetMode.ZERO if mech == "zero" else ResetMode.SUBTRACT)
 
 

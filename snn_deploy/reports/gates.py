@@ -4,7 +4,9 @@
 budget the report cannot answer is broken too, so a CI gate never passes by accident: no
 placement, compiled without ``--inputs``, an energy the target does not model (no energy
 figure at all, e.g. the FPGA targets), or an output that is silent in the float reference on
-every sample (its prediction agreement compares two silences and says nothing).
+every sample (its prediction agreement compares two silences and says nothing), or a spiking
+population that is silent or saturated in the float reference (its slot agreement is 1 by
+construction, ``agreement.populations[*].flag``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ def check_budgets(
     max_cores: int | None = None,
     max_energy_uj: float | None = None,
     min_agreement: float | None = None,
+    min_spike_f1: float | None = None,
 ) -> list[str]:
     """The budgets ``report`` breaks, each as a message naming the budget, value and limit.
 
@@ -30,7 +33,10 @@ def check_budgets(
         max_energy_uj: most hardware-model energy per inference, in uJ
             (``energy.total_uj_per_inference``).
         min_agreement: least float-vs-quantized prediction agreement of every output
-            (``agreement.outputs[*].prediction_agreement``, a fraction in [0, 1]).
+            (``agreement.outputs[*].prediction_agreement``, a fraction in [0, 1]); a
+            population flagged silent or saturated breaks it too.
+        min_spike_f1: least spike-train F1 of every spiking population
+            (``agreement.populations[*].spike_f1``).
 
     Returns:
         Messages of the broken budgets, in argument order; empty if every budget holds.
@@ -57,6 +63,8 @@ def check_budgets(
         broken += _energy_budget(report, max_energy_uj)
     if min_agreement is not None:
         broken += _agreement_budget(report, min_agreement)
+    if min_spike_f1 is not None:
+        broken += _f1_budget(report, min_spike_f1)
     return broken
 
 
@@ -92,6 +100,27 @@ def _agreement_budget(report: Mapping[str, Any], limit: float) -> list[str]:
             )
         elif (value := _number(out, where, "prediction_agreement")) < limit:
             broken.append(f"{budget}: output {name!r} prediction agreement is {value:.6g}")
+    for name, pop in agreement.get("populations", {}).items():
+        flag = pop.get("flag")
+        if flag is not None:
+            broken.append(
+                f"{budget}: population {name!r} is {flag} in the float reference (spike rate "
+                f"{pop.get('float_rate')}), so its agreement says nothing"
+            )
+    return broken
+
+
+def _f1_budget(report: Mapping[str, Any], limit: float) -> list[str]:
+    agreement = report.get("agreement")
+    budget = f"--min-spike-f1 {limit:g}"
+    if agreement is None or not agreement.get("populations"):
+        return [f"{budget}: the report has no agreement (compile with --inputs data.npz)"]
+    broken = []
+    for name, pop in agreement["populations"].items():
+        if pop.get("spike_f1") is None:
+            broken.append(f"{budget}: population {name!r} never spikes in either run")
+        elif (value := _number(pop, f"agreement.populations.{name}", "spike_f1")) < limit:
+            broken.append(f"{budget}: population {name!r} spike-train F1 is {value:.6g}")
     return broken
 
 

@@ -336,10 +336,29 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
     agreement = report.get("agreement")
     if agreement is not None:
         out.append("<h2>Float vs quantized agreement</h2>")
+        latency = report.get("latency") or {}
         out.append(
             _table(
-                ["output", "prediction agreement"],
-                [[k, v["prediction_agreement"]] for k, v in agreement["outputs"].items()],
+                ["output", "prediction agreement", "latency (steps)"],
+                [
+                    [k, v["prediction_agreement"], latency.get(k)]
+                    for k, v in agreement["outputs"].items()
+                ],
+            )
+        )
+        out.append(
+            _table(
+                ["population", "slot agreement", "spike F1", "count correlation", "flag"],
+                [
+                    [
+                        k,
+                        v["spike_agreement"],
+                        v.get("spike_f1"),
+                        v.get("spike_count_correlation"),
+                        v.get("flag") or "",
+                    ]
+                    for k, v in agreement["populations"].items()
+                ],
             )
         )
     out.append("</body></html>\n")

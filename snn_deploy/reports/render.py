@@ -121,5 +121,36 @@ def summary(report: dict[str, Any]) -> str:
         ),
         "",
     ]
+    out += _agreement(report.get("agreement"), report.get("latency") or {})
     out += summary_lines(report)
     return "\n".join(out)
+
+
+def _agreement(agreement: dict[str, Any] | None, latency: dict[str, int]) -> list[str]:
+    """The float-vs-quantized agreement: spike-weighted per population, prediction per output."""
+    if agreement is None:
+        return ["Agreement: not measured (pass --inputs data.npz)", ""]
+    pops = agreement.get("populations", {})
+    rows = [
+        [
+            k,
+            p["float_spikes"],
+            p["quantized_spikes"],
+            p["spike_agreement"],
+            p.get("spike_f1"),
+            p.get("spike_count_correlation"),
+            p.get("flag"),
+        ]
+        for k, p in pops.items()
+    ]
+    outputs = [
+        [k, o["prediction_agreement"], o["float_active_samples"], latency.get(k)]
+        for k, o in agreement.get("outputs", {}).items()
+    ]
+    headers = ["population", "float spikes", "quant. spikes", "slots", "F1", "count r", "flag"]
+    return [
+        "Agreement, quantized vs float reference",
+        table(headers, rows),
+        table(["output", "prediction", "active samples", "latency (steps)"], outputs),
+        "",
+    ]

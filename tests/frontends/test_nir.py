@@ -150,14 +150,20 @@ LOADS = [
     "norse-norse/norse/torch/utils/test/braille.nir",
     "neuromorphs-NIR/history/paper__03_rnn__braille_subtract@3cbddd23.nir",
     "neuromorphs-NIR/history/paper__lif_norse@3a3afb6f.nir",
+    "synsense-rockpool/tests/tests_default/nir_graphs/braille.nir",  # nested types not checked
 ]
+LOADS_WITH_EXPORTER = {  # each file with its exporter's profile (docs/FRONTENDS.md §7)
+    "neuromorphs-NIR/paper/01_lif/lif_rockpool.nir": "rockpool",
+    "synsense-rockpool/tests/tests_default/nir_graphs/braille.nir": "rockpool",
+    "kmheckel-spyx/research/paper/spyx_shd.nir": "spyx",
+    "neuromorphs-NIR/paper/01_lif/lif_norse.nir": "norse",
+}
 FAILS = {
     "neuromorphs-NIR/paper/01_lif/lif_rockpool.nir": "shape mismatch",
     "kmheckel-spyx/research/paper/spyx_shd.nir": "tau must be > 0",
     "neuromorphs-NIR/paper/03_rnn/extras/braille_noDelay_bias_zero_subgraph.nir": (
-        "NIR reader failed"
+        r"edge \('lif1.lif' -> 'lif1.lin'\) names node 'lif1.lif', which does not exist"
     ),
-    "synsense-rockpool/tests/tests_default/nir_graphs/braille.nir": "NIR reader failed",
     "neuromorphs-NIR/history/paper__02_cnn__scnn_mnist@669fbfad.nir": "NIR reader failed",
     "neuromorphs-NIR/history/paper__02_cnn__scnn_mnist@e5ac8325.nir": "shape mismatch",
     "neuromorphs-NIR/history/paper__03_rnn__braille@c381ba29.nir": "no Input node",
@@ -211,3 +217,40 @@ def test_spike_levels_on_a_non_spiking_node_are_an_error():
     )
     with pytest.raises(VerificationError, match=r"node 'lif': LI cannot have .* = 2"):
         load(g)
+
+
+@pytest.mark.toolchain("shared")
+@pytest.mark.parametrize("rel", sorted(LOADS_WITH_EXPORTER))
+def test_external_graph_loads_with_its_exporter(rel, external_nir):
+    g = load(external_nir / rel, exporter=LOADS_WITH_EXPORTER[rel])
+    assert next(g.of_type(n.Input)) and next(g.of_type(n.Output))
+
+
+@pytest.mark.toolchain("shared")
+@pytest.mark.parametrize(
+    ("rel", "exporter"),
+    [
+        ("kmheckel-spyx/research/paper/spyx_shd.nir", "spyx"),
+        ("neuromorphs-NIR/paper/01_lif/lif_rockpool.nir", "rockpool"),
+    ],
+)
+def test_exporter_signature_is_named(rel, exporter, external_nir):
+    signature = f"looks like a {exporter} export.*--exporter {exporter}"
+    with pytest.warns(UserWarning, match=signature), pytest.raises(VerificationError):
+        load(external_nir / rel)
+
+
+@pytest.mark.toolchain("shared")
+def test_spyx_negative_tau_is_its_clamped_beta_of_one(external_nir):
+    """Spyx writes tau = dt/(1 - beta) and r = beta with its raw beta, which its forward clamps
+    to [0, 1]: a negative tau is beta > 1, i.e. no leak (docs/FRONTENDS.md §7)."""
+    raw = nir.read(external_nir / "kmheckel-spyx/research/paper/spyx_shd.nir", type_check=False)
+    with pytest.warns(UserWarning, match="Spyx LIF resets one step late"):
+        g = load(external_nir / "kmheckel-spyx/research/paper/spyx_shd.nir", exporter="spyx")
+    lif, dt = g.nodes["LIF"], 1e-4
+    beta = np.clip(np.asarray(raw.nodes["LIF"].r, dtype=np.float64), 0, 1)
+    kept = 1 - dt / lif.tau  # the per-step decay the profile writes
+    np.testing.assert_array_equal(kept[beta == 1], 1.0)
+    np.testing.assert_allclose(kept[beta < 1], beta[beta < 1], rtol=1e-12)
+    assert np.all(np.asarray(raw.nodes["LIF"].tau)[beta == 1] < 0)
+    assert g.nodes["linear"].weight.shape == (64, 128)  # [in, out] transposed to NIR's

@@ -299,7 +299,15 @@ def test_agreement_counts_spike_events_and_compares_levels():
     f = Trace(outputs={"y": b}, populations={"a": a_float, "b": b}, u={}, v={})
     q = Trace(outputs={"y": b}, populations={"a": a_fixed, "b": b}, u={}, v={})
     got = api.agreement(f, q, graded)["populations"]["a"]
-    assert got == {"spike_agreement": 8 / 9, "float_spikes": 4, "quantized_spikes": 4}
+    assert got == {
+        "spike_agreement": 8 / 9,
+        "float_spikes": 4,
+        "quantized_spikes": 4,
+        "spike_f1": 1.0,  # events: the same slots spike, at another level in one
+        "spike_count_correlation": 1.0,
+        "float_rate": 4 / 9,
+        "flag": None,
+    }
 
 
 @pytest.mark.parametrize(

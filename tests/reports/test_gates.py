@@ -99,3 +99,35 @@ def test_an_output_silent_in_the_float_reference_breaks_the_agreement_budget():
 def test_a_value_that_is_not_a_finite_number_is_a_bad_report(report, kwargs, field):
     with pytest.raises(InputFileError, match=f"report.json: {field} is"):
         check_budgets(report, **kwargs)
+
+
+def _with_populations(**pops):
+    return {**REPORT, "agreement": {**REPORT["agreement"], "populations": pops}}
+
+
+def test_a_silent_or_saturated_population_breaks_min_agreement():
+    """Slot agreement of a silent population is 1 by construction: the gate cannot pass on it."""
+    report = _with_populations(
+        hidden={"spike_f1": None, "float_rate": 0.0, "flag": "silent"},
+        out={"spike_f1": 1.0, "float_rate": 0.97, "flag": "saturated"},
+    )
+    broken = check_budgets(report, min_agreement=0.5)
+    assert broken == [
+        "--min-agreement 0.5: population 'hidden' is silent in the float reference (spike rate "
+        "0.0), so its agreement says nothing",
+        "--min-agreement 0.5: population 'out' is saturated in the float reference (spike rate "
+        "0.97), so its agreement says nothing",
+    ]
+
+
+def test_min_spike_f1_is_per_population_and_inclusive():
+    report = _with_populations(
+        a={"spike_f1": 0.9, "float_rate": 0.1, "flag": None},
+        b={"spike_f1": None, "float_rate": 0.0, "flag": "silent"},
+    )
+    assert check_budgets(report, min_spike_f1=0.9) == [
+        "--min-spike-f1 0.9: population 'b' never spikes in either run"
+    ]
+    assert check_budgets(report, min_spike_f1=0.95)[0] == (
+        "--min-spike-f1 0.95: population 'a' spike-train F1 is 0.9"
+    )
