@@ -616,14 +616,7 @@ def verify(
     """
     out = Path(out_dir)
     compiled = read_report(out)
-    backend, compiled_for = compiled.get("backend"), compiled.get("target")
-    run = target or _VERIFY_DEFAULT.get(str(backend), "sim")
-    if run not in VERIFY_TARGETS:
-        raise UsageError(f"verify runs on {', '.join(VERIFY_TARGETS)}; got {run!r}")
-    if run == "rtl" and backend != "fpga":
-        raise UsageError(
-            f"--target rtl needs a folder compiled for an fpga target; {out} is for {compiled_for}"
-        )
+    run = replay_backend(out, compiled, target)
     if not (out / "vectors.npz").is_file():
         raise InputFileError(
             f"{out} has no vectors.npz: compile with --inputs to write test vectors"
@@ -632,17 +625,54 @@ def verify(
     inputs = {k.removeprefix("input."): v for k, v in expected.items() if k.startswith("input.")}
     net = load_program(out)
     record = records_state(expected)
-    if run == "rtl":
-        program = get_all_backends()["fpga"]().lower(net, load_target(str(compiled_for)))
-        trace = simulate_rtl(program, inputs, record_state=record, design=out)[0]
-    else:  # Lava runs a Loihi folder with its own target, any other on loihi-sim
-        lava = str(compiled_for) if backend == "lava" else "loihi-sim"
-        trace = simulate(
-            net,
-            inputs,
-            target=lava if run == "loihi-sim" else "sim",
-            record_state=record,
-            progress=progress,
-        )
+    trace = replay(out, compiled, run, net, inputs, record_state=record, progress=progress)
     checks = compare(expected, vectors(inputs, trace))
     return Verification(folder=str(out), target=run, checks=checks)
+
+
+def replay_backend(out: Path, compiled: Mapping[str, Any], target: str | None) -> str:
+    """Where a compile output folder runs (``verify``, ``evaluate``): ``target``, checked,
+    or the backend the folder was compiled for (``compiled``: its ``report.json``).
+
+    Raises:
+        UsageError: an unknown ``target``, or ``rtl`` for a folder not compiled for an fpga.
+    """
+    backend = compiled.get("backend")
+    run = target or _VERIFY_DEFAULT.get(str(backend), "sim")
+    if run not in VERIFY_TARGETS:
+        raise UsageError(f"verify runs on {', '.join(VERIFY_TARGETS)}; got {run!r}")
+    if run == "rtl" and backend != "fpga":
+        raise UsageError(
+            f"--target rtl needs a folder compiled for an fpga target; {out} is for "
+            f"{compiled.get('target')}"
+        )
+    return run
+
+
+def replay(
+    out: Path,
+    compiled: Mapping[str, Any],
+    run: str,
+    net: Net,
+    inputs: Mapping[str, npt.ArrayLike],
+    *,
+    record_state: bool = False,
+    progress: Progress | None = None,
+) -> Trace:
+    """Run a compile output folder's ``net`` on ``inputs`` on ``run`` (``replay_backend``).
+
+    ``rtl`` simulates the folder's own Verilog and memory files; Lava runs a Loihi folder
+    with its own target, any other folder on ``loihi-sim``.
+    """
+    backend, compiled_for = compiled.get("backend"), str(compiled.get("target"))
+    if run == "rtl":
+        program = get_all_backends()["fpga"]().lower(net, load_target(compiled_for))
+        return simulate_rtl(program, inputs, record_state=record_state, design=out)[0]
+    lava = compiled_for if backend == "lava" else "loihi-sim"
+    return simulate(
+        net,
+        inputs,
+        target=lava if run == "loihi-sim" else "sim",
+        record_state=record_state,
+        progress=progress,
+    )

@@ -22,6 +22,8 @@ import click
 import numpy as np
 
 from snn_deploy import __version__, api, limits
+from snn_deploy import evaluate as evaluation_api
+from snn_deploy.engine import open_engine
 from snn_deploy.errors import (
     EXIT_INTERNAL,
     BudgetError,
@@ -38,7 +40,7 @@ from snn_deploy.ir.graph import Graph
 from snn_deploy.ir.net import DEFAULT_DT, Net
 from snn_deploy.ir.types import ResetMode
 from snn_deploy.passes import get_all_passes
-from snn_deploy.reports import verification
+from snn_deploy.reports import evaluation, verification
 from snn_deploy.reports.compare import changes
 from snn_deploy.reports.gates import check_budgets
 from snn_deploy.reports.render import summary, table, to_json
@@ -482,6 +484,129 @@ def _finish_verification(result: verification.Verification, *, as_json: bool) ->
         click.echo("\n".join(c.describe() for c in result.checks))
     if not result.passed:
         raise MismatchError(result.summary())
+
+
+class _Rate:
+    """Progress of a long run with its rate and ETA: a line rewritten in place on a terminal,
+    else (a log) a line when the first results come and then every ``every`` seconds."""
+
+    def __init__(self, label: str, every: float = 30.0) -> None:
+        self.label, self.every = label, every
+        self.start = time.perf_counter()
+        self.resumed: int | None = None
+        self.last = -math.inf
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.resumed is None:  # the first call: what an earlier run already did
+            self.resumed = done
+            return
+        now = time.perf_counter()
+        line = f"{self.label}: {evaluation_api.eta(done, total, now - self.start, self.resumed)}"
+        if _interactive():
+            click.echo(f"\r{line}", err=True, nl=done >= total)
+        elif done >= total or now - self.last >= self.every:
+            click.echo(line, err=True)
+            self.last = now
+
+
+ray_option = click.option(
+    "--ray",
+    default=None,
+    metavar="ADDRESS",
+    help="Run on a Ray cluster: 'auto' (the one started on this machine) or HOST:PORT.",
+)
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Local worker processes (with --ray: tasks at once; default: the cluster's CPUs).",
+)
+shard_size_option = click.option(
+    "--shard-size",
+    type=click.IntRange(min=1),
+    default=evaluation_api.SHARD_SIZE,
+    show_default=True,
+    help="Samples per shard (the unit of work and of resumption).",
+)
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--inputs",
+    "data",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    help="The data set: a folder of .npz shards, a folder of .npy arrays, or an .npz file.",
+)
+@click.option("--labels", default=None, help="Name of the labels array [batch] in the data.")
+@click.option(
+    "--target",
+    "-t",
+    type=click.Choice(api.VERIFY_TARGETS),
+    default=None,
+    help="Where to run: sim, loihi-sim (Lava) or rtl (Icarus). Default: the folder's backend.",
+)
+@click.option("--verify", is_flag=True, help="Compare every output value with sim; exit 6.")
+@click.option(
+    "--steps", type=click.IntRange(min=1), default=None, help="Run the first N steps only."
+)
+@shard_size_option
+@workers_option
+@ray_option
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Results folder (default: <FOLDER>.evaluate-<backend>/); the same run resumes.",
+)
+@click.option("--force", is_flag=True, help="Replace a results folder of another run or not ours.")
+@json_option
+@max_memory_option
+def evaluate(
+    folder: Path,
+    data: Path,
+    labels: str | None,
+    target: str | None,
+    verify: bool,
+    steps: int | None,
+    shard_size: int,
+    workers: int | None,
+    ray: str | None,
+    output: Path | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Evaluate a compile output FOLDER on a whole data set: accuracy, agreement, energy.
+
+    The set runs in shards (on --workers processes or a --ray cluster); each shard's result
+    is kept in the results folder, so an interrupted run resumes where it stopped.
+    """
+    backend = api.replay_backend(folder, api.read_report(folder), target)
+    results = output or folder.with_name(f"{folder.name}.evaluate-{backend}")
+    engine = open_engine(workers, ray)
+    try:
+        result = evaluation_api.evaluate(
+            folder,
+            data,
+            results=results,
+            target=backend,
+            labels=labels,
+            steps=steps,
+            verify=verify,
+            shard_size=shard_size,
+            engine=engine,
+            force=force,
+            progress=_Rate("evaluate"),
+        )
+    finally:
+        engine.close()
+    click.echo(to_json(result) if as_json else evaluation.summary(result))
+    _warn_silent(result["agreement"])
+    if not as_json:
+        click.echo(f"wrote {results}/{evaluation_api.RESULT}")
+    evaluation_api.check_verified(result)
 
 
 @cli.command()
