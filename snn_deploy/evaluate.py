@@ -31,8 +31,10 @@ import atexit
 import hashlib
 import json
 import math
+import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 import zipfile
@@ -250,6 +252,8 @@ def run_shard(
     ``job.verify``, ``sim``; return the shard's record (``shard_stats`` and the arrays' hash)."""
     if job.threads is not None:
         set_threads(job.threads)
+    if job.backend == "loihi-sim":
+        _allow_lava_fork()
     d = _load(deployment)
     arrays = read_shard(shard) if arrays is None else arrays
     inputs, labels = _split(arrays, d.net, job.labels, shard)
@@ -282,6 +286,16 @@ def run_shard(
         "steps": int(next(iter(data.values())).shape[1]),
         "stats": stats,
     }
+
+
+def _allow_lava_fork() -> None:
+    """Lava sets the start method "fork" when it is imported, which raises if a start method
+    is set already (a worker spawned by ``engine.Processes`` has "spawn"): clear it first."""
+    if _LAVA_FORK not in sys.modules:
+        multiprocessing.set_start_method(None, force=True)
+
+
+_LAVA_FORK = "lava.magma.runtime.message_infrastructure.multiprocessing"
 
 
 def _arrays_sha256(arrays: Mapping[str, npt.NDArray[Any]]) -> str:
@@ -398,8 +412,9 @@ def evaluate(
 
     finished = sum(shards[i].stop - shards[i].start for i in done)
     for record in runner.imap(run_shard, tasks()):
-        _write(where / SHARDS / f"{record['shard']:06d}.json", to_json(record) + "\n")
-        done[record["shard"]] = record
+        text = to_json(record)
+        _write(where / SHARDS / f"{record['shard']:06d}.json", text + "\n")
+        done[record["shard"]] = json.loads(text)  # as a resumed run reads it: keys sorted
         finished += shards[record["shard"]].stop - shards[record["shard"]].start
         if progress is not None:
             progress(finished, total)

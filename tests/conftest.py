@@ -33,6 +33,7 @@ _AVAILABLE = {
     "onnx": lambda: importlib.util.find_spec("onnx") is not None,
     "atheris": lambda: importlib.util.find_spec("atheris") is not None,
     "espeak": lambda: shutil.which("espeak-ng") is not None,
+    "ray": lambda: importlib.util.find_spec("ray") is not None,
 }
 
 
