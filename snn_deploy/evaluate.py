@@ -31,10 +31,8 @@ import atexit
 import hashlib
 import json
 import math
-import multiprocessing
 import os
 import shutil
-import sys
 import tempfile
 import warnings
 import zipfile
@@ -252,8 +250,6 @@ def run_shard(
     ``job.verify``, ``sim``; return the shard's record (``shard_stats`` and the arrays' hash)."""
     if job.threads is not None:
         set_threads(job.threads)
-    if job.backend == "loihi-sim":
-        _allow_lava_fork()
     d = _load(deployment)
     arrays = read_shard(shard) if arrays is None else arrays
     inputs, labels = _split(arrays, d.net, job.labels, shard)
@@ -286,16 +282,6 @@ def run_shard(
         "steps": int(next(iter(data.values())).shape[1]),
         "stats": stats,
     }
-
-
-def _allow_lava_fork() -> None:
-    """Lava sets the start method "fork" when it is imported, which raises if a start method
-    is set already (a worker spawned by ``engine.Processes`` has "spawn"): clear it first."""
-    if _LAVA_FORK not in sys.modules:
-        multiprocessing.set_start_method(None, force=True)
-
-
-_LAVA_FORK = "lava.magma.runtime.message_infrastructure.multiprocessing"
 
 
 def _arrays_sha256(arrays: Mapping[str, npt.NDArray[Any]]) -> str:

@@ -24,6 +24,14 @@ is active only while this module imports Lava and is undone afterwards:
    lava-dl stops importing torchvision at import time, or when a torchvision
    that matches the installed CPU torch can be installed.
 
+3. **Start method** (``import_lava``). Importing Lava's message infrastructure calls
+   ``multiprocessing.set_start_method("fork")``, which raises "context has already been set"
+   once a start method is fixed: numba's threading layer (the simulator's parallel loop) asks
+   ``multiprocessing.get_start_method()``, which fixes the default, and a worker spawned by
+   ``snn_deploy.engine.Processes`` starts with "spawn" set. The setting is cleared just
+   before Lava is imported (Lava then sets "fork", which its runtime needs). Delete this shim
+   when Lava stops setting the start method at import time.
+
 ``import_netx`` also swallows what lava-dl prints to stdout while importing
 (a "Prophesee Dataset Toolbox could not be found" warning), so that it cannot
 corrupt the CLI's output.
@@ -37,6 +45,7 @@ import dataclasses
 import importlib
 import importlib.util
 import io
+import multiprocessing
 import sys
 import threading
 import types
@@ -161,6 +170,10 @@ def _missing(exc: ModuleNotFoundError, what: str, steps: str) -> ImportError:
     )
 
 
+_LAVA_FORKS = "lava.magma.runtime.message_infrastructure.multiprocessing"
+"""The Lava module that sets the start method "fork" when imported (shim 3)."""
+
+
 def import_lava() -> None:
     """Imports Lava (lava-nc 0.10.0) with the Python 3.11 shim applied.
 
@@ -174,6 +187,8 @@ def import_lava() -> None:
     with _lock:
         if _state["lava"]:
             return
+        if _LAVA_FORKS not in sys.modules:  # shim 3
+            multiprocessing.set_start_method(None, force=True)
         try:
             with _dataclass_instance_defaults():
                 for module in _LAVA_MODULES:
