@@ -534,3 +534,127 @@ def eta(done: int, total: int, seconds: float, resumed: int) -> str:
     when = "-" if math.isnan(left) else f"{left:.0f} s" if left < 120 else f"{left / 60:.1f} min"
     pct = 100.0 * done / total if total else 100.0
     return f"{done}/{total} samples ({pct:.1f} %), {rate:.1f} samples/s, ETA {when}"
+
+
+def compile_task(
+    index: int, model: str, data: bytes, target: str, passes: str | None
+) -> tuple[int, Deployment]:
+    """Compile a model given as bytes (a task: the worker may lack the file) for ``target``;
+    returns ``index`` with the output folder's bytes."""
+    with tempfile.TemporaryDirectory(prefix="snn-deploy-sweep.") as tmp:
+        path = Path(tmp) / model
+        path.write_bytes(data)
+        with warnings.catch_warnings():  # the driver's own load of the model warns once
+            warnings.simplefilter("ignore")
+            api.compile(path, target, out_dir=Path(tmp) / "out", passes=passes)
+        return index, Deployment.read(Path(tmp) / "out")
+
+
+def sweep_shard(
+    config: int, job: Job, deployment: Deployment, shard: Shard, arrays: Any
+) -> tuple[int, dict[str, Any]]:
+    """``run_shard`` for configuration ``config`` of a sweep (a task)."""
+    record = run_shard(job, deployment, shard, arrays)
+    return config, json.loads(to_json(record))
+
+
+def sweep(
+    model: str | Path,
+    data: str | Path,
+    *,
+    out: str | Path,
+    targets: list[str],
+    passes: list[str | None] | None = None,
+    steps: list[int | None] | None = None,
+    labels: str | None = None,
+    shard_size: int = SHARD_SIZE,
+    engine: Engine | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Compile ``model`` for every (target, pipeline, steps) configuration and evaluate each on
+    ``data`` in the bit-accurate simulator (which every backend equals bit for bit: check one
+    with ``evaluate --verify``); compiles and shards run as tasks on ``engine``.
+
+    Writes ``out`` all at once (``snn_deploy.outdir``): one compile folder per configuration
+    (named ``<target>[-p<i>][-t<steps>]``) with its ``evaluation.json``, and the comparison
+    ``sweep.json``, ``sweep.txt`` and ``sweep.html``.
+
+    Returns:
+        ``{"configurations": [...rows...], "evaluations": {name: evaluation}}``.
+    """
+    model = Path(model)
+    shards = open_dataset(data, shard_size)
+    reads = [model, *(Path(s.path) for s in shards if not Path(s.path).is_dir())]
+    where = outdir.check(out, reads=reads, force=force)
+    configs: list[dict[str, Any]] = [
+        {"target": t, "passes": p, "steps": s}
+        for t in targets
+        for p in passes or [None]
+        for s in steps or [None]
+    ]
+    names = [
+        c["target"]
+        + (f"-p{(passes or []).index(c['passes'])}" if len(passes or []) > 1 else "")
+        + (f"-t{c['steps']}" if c["steps"] is not None else "")
+        for c in configs
+    ]
+    for c in configs:
+        load_target(c["target"])  # an unknown target fails before any work
+    runner: Engine = engine or InProcess()
+    blob = model.read_bytes()
+    unique = sorted({(c["target"], c["passes"]) for c in configs}, key=str)
+    tasks_ = [(i, model.name, blob, t, p) for i, (t, p) in enumerate(unique)]
+    done = dict(runner.imap(compile_task, tasks_))  # index -> Deployment, in any order
+    compiled = {key: done[i] for i, key in enumerate(unique)}
+    shared = {key: runner.share(d) for key, d in compiled.items()}
+    records: dict[int, dict[int, dict[str, Any]]] = {i: {} for i in range(len(configs))}
+    total = len(configs) * sum(s.stop - s.start for s in shards)
+    if progress is not None:
+        progress(0, total)
+
+    def tasks() -> Iterator[tuple[Any, ...]]:
+        for s in shards:
+            arrays = read_shard(s) if runner.ships_data else None
+            for i, c in enumerate(configs):
+                job = Job("sim", labels, c["steps"], False, runner.threads)
+                yield i, job, shared[(c["target"], c["passes"])], s, arrays
+
+    finished = 0
+    for i, record in runner.imap(sweep_shard, tasks()):
+        records[i][record["shard"]] = record
+        finished += shards[record["shard"]].stop - shards[record["shard"]].start
+        if progress is not None:
+            progress(finished, total)
+    evaluations = {}
+    rows = []
+    for i, (name, c) in enumerate(zip(names, configs, strict=True)):
+        d = compiled[(c["target"], c["passes"])]
+        report = json.loads(dict(d.files)["report.json"])
+        run = {"backend": "sim", "program_sha256": d.sha256, "labels": labels}
+        evaluations[name] = _result(
+            report, run, [records[i][j] for j in range(len(shards))], Path(name)
+        )
+        rows.append(evaluation.sweep_row(name, c, evaluations[name]))
+
+    def emit(tmp: Path) -> list[Path]:
+        files = []
+        for name, c in zip(names, configs, strict=True):
+            for rel, blob in compiled[(c["target"], c["passes"])].files:
+                (tmp / name / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / name / rel).write_bytes(blob)
+                files.append(tmp / name / rel)
+            (tmp / name / RESULT).write_text(to_json(evaluations[name]) + "\n")
+            files.append(tmp / name / RESULT)
+        texts = {
+            "sweep.json": to_json({"configurations": rows}) + "\n",
+            "sweep.txt": evaluation.sweep_text(rows) + "\n",
+            "sweep.html": evaluation.sweep_html(rows),
+        }
+        for file, text in texts.items():
+            (tmp / file).write_text(text)
+            files.append(tmp / file)
+        return files
+
+    outdir.write(where, emit, force=force)
+    return {"configurations": rows, "evaluations": evaluations}

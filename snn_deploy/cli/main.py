@@ -609,6 +609,87 @@ def evaluate(
     evaluation_api.check_verified(result)
 
 
+def _list(text: str | None, kind: Callable[[str], Any] = str, sep: str = ",") -> list[Any] | None:
+    if text is None:
+        return None
+    try:
+        return [kind(x.strip()) for x in text.split(sep) if x.strip()]
+    except ValueError as exc:
+        raise UsageError(f"{text!r}: {exc}") from exc
+
+
+@cli.command()
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--targets", required=True, help="Comma-separated targets, e.g. sim,loihi2.")
+@click.option(
+    "--passes",
+    default=None,
+    help="Pipelines to compare, separated by ';' (e.g. 'lower,quantize,map;lower,quantize,map').",
+)
+@click.option("--steps", default=None, help="Comma-separated step counts (the first N steps).")
+@click.option(
+    "--inputs",
+    "data",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    help="The data set (as for evaluate).",
+)
+@click.option("--labels", default=None, help="Name of the labels array [batch] in the data.")
+@shard_size_option
+@workers_option
+@ray_option
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output folder (default: <model stem>.sweep/).",
+)
+@click.option("--force", is_flag=True, help="Replace an output folder snn-deploy did not write.")
+@json_option
+@max_memory_option
+def sweep(
+    model: Path,
+    targets: str,
+    passes: str | None,
+    steps: str | None,
+    data: Path,
+    labels: str | None,
+    shard_size: int,
+    workers: int | None,
+    ray: str | None,
+    output: Path | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Compile MODEL for every configuration and compare them on a data set (on sim).
+
+    Writes a compile folder per configuration and the table sweep.txt, sweep.json, sweep.html.
+    """
+    out = output or model.with_name(f"{model.stem}.sweep")
+    engine = open_engine(workers, ray)
+    try:
+        result = evaluation_api.sweep(
+            model,
+            data,
+            out=out,
+            targets=_list(targets) or [],
+            passes=_list(passes, sep=";"),
+            steps=_list(steps, int),
+            labels=labels,
+            shard_size=shard_size,
+            engine=engine,
+            force=force,
+            progress=_Rate("sweep"),
+        )
+    finally:
+        engine.close()
+    rows = result["configurations"]
+    click.echo(to_json({"configurations": rows}) if as_json else evaluation.sweep_text(rows))
+    if not as_json:
+        click.echo(f"wrote {out}/: sweep.txt, sweep.json, sweep.html")
+
+
 @cli.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(

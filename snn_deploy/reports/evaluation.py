@@ -11,6 +11,7 @@ whatever order they finished. The figures use the names of ``report.json`` (``ag
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -303,3 +304,65 @@ def summary(result: Mapping[str, Any]) -> str:
             )
             lines.append(f"{key}: {c['mismatches']} of {c['slots']} values differ from sim{where}")
     return "\n".join(lines)
+
+
+SWEEP_COLUMNS = (
+    ("configuration", "name"),
+    ("target", "target"),
+    ("passes", "passes"),
+    ("steps", "steps"),
+    ("accuracy", "accuracy"),
+    ("float accuracy", "float_accuracy"),
+    ("agreement", "agreement"),
+    ("cores", "cores"),
+    ("uJ / inference", "energy_uj"),
+    ("latency (steps)", "latency_steps"),
+    ("latency (s)", "latency_s"),
+)
+"""The comparison table of ``snn-deploy sweep``: header -> row key."""
+
+
+def sweep_row(name: str, config: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, Any]:
+    """One configuration's line of the comparison: its first output's figures."""
+    output = next(iter(result["agreement"]["outputs"]))
+    acc = result["accuracy"][output]
+    e = result["energy"]
+    return {
+        "name": name,
+        **config,
+        "accuracy": None if acc is None else acc["quantized"],
+        "float_accuracy": None if acc is None else acc["float"],
+        "agreement": result["agreement"]["outputs"][output]["prediction_agreement"],
+        "cores": result["cores"],
+        "energy_uj": e["total_uj_per_inference"] if e["energy_pj"] else None,
+        "latency_steps": e["latency"]["steps"],
+        "latency_s": e["latency"]["wall_clock_s"],
+    }
+
+
+def sweep_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The comparison as a text table."""
+    return table([h for h, _ in SWEEP_COLUMNS], [[r[k] for _, k in SWEEP_COLUMNS] for r in rows])
+
+
+def sweep_html(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The comparison as a self-contained HTML page (one table)."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in SWEEP_COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(r[k]))}</td>" for _, k in SWEEP_COLUMNS) + "</tr>"
+        for r in rows
+    )
+    style = (
+        "table{border-collapse:collapse;font:14px sans-serif}"
+        "td,th{border:1px solid #999;padding:4px 8px}"
+    )
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>snn-deploy sweep</title>'
+        f"<style>{style}</style></head><body><table><tr>{head}</tr>{body}</table></body></html>\n"
+    )
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)

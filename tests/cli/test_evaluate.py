@@ -166,3 +166,22 @@ def test_verify_on_lava_with_two_workers(tmp_path: Path, data: Path):
     assert "output.output: 0 of 420 values differ from sim" in text
     result = json.loads((tmp_path / "r" / "evaluation.json").read_text())
     assert result["backend"] == "loihi-sim" and result["verify"]["passed"]
+
+
+def test_sweep_compares_targets_and_steps(sim_out: Path, data: Path, tmp_path: Path):
+    out = tmp_path / "sweep"
+    code, text = invoke(
+        "sweep", BRAILLE, "--targets", "sim,loihi2", "--steps", "40,80", "--inputs", data,
+        "--labels", "labels", "-o", out, "--json",
+    )  # fmt: skip
+    assert code == 0, text
+    rows = json.loads((out / "sweep.json").read_text())["configurations"]
+    assert [r["name"] for r in rows] == ["sim-t40", "sim-t80", "loihi2-t40", "loihi2-t80"]
+    assert all(r["cores"] >= 1 and r["latency_steps"] == r["steps"] for r in rows)
+    assert rows[2]["energy_uj"] > 0 and "<table>" in (out / "sweep.html").read_text()
+    alone = evaluate(sim_out, data, tmp_path / "r", "--labels", "labels")
+    full = json.loads((out / "sim-t80" / "evaluation.json").read_text())
+    for key in ("accuracy", "agreement", "energy"):
+        assert full[key] == alone[key], key
+    code, text = invoke("sweep", BRAILLE, "--targets", "nope", "--inputs", data, "-o", out)
+    assert code == 4 and text.count("error:") == 1
