@@ -129,7 +129,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--samples", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--skip", default="")
+    ap.add_argument("--lava-samples", type=int, default=64)
+    ap.add_argument("--ray-samples", type=int, default=65536)
+    ap.add_argument("--skip", default="", help="comma-separated: sim, lava, ray")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
     work = Path(tempfile.mkdtemp(prefix="bench-evaluate."))
@@ -142,33 +144,41 @@ def main() -> None:
         small = dataset(work / "small", args.samples // 10)
         res = work / "r"
         rows = {}
-        for name, data, extra in (
-            (f"sim, {args.samples // 10} samples, 1 process", small, []),
-            (f"sim, {args.samples} samples, 1 process", big, []),
-            (f"sim, {args.samples} samples, 2 workers", big, ["--workers", "2"]),
-            (f"sim, {args.samples} samples, shards of 256", big, ["--shard-size", "256"]),
-        ):
+        cases = (
+            ()
+            if "sim" in skip
+            else (
+                (f"sim, {args.samples // 10} samples, 1 process", small, []),
+                (f"sim, {args.samples} samples, 1 process", big, []),
+                (f"sim, {args.samples} samples, 2 workers", big, ["--workers", "2"]),
+                (f"sim, {args.samples} samples, shards of 256", big, ["--shard-size", "256"]),
+            )
+        )
+        for name, data, extra in cases:
             samples = args.samples // 10 if data == small else args.samples
             r = timed(args.repeat, "evaluate", sim, "--inputs", data, "--labels", "labels",
                       *extra, results=res)  # fmt: skip
             r["samples_per_s"] = samples / r["seconds"]
             rows[name] = r
             print(name, json.dumps(r), flush=True)
-        out["sim"] = rows
-        if "lava" not in skip:
+        if rows:
+            out["sim"] = rows
+        if "lava" not in skip:  # Lava's runtime forks a process per Lava process
             lava = work / "lava"
             run("compile", model, "-t", "loihi-sim", "-o", lava)
-            clips = dataset(work / "clips", 16)
+            n = args.lava_samples
+            clips = dataset(work / "clips", n)
             rows = {}
             for workers in (1, 2):
                 r = timed(args.repeat, "evaluate", lava, "--inputs", clips, "--verify",
                           "--shard-size", "2", "--workers", workers, results=res)  # fmt: skip
-                r["samples_per_s"] = 16 / r["seconds"]
-                rows[f"loihi-sim --verify, 16 samples, {workers} worker(s)"] = r
+                r["samples_per_s"] = n / r["seconds"]
+                rows[f"loihi-sim --verify, {n} samples, {workers} worker(s)"] = r
                 print(workers, json.dumps(r), flush=True)
             out["lava"] = rows
         if "ray" not in skip:
-            data = dataset(work / "ray", 8192)
+            n = args.ray_samples
+            data = dataset(work / "ray", n)
             rows = {}
             for nodes in (1, 2):
                 temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short socket paths
@@ -177,8 +187,8 @@ def main() -> None:
                     for shard in (1024, 128):
                         r = timed(args.repeat, "evaluate", sim, "--inputs", data, "--ray",
                                   address, "--shard-size", shard, results=res)  # fmt: skip
-                        r["samples_per_s"] = 8192 / r["seconds"]
-                        rows[f"ray, {nodes} node(s) of 1 CPU, 8192 samples, shards of {shard}"] = r
+                        r["samples_per_s"] = n / r["seconds"]
+                        rows[f"ray, {nodes} node(s) of 1 CPU, {n} samples, shards of {shard}"] = r
                         print(nodes, shard, json.dumps(r), flush=True)
                 finally:
                     stop(procs)
@@ -188,15 +198,16 @@ def main() -> None:
                     extra = ["--workers", workers]
                     r = timed(args.repeat, "evaluate", sim, "--inputs", data, *extra,
                               "--shard-size", shard, results=res)  # fmt: skip
-                    r["samples_per_s"] = 8192 / r["seconds"]
-                    rows[f"local, {workers} worker(s), 8192 samples, shards of {shard}"] = r
+                    r["samples_per_s"] = n / r["seconds"]
+                    rows[f"local, {workers} worker(s), {n} samples, shards of {shard}"] = r
                     print(workers, shard, json.dumps(r), flush=True)
             out["ray"] = rows
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out["load_average_end"] = os.getloadavg()
     path = REPO / "bench" / "results" / "evaluate.json"
-    path.write_text(json.dumps(out, indent=1) + "\n")
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**previous, **out}, indent=1) + "\n")  # --skip keeps the rest
     print(f"wrote {path}")
 
 
