@@ -36,12 +36,17 @@ def run(*args: object) -> float:
     """Wall seconds of one CLI run in a fresh child."""
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [*CLI, *map(str, args)], env=ENV, capture_output=True, text=True, check=False
+        [*CLI, *map(str, args)], env=_env(args), capture_output=True, text=True, check=False
     )
     wall = time.perf_counter() - t0
     if proc.returncode:
         raise RuntimeError(proc.stderr[-2000:])
     return wall
+
+
+def _env(args: tuple[object, ...]) -> dict[str, str]:
+    """The CLI's environment; a Ray driver keeps 127.0.0.1 (see ``ray_cluster``)."""
+    return {**ENV, _CLUSTERS: "0"} if "--ray" in args else ENV
 
 
 def peak_of(*args: object) -> int:
@@ -52,7 +57,7 @@ def peak_of(*args: object) -> int:
     )
     out = subprocess.run(
         [sys.executable, "-c", code, *CLI, *map(str, args)],
-        env=ENV,
+        env=_env(args),
         capture_output=True,
         text=True,
         check=True,
@@ -81,7 +86,16 @@ def timed(repeat: int, *args: object, results: Path) -> dict[str, float]:
     return {"seconds": statistics.median(walls), "all_seconds": walls, "peak_bytes": peak}
 
 
+_CLUSTERS = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+_NODE = (
+    "import sys; import ray._private.services as s; s.resolve_ip_for_localhost = lambda h: h; "
+    "from ray.scripts.scripts import main; sys.argv[0] = 'ray'; main()"
+)
+
+
 def ray_cluster(nodes: int, temp: Path) -> tuple[str, list[subprocess.Popen[bytes]]]:
+    """A local cluster of ``nodes`` one-CPU nodes, every server on 127.0.0.1 (as in
+    tests/cli/test_evaluate_ray.py, whose docstring says how)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -94,18 +108,22 @@ def ray_cluster(nodes: int, temp: Path) -> tuple[str, list[subprocess.Popen[byte
         "--include-dashboard=false",
         f"--temp-dir={temp}",
     ]
-    procs = [subprocess.Popen([str(RAY), *common, *head], env=env, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]  # fmt: skip
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs = [
+        subprocess.Popen(
+            [str(RAY), *common, *head], env={**env, _CLUSTERS: "0"}, start_new_session=True, **quiet
+        )
+    ]
     while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
         time.sleep(0.5)
+    node = [*common, f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1"]
     for _ in range(nodes - 1):
         procs.append(
             subprocess.Popen(
-                [str(RAY), *common, f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1"],
-                env=env,
+                [sys.executable, "-c", _NODE, *node],
+                env={**env, _CLUSTERS: "1"},
                 start_new_session=True,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                **quiet,
             )
         )
     time.sleep(8)  # the second node joins

@@ -103,16 +103,22 @@ def open_dataset(data: str | Path, shard_size: int = SHARD_SIZE) -> list[Shard]:
             raise InputFileError(f"{data} holds both .npz and .npy files; use one layout")
         if not (npz or npy):
             raise InputFileError(f"{data} holds no .npz or .npy files")
-        sizes = [(str(f), _samples(f, _npz_shapes(f))) for f in npz] or [
-            (str(data), _samples(data, {f.stem: _npy_shape(f) for f in npy}))
+        sizes = [(str(f), _npz_shapes(f)) for f in npz] or [
+            (str(data), {f.stem: _npy_shape(f) for f in npy})
         ]
     elif data.suffix == ".npz" and data.is_file():
-        sizes = [(str(data), _samples(data, _npz_shapes(data)))]
+        sizes = [(str(data), _npz_shapes(data))]
     else:
         raise InputFileError(f"{data}: give a folder of .npz or .npy files, or an .npz file")
+    steps = {s[1] for _, shapes in sizes for s in shapes.values() if len(s) >= 2}
+    if len(steps) > 1:
+        raise InputFileError(
+            f"{data}: the arrays have different numbers of time steps (axis 1): {sorted(steps)}"
+        )
     shards: list[Shard] = []
     offset = 0
-    for path, samples in sizes:
+    for path, shapes in sizes:
+        samples = _samples(Path(path), shapes)
         for start in range(0, samples, shard_size):
             stop = min(samples, start + shard_size)
             shards.append(Shard(len(shards), path, start, stop, offset))
@@ -370,8 +376,7 @@ def evaluate(
     shards = open_dataset(data, shard_size)
     deployment = Deployment.read(out)
     files = [out / name for name, _ in deployment.files]
-    reads = [*files, *(Path(s.path) for s in shards if not Path(s.path).is_dir())]
-    reads += [f for s in shards if Path(s.path).is_dir() for f in Path(s.path).glob("*.npy")]
+    reads = [*files, *_data_files(shards)]
     run = {
         "schema": evaluation.SCHEMA,
         "snn_deploy_version": __version__,
@@ -411,6 +416,12 @@ def evaluate(
     return result
 
 
+def _data_files(shards: list[Shard]) -> list[Path]:
+    """The files a data set's shards read, each once."""
+    paths = dict.fromkeys(Path(s.path) for s in shards)
+    return [f for p in paths for f in (sorted(p.glob("*.npy")) if p.is_dir() else [p])]
+
+
 def _bytes(path: str) -> int:
     p = Path(path)
     files = sorted(p.glob("*.npy")) if p.is_dir() else [p]
@@ -420,9 +431,6 @@ def _bytes(path: str) -> int:
 def _result(
     compiled: Mapping[str, Any], run: Mapping[str, Any], records: list[dict[str, Any]], out: Path
 ) -> dict[str, Any]:
-    steps = {r["steps"] for r in records}
-    if len(steps) != 1:
-        raise InputFileError(f"the data set's shards have different time steps: {sorted(steps)}")
     h = hashlib.sha256()
     for r in records:
         h.update(bytes.fromhex(r["sha256"]))
@@ -443,7 +451,7 @@ def _result(
         "program_sha256": run["program_sha256"],
         "data_sha256": h.hexdigest(),
         "shards": len(records),
-        "steps": steps.pop(),
+        "steps": records[0]["steps"],
         "labels": run["labels"],
         "cores": placement["cores_used"] if placement else None,
         "latency": compiled.get("latency"),
@@ -512,9 +520,11 @@ def check_verified(result: Mapping[str, Any]) -> None:
     check = result.get("verify")
     if check is None or check["passed"]:
         return
-    bad = {k: c for k, c in check["arrays"].items() if c["mismatches"]}
+    bad = {k: c for k, c in check["arrays"].items() if c["mismatches"] or c["problem"]}
     key, c = next(iter(bad.items()))
     f = c["first"]
+    if f is None:
+        raise MismatchError(f"{result['backend']} differs from sim; {key}: {c['problem']}")
     raise MismatchError(
         f"{result['backend']} differs from sim in {len(bad)} output(s); {key}: "
         f"{c['mismatches']} of {c['slots']} values, first at sample {f['sample']}, step "
@@ -585,7 +595,7 @@ def sweep(
     """
     model = Path(model)
     shards = open_dataset(data, shard_size)
-    reads = [model, *(Path(s.path) for s in shards if not Path(s.path).is_dir())]
+    reads = [model, *_data_files(shards)]
     where = outdir.check(out, reads=reads, force=force)
     configs: list[dict[str, Any]] = [
         {"target": t, "passes": p, "steps": s}

@@ -23,7 +23,7 @@ from snn_deploy.backends.base import Trace
 from snn_deploy.ir.net import Net
 from snn_deploy.reports.energy import activity, energy, paper_energy
 from snn_deploy.reports.render import table
-from snn_deploy.reports.verification import compare, vectors
+from snn_deploy.reports.verification import Check, compare, vectors
 from snn_deploy.target.schema import Target
 
 SCHEMA = "snn-deploy-evaluation/1"
@@ -94,7 +94,7 @@ def shard_stats(
     check = None
     if reference is not None:
         checks = compare(vectors({}, reference), vectors({}, trace))
-        check = {c.name: _shifted(c.slots, c.mismatches, c.first, offset) for c in checks}
+        check = {c.name: _shifted(c, offset) for c in checks}
     return {
         "samples": samples,
         "outputs": outputs,
@@ -123,10 +123,17 @@ def _spike_counts(f: npt.NDArray[Any], q: npt.NDArray[Any]) -> dict[str, int]:
     }
 
 
-def _shifted(slots: int, mismatches: int, first: Any, offset: int) -> dict[str, Any]:
+def _shifted(check: Check, offset: int) -> dict[str, Any]:
+    """A ``Check`` as counts, its first mismatch indexed in the whole set."""
+    first = check.first
     if first is not None:
-        first = {**first, "sample": first["sample"] + offset}
-    return {"slots": slots, "mismatches": mismatches, "first": first}
+        first = {**first, "sample": int(first["sample"]) + offset}
+    return {
+        "slots": check.slots,
+        "mismatches": check.mismatches,
+        "first": first,
+        "problem": check.problem,
+    }
 
 
 def _strip_rates(counts: Mapping[str, Any]) -> dict[str, Any]:
@@ -162,7 +169,7 @@ def _copy(value: Any) -> Any:
 def _add(a: Any, b: Any, key: str = "") -> Any:
     if key in STATIC:
         return a
-    if key == "first":
+    if key in ("first", "problem"):  # the first shard's that has one
         return a if a is not None else b
     if isinstance(a, Mapping):
         return {k: _add(a[k], b[k], k) for k in a}
@@ -211,8 +218,12 @@ def finish(
         "firing_rates": {k: p["firing_rate"] for k, p in counts["populations"].items()},
         "verify": None
         if check is None
-        else {"passed": all(c["mismatches"] == 0 for c in check.values()), "arrays": check},
+        else {"passed": all(_equal(c) for c in check.values()), "arrays": check},
     }
+
+
+def _equal(check: Mapping[str, Any]) -> bool:
+    return check["mismatches"] == 0 and check["problem"] is None
 
 
 def _population(p: Mapping[str, int], saturated_rate: float) -> dict[str, Any]:
@@ -295,6 +306,9 @@ def summary(result: Mapping[str, Any]) -> str:
     check = result["verify"]
     if check is not None:
         for key, c in check["arrays"].items():
+            if c["problem"] is not None:
+                lines.append(f"{key}: {c['problem']}")
+                continue
             first = c["first"]
             where = (
                 ""

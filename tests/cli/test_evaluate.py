@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from snn_deploy.errors import InputFileError, UsageError
+from snn_deploy.errors import InputFileError, MismatchError, UsageError
 from tests.cli.test_cli import BRAILLE, INPUTS, invoke
 
 SAMPLES, STEPS = 10, 80
@@ -185,3 +185,25 @@ def test_sweep_compares_targets_and_steps(sim_out: Path, data: Path, tmp_path: P
         assert full[key] == alone[key], key
     code, text = invoke("sweep", BRAILLE, "--targets", "nope", "--inputs", data, "-o", out)
     assert code == 4 and text.count("error:") == 1
+
+
+@pytest.mark.toolchain("iverilog")
+def test_verify_rtl_finds_an_edited_design(tmp_path: Path, data: Path):
+    with pytest.MonkeyPatch.context() as mp:  # no Yosys synthesis: tests/backends/fpga covers it
+        mp.setattr("snn_deploy.backends.fpga.synth.yosys_command", lambda: None)
+        code, text = invoke("compile", BRAILLE, "-t", "fpga-ice40up5k", "-o", tmp_path / "fpga")
+    assert code == 0, text
+    small = tmp_path / "small"
+    small.mkdir()
+    with np.load(data / "part0.npz") as z:
+        np.savez(small / "x.npz", input=z["input"][:2, :30])
+    args = ("--inputs", small, "--verify", "--shard-size", "1")
+    code, text = invoke("evaluate", tmp_path / "fpga", *args, "-o", tmp_path / "ok")
+    assert code == 0 and "output.output: 0 of 420 values differ from sim" in text, text
+    weights = tmp_path / "fpga" / "core1_weights.mem"
+    weights.write_text("".join("0" * (len(w) - 1) + "\n" for w in weights.read_text().splitlines()))
+    code, text = invoke("evaluate", tmp_path / "fpga", *args, "-o", tmp_path / "bad")
+    assert code == MismatchError.exit_code, text
+    assert text.count("error:") == 1 and "rtl differs from sim in 1 output(s)" in text
+    result = json.loads((tmp_path / "bad" / "evaluation.json").read_text())
+    assert not result["verify"]["passed"] and result["verify"]["arrays"]["output.output"]["first"]
