@@ -548,16 +548,17 @@ def eta(done: int, total: int, seconds: float, resumed: int) -> str:
 
 def compile_task(
     index: int, model: str, data: bytes, target: str, passes: str | None
-) -> tuple[int, Deployment]:
+) -> tuple[int, Deployment, list[str]]:
     """Compile a model given as bytes (a task: the worker may lack the file) for ``target``;
-    returns ``index`` with the output folder's bytes."""
+    returns ``index``, the output folder's bytes and the warnings, for the driver to show."""
     with tempfile.TemporaryDirectory(prefix="snn-deploy-sweep.") as tmp:
         path = Path(tmp) / model
         path.write_bytes(data)
-        with warnings.catch_warnings():  # the driver's own load of the model warns once
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             api.compile(path, target, out_dir=Path(tmp) / "out", passes=passes)
-        return index, Deployment.read(Path(tmp) / "out")
+        shown = [str(w.message).replace(str(path), model) for w in caught]
+        return index, Deployment.read(Path(tmp) / "out"), shown
 
 
 def sweep_shard(
@@ -615,7 +616,12 @@ def sweep(
     blob = model.read_bytes()
     unique = sorted({(c["target"], c["passes"]) for c in configs}, key=str)
     tasks_ = [(i, model.name, blob, t, p) for i, (t, p) in enumerate(unique)]
-    done = dict(runner.imap(compile_task, tasks_))  # index -> Deployment, in any order
+    done, shown = {}, {}
+    for i, deployment, messages in runner.imap(compile_task, tasks_):  # in any order
+        done[i] = deployment
+        shown.update(dict.fromkeys(messages))
+    for message in shown:  # each once, however many configurations gave it
+        warnings.warn(message, UserWarning, stacklevel=2)
     compiled = {key: done[i] for i, key in enumerate(unique)}
     shared = {key: runner.share(d) for key, d in compiled.items()}
     records: dict[int, dict[int, dict[str, Any]]] = {i: {} for i in range(len(configs))}

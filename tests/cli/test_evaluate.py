@@ -175,6 +175,7 @@ def test_sweep_compares_targets_and_steps(sim_out: Path, data: Path, tmp_path: P
         "--labels", "labels", "-o", out, "--json",
     )  # fmt: skip
     assert code == 0, text
+    assert text.count("warning: braille_noDelay_bias_zero.nir looks like a snntorch") == 1
     rows = json.loads((out / "sweep.json").read_text())["configurations"]
     assert [r["name"] for r in rows] == ["sim-t40", "sim-t80", "loihi2-t40", "loihi2-t80"]
     assert all(r["cores"] >= 1 and r["latency_steps"] == r["steps"] for r in rows)
