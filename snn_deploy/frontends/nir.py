@@ -4,7 +4,9 @@ Nested ``NIRGraph`` nodes are flattened into dotted names (``lif1.lin``) and the
 Input/Output nodes are bypassed, so the IR is always flat. The neuron reset mode, which NIR does
 not record, is kept in node metadata under ``snn_deploy.reset`` so that ``dump`` -> ``load``
 round-trips it; likewise the number of spike levels of a multi-level (graded-spike) neuron under
-``snn_deploy.spike_levels`` (absent: 1, binary spikes; docs/SEMANTICS.md §1.1). The product
+``snn_deploy.spike_levels`` (absent: 1, binary spikes; docs/SEMANTICS.md §1.1), the reset
+timing under ``snn_deploy.reset_timing`` (absent: immediate) and the threshold compare under
+``snn_deploy.threshold_compare`` (absent: ``>``; docs/SEMANTICS.md §1.2). The product
 nodes NIR lacks (``Attention``, ``Gate``; docs/SEMANTICS.md §4) are NIR nodes of our own types
 ``snn_deploy.Attention`` and ``snn_deploy.Gate``, which plain NIR readers reject.
 """
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 import h5py
 import nir
@@ -31,10 +33,12 @@ from snn_deploy.frontends.isolated import ReaderError, read_isolated
 from snn_deploy.ir import nodes as n
 from snn_deploy.ir.graph import Graph
 from snn_deploy.ir.net import DEFAULT_DT
-from snn_deploy.ir.types import ResetMode
+from snn_deploy.ir.types import ResetMode, ResetTiming, ThresholdCompare
 from snn_deploy.limits import COPY_BYTES, check_memory
 
 RESET_KEY = "snn_deploy.reset"
+TIMING_KEY = "snn_deploy.reset_timing"
+COMPARE_KEY = "snn_deploy.threshold_compare"
 LEVELS_KEY = "snn_deploy.spike_levels"
 """Metadata of a spiking neuron node (LIF, CubaLIF, IF): its spike levels D, an int >= 1."""
 SCALE_KEY = "snn_deploy.voltage_scale"
@@ -167,6 +171,8 @@ def _params(*names: str) -> Callable[[Any, tuple[int, ...]], dict[str, Any]]:
                 ) from exc
         if "v_threshold" in names:
             out["reset"] = ResetMode(node.metadata.get(RESET_KEY, ResetMode.ZERO.value))
+            out["reset_timing"] = _enum(node, TIMING_KEY, ResetTiming.IMMEDIATE)
+            out["threshold_compare"] = _enum(node, COMPARE_KEY, ThresholdCompare.GT)
         if LEVELS_KEY in node.metadata:
             levels = _levels(node.metadata[LEVELS_KEY])
             if "v_threshold" in names:
@@ -181,6 +187,19 @@ def _params(*names: str) -> Callable[[Any, tuple[int, ...]], dict[str, Any]]:
         return out
 
     return convert
+
+
+E = TypeVar("E", ResetTiming, ThresholdCompare)
+
+
+def _enum(node: Any, key: str, default: E) -> E:
+    """A metadata value of an enum (absent: ``default``), or an error naming the values."""
+    raw = node.metadata.get(key, default.value)
+    try:
+        return type(default)(raw)
+    except ValueError:
+        known = ", ".join(repr(m.value) for m in type(default))
+        raise VerificationError(f"metadata {key!r} must be one of {known}, got {raw!r}") from None
 
 
 def _levels(raw: Any) -> int:
@@ -491,6 +510,11 @@ def _to_nir(node: n.Node) -> Any:
         kwargs.update(input_type={"input": shape}, start_dim=node.start_dim, end_dim=node.end_dim)
     if hasattr(node, "reset"):
         metadata[RESET_KEY] = node.reset.value
+    if isinstance(node, (n.IF, n.LIF, n.CubaLIF)):  # absent keys: immediate, > (older files)
+        if node.reset_timing is not ResetTiming.IMMEDIATE:
+            metadata[TIMING_KEY] = node.reset_timing.value
+        if node.threshold_compare is not ThresholdCompare.GT:
+            metadata[COMPARE_KEY] = node.threshold_compare.value
     if isinstance(node, (n.IF, n.LIF, n.CubaLIF)) and node.levels != 1:
         metadata[LEVELS_KEY] = node.levels  # absent means binary: binary nets write no key
     if isinstance(node, n.Neuron) and node.voltage_scale is not None:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from snn_deploy.ir.types import ResetMode
+from snn_deploy.ir.types import ResetMode, ResetTiming, ThresholdCompare
 
 Shape = tuple[int, ...]
 Array = npt.NDArray[np.float64]
@@ -242,6 +242,8 @@ class IF(Neuron):
 
     ``levels`` (D) makes the spikes graded: the neuron emits ``#{k in 1..D : v > k * theta}``
     (``theta = v_threshold - v_reset``), see docs/SEMANTICS.md §1.1; 1 is a binary spike.
+    ``reset_timing`` and ``threshold_compare`` (docs/SEMANTICS.md §1.2; the same for LIF and
+    CubaLIF): when the reset acts, and ``v > θ`` or ``v >= θ``.
     """
 
     r: Array
@@ -249,6 +251,8 @@ class IF(Neuron):
     v_reset: Array
     reset: ResetMode = ResetMode.ZERO
     levels: int = 1
+    reset_timing: ResetTiming = ResetTiming.IMMEDIATE
+    threshold_compare: ThresholdCompare = ThresholdCompare.GT
     ARRAYS: ClassVar[tuple[str, ...]] = ("r", "v_threshold", "v_reset")
 
 
@@ -276,6 +280,8 @@ class LIF(Neuron):
     v_reset: Array
     reset: ResetMode = ResetMode.ZERO
     levels: int = 1
+    reset_timing: ResetTiming = ResetTiming.IMMEDIATE
+    threshold_compare: ThresholdCompare = ThresholdCompare.GT
     ARRAYS: ClassVar[tuple[str, ...]] = ("tau", "r", "v_leak", "v_threshold", "v_reset")
 
 
@@ -307,6 +313,8 @@ class CubaLIF(Neuron):
     w_in: Array
     reset: ResetMode = ResetMode.ZERO
     levels: int = 1
+    reset_timing: ResetTiming = ResetTiming.IMMEDIATE
+    threshold_compare: ThresholdCompare = ThresholdCompare.GT
     ARRAYS: ClassVar[tuple[str, ...]] = (
         "tau_syn",
         "tau_mem",
