@@ -330,7 +330,9 @@ def load(
     graph = read(source) if isinstance(source, Path) else source
     where = source if isinstance(source, Path) else origin or "the NIR graph"
     flat_nodes, edges = _flatten(graph, prefix="")
-    profile, exporter_dt = exporters.parse(exporter) if exporter else (None, None)
+    profile, exporter_dt, reset_delay = (
+        exporters.parse(exporter) if exporter else (None, None, True)
+    )
     if profile is None:
         found = exporters.detect(flat_nodes, edges)
         if found is not None:
@@ -356,10 +358,11 @@ def load(
             params = _CONVERTERS[type(node)](node, in_shape)
         except VerificationError as exc:
             raise VerificationError(f"node {name!r}: {exc}") from exc
-        if profile is not None and name != exporters.ONSET:
-            params = _apply_profile(profile, node, params, exporters.Context(dt, exporter_dt or dt))
         if reset is not None and "reset" in params:
             params["reset"] = reset
+        if profile is not None and name != exporters.ONSET:
+            ctx = exporters.Context(dt, exporter_dt or dt, reset_delay)
+            params = _apply_profile(profile, node, params, ctx, overridden=reset is not None)
         out_shape = ir_type.out_shape_of(SimpleNamespace(**params), in_shape)
         nodes[name] = ir_type(in_shape=in_shape, out_shape=out_shape, **params)
     result = Graph(nodes=nodes, edges=tuple(edges))
@@ -368,22 +371,30 @@ def load(
 
 
 def _apply_profile(
-    profile: exporters.Profile, node: Any, params: dict[str, Any], ctx: exporters.Context
+    profile: exporters.Profile,
+    node: Any,
+    params: dict[str, Any],
+    ctx: exporters.Context,
+    *,
+    overridden: bool,
 ) -> dict[str, Any]:
-    """A neuron's parameters read with ``profile``'s conventions (stateless nodes unchanged)."""
+    """A neuron's parameters read with ``profile``'s conventions (stateless nodes unchanged):
+    what the file's metadata leaves out (reset mode unless ``overridden`` by ``--reset``, its
+    timing, spike levels, threshold compare) is the framework's default."""
     if not isinstance(node, exporters.NEURON_TYPES):
         return params
-    out = profile.fix(type(node).__name__, params, ctx)
+    kind = type(node).__name__
+    out = profile.fix(kind, params, ctx)
     if "reset" not in out:
         return out
-    if RESET_KEY not in node.metadata:
+    if RESET_KEY not in node.metadata and not overridden:
         out["reset"] = profile.reset
+    if profile.timing is not None and TIMING_KEY not in node.metadata:
+        out["reset_timing"] = profile.timing(kind, out["reset"], ctx)
     if profile.levels is not None and LEVELS_KEY not in node.metadata:
         out["levels"] = profile.levels
-    if profile.ge_threshold:  # v >= θ is v > θ' for θ' the float64 just below θ
-        out["v_threshold"] = out["v_reset"] + np.nextafter(
-            out["v_threshold"] - out["v_reset"], -np.inf
-        )
+    if COMPARE_KEY not in node.metadata:
+        out["threshold_compare"] = profile.compare
     return out
 
 

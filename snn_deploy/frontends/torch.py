@@ -47,14 +47,14 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._device import _device_constructors
 
 from snn_deploy.errors import InputFileError, UnsupportedOpError
-from snn_deploy.frontends.nir import LEVELS_KEY, RESET_KEY
+from snn_deploy.frontends.nir import COMPARE_KEY, LEVELS_KEY, RESET_KEY, TIMING_KEY
 from snn_deploy.frontends.nir import Attention as NirAttention
 from snn_deploy.frontends.nir import Gate as NirGate
 from snn_deploy.frontends.nir import load as load_nir
 from snn_deploy.frontends.nir import read as read_nir
 from snn_deploy.ir.graph import Graph
 from snn_deploy.ir.net import DEFAULT_DT
-from snn_deploy.ir.types import ResetMode
+from snn_deploy.ir.types import ResetMode, ResetTiming, ThresholdCompare
 from snn_deploy.limits import COPY_BYTES, check_memory
 
 Array = np.ndarray[Any, Any]
@@ -416,17 +416,32 @@ def _snntorch_reset(m: Any) -> dict[str, Any]:
         raise UnsupportedOpError(
             f"snnTorch {type(m).__name__}(reset_mechanism='none') has no NIR form"
         )
-    late = getattr(m, "reset_delay", False) and not (type(m).__name__ == "Leaky" and mech == "zero")
-    if late:
-        warnings.warn(
-            f"snnTorch {type(m).__name__}(reset_mechanism={mech!r}, reset_delay=True): the "
-            "reset lands one step late; not yet reproduced on any target (float or integer): "
-            "docs/FRONTENDS.md §2 gives the measured bound; train with reset_delay=False for an "
-            "exact deployment",
-            UserWarning,
-            stacklevel=2,
-        )
-    return _meta(ResetMode.ZERO if mech == "zero" else ResetMode.SUBTRACT)
+    reset = ResetMode.ZERO if mech == "zero" else ResetMode.SUBTRACT
+    meta = _meta(reset)
+    timing = _snntorch_timing(m, reset)
+    if timing is not ResetTiming.IMMEDIATE:
+        meta[TIMING_KEY] = timing.value
+    return meta
+
+
+def _snntorch_timing(m: Any, reset: ResetMode) -> ResetTiming:
+    """snnTorch's reset timing (docs/SEMANTICS.md §1.2): every neuron computes the pending bit
+    ``r = mem > θ`` from its stored voltage first. ``reset_delay=True`` applies it after the
+    input (subtract: ``mem -= r·θ``; zero: ``mem = 0`` where ``r``, dropping the input, except
+    Leaky, which zeroes before the input: our immediate zero reset): LATE. ``reset_delay=False``
+    also subtracts ``(s - r)·θ`` after the test (CARRY); its zero reset keeps ``r = 0`` for
+    θ > 0, i.e. IMMEDIATE. RSynaptic's ``reset_delay=False`` branch assigns local variables
+    only (snnTorch 1.0.0), so it always resets late."""
+    kind = type(m).__name__
+    delay = bool(getattr(m, "reset_delay", False)) or kind == "RSynaptic"
+    if reset is ResetMode.ZERO:
+        if not delay and float(torch.as_tensor(m.threshold).min()) <= 0:
+            raise UnsupportedOpError(
+                f"snnTorch {kind}(reset_mechanism='zero', reset_delay=False) with a threshold "
+                "<= 0 doubles the voltage of a neuron that stays above it: not converted"
+            )
+        return ResetTiming.LATE if delay and kind != "Leaky" else ResetTiming.IMMEDIATE
+    return ResetTiming.LATE if delay else ResetTiming.CARRY
 
 
 @_converter("snntorch.Leaky")
@@ -533,15 +548,11 @@ def _norse_iaf(m: Any, ctx: Ctx) -> Any:
 
 
 def _sj_reset(m: Any) -> tuple[float, dict[str, Any]]:
-    if m.v_reset is None:
-        return 0.0, _meta(ResetMode.SUBTRACT)
-    return float(m.v_reset), _meta(ResetMode.ZERO)
-
-
-def _sj_threshold(m: Any, v_reset: float, shape: tuple[int, ...]) -> Array:
-    """SpikingJelly fires at ``v - θ >= 0``, we at ``v > θ'``: with ``θ'`` the float64 just
-    below ``θ`` (relative to ``v_reset``), ``v > θ'`` is ``v >= θ`` for every float64 ``v``."""
-    return np.full(shape, v_reset + np.nextafter(float(m.v_threshold) - v_reset, -np.inf))
+    """SpikingJelly's reset (``v_reset`` None: subtract) and its ``v - θ >= 0`` spike test:
+    ``v >= θ`` (``ThresholdCompare.GE``; ``v - θ >= 0`` is ``v >= θ`` for every float)."""
+    reset = ResetMode.SUBTRACT if m.v_reset is None else ResetMode.ZERO
+    meta = {**_meta(reset), COMPARE_KEY: ThresholdCompare.GE.value}
+    return (0.0 if m.v_reset is None else float(m.v_reset)), meta
 
 
 def _sj_leaky(m: Any, ctx: Ctx, tau: float) -> Any:
@@ -556,7 +567,7 @@ def _sj_leaky(m: Any, ctx: Ctx, tau: float) -> Any:
         tau=np.full(shape, tau * ctx.dt),
         r=np.full(shape, 1.0 if m.decay_input else tau),
         v_leak=np.full(shape, v_reset),
-        v_threshold=_sj_threshold(m, v_reset, shape),
+        v_threshold=np.full(shape, float(m.v_threshold)),
         v_reset=np.full(shape, v_reset),
         metadata=meta,
     )
@@ -578,7 +589,7 @@ def _sj_if(m: Any, ctx: Ctx) -> Any:
     v_reset, meta = _sj_reset(m)
     return nir.IF(
         r=np.ones(ctx.shape),
-        v_threshold=_sj_threshold(m, v_reset, ctx.shape),
+        v_threshold=np.full(ctx.shape, float(m.v_threshold)),
         v_reset=np.full(ctx.shape, v_reset),
         metadata=meta,
     )
@@ -606,10 +617,11 @@ def _sinabs_common(m: Any) -> dict[str, Any]:
     if getattr(m, "tau_syn", None) is not None:
         raise UnsupportedOpError(f"Sinabs {type(m).__name__}: tau_syn is not converted")
     reset = type(m.reset_fn).__name__
+    ge = {COMPARE_KEY: ThresholdCompare.GE.value}  # SingleSpike: v_mem - threshold >= 0
     if reset == "MembraneSubtract" and getattr(m.reset_fn, "subtract_value", None) is None:
-        return _meta(ResetMode.SUBTRACT)
+        return {**_meta(ResetMode.SUBTRACT), **ge}
     if reset == "MembraneReset" and float(getattr(m.reset_fn, "reset_value", 0.0)) == 0.0:
-        return _meta(ResetMode.ZERO)
+        return {**_meta(ResetMode.ZERO), **ge}
     raise UnsupportedOpError(f"Sinabs {type(m).__name__}: reset_fn {m.reset_fn!r} does not convert")
 
 
