@@ -20,7 +20,7 @@ from snn_deploy.cli.main import cli
 from snn_deploy.errors import DesignRuleError
 from snn_deploy.frontends.nir import dump, load
 from snn_deploy.ir.net import Net
-from snn_deploy.ir.types import ResetMode
+from snn_deploy.ir.types import ResetMode, ResetTiming, ThresholdCompare
 from tests.backends.sim.test_against_reference import random_net
 from tests.conftest import NIR_FIXTURES, REPO
 from tests.graphs import every_node_type, multilevel_chain
@@ -59,6 +59,22 @@ CASES = {
     "wrap-and-saturate": {"big": True},
     "non-spiking-readout": {"non_spiking_last": True},
 }
+
+
+TIMING_CASES = {  # reset timings and threshold compares, run by MultiLevelLIF (§1.2)
+    "late-subtract": {"reset": ResetMode.SUBTRACT, "timing": ResetTiming.LATE},
+    "late-zero": {"timing": ResetTiming.LATE},
+    "carry-subtract": {"reset": ResetMode.SUBTRACT, "timing": ResetTiming.CARRY},
+    "ge-threshold": {"compare": ThresholdCompare.GE, "big": True},
+}
+
+
+@pytest.mark.parametrize("case", sorted(TIMING_CASES))
+def test_reset_timings_and_ge_threshold_bit_exact(case):
+    rng = np.random.default_rng(sorted(TIMING_CASES).index(case))
+    net = uniform(random_net(rng, **TIMING_CASES[case]))
+    x = (rng.random((1, 40, 6)) < 0.4).astype(np.int64)
+    assert_lava_equals_sim(net, {"x": x})
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
