@@ -108,9 +108,7 @@ def test_loihi2_compile_writes_no_netx_file_for_a_multi_level_model(tmp_path: Pa
         ("fpga-ice40up5k", "threshold-compare"),
     ],
 )
-def test_late_reset_and_ge_threshold_are_refused_by_name_with_the_target_files_reason(
-    target, rule
-):
+def test_late_reset_and_ge_threshold_are_refused_by_name_with_the_target_files_reason(target, rule):
     from snn_deploy.ir.types import ResetMode, ResetTiming, ThresholdCompare
 
     mode = (
