@@ -137,3 +137,13 @@ def test_snntorch_default_reset_runs_where_the_target_file_allows_it(target):
             compare=ThresholdCompare.GE,
         )
         check_design_rules(net, load_target(target))
+
+
+def test_the_fpga_backend_refuses_a_late_reset_itself():
+    """``fpga.lower`` checks the board rules, which include the target file's timings: the
+    RTL is never emitted with a reset it does not implement."""
+    from snn_deploy.ir.types import ResetMode, ResetTiming
+
+    net = random_net(np.random.default_rng(0), reset=ResetMode.SUBTRACT, timing=ResetTiming.LATE)
+    with pytest.raises(DesignRuleError, match=r"\[reset-timing\] p1"):
+        fpga.lower(net, load_target("fpga-artix7-35t"))
