@@ -313,9 +313,16 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
         out.append("<h2>Float vs quantized agreement</h2>")
         out.append(
             _table(
-                ["output", "prediction agreement"],
-                [[k, v["prediction_agreement"]] for k, v in agreement["outputs"].items()],
+                ["output", "prediction agreement", "undecided float", "undecided quantized"],
+                [
+                    [k, v["prediction_agreement"]]
+                    + [v.get(f"{w}_undecided_samples") for w in ("float", "quantized")]
+                    for k, v in agreement["outputs"].items()
+                ],
             )
         )
+        rule = agreement.get("decision_rule")  # reports written before the rule had none
+        if rule is not None:
+            out.append(f"<p>Decision rule: {html.escape(rule)}.</p>")
     out.append("</body></html>\n")
     return "\n".join(out)

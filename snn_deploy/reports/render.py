@@ -85,8 +85,31 @@ def _placement(placement: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _agreement(agreement: dict[str, Any] | None) -> list[str]:
+    """The float-vs-quantized agreement per output, and the decision rule it is counted by."""
+    if agreement is None:
+        return []
+    rows = [
+        [
+            name,
+            o["prediction_agreement"],
+            o["float_active_samples"],
+            o.get("float_undecided_samples"),  # reports written before the rule had none
+            o.get("quantized_undecided_samples"),
+        ]
+        for name, o in agreement["outputs"].items()
+    ]
+    headers = ["output", "prediction agreement", "float active", "undecided float", "quantized"]
+    return [
+        "Agreement with the float reference",
+        table(headers, rows),
+        f"decision rule: {agreement.get('decision_rule', 'not recorded')}",
+        "",
+    ]
+
+
 def summary(report: dict[str, Any]) -> str:
-    """The human-readable compile summary: resources, quantization and energy."""
+    """The human-readable compile summary: resources, quantization, agreement and energy."""
     res = report["resources"]
     out = [
         f"model {report['model']}  target {report['target']}  dt {report['dt']:g} s",
@@ -119,7 +142,13 @@ def summary(report: dict[str, Any]) -> str:
                 for p in report["quantization"]["projections"]
             ],
         ),
+        *(
+            f"input {name!r} |x| <= {r['max_abs']:g} ({r['source']}): the worst-case current "
+            "is sized for it"
+            for name, r in report["quantization"].get("inputs", {}).items()
+        ),
         "",
+        *_agreement(report.get("agreement")),
     ]
     out += summary_lines(report)
     return "\n".join(out)
