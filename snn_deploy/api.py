@@ -236,9 +236,10 @@ def lower_and_quantize(
     by the largest |u| observed instead of the worst case (the voltage saturates), and dense
     projections round with error compensation on the observed activity.
 
-    Inputs are taken as binary spikes (|x| <= 1) unless ``calibrate`` or the sample ``inputs``
-    hold larger (graded) payloads: then the worst case is sized for the largest |value| seen
-    in them (``quantize.input_ranges``; ``compile`` reports it).
+    Inputs are taken as binary spikes (|x| <= 1) unless the model declares a range (NIR
+    metadata ``snn_deploy.input_max``) or ``calibrate`` or the sample ``inputs`` hold larger
+    (graded) payloads: then the worst case is sized for that range or the largest |value| seen
+    (``quantize.input_ranges``; ``compile`` reports it).
     """
     _check_compile_memory(graph)
     method = "{method=calibrate}" if calibrate is not None else ""
@@ -251,7 +252,7 @@ def lower_and_quantize(
         x = check_inputs(float_net, calibrate)
         run = run_sim(float_net, x, fixed=False, record_state=True)
         calibration = measure(float_net, {**run.populations, **run.products, **x}, run.u)
-    ranges = input_ranges(float_net, _observed(float_net, calibrate, inputs))
+    ranges = input_ranges(float_net, _observed(float_net, calibrate, inputs), _declared(graph))
     ctx = PassContext(
         target=target,
         calibration=calibration,
@@ -274,6 +275,15 @@ def _observed(
     """The data a compile was given, by the option it came from, for ``input_ranges``."""
     given = (("--calibrate", calibrate), ("--inputs", inputs))
     return {k: check_inputs(net, v) for k, v in given if v is not None}
+
+
+def _declared(graph: Graph) -> dict[str, float]:
+    """The payload ranges the model's Input nodes declare (``snn_deploy.input_max``)."""
+    return {
+        k: v.payload_max
+        for k, v in graph.nodes.items()
+        if isinstance(v, n.Input) and v.payload_max is not None
+    }
 
 
 def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
@@ -389,7 +399,9 @@ def compile(
         "placement": utilization(net, tgt) if _placed(net) else None,
         "quantization": {
             **quantization(net),
-            "inputs": input_ranges(float_net, _observed(float_net, calibrate, inputs)),
+            "inputs": input_ranges(
+                float_net, _observed(float_net, calibrate, inputs), _declared(graph)
+            ),
         },
         "energy": None,
         "paper_energy": None,

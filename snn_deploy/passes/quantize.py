@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from snn_deploy.errors import PassError, QuantizationError
+from snn_deploy.errors import InputFileError, PassError, QuantizationError
 from snn_deploy.ir.net import (
     Attention,
     Net,
@@ -182,20 +182,28 @@ def quantize(
 
 
 def input_ranges(
-    net: Net, data: Mapping[str, Mapping[str, FloatArray]]
+    net: Net,
+    data: Mapping[str, Mapping[str, FloatArray]],
+    declared: Mapping[str, float] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per input of ``net``, the largest |payload| quantization sizes for, and where it is from.
 
-    Inputs are assumed binary spikes (|x| <= 1) unless the data the compile is given shows
-    larger (graded, integer) payloads: then the largest |value| observed in it. ``data`` maps
-    where the arrays came from (``--calibrate``, ``--inputs``) to ``{input name: [batch, time,
-    size]}`` arrays.
+    An input's range is the one the model declares (``declared``: NIR metadata
+    ``snn_deploy.input_max`` of the Input node); else binary spikes (|x| <= 1) unless the data
+    the compile is given shows larger (graded, integer) payloads: then the largest |value|
+    observed in it. ``data`` maps where the arrays came from (``--calibrate``, ``--inputs``) to
+    ``{input name: [batch, time, size]}`` arrays.
+
+    Raises:
+        InputFileError: the data holds a value beyond an input's declared range.
 
     Examples:
         >>> import numpy as np
         >>> net = Net(dt=1e-3, inputs={"x": (2,)}, populations={}, projections=(), outputs={})
         >>> input_ranges(net, {"--inputs": {"x": np.array([[[0.0, -7.0]]])}})
         {'x': {'max_abs': 7.0, 'source': 'observed in --inputs'}}
+        >>> input_ranges(net, {}, {"x": 15.0})
+        {'x': {'max_abs': 15.0, 'source': 'declared (snn_deploy.input_max)'}}
         >>> input_ranges(net, {})
         {'x': {'max_abs': 1.0, 'source': 'binary spikes (default)'}}
     """
@@ -203,7 +211,16 @@ def input_ranges(
     for name in net.inputs:
         seen = {k: float(np.max(np.abs(d[name]), initial=0.0)) for k, d in data.items()}
         where = max(seen, key=lambda k: seen[k], default=None)
-        if where is None or seen[where] <= 1.0:
+        bound = (declared or {}).get(name)
+        if bound is not None and where is not None and seen[where] > bound:
+            raise InputFileError(
+                f"input {name!r}: {where} holds |x| = {seen[where]:g}, beyond the range "
+                f"{bound:g} the model declares (metadata snn_deploy.input_max); the registers "
+                "would wrap"
+            )
+        if bound is not None:
+            out[name] = {"max_abs": bound, "source": "declared (snn_deploy.input_max)"}
+        elif where is None or seen[where] <= 1.0:
             out[name] = {"max_abs": 1.0, "source": "binary spikes (default)"}
         else:
             out[name] = {"max_abs": seen[where], "source": f"observed in {where}"}

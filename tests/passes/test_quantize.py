@@ -244,3 +244,25 @@ def test_graded_inputs_size_the_current_register_from_the_observed_range(tmp_pat
     assert errors[0] > 0.5 * top  # wrapped and saturated
     assert errors[1] < 0.01 * top  # weight rounding only
     assert "input 'input' |x| <= 100 (observed in --inputs)" in summary(graded.report)
+
+
+def test_a_declared_input_range_sizes_the_registers_and_bounds_the_data(tmp_path):
+    # NIR metadata snn_deploy.input_max on the Input node: sized for it with no data given;
+    # data beyond it is refused by name; it survives load -> dump
+    from snn_deploy.errors import InputFileError
+    from snn_deploy.frontends.nir import INPUT_MAX_KEY, dump
+
+    graph = nir.read(_graded_readout(tmp_path))
+    graph.nodes["input"].metadata[INPUT_MAX_KEY] = 100
+    nir.write(tmp_path / "declared.nir", graph)
+    result = compile_model(tmp_path / "declared.nir", "sim")
+    assert result.report["quantization"]["inputs"] == {
+        "input": {"max_abs": 100.0, "source": "declared (snn_deploy.input_max)"}
+    }
+    sized = compile_model(
+        _graded_readout(tmp_path), "sim", inputs={"input": np.full((1, 2, 4), 100)}
+    )
+    assert result.net.populations["li"].fixed.scale == sized.net.populations["li"].fixed.scale
+    with pytest.raises(InputFileError, match=r"'input': --inputs holds \|x\| = 101, beyond"):
+        compile_model(tmp_path / "declared.nir", "sim", inputs={"input": np.full((1, 2, 4), 101)})
+    assert dump(result.graph).nodes["input"].metadata == {INPUT_MAX_KEY: 100.0}
