@@ -407,6 +407,7 @@ def simulate(
                 "(they apply to model files)"
             )
         net = api.load_program(model)
+        x = api.read_inputs(inputs)
     else:
         graph = api.load(
             model,
@@ -415,10 +416,10 @@ def simulate(
             trust_pickle=trust_pickle,
             exporter=exporter,
         )
-        float_net, net = api.lower_and_quantize(graph, load_target(target), dt=dt)
+        x = api.read_inputs(inputs)  # graded payloads size the registers, as in compile
+        float_net, net = api.lower_and_quantize(graph, load_target(target), dt=dt, inputs=x)
         net = float_net if use_float else net
     expected = api.read_vectors(expect) if expect is not None else None
-    x = api.read_inputs(inputs)
     trace = api.simulate(
         net,
         x,
