@@ -38,6 +38,8 @@ from snn_deploy.limits import check_array, check_memory, read_npz
 from snn_deploy.passes import pipeline
 from snn_deploy.passes.base import PassContext
 from snn_deploy.passes.calibration import measure
+from snn_deploy.passes.quantize import input_ranges
+from snn_deploy.reports.decision import DECISION_RULE, NO_DECISION, decide
 from snn_deploy.reports.energy import activity, energy, paper_energy, trace_summary
 from snn_deploy.reports.html import render_html
 from snn_deploy.reports.placement import placement, utilization
@@ -118,9 +120,9 @@ def convert(
 ) -> tuple[nir.NIRGraph, dict[str, Any]]:
     """Convert a ReLU ANN (ONNX) to an IF SNN by threshold balancing on calibration inputs.
 
-    Returns the NIR graph and a report: the SNN's agreement with the ANN (same argmax on the
-    calibration inputs, rate-coded over ``steps`` steps) and the quantized run's agreement with
-    the float SNN.
+    Returns the NIR graph and a report: the SNN's agreement with the ANN (same prediction by
+    ``reports.decision.decide`` on the calibration inputs, rate-coded over ``steps`` steps) and
+    the quantized run's agreement with the float SNN.
     """
     from snn_deploy.frontends import onnx
 
@@ -137,8 +139,8 @@ def convert(
     float_trace = run_sim(float_net, {"input": spikes}, fixed=False)
     trace = run_sim(net, {"input": spikes}, fixed=True)
     (out,) = float_trace.outputs
-    snn_pred = float_trace.outputs[out].sum(axis=1).argmax(-1)
-    ann_pred = conversion.ann_outputs.reshape(len(snn_pred), -1).argmax(-1)
+    snn_pred = decide(float_trace.outputs[out].sum(axis=1))
+    ann_pred = decide(conversion.ann_outputs.reshape(len(snn_pred), -1))
     report = {
         "samples": len(snn_pred),
         "steps": steps,
@@ -239,6 +241,7 @@ def lower_and_quantize(
     passes: str | None = None,
     calibrate: Mapping[str, npt.ArrayLike] | None = None,
     dump_after: Any = None,
+    inputs: Mapping[str, npt.ArrayLike] | None = None,
 ) -> tuple[Net, Net]:
     """Run the pipeline; return the float net (after ``lower``) and the quantized net.
 
@@ -246,6 +249,11 @@ def lower_and_quantize(
     pipeline quantizes with ``method=calibrate``: the current register (which wraps) is sized
     by the largest |u| observed instead of the worst case (the voltage saturates), and dense
     projections round with error compensation on the observed activity.
+
+    Inputs are taken as binary spikes (|x| <= 1) unless the model declares a range (NIR
+    metadata ``snn_deploy.input_max``) or ``calibrate`` or the sample ``inputs`` hold larger
+    (graded) payloads: then the worst case is sized for that range or the largest |value| seen
+    (``quantize.input_ranges``; ``compile`` reports it).
     """
     _check_compile_memory(graph)
     method = "{method=calibrate}" if calibrate is not None else ""
@@ -258,7 +266,12 @@ def lower_and_quantize(
         x = check_inputs(float_net, calibrate)
         run = run_sim(float_net, x, fixed=False, record_state=True)
         calibration = measure(float_net, {**run.populations, **run.products, **x}, run.u)
-    ctx = PassContext(target=target, calibration=calibration)
+    ranges = input_ranges(float_net, _observed(float_net, calibrate, inputs), _declared(graph))
+    ctx = PassContext(
+        target=target,
+        calibration=calibration,
+        input_max={k: float(r["max_abs"]) for k, r in ranges.items()},
+    )
     net = pipeline.run(float_net, steps[1:], ctx, dump_after=dump_after, before=["lower"])
     if not (isinstance(net, Net) and net.quantized):
         raise PassError(
@@ -268,6 +281,25 @@ def lower_and_quantize(
     return float_net, net
 
 
+def _observed(
+    net: Net,
+    calibrate: Mapping[str, npt.ArrayLike] | None,
+    inputs: Mapping[str, npt.ArrayLike] | None,
+) -> dict[str, dict[str, npt.NDArray[np.float64]]]:
+    """The data a compile was given, by the option it came from, for ``input_ranges``."""
+    given = (("--calibrate", calibrate), ("--inputs", inputs))
+    return {k: check_inputs(net, v) for k, v in given if v is not None}
+
+
+def _declared(graph: Graph) -> dict[str, float]:
+    """The payload ranges the model's Input nodes declare (``snn_deploy.input_max``)."""
+    return {
+        k: v.payload_max
+        for k, v in graph.nodes.items()
+        if isinstance(v, n.Input) and v.payload_max is not None
+    }
+
+
 def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
     """How closely the quantized run follows the float reference on the same inputs.
 
@@ -275,10 +307,11 @@ def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
     value, for multi-level spikes), and the spike counts (events: a spike of any level counts
     once, as in the energy report). Slot agreement is inflated by sparsity (two silent runs
     agree on every slot), so each population also has spike-weighted figures and flags
-    (``spike_metrics``). Per output: the fraction of samples whose most active
-    output neuron (largest sum of spikes, i.e. of spike levels, or of voltage) is the same,
-    and how many samples have any float output activity (``float_active_samples``: on a silent
-    sample every neuron ties, so the prediction agrees trivially).
+    (``spike_metrics``). Per output: the fraction of samples with the same prediction
+    (``reports.decision.decide`` on the sum over time of spikes, i.e. of spike levels, or of
+    voltage; ``decision_rule`` states it), how many samples have any float output activity
+    (``float_active_samples``), and how many are undecided (every output equal, e.g. silent)
+    in the float and the quantized run: two undecided read-outs agree.
     """
     pops = {}
     for name, pop in net.populations.items():
@@ -297,11 +330,14 @@ def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
             1.0 if scale is None or net.populations[net.outputs[name]].spiking else scale.scale
         )
         f = float_trace.outputs[name].sum(axis=1)
+        pf, pq = decide(f), decide(q)
         outputs[name] = {
-            "prediction_agreement": float(np.mean(q.argmax(-1) == f.argmax(-1))),
+            "prediction_agreement": float(np.mean(pq == pf)),
             "float_active_samples": int(np.count_nonzero(np.any(f != 0, axis=-1))),
+            "float_undecided_samples": int(np.count_nonzero(pf == NO_DECISION)),
+            "quantized_undecided_samples": int(np.count_nonzero(pq == NO_DECISION)),
         }
-    return {"populations": pops, "outputs": outputs}
+    return {"decision_rule": DECISION_RULE, "populations": pops, "outputs": outputs}
 
 
 SATURATED_RATE = 0.95
@@ -386,7 +422,13 @@ def compile(
     tgt = load_target(target)
     graph = load(model, reset=reset, dt=dt, trust_pickle=trust_pickle, exporter=exporter)
     float_net, net = lower_and_quantize(
-        graph, tgt, dt=dt, passes=passes, calibrate=calibrate, dump_after=dump_after
+        graph,
+        tgt,
+        dt=dt,
+        passes=passes,
+        calibrate=calibrate,
+        dump_after=dump_after,
+        inputs=inputs,
     )
     check_design_rules(net, tgt)
     backend = _backend(tgt)
@@ -409,7 +451,12 @@ def compile(
         },
         "resources": resources(net, tgt),
         "placement": utilization(net, tgt) if _placed(net) else None,
-        "quantization": quantization(net),
+        "quantization": {
+            **quantization(net),
+            "inputs": input_ranges(
+                float_net, _observed(float_net, calibrate, inputs), _declared(graph)
+            ),
+        },
         "energy": None,
         "paper_energy": None,
         "activity": None,

@@ -42,6 +42,9 @@ COMPARE_KEY = "snn_deploy.threshold_compare"
 LEVELS_KEY = "snn_deploy.spike_levels"
 """Metadata of a spiking neuron node (LIF, CubaLIF, IF): its spike levels D, an int >= 1."""
 SCALE_KEY = "snn_deploy.voltage_scale"
+INPUT_MAX_KEY = "snn_deploy.input_max"
+"""Metadata of an Input node: the largest |payload| it will be fed, a number > 0
+(docs/SEMANTICS.md §3; absent: binary spikes unless the compile's data shows more)."""
 
 PRODUCT_PREFIX = "snn_deploy."
 """NIR type strings of our product nodes: ``snn_deploy.Attention``, ``snn_deploy.Gate``."""
@@ -210,7 +213,20 @@ def _levels(raw: Any) -> int:
     return int(value)
 
 
-_converter(nir.Input, n.Input)(lambda node, shape: {})
+def _input(node: Any, shape: tuple[int, ...]) -> dict[str, Any]:
+    """An Input node's declared payload range, if its metadata has one."""
+    if INPUT_MAX_KEY not in node.metadata:
+        return {}
+    value = np.asarray(node.metadata[INPUT_MAX_KEY])
+    if value.ndim != 0 or value.dtype.kind not in "iuf" or not 0 < float(value) < np.inf:
+        raise VerificationError(
+            f"metadata {INPUT_MAX_KEY!r} must be a finite number > 0, got "
+            f"{node.metadata[INPUT_MAX_KEY]!r}"
+        )
+    return {"payload_max": float(value)}
+
+
+_converter(nir.Input, n.Input)(_input)
 _converter(nir.Output, n.Output)(lambda node, shape: {})
 _converter(nir.Affine, n.Affine)(lambda node, shape: {"weight": node.weight, "bias": node.bias})
 _converter(nir.Linear, n.Linear)(lambda node, shape: {"weight": node.weight})
@@ -487,7 +503,8 @@ def dump(graph: Graph) -> nir.NIRGraph:
 def _to_nir(node: n.Node) -> Any:
     shape = np.array(node.in_shape)
     if isinstance(node, n.Input):
-        return nir.Input(input_type={"input": shape})
+        declared = {} if node.payload_max is None else {INPUT_MAX_KEY: node.payload_max}
+        return nir.Input(input_type={"input": shape}, metadata=declared)
     if isinstance(node, n.Output):
         return nir.Output(output_type={"output": shape})
     if isinstance(node, n.Attention):

@@ -66,7 +66,13 @@ def _field_equal(a: object, b: object) -> bool:
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Input(Node):
-    """Graph input: the data fed at each time step (binary or graded spikes, or values)."""
+    """Graph input: the data fed at each time step (binary or graded spikes, or values).
+
+    ``payload_max`` is the largest |value| the model declares it will be fed (NIR metadata
+    ``snn_deploy.input_max``), which quantization sizes registers for; None: not declared.
+    """
+
+    payload_max: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)

@@ -339,9 +339,17 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
         latency = report.get("latency") or {}
         out.append(
             _table(
-                ["output", "prediction agreement", "latency (steps)"],
                 [
-                    [k, v["prediction_agreement"], latency.get(k)]
+                    "output",
+                    "prediction agreement",
+                    "undecided float",
+                    "undecided quantized",
+                    "latency (steps)",
+                ],
+                [
+                    [k, v["prediction_agreement"]]
+                    + [v.get(f"{w}_undecided_samples") for w in ("float", "quantized")]
+                    + [latency.get(k)]
                     for k, v in agreement["outputs"].items()
                 ],
             )
@@ -361,5 +369,8 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
                 ],
             )
         )
+        rule = agreement.get("decision_rule")  # reports written before the rule had none
+        if rule is not None:
+            out.append(f"<p>Decision rule: {html.escape(rule)}.</p>")
     out.append("</body></html>\n")
     return "\n".join(out)

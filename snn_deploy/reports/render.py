@@ -86,7 +86,7 @@ def _placement(placement: dict[str, Any] | None) -> list[str]:
 
 
 def summary(report: dict[str, Any]) -> str:
-    """The human-readable compile summary: resources, quantization and energy."""
+    """The human-readable compile summary: resources, quantization, agreement and energy."""
     res = report["resources"]
     out = [
         f"model {report['model']}  target {report['target']}  dt {report['dt']:g} s",
@@ -119,6 +119,11 @@ def summary(report: dict[str, Any]) -> str:
                 for p in report["quantization"]["projections"]
             ],
         ),
+        *(
+            f"input {name!r} |x| <= {r['max_abs']:g} ({r['source']}): the worst-case current "
+            "is sized for it"
+            for name, r in report["quantization"].get("inputs", {}).items()
+        ),
         "",
     ]
     out += _agreement(report.get("agreement"), report.get("latency") or {})
@@ -144,13 +149,22 @@ def _agreement(agreement: dict[str, Any] | None, latency: dict[str, int]) -> lis
         for k, p in pops.items()
     ]
     outputs = [
-        [k, o["prediction_agreement"], o["float_active_samples"], latency.get(k)]
+        [
+            k,
+            o["prediction_agreement"],
+            o["float_active_samples"],
+            o.get("float_undecided_samples"),  # reports written before the rule had none
+            o.get("quantized_undecided_samples"),
+            latency.get(k),
+        ]
         for k, o in agreement.get("outputs", {}).items()
     ]
     headers = ["population", "float spikes", "quant. spikes", "slots", "F1", "count r", "flag"]
+    columns = ["output", "prediction", "active samples", "undecided float", "quantized"]
     return [
         "Agreement, quantized vs float reference",
         table(headers, rows),
-        table(["output", "prediction", "active samples", "latency (steps)"], outputs),
+        table([*columns, "latency (steps)"], outputs),
+        f"decision rule: {agreement.get('decision_rule', 'not recorded')}",
         "",
     ]

@@ -66,8 +66,8 @@ def emit(
     Args:
         program: from ``lower``.
         out_dir: an existing folder.
-        inputs: stimulus, ``[batch, time, size]`` integers per input name; default: one
-            sample of ``DEFAULT_STEPS`` random spikes (seed 0).
+        inputs: stimulus, ``[batch, time, *shape]`` integers per input name; default: one
+            sample of ``DEFAULT_STEPS`` random spikes (seed 0) of each input's shape.
         expected: the simulator's output per population and product unit for ``inputs`` (the
             testbench checks against it with ``+check``); default: computed with the sim
             backend.
@@ -77,9 +77,9 @@ def emit(
     """
     if inputs is None:
         rng = np.random.default_rng(0)
-        inputs = {
-            k: (rng.random((1, DEFAULT_STEPS, n)) < 0.3).astype(np.int64)
-            for k, n in program.inputs.items()
+        inputs = {  # shaped like the input ([batch, time, *shape]): the simulator checks it
+            k: (rng.random((1, DEFAULT_STEPS, *shape)) < 0.3).astype(np.int64)
+            for k, shape in program.net.inputs.items()
         }
     if expected is None:
         trace = simulate(program.net, inputs)

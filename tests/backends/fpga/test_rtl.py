@@ -207,3 +207,19 @@ def test_inputs_outside_the_input_width_are_rejected():
     program = fpga.lower(random_net(np.random.default_rng(0)), TARGET)
     with pytest.raises(InputFileError, match=r"\[-128, 127\]"):
         fpga.run(program, {"x": np.full((1, 3, 6), 300)})
+
+
+@pytest.mark.toolchain("iverilog")
+@pytest.mark.parametrize("shape", [(2, 3), (1, 3, 2)], ids=["C,T", "C,H,W"])
+def test_default_stimulus_of_a_multidimensional_input(tmp_path, monkeypatch, shape):
+    # with no inputs, emit writes a random stimulus: shaped like the input, not flat
+    monkeypatch.setattr("snn_deploy.backends.fpga.synth.yosys_command", lambda: None)
+    net = random_net(np.random.default_rng(0))
+    program = fpga.lower(net.replace(inputs={"x": shape}), TARGET)
+    fpga.emit(program, tmp_path)
+    rtl = ["tb.v", "snn_top.v", "lif_core.v", "hist_ram.v"]
+    subprocess.run(["iverilog", "-o", "sim.vvp", *rtl], cwd=tmp_path, check=True)
+    log = subprocess.run(
+        ["vvp", "-n", "sim.vvp", "+check"], cwd=tmp_path, check=True, capture_output=True, text=True
+    ).stdout
+    assert "PASS" in log
