@@ -105,7 +105,7 @@ def test_loihi2_compile_writes_no_netx_file_for_a_multi_level_model(tmp_path: Pa
         ("loihi2-netx", "reset-timing"),
         ("fpga-artix7-35t", "reset-timing"),
         ("loihi1", "threshold-compare"),
-        ("fpga-ice40up5k", "threshold-compare"),
+        ("loihi2-netx", "threshold-compare"),
     ],
 )
 def test_late_reset_and_ge_threshold_are_refused_by_name_with_the_target_files_reason(target, rule):

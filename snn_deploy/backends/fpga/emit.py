@@ -28,7 +28,7 @@ from snn_deploy.backends.fpga.lower import (
 )
 from snn_deploy.backends.sim.run import simulate
 from snn_deploy.ir.net import Attention
-from snn_deploy.ir.types import ResetMode
+from snn_deploy.ir.types import ResetMode, ThresholdCompare
 
 NETLIST_SCHEMA = "snn-deploy-fpga-netlist/1"
 TEMPLATES = ("lif_core.v", "hist_ram.v")
@@ -386,6 +386,7 @@ def top_verilog(program: Program) -> str:
             "SB": spec.voltage.width,
             "SPIKING": int(c.pop.spiking),
             "SUBTRACT": int(c.pop.reset is ResetMode.SUBTRACT),
+            "GE": int(c.pop.threshold_compare is ThresholdCompare.GE),
             # binary cores keep the template defaults (LEVELS = LB = 1): their RTL is unchanged
             **(
                 {"LEVELS": c.pop.levels, "LB": c.pop.levels.bit_length()}
