@@ -2,7 +2,8 @@
 
 ``to_nir(model)`` walks a ``torch.nn.Sequential`` chain (nested Sequentials and Norse's
 ``SequentialState`` are flattened) and converts each module with a small registered converter
-(``_CONVERTERS``, keyed by the module's class, found along its MRO). ``load(source)`` reads a
+(``_CONVERTERS``, keyed by the module's class, found along its MRO). Nodes are named after the
+modules (``_names``: the model's own names, else ``<class><layer>``). ``load(source)`` reads a
 file (formats below) or takes a live module, and hands the NIR graph to ``frontends.nir.load``.
 
 The converters write each framework's discrete-time neuron in the terms of docs/SEMANTICS.md
@@ -654,16 +655,46 @@ def _sinabs_sumpool(m: Any, ctx: Ctx) -> Any:
 # ---------------------------------------------------------------- graph building
 
 
-def _modules(model: torch.nn.Module, prefix: str = "") -> list[tuple[str, torch.nn.Module]]:
-    """The chain of leaf modules of nested ``torch.nn.Sequential`` containers."""
+def _modules(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    """The chain of leaf modules of nested ``torch.nn.Sequential`` containers, with the names
+    the graph's nodes get (``_names``)."""
+    leaves = _leaves(model)
+    return list(zip(_names(leaves), [m for _, m in leaves], strict=True))
+
+
+def _leaves(
+    model: torch.nn.Module, path: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], torch.nn.Module]]:
     _resolve_registered()
     if isinstance(model, torch.nn.Sequential):
-        out: list[tuple[str, torch.nn.Module]] = []
+        out: list[tuple[tuple[str, ...], torch.nn.Module]] = []
         for name, child in model.named_children():
-            out += _modules(child, f"{prefix}{name}_")
+            out += _leaves(child, (*path, name))
         return out
     _lookup(model)
-    return [(prefix.rstrip("_") or type(model).__name__, model)]
+    return [(path, model)]
+
+
+def _names(leaves: list[tuple[tuple[str, ...], torch.nn.Module]]) -> list[str]:
+    """Node names: the module's own name (``fc1``; nested names joined by ``_``) where the
+    model gives one, else ``<class><layer>`` (``linear1``, ``leaky1``, ``linear2``,
+    ``synaptic2``): the lower-cased class name and the number of the layer, a layer being
+    everything up to and including its neuron. ``Sequential`` indices (``0``, ``1``) are not
+    names. A repeated name gets ``_2``, ``_3``."""
+    out: list[str] = []
+    taken = {"input", "output"}
+    layer = 1
+    for path, module in leaves:
+        given = [p for p in path if not p.isdigit()]
+        base = "_".join(path) if given else f"{type(module).__name__.lower()}{layer}"
+        name, i = base, 2
+        while name in taken:
+            name, i = f"{base}_{i}", i + 1
+        taken.add(name)
+        out.append(name)
+        if _lookup(module) not in _STATELESS:
+            layer += 1
+    return out
 
 
 def _has_converter(module: torch.nn.Module) -> bool:
