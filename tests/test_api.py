@@ -116,3 +116,14 @@ def test_compiling_a_tiny_net_for_every_target_family_warns_nothing(tmp_path: Pa
             html = (tmp_path / target / "report.html").read_text()
             assert "<h2>Placement</h2>" in html
     assert "not modelled" in (tmp_path / "fpga-ice40up5k" / "report.html").read_text()
+
+
+def test_save_refuses_what_a_safe_file_cannot_hold(tmp_path: Path) -> None:
+    """Norse's ``LIFParameters`` (a class) is not stored: a custom one is refused, not lost."""
+    norse = pytest.importorskip("norse.torch")
+    default = torch.nn.Sequential(torch.nn.Linear(3, 3), norse.LIFCell())
+    assert sd.save(default, tmp_path / "default.pt").is_file()
+    custom = norse.LIFCell(norse.LIFParameters(tau_mem_inv=torch.tensor(50.0)))
+    with pytest.raises(UnsupportedOpError, match=r"lifcell1.*tau_mem.*save the model as NIR"):
+        sd.save(torch.nn.Sequential(torch.nn.Linear(3, 3), custom), tmp_path / "custom.pt")
+    assert not (tmp_path / "custom.pt").exists()
