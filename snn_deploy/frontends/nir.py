@@ -322,6 +322,7 @@ def load(
     origin: Path | None = None,
     exporter: str | None = None,
     dt: float = DEFAULT_DT,
+    detect_exporter: bool = True,
 ) -> Graph:
     """Convert a NIR graph (or ``.nir`` file) into a verified IR graph.
 
@@ -329,6 +330,8 @@ def load(
         source: a path to a ``.nir`` file or an in-memory ``nir.NIRGraph``.
         reset: override the reset mode of every spiking neuron (NIR files do not record it).
         origin: the file an in-memory graph was read from, for error messages.
+        detect_exporter: warn when the graph looks like a framework exporter's output read
+            without its ``exporter`` profile; off for graphs our own converters wrote.
         exporter: read the graph with this exporter's conventions (``frontends.exporters``:
             ``NAME`` or ``NAME{dt=SECONDS}``); None reads plain NIR and warns when the graph
             carries a known exporter's signature.
@@ -350,7 +353,7 @@ def load(
         exporters.parse(exporter) if exporter else (None, None, True)
     )
     if profile is None:
-        found = exporters.detect(flat_nodes, edges)
+        found = exporters.detect(flat_nodes, edges) if detect_exporter else None
         if found is not None:
             warnings.warn(
                 f"{where} looks like a {found[0]} export ({found[1]}); pass --exporter "

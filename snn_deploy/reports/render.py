@@ -77,9 +77,13 @@ def _placement(placement: dict[str, Any] | None) -> list[str]:
         for c in placement["cores"]
     ]
     headers = ["chip", "core", "neurons", "%", "synapse bits", "%", "fan-in", "%", "fan-out", "%"]
+    if all(v is None for r in rows for v in r[3::2]):  # no per-core limits: no percentages
+        keep = [0, 1, 2, 4, 6, 8]
+        headers, rows = [headers[i] for i in keep], [[r[i] for i in keep] for r in rows]
+    bound = placement["cores_lower_bound"]
     return [
-        f"Placement: {placement['cores_used']} cores on {placement['chips_used']} chips "
-        f"(lower bound {placement['cores_lower_bound']})",
+        f"Placement: {placement['cores_used']} cores on {placement['chips_used']} chips"
+        + ("" if bound is None else f" (lower bound {bound})"),
         table(headers, rows),
         "",
     ]
@@ -100,7 +104,8 @@ def summary(report: dict[str, Any]) -> str:
             ],
         ),
         f"total: {res['neurons']} neurons, {res['synapses']} synapses "
-        f"({res['synapse_bits']} weight bits), cores >= {_fmt(res['cores_lower_bound'])}",
+        f"({res['synapse_bits']} weight bits)"
+        + ("" if res["cores_lower_bound"] is None else f", cores >= {res['cores_lower_bound']}"),
         "",
         *_placement(report.get("placement")),
         "Quantization",

@@ -111,9 +111,9 @@ def test_our_nodes_match_the_snntorch_exporter_at_its_dt():
 
     model = _model("Leaky", "zero", reset_delay=False)
     mine = to_nir(model, dt=DT)
-    for index in ("1", "3"):
-        theirs = _extract_snntorch_module(model[int(index)])
-        ours_node = mine.nodes[index]
+    for index, name in ((1, "leaky1"), (3, "synaptic2")):  # names: docs/FRONTENDS.md §1
+        theirs = _extract_snntorch_module(model[index])
+        ours_node = mine.nodes[name]
         assert type(theirs) is type(ours_node)
         for field in ("tau", "tau_mem", "tau_syn", "r", "w_in", "v_threshold"):
             if hasattr(theirs, field):

@@ -90,7 +90,7 @@ def test_conv_batchnorm_model_batchnorm_folded():
         functional.reset_net(head)
         fw = head(x).numpy()
     result = ours(head, x, input_shape=(2, 6, 6))
-    assert result["graph"].nodes["0_0"].__class__.__name__ == "Conv2d"
+    assert result["graph"].nodes["conv2d1"].__class__.__name__ == "Conv2d"
     assert abs(float(fw.sum()) - float(result["float"].sum())) <= 0.1 * fw.sum() + 2
 
 
