@@ -7,9 +7,9 @@ import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import nir
 import numpy as np
@@ -38,6 +38,8 @@ from snn_deploy.limits import check_array, check_memory, read_npz
 from snn_deploy.passes import pipeline
 from snn_deploy.passes.base import PassContext
 from snn_deploy.passes.calibration import measure
+from snn_deploy.passes.quantize import input_ranges
+from snn_deploy.reports.decision import DECISION_RULE, NO_DECISION, decide
 from snn_deploy.reports.energy import activity, energy, paper_energy, trace_summary
 from snn_deploy.reports.html import render_html
 from snn_deploy.reports.placement import placement, utilization
@@ -47,6 +49,9 @@ from snn_deploy.reports.verification import PREFIXES, Verification, compare, rec
 from snn_deploy.target.load import load_target
 from snn_deploy.target.rules import check_design_rules
 from snn_deploy.target.schema import Target
+
+if TYPE_CHECKING:
+    import torch
 
 REPORT_SCHEMA = "snn-deploy-report/1"
 VERIFY_TARGETS = ("sim", "loihi-sim", "rtl")
@@ -65,18 +70,27 @@ class CompileResult:
     files: tuple[Path, ...]
 
 
+Model: TypeAlias = "str | Path | nir.NIRGraph | torch.nn.Module"
+"""What ``load`` and ``compile`` take: a model file, a ``nir.NIRGraph`` or a live
+``torch.nn.Module`` (torch is imported only when a module is given)."""
+
+
 def load(
-    path: str | Path,
+    path: Model,
     *,
     reset: ResetMode | None = None,
     dt: float = DEFAULT_DT,
     trust_pickle: bool = False,
     exporter: str | None = None,
+    input_shape: Sequence[int] | None = None,
 ) -> Graph:
-    """Load a model file into a verified graph, choosing the frontend by file suffix.
+    """Load a model into a verified graph; a file's frontend is chosen by its suffix.
 
     Args:
-        path: the model (``.nir``, ``.net``, ``.pt``/``.pth``, ``.onnx``: docs/FRONTENDS.md).
+        path: a model file (``.nir``, ``.net``, ``.pt``/``.pth``, ``.onnx``:
+            docs/FRONTENDS.md), an in-memory ``nir.NIRGraph``, or a live ``torch.nn.Module`` of
+            snnTorch, Norse, SpikingJelly, Sinabs or ``snn_deploy.nn`` layers (a ``Sequential``
+            chain, or model code traced with ``torch.fx``: docs/FRONTENDS.md §6).
         reset: override the reset mode of every spiking neuron.
         dt: the compile time step; PyTorch models and NIR files read with an ``exporter``
             profile are converted so that their per-step dynamics hold exactly at it.
@@ -84,10 +98,19 @@ def load(
         exporter: the framework whose NIR exporter wrote a ``.nir`` file (``snntorch``,
             ``norse``, ...; ``NAME{dt=SECONDS}`` for its time step; docs/FRONTENDS.md §7);
             ``lava-dl`` for a ``.net`` file, read as it is.
+        input_shape: per-sample input shape of a live module (without batch and time);
+            needed unless it starts with a ``Linear``.
 
     Raises:
-        UsageError: ``exporter`` given for a file it does not apply to.
+        UsageError: ``exporter`` given for a file it does not apply to, or ``input_shape``
+            for a model that is not a live module.
     """
+    if not isinstance(path, str | Path):
+        return _load_live(path, reset=reset, dt=dt, exporter=exporter, input_shape=input_shape)
+    if input_shape is not None:
+        raise UsageError(
+            "input_shape applies to a live torch.nn.Module; a file declares its own shapes"
+        )
     path = Path(path)
     frontends = get_all_frontends()
     if path.suffix not in frontends:
@@ -108,6 +131,80 @@ def load(
     return frontends[path.suffix]()(path, **options)  # type: ignore[no-any-return]
 
 
+def _load_live(
+    model: Any,
+    *,
+    reset: ResetMode | None,
+    dt: float,
+    exporter: str | None,
+    input_shape: Sequence[int] | None,
+) -> Graph:
+    """A ``nir.NIRGraph`` or a live ``torch.nn.Module`` -> verified graph."""
+    if isinstance(model, nir.NIRGraph):
+        if input_shape is not None:
+            raise UsageError("input_shape applies to a live torch.nn.Module, not a NIR graph")
+        return nir_frontend.load(model, reset=reset, exporter=exporter, dt=dt)
+    if exporter is not None:
+        raise UsageError(
+            f"exporter {exporter!r} applies to .nir files; a live module is read from its own "
+            "modules, whose conventions the converter knows"
+        )
+    import torch
+
+    from snn_deploy.frontends import torch as torch_frontend
+
+    if not isinstance(model, torch.nn.Module):
+        raise UsageError(
+            f"a model is a file path, a nir.NIRGraph or a torch.nn.Module; got "
+            f"{type(model).__name__}"
+        )
+    shape = tuple(int(d) for d in input_shape) if input_shape is not None else None
+    return torch_frontend.load(model, reset=reset, dt=dt, input_shape=shape)
+
+
+def save(
+    model: torch.nn.Module,
+    path: str | Path,
+    *,
+    dt: float | None = None,
+    input_shape: Sequence[int] | None = None,
+) -> Path:
+    """Write a live ``torch.nn.Sequential`` SNN as a safe checkpoint (docs/FRONTENDS.md §1).
+
+    The file is ``{"architecture": [[class, kwargs], ...], "names": [...], "state_dict": ...}``
+    (plus ``dt`` and ``input_shape`` when given), read back without running code. Every
+    constructor argument is read from the module (``reset_mechanism``, ``reset_delay``,
+    ``bias``, ``dtype``, ...), and the checkpoint is rebuilt and converted before it is
+    written: if the rebuilt model converts to a different graph, nothing is written.
+
+    Args:
+        model: a (nested) ``Sequential`` of supported modules (``frontends.torch.supported``).
+        path: the ``.pt``/``.pth`` file to write.
+        dt: the time step to compile it with, stored in the file.
+        input_shape: per-sample input shape, stored in the file; needed at compile time
+            unless the model starts with a ``Linear``.
+
+    Returns:
+        The path written.
+
+    Raises:
+        UsageError: ``path`` is not a ``.pt``/``.pth`` file.
+        UnsupportedOpError: a module has no converter, the model is not a ``Sequential``, or a
+            constructor argument cannot be stored safely.
+    """
+    import torch
+
+    from snn_deploy.frontends import torch as torch_frontend
+
+    path = Path(path)
+    if path.suffix not in (".pt", ".pth"):
+        raise UsageError(f"{path}: a checkpoint is a .pt or .pth file")
+    shape = tuple(int(d) for d in input_shape) if input_shape is not None else None
+    ckpt = torch_frontend.checkpoint(model, dt=dt, input_shape=shape)
+    torch.save(ckpt, path)
+    return path
+
+
 def convert(
     model: Path,
     calibrate: Mapping[str, npt.ArrayLike],
@@ -118,9 +215,9 @@ def convert(
 ) -> tuple[nir.NIRGraph, dict[str, Any]]:
     """Convert a ReLU ANN (ONNX) to an IF SNN by threshold balancing on calibration inputs.
 
-    Returns the NIR graph and a report: the SNN's agreement with the ANN (same argmax on the
-    calibration inputs, rate-coded over ``steps`` steps) and the quantized run's agreement with
-    the float SNN.
+    Returns the NIR graph and a report: the SNN's agreement with the ANN (same prediction by
+    ``reports.decision.decide`` on the calibration inputs, rate-coded over ``steps`` steps) and
+    the quantized run's agreement with the float SNN.
     """
     from snn_deploy.frontends import onnx
 
@@ -137,8 +234,8 @@ def convert(
     float_trace = run_sim(float_net, {"input": spikes}, fixed=False)
     trace = run_sim(net, {"input": spikes}, fixed=True)
     (out,) = float_trace.outputs
-    snn_pred = float_trace.outputs[out].sum(axis=1).argmax(-1)
-    ann_pred = conversion.ann_outputs.reshape(len(snn_pred), -1).argmax(-1)
+    snn_pred = decide(float_trace.outputs[out].sum(axis=1))
+    ann_pred = decide(conversion.ann_outputs.reshape(len(snn_pred), -1))
     report = {
         "samples": len(snn_pred),
         "steps": steps,
@@ -239,6 +336,7 @@ def lower_and_quantize(
     passes: str | None = None,
     calibrate: Mapping[str, npt.ArrayLike] | None = None,
     dump_after: Any = None,
+    inputs: Mapping[str, npt.ArrayLike] | None = None,
 ) -> tuple[Net, Net]:
     """Run the pipeline; return the float net (after ``lower``) and the quantized net.
 
@@ -246,6 +344,11 @@ def lower_and_quantize(
     pipeline quantizes with ``method=calibrate``: the current register (which wraps) is sized
     by the largest |u| observed instead of the worst case (the voltage saturates), and dense
     projections round with error compensation on the observed activity.
+
+    Inputs are taken as binary spikes (|x| <= 1) unless the model declares a range (NIR
+    metadata ``snn_deploy.input_max``) or ``calibrate`` or the sample ``inputs`` hold larger
+    (graded) payloads: then the worst case is sized for that range or the largest |value| seen
+    (``quantize.input_ranges``; ``compile`` reports it).
     """
     _check_compile_memory(graph)
     method = "{method=calibrate}" if calibrate is not None else ""
@@ -258,7 +361,12 @@ def lower_and_quantize(
         x = check_inputs(float_net, calibrate)
         run = run_sim(float_net, x, fixed=False, record_state=True)
         calibration = measure(float_net, {**run.populations, **run.products, **x}, run.u)
-    ctx = PassContext(target=target, calibration=calibration)
+    ranges = input_ranges(float_net, _observed(float_net, calibrate, inputs), _declared(graph))
+    ctx = PassContext(
+        target=target,
+        calibration=calibration,
+        input_max={k: float(r["max_abs"]) for k, r in ranges.items()},
+    )
     net = pipeline.run(float_net, steps[1:], ctx, dump_after=dump_after, before=["lower"])
     if not (isinstance(net, Net) and net.quantized):
         raise PassError(
@@ -268,6 +376,25 @@ def lower_and_quantize(
     return float_net, net
 
 
+def _observed(
+    net: Net,
+    calibrate: Mapping[str, npt.ArrayLike] | None,
+    inputs: Mapping[str, npt.ArrayLike] | None,
+) -> dict[str, dict[str, npt.NDArray[np.float64]]]:
+    """The data a compile was given, by the option it came from, for ``input_ranges``."""
+    given = (("--calibrate", calibrate), ("--inputs", inputs))
+    return {k: check_inputs(net, v) for k, v in given if v is not None}
+
+
+def _declared(graph: Graph) -> dict[str, float]:
+    """The payload ranges the model's Input nodes declare (``snn_deploy.input_max``)."""
+    return {
+        k: v.payload_max
+        for k, v in graph.nodes.items()
+        if isinstance(v, n.Input) and v.payload_max is not None
+    }
+
+
 def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
     """How closely the quantized run follows the float reference on the same inputs.
 
@@ -275,10 +402,11 @@ def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
     value, for multi-level spikes), and the spike counts (events: a spike of any level counts
     once, as in the energy report). Slot agreement is inflated by sparsity (two silent runs
     agree on every slot), so each population also has spike-weighted figures and flags
-    (``spike_metrics``). Per output: the fraction of samples whose most active
-    output neuron (largest sum of spikes, i.e. of spike levels, or of voltage) is the same,
-    and how many samples have any float output activity (``float_active_samples``: on a silent
-    sample every neuron ties, so the prediction agrees trivially).
+    (``spike_metrics``). Per output: the fraction of samples with the same prediction
+    (``reports.decision.decide`` on the sum over time of spikes, i.e. of spike levels, or of
+    voltage; ``decision_rule`` states it), how many samples have any float output activity
+    (``float_active_samples``), and how many are undecided (every output equal, e.g. silent)
+    in the float and the quantized run: two undecided read-outs agree.
     """
     pops = {}
     for name, pop in net.populations.items():
@@ -297,11 +425,14 @@ def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
             1.0 if scale is None or net.populations[net.outputs[name]].spiking else scale.scale
         )
         f = float_trace.outputs[name].sum(axis=1)
+        pf, pq = decide(f), decide(q)
         outputs[name] = {
-            "prediction_agreement": float(np.mean(q.argmax(-1) == f.argmax(-1))),
+            "prediction_agreement": float(np.mean(pq == pf)),
             "float_active_samples": int(np.count_nonzero(np.any(f != 0, axis=-1))),
+            "float_undecided_samples": int(np.count_nonzero(pf == NO_DECISION)),
+            "quantized_undecided_samples": int(np.count_nonzero(pq == NO_DECISION)),
         }
-    return {"populations": pops, "outputs": outputs}
+    return {"decision_rule": DECISION_RULE, "populations": pops, "outputs": outputs}
 
 
 SATURATED_RATE = 0.95
@@ -339,8 +470,8 @@ def spike_metrics(f: npt.NDArray[Any], q: npt.NDArray[Any]) -> dict[str, Any]:
 
 
 def compile(
-    model: str | Path,
-    target: str | Path,
+    model: Model,
+    target: str | Path = "sim",
     *,
     out_dir: str | Path | None = None,
     dt: float = DEFAULT_DT,
@@ -355,12 +486,18 @@ def compile(
     reads: Sequence[str | Path] = (),
     record_state: bool = False,
     exporter: str | None = None,
+    input_shape: Sequence[int] | None = None,
 ) -> CompileResult:
     """Compile ``model`` for ``target``; write artefacts to ``out_dir`` all at once, or nothing.
 
+    Loads the model (``load``), runs the pipeline ``lower{dt},quantize,map`` (or ``passes``),
+    checks the target's design rules, lowers it for the target's backend and reports resources,
+    placement and quantization; with ``inputs``, also runs it and the float reference.
+
     Args:
-        model: a model file (``.nir``).
-        target: a built-in target name or a TOML path.
+        model: a model file (``.nir``, ``.net``, ``.pt``/``.pth``, ``.onnx``), a
+            ``nir.NIRGraph`` or a live ``torch.nn.Module`` (see ``load``).
+        target: a built-in target name (``snn-deploy targets``) or a TOML path.
         out_dir: where to write, all at once when the whole compile succeeded; an existing
             folder is replaced only if snn-deploy wrote it (``snn_deploy.outdir``).
         dt: seconds per time step for discretising continuous-time NIR neurons.
@@ -370,7 +507,7 @@ def compile(
             the energy report counts the events, the report gives the float-vs-quantized
             agreement, and the inputs and outputs are written as test vectors.
         calibrate: calibration inputs for the quantizer (see ``lower_and_quantize``).
-        passes: a pipeline string replacing the default ``lower{dt=...},quantize``.
+        passes: a pipeline string replacing the default ``lower{dt=...},quantize,map``.
         dump_after: called with (pass name, IR) after each pass.
         progress: called as ``progress(done, total)`` while the program runs on ``inputs``.
         force: replace an existing ``out_dir`` that snn-deploy did not write.
@@ -378,15 +515,40 @@ def compile(
         record_state: also write every population's ``u`` and ``v`` on ``inputs`` into the
             test vectors, so that ``verify`` compares the neuron state too.
         exporter: the framework whose NIR exporter wrote ``model`` (see ``load``).
+        input_shape: per-sample input shape of a live module (see ``load``).
+
+    Returns:
+        The graph, the float and quantized nets, the report (``report.json``'s content) and
+        the files written.
+
+    Examples:
+        >>> import snn_deploy as sd  # doctest: +SKIP
+        >>> result = sd.compile(model, "sim", inputs={"input": x}, out_dir="out")  # doctest: +SKIP
+        >>> sd.verify("out").passed  # doctest: +SKIP
+        True
     """
-    model = Path(model)
+    source = Path(model) if isinstance(model, str | Path) else None
     target_file = [target] if Path(target).suffix == ".toml" else []
+    files_read = [*([source] if source is not None else []), *target_file, *reads]
     if out_dir is not None:  # refuse before any work
-        out_dir = outdir.check(out_dir, reads=[model, *target_file, *reads], force=force)
+        out_dir = outdir.check(out_dir, reads=files_read, force=force)
     tgt = load_target(target)
-    graph = load(model, reset=reset, dt=dt, trust_pickle=trust_pickle, exporter=exporter)
+    graph = load(
+        source if source is not None else model,
+        reset=reset,
+        dt=dt,
+        trust_pickle=trust_pickle,
+        exporter=exporter,
+        input_shape=input_shape,
+    )
     float_net, net = lower_and_quantize(
-        graph, tgt, dt=dt, passes=passes, calibrate=calibrate, dump_after=dump_after
+        graph,
+        tgt,
+        dt=dt,
+        passes=passes,
+        calibrate=calibrate,
+        dump_after=dump_after,
+        inputs=inputs,
     )
     check_design_rules(net, tgt)
     backend = _backend(tgt)
@@ -394,11 +556,13 @@ def compile(
     report: dict[str, Any] = {
         "schema": REPORT_SCHEMA,
         "snn_deploy_version": __version__,
-        "model": model.name,
+        "model": source.name if source is not None else type(model).__name__,
         "target": tgt.name,
         "backend": tgt.backend,
         "dt": net.dt,
-        "provenance": provenance(model, tgt, inputs=inputs, calibrate=calibrate),
+        "provenance": provenance(
+            source if source is not None else graph, tgt, inputs=inputs, calibrate=calibrate
+        ),
         "latency": latency(graph, net.dt),
         "graph": {
             "nodes": len(graph.nodes),
@@ -409,7 +573,12 @@ def compile(
         },
         "resources": resources(net, tgt),
         "placement": utilization(net, tgt) if _placed(net) else None,
-        "quantization": quantization(net),
+        "quantization": {
+            **quantization(net),
+            "inputs": input_ranges(
+                float_net, _observed(float_net, calibrate, inputs), _declared(graph)
+            ),
+        },
         "energy": None,
         "paper_energy": None,
         "activity": None,
@@ -455,7 +624,7 @@ def latency(graph: Graph, dt: float) -> dict[str, int]:
 
 
 def provenance(
-    model: Path,
+    model: Path | Graph,
     target: Target,
     *,
     inputs: Mapping[str, npt.ArrayLike] | None = None,
@@ -464,9 +633,10 @@ def provenance(
     """The sha256 of everything a compile read, so that ``report --compare`` can say which changed.
 
     Files (the model, the target file and its arithmetic in ``targets/formats/``) are hashed as
-    bytes. Inputs are hashed as arrays, so the same arrays give the same hash whether they came
-    from an ``.npz`` or from Python: sha256 over each array in name order, as its name, dtype,
-    shape and C-order bytes (``arrays_sha256``).
+    bytes; a model given live (a module or NIR graph) is hashed as the graph it loaded to
+    (``_graph_hash``). Inputs are hashed as arrays, so the same arrays give the same hash
+    whether they came from an ``.npz`` or from Python: sha256 over each array in name order, as
+    its name, dtype, shape and C-order bytes (``arrays_sha256``).
     """
 
     def arrays(data: Mapping[str, npt.ArrayLike] | None) -> dict[str, Any] | None:
@@ -484,12 +654,32 @@ def provenance(
             return {"path": path.name, "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
 
     return {
-        "model": file(model),
+        "model": file(model) if isinstance(model, Path) else _graph_hash(model),
         "target": file(target.path),
         "target_numeric": file(target.numeric_path),
         "inputs": arrays(inputs),
         "calibrate": arrays(calibrate),
     }
+
+
+def _graph_hash(graph: Graph) -> dict[str, str]:
+    """A live model's provenance: sha256 over its loaded graph, node by node in name order
+    (type, then each field: arrays as dtype, shape and C-order bytes, others as ``repr``),
+    then the sorted edges."""
+    h = hashlib.sha256()
+    for name in sorted(graph.nodes):
+        node = graph.nodes[name]
+        h.update(f"{name}\0{type(node).__name__}\0".encode())
+        for f in fields(node):
+            value = getattr(node, f.name)
+            if isinstance(value, np.ndarray):
+                a = np.ascontiguousarray(value)
+                h.update(f"{f.name}\0{a.dtype.str}\0{list(a.shape)}\0".encode())
+                h.update(a.tobytes())
+            else:
+                h.update(f"{f.name}\0{value!r}\0".encode())
+    h.update(repr(sorted(graph.edges)).encode())
+    return {"path": "<live model>", "sha256": h.hexdigest()}
 
 
 def _backend(target: Target) -> Any:
@@ -570,7 +760,7 @@ def load_program(path: str | Path) -> Net:
 
 
 def simulate(
-    net: Net,
+    net: Net | CompileResult | str | Path,
     inputs: Mapping[str, npt.ArrayLike],
     *,
     target: str | Path = "sim",
@@ -579,7 +769,16 @@ def simulate(
     progress: Progress | None = None,
 ) -> Trace:
     """Run ``net`` on ``inputs`` with the target's backend (``sim``: bit-accurate simulator,
-    ``loihi-sim``: Lava); ``fixed=False`` runs the float reference in the simulator."""
+    ``loihi-sim``: Lava); ``fixed=False`` runs the float reference in the simulator.
+
+    ``net`` is a compiled network, a ``compile`` result (its quantized net; its float net
+    with ``fixed=False``) or a compile output folder (``load_program``). ``inputs`` are
+    ``[batch, time, *shape]`` arrays keyed by Input name.
+    """
+    if isinstance(net, CompileResult):
+        net = net.net if fixed else net.float_net
+    elif isinstance(net, str | Path):
+        net = load_program(net)
     _check_run_memory(net, inputs, traces=3 if record_state else 1)
     if not fixed:
         return run_sim(net, inputs, fixed=False, record_state=record_state, progress=progress)

@@ -49,6 +49,7 @@ from snn_deploy.backends.base import check_inputs
 from snn_deploy.backends.sim.run import simulate as run_sim
 from snn_deploy.engine import Engine, InProcess, set_threads
 from snn_deploy.errors import InputFileError, MismatchError, UsageError
+from snn_deploy.frontends import nir as nir_frontend
 from snn_deploy.ir.net import Net
 from snn_deploy.limits import check_array, read_npz
 from snn_deploy.passes import pipeline
@@ -238,9 +239,8 @@ def _load(deployment: Deployment) -> _Loaded:
         (folder / name).write_bytes(data)
     report = api.read_report(folder)
     target = load_target(str(report["target"]))
-    with warnings.catch_warnings():  # our own dump: no exporter's conventions to guess
-        warnings.simplefilter("ignore")
-        graph = api.load(folder / "graph.nir")
+    # our own dump of the float graph: no exporter's conventions to guess
+    graph = nir_frontend.load(folder / "graph.nir", detect_exporter=False)
     lower = pipeline.parse(f"lower{{dt={float(report['dt'])!r}}}")
     float_net = pipeline.run(graph, lower, PassContext(target=target))
     assert isinstance(float_net, Net)

@@ -1,4 +1,4 @@
-"""Output folders: written all at once, and never at the cost of a user's files.
+"""Output folders and files: written all at once, and never at the cost of a user's files.
 
 A compile writes its artefacts into a fresh hidden sibling folder and renames it into place only
 when everything is written, so a failed or interrupted compile leaves the previous output (or
@@ -12,6 +12,10 @@ nothing) behind. Before any work starts, ``check`` decides whether the folder ma
   the target file) are refused even then; so is a symbolic link, which is never followed.
 
 The replaced folder keeps its permission bits; a new one gets the ordinary ``0o777 & ~umask``.
+
+Single output files (``simulate -o run.npz``, ``convert -o snn.nir``) follow the same rules
+through ``check_file`` and ``write_file``: an existing file is replaced only with ``force``, a
+file this run reads never, and the new file appears whole or not at all.
 """
 
 from __future__ import annotations
@@ -141,3 +145,46 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def check_file(
+    out: str | Path, *, suffix: str, reads: Iterable[str | Path] = (), force: bool = False
+) -> Path:
+    """Return the absolute output file, or raise if writing it could destroy a user's file.
+
+    Raises:
+        UsageError: a name without ``suffix``.
+        InputFileError: a folder, a symbolic link, a file this run reads, or an existing file
+            without ``force``.
+    """
+    path = Path(os.path.abspath(out))
+    if path.suffix != suffix:
+        raise UsageError(f"-o {out}: give a file name ending in {suffix}")
+    if path.is_dir() or path.is_symlink():
+        raise InputFileError(f"-o {out} is a folder or a symbolic link; give a new file name")
+    if any(path == Path(f).resolve() for f in reads):
+        raise InputFileError(f"-o {out} is a file this run reads; give a new file name")
+    if path.exists() and not force:
+        raise InputFileError(f"-o {out} exists; pass --force to replace it")
+    return path
+
+
+def write_file(out: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary sibling of ``out`` (same suffix), then rename it over
+    ``out``; on any failure the temporary file goes and an existing ``out`` is left as it was."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
+    except OSError as exc:
+        raise InputFileError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        write(tmp)
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputFileError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -2,11 +2,17 @@
 
     python -m examples.kws.evaluate [--loihi 24] [--fpga 4] [--only t100,t40,ml3,spikescr]
 
+Every accuracy is given on the **test** split (``build/kws/kws_audio_test.npz``: recipe seed
+``dataset.TEST_SEED``, held-out voices only; used for nothing else) with its 95 % Wilson score
+interval, and on the **validation** split (seed 0, held-out voices) that every choice was made
+on. Predictions follow the decision rule of docs/SEMANTICS.md §5 (``train.classify``: ties to
+the lowest class, an undecided read-out means ``_silence_``).
+
 For each shipped model (``models/kws_rnn_t100.pt`` on T = 100 inputs, ``models/kws_rnn_t40.pt``
-on T = 40 inputs of the same held-out clips, the multi-level ``models/kws_rnn_ml3_t100.pt`` on
+on T = 40 inputs of the same clips, the multi-level ``models/kws_rnn_ml3_t100.pt`` on
 T = 100): float accuracy (float simulator), quantized accuracy (``sim``; ``max-abs``, and
 ``--calibrate`` on the clips of ``models/kws_calibrate_inputs.npz``), ``loihi-sim`` accuracy on
-a subset (asserted equal to ``sim`` output for output), FPGA RTL accuracy on a few samples
+the first test clips (asserted equal to ``sim`` output for output), FPGA RTL accuracy on a few
 (Icarus Verilog, asserted equal to ``sim``), Loihi 2 cores, energy per inference and latency.
 Then the SpikeSCR-style model: what compiles, what fails and with which message.
 Writes ``build/kws/results.json``.
@@ -22,10 +28,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.stats import binomtest
 
-from examples.kws import dataset, frontend
+from examples.kws import dataset
 from examples.kws.models import SpikeSCR
-from examples.kws.train import BUILD, MODELS, evaluate, features
+from examples.kws.train import BUILD, MODELS, classify, evaluate, features
 from snn_deploy import api
 from snn_deploy.backends.base import Trace
 from snn_deploy.errors import DesignRuleError, SnnDeployError
@@ -35,7 +42,28 @@ from snn_deploy.target.load import load_target
 
 def predictions(trace: Any) -> np.ndarray:
     (out,) = trace.outputs.values()
-    return np.asarray(out).sum(axis=1).argmax(-1)
+    return classify(np.asarray(out).sum(axis=1))
+
+
+def wilson(correct: int, n: int) -> tuple[float, float]:
+    """The 95 % Wilson score interval of the proportion ``correct / n`` (scipy).
+
+    >>> [round(v, 4) for v in wilson(87, 100)]
+    [0.7902, 0.9224]
+    """
+    ci = binomtest(correct, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def score(pred: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Accuracy of ``pred`` with its count and 95 % Wilson interval."""
+    correct = int(np.sum(pred == y))
+    return {
+        "accuracy": correct / len(y),
+        "correct": correct,
+        "samples": len(y),
+        "wilson95": wilson(correct, len(y)),
+    }
 
 
 def quantization_study(
@@ -51,13 +79,20 @@ def quantization_study(
     _, cnet = api.lower_and_quantize(
         graph, target, calibrate={"input": calibrate.astype(np.float64)}
     )
-    pf = predictions(api.simulate(float_net, inputs, fixed=False))
-    out: dict[str, Any] = {"float_accuracy": float(np.mean(pf == y))}
+    ftrace = api.simulate(float_net, inputs, fixed=False)
+    pf = predictions(ftrace)
+    (fout,) = ftrace.outputs.values()
+    out: dict[str, Any] = {
+        "float": score(pf, y),
+        "float_accuracy": float(np.mean(pf == y)),
+        "float_undecided": int(np.sum(np.all(np.asarray(fout).sum(axis=1) == 0, axis=-1))),
+    }
     traces = {}
     for key, n in (("max_abs", net), ("calibrated", cnet)):
         traces[key] = api.simulate(n, inputs, target="sim")
         p = predictions(traces[key])
         out[key] = {
+            "sim": score(p, y),
             "sim_accuracy": float(np.mean(p == y)),
             "float_vs_sim_prediction_agreement": float(np.mean(pf == p)),
             "float_right_sim_wrong": int(np.sum((pf == y) & (p != y))),
@@ -151,6 +186,7 @@ def spikescr_check(x: np.ndarray, y: np.ndarray, *, n_loihi: int) -> dict[str, A
     model.load_state_dict(torch.load(MODELS / "kws_spikescr_t100.pt", weights_only=True))
     model.eval()
     out["float_accuracy"] = evaluate(model, x, y)
+    out["float_wilson95"] = wilson(round(out["float_accuracy"] * len(y)), len(y))
     try:
         torch_frontend.load(model.deploy_sequential(), input_shape=(1, model.channels, 1))
         out["full_model"] = "compiled (unexpected)"
@@ -163,7 +199,8 @@ def spikescr_check(x: np.ndarray, y: np.ndarray, *, n_loihi: int) -> dict[str, A
     (spikes,) = sim.outputs.values()
     with torch.no_grad():
         loc = torch.from_numpy(np.asarray(spikes, dtype=np.float32)).transpose(0, 1)
-        hybrid = model.readout(loc).argmax(-1).numpy()
+        hybrid = classify(model.readout(loc).numpy())
+    out["hybrid_sim"] = score(hybrid, y)
     out["hybrid_sim_accuracy"] = float(np.mean(hybrid == y))
     lo = api.simulate(net, {"input": inputs["input"][:n_loihi]}, target="loihi-sim")
     for k in sim.outputs:
@@ -193,41 +230,39 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--energy", type=int, default=64)
     ap.add_argument("--only", default="t100,t40,ml3,spikescr", help="what to (re-)evaluate")
     ap.add_argument(
-        "--extra",
+        "--test",
         type=Path,
-        default=BUILD / "kws_audio_extra.npz",
-        help="larger held-out set for the float-vs-quantized accuracy (if the file exists)",
+        default=BUILD / "kws_audio_test.npz",
+        help="the test split (python -m examples.kws.dataset --seed 2 --held-out-only ...)",
     )
     args = ap.parse_args(argv)
+    if not args.test.exists():
+        raise SystemExit(
+            f"{args.test} is missing: python -m examples.kws.dataset -o {args.test} --seed "
+            f"{dataset.TEST_SEED} --per-class 1500 --held-out-only"
+        )
     only = args.only.split(",")
     path = BUILD / "results.json"
     results: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     for key in (k for k in MODELS_EVALUATED if k in only):
         name, steps = MODELS_EVALUATED[key]
-        d = features(steps)
-        te = d["test"]
+        d, t = features(steps), features(steps, args.test)
+        val = d["test"]  # seed 0, held-out voices: the validation split
         with np.load(MODELS / "kws_calibrate_inputs.npz") as z:
-            cal = d["x"][z["index"]]  # the shipped calibration clips, at this model's T
+            cal = d["x"][z["index"]]  # the shipped calibration clips (training), at this T
         t0 = time.time()
         results[key] = evaluate_model(
-            MODELS / name, d["x"][te], d["y"][te], cal,
+            MODELS / name, t["x"], t["y"], cal,
             n_loihi=args.loihi, n_fpga=args.fpga, n_energy=args.energy,
         )  # fmt: skip
+        results[key]["test_file"] = str(args.test)
+        study, _, _ = quantization_study(api.load(MODELS / name), d["x"][val], d["y"][val], cal)
+        results[key]["validation"] = {"samples": int(val.sum()), **study}
         results[key]["seconds"] = round(time.time() - t0, 1)
-        if args.extra.exists():  # a larger held-out set for the quantization gap
-            extra = dataset.load(args.extra)
-            xe = frontend.batch(extra["audio"], steps)
-            study, _, _ = quantization_study(api.load(MODELS / name), xe, extra["labels"], cal)
-            results[key]["extra_held_out"] = {
-                "file": str(args.extra),
-                "samples": len(xe),
-                **study,
-            }
         print(json.dumps(results[key], indent=1, default=str), flush=True)
     if "spikescr" in only:
-        d = features(100)
-        te = d["test"]
-        results["spikescr"] = spikescr_check(d["x"][te], d["y"][te], n_loihi=args.loihi)
+        t = features(100, args.test)
+        results["spikescr"] = spikescr_check(t["x"], t["y"], n_loihi=args.loihi)
         print(json.dumps(results["spikescr"], indent=1))
     path.write_text(json.dumps(results, indent=1, default=str))
 

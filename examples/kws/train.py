@@ -34,6 +34,7 @@ from examples.kws.models import (
     save_checkpoint,
     save_local_checkpoint,
 )
+from snn_deploy.reports.decision import decide
 
 BUILD = Path("build/kws")
 MODELS = Path("models")
@@ -45,9 +46,22 @@ ML_LR = 1e-3
 ML_SCALE_IN, ML_SCALE_REC = 0.5, 1.0 / 3.0
 
 
+SILENCE = dataset.CLASSES.index("_silence_")
+"""What an undecided read-out (every class equal, e.g. silent) predicts (docs/SEMANTICS.md §5)."""
+
+
+def classify(summed: np.ndarray) -> np.ndarray:
+    """Predicted classes from read-outs summed (or averaged) over time, ``[..., classes]``: the
+    decision rule of ``snn_deploy.reports.decision.decide``, an undecided read-out meaning
+    ``_silence_``."""
+    return decide(summed, undecided=SILENCE)
+
+
 def features(steps: int, audio_path: Path = BUILD / "kws_audio.npz") -> dict[str, np.ndarray]:
-    """Spikes ``[n, steps, 64]`` (cached in ``build/kws/spikes_T{steps}.npz``) + labels, split."""
-    cache = audio_path.parent / f"spikes_T{steps}.npz"
+    """Spikes ``[n, steps, 64]`` (cached beside the audio as ``{stem}_spikes_T{steps}.npz``),
+    labels, and the masks ``train`` (training voices) and ``test`` (held-out voices: the
+    validation split at seed 0, the test split in the test file)."""
+    cache = audio_path.parent / f"{audio_path.stem}_spikes_T{steps}.npz"
     data = dataset.load(audio_path)
     if cache.exists() and cache.stat().st_mtime >= audio_path.stat().st_mtime:
         with np.load(cache) as z:
@@ -55,7 +69,7 @@ def features(steps: int, audio_path: Path = BUILD / "kws_audio.npz") -> dict[str
     else:
         x = frontend.batch(data["audio"], steps)
         np.savez_compressed(cache, x=x)
-    return {"x": x, "y": data["labels"], "test": data["test"]}
+    return {"x": x, "y": data["labels"], "test": data["test"], "train": data["train"]}
 
 
 def _tensor(x: np.ndarray) -> torch.Tensor:
@@ -68,7 +82,7 @@ def evaluate(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 
     with torch.no_grad():
         for i in range(0, len(x), batch):
             logits = model(_tensor(x[i : i + batch]))
-            correct += int((logits.argmax(-1).numpy() == y[i : i + batch]).sum())
+            correct += int((classify(logits.numpy()) == y[i : i + batch]).sum())
     return correct / max(len(x), 1)
 
 
@@ -166,12 +180,13 @@ def fit(
 def write_test_slice(n: int = 96, n_calibrate: int = 256) -> None:
     """``models/kws_test_inputs.npz`` (T = 100) and ``models/kws_test_inputs_t40.npz`` (the same
     clips at T = 40): ``input`` [n, T, 64] uint8 spikes, ``labels`` [n], ``index`` (into the
-    dataset). ``n`` held-out clips drawn with seed 0, in dataset order. Likewise
+    dataset). ``n`` validation clips (held-out voices, seed 0) drawn with seed 0, in dataset
+    order. Likewise
     ``models/kws_calibrate_inputs.npz``: ``n_calibrate`` *training* clips at T = 100, for
     ``--calibrate``."""
     d100, d40 = features(100), features(40)
     rng = np.random.default_rng(0)
-    test_idx, train_idx = np.nonzero(d100["test"])[0], np.nonzero(~d100["test"])[0]
+    test_idx, train_idx = np.nonzero(d100["test"])[0], np.nonzero(d100["train"])[0]
     pick = np.sort(rng.choice(test_idx, size=min(n, len(test_idx)), replace=False))
     cal = np.sort(rng.choice(train_idx, size=min(n_calibrate, len(train_idx)), replace=False))
     for name, d, idx in (
@@ -203,7 +218,9 @@ def main(argv: list[str] | None = None) -> None:
     log: list[dict[str, Any]] = []
     results: dict[str, Any] = {}
     d100 = features(100)
-    tr, te = ~d100["test"], d100["test"]
+    # train: seed 0, training voices; te: seed 0, held-out voices = the validation split (every
+    # choice is made on it; the test split, build/kws/kws_audio_test.npz, is only evaluated)
+    tr, te = d100["train"], d100["test"]
     MODELS.mkdir(exist_ok=True)
     BUILD.mkdir(parents=True, exist_ok=True)
     teacher = RecurrentCuba(hidden=args.hidden)
@@ -212,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.save(teacher.state_dict(), BUILD / "rnn_t100_state.pt")
         results["rnn_t100"] = evaluate(teacher, d100["x"][te], d100["y"][te])
         save_checkpoint(teacher, MODELS / "kws_rnn_t100.pt", steps=100,
-                        float_test_accuracy=results["rnn_t100"])  # fmt: skip
+                        float_validation_accuracy=results["rnn_t100"])  # fmt: skip
     else:
         teacher.load_state_dict(binary_t100_state())
     if "distill" in only:
@@ -225,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
             results[f"rnn_kd_t{steps}"] = evaluate(student, d["x"][te], d["y"][te])
         torch.save(student.state_dict(), BUILD / "rnn_t40_state.pt")
         save_checkpoint(student, MODELS / "kws_rnn_t40.pt", steps=40,
-                        float_test_accuracy=results["rnn_kd_t40"])  # fmt: skip
+                        float_validation_accuracy=results["rnn_kd_t40"])  # fmt: skip
         # ablations: T = 40 without KD / without curriculum, same epochs in total
         d40 = features(40)
         plain = RecurrentCuba(hidden=args.hidden)
@@ -255,9 +272,10 @@ def main(argv: list[str] | None = None) -> None:
         results["multilevel_t100_train_s"] = time.time() - t0
         torch.save(ml.state_dict(), BUILD / "multilevel_state.pt")
         save_checkpoint(ml, MODELS / "kws_rnn_ml3_t100.pt", steps=100, levels=ML_LEVELS,
-                        reset=ML_RESET, float_test_accuracy=results["multilevel_t100"], epochs=ep,
+                        reset=ML_RESET, float_validation_accuracy=results["multilevel_t100"],
+                        epochs=ep,
                         init="kws_rnn_t100.pt weights, w_in x0.5, w_rec x1/3",
-                        test_spike_stats=results["multilevel_t100_levels"])  # fmt: skip
+                        validation_spike_stats=results["multilevel_t100_levels"])  # fmt: skip
     write_test_slice()
     prev = {}
     path = BUILD / "train_log.json"

@@ -21,7 +21,7 @@ from typing import Any
 import click
 import numpy as np
 
-from snn_deploy import __version__, api, limits
+from snn_deploy import __version__, api, limits, outdir
 from snn_deploy import evaluate as evaluation_api
 from snn_deploy.engine import open_engine
 from snn_deploy.errors import (
@@ -396,7 +396,8 @@ def simulate(
     fixed-point CPU simulation (one Lava run per sample), the fpga targets the RTL in Icarus.
     """
     if output is not None:
-        _check_new_npz(output, force)
+        reads = [model, inputs, *([expect] if expect is not None else [])]
+        output = outdir.check_file(output, suffix=".npz", reads=reads, force=force)
     if model.is_dir() or model.suffix == ".npz":
         given = [
             f"--{name.replace('_', '-')}"
@@ -409,6 +410,7 @@ def simulate(
                 "(they apply to model files)"
             )
         net = api.load_program(model)
+        x = api.read_inputs(inputs)
     else:
         graph = api.load(
             model,
@@ -417,10 +419,10 @@ def simulate(
             trust_pickle=trust_pickle,
             exporter=exporter,
         )
-        float_net, net = api.lower_and_quantize(graph, load_target(target), dt=dt)
+        x = api.read_inputs(inputs)  # graded payloads size the registers, as in compile
+        float_net, net = api.lower_and_quantize(graph, load_target(target), dt=dt, inputs=x)
         net = float_net if use_float else net
     expected = api.read_vectors(expect) if expect is not None else None
-    x = api.read_inputs(inputs)
     trace = api.simulate(
         net,
         x,
@@ -461,21 +463,8 @@ def simulate(
         _finish_verification(check, as_json=as_json)
 
 
-def _check_new_npz(path: Path, force: bool) -> None:
-    """Refuse an ``-o`` that is not an ``.npz`` file name, or names an existing file."""
-    if path.suffix != ".npz":
-        raise UsageError(f"-o {path}: give a file name ending in .npz")
-    if path.is_dir():
-        raise InputFileError(f"-o {path} is a directory")
-    if path.exists() and not force:
-        raise InputFileError(f"-o {path} exists; pass --force to replace it")
-
-
 def _save_npz(path: Path, arrays: dict[str, Any]) -> None:
-    try:
-        np.savez_compressed(path, **arrays)
-    except OSError as exc:
-        raise InputFileError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    outdir.write_file(path, lambda tmp: np.savez_compressed(tmp, **arrays))
 
 
 def _finish_verification(result: verification.Verification, *, as_json: bool) -> None:
@@ -890,6 +879,7 @@ def _short(value: Any) -> str:
     default=None,
     help="The SNN as a .nir file (default: <model stem>.nir).",
 )
+@click.option("--force", is_flag=True, help="Let -o replace an existing file.")
 @click.option(
     "--steps",
     type=click.IntRange(min=1),
@@ -910,6 +900,7 @@ def convert(
     model: Path,
     calibrate: Path,
     output: Path | None,
+    force: bool,
     steps: int,
     percentile: float,
     as_json: bool,
@@ -917,14 +908,13 @@ def convert(
     """Convert a ReLU ANN (ONNX) to an IF SNN (.nir) by data-based threshold balancing."""
     import nir
 
+    out = outdir.check_file(
+        output or model.with_suffix(".nir"), suffix=".nir", reads=[model, calibrate], force=force
+    )
     graph, report = api.convert(
         model, api.read_inputs(calibrate), steps=steps, percentile=percentile
     )
-    out = output or model.with_suffix(".nir")
-    try:
-        nir.write(out, graph)
-    except OSError as exc:
-        raise InputFileError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    outdir.write_file(out, lambda tmp: nir.write(tmp, graph))
     _warn_silent(report["quantized"])
     if as_json:
         click.echo(to_json({**report, "output": str(out)}))

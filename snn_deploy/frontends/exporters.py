@@ -5,7 +5,8 @@ its own convention (and some with known defects). A profile (``--exporter NAME``
 numbers back into the framework's per-step dynamics at the compile ``dt`` (docs/SEMANTICS.md §1:
 ``tau = dt/(1 - decay)``, gain on the input ``R·dt/tau``), repairs the exporter's structural
 defects (batch dimensions in Input/Output types, singleton dimensions, transposed weights) and
-sets what the file leaves out (the reset mechanism). docs/FRONTENDS.md §7 has the table.
+sets what the file leaves out (the reset mechanism and its timing, the threshold compare).
+docs/FRONTENDS.md §7 has the table.
 
 A profile also makes constants exact: the source frameworks have no synaptic delay, so an
 Affine bias acts from their step 0, which is our step ``lag`` (the projections between the
@@ -31,7 +32,7 @@ import nir
 import numpy as np
 
 from snn_deploy.errors import UnsupportedOpError
-from snn_deploy.ir.types import ResetMode
+from snn_deploy.ir.types import ResetMode, ResetTiming, ThresholdCompare
 
 Params = dict[str, Any]
 Nodes = dict[str, Any]
@@ -47,10 +48,12 @@ ROCKPOOL_MAX_SPIKES = 2**16
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What a parameter fix needs: the compile step and the exporter's own step (seconds)."""
+    """What a parameter fix needs: the compile step and the exporter's own step (seconds), and
+    snnTorch's ``reset_delay`` (``snntorch{reset_delay=false}``; its default is true)."""
 
     dt: float
     exporter_dt: float
+    reset_delay: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +66,9 @@ class Profile:
             ``NAME{dt=...}``.
         reset: the framework's default reset, for files that do not record it.
         levels: spike levels the framework's neurons emit by default (None: binary).
-        ge_threshold: the framework fires at ``v >= θ`` (we fire at ``v > θ``).
+        compare: the framework's spike test, ``v > θ`` or ``v >= θ``.
+        timing: the reset timing of a node type (NIR type name) with a reset mode; None: the
+            reset acts in the spiking step.
         fix: rewrites one node's converted parameters (NIR type name, params, context).
         structure: repairs the flat node table (shapes, weight orientation) before shapes are
             inferred.
@@ -76,7 +81,8 @@ class Profile:
     fix: Callable[[str, Params, Context], Params]
     structure: Callable[[Nodes, Edges], Nodes] = field(default=lambda nodes, edges: nodes)
     levels: int | None = None
-    ge_threshold: bool = False
+    compare: ThresholdCompare = ThresholdCompare.GT
+    timing: Callable[[str, ResetMode, Context], ResetTiming] | None = None
     warning: str | None = None
 
 
@@ -92,6 +98,17 @@ def _scale_time(params: Params, factor: float) -> Params:
 def _snntorch(kind: str, params: Params, ctx: Context) -> Params:
     """``tau = dt_e/(1 - beta)``, ``r = tau/dt_e``, ``w_in = tau_syn/dt_e``: exact at dt_e."""
     return _scale_time(params, ctx.dt / ctx.exporter_dt)
+
+
+def _snntorch_timing(kind: str, reset: ResetMode, ctx: Context) -> ResetTiming:
+    """snnTorch's reset timing (docs/SEMANTICS.md §1.2; ``frontends.torch._snntorch_timing``):
+    ``reset_delay=True``: late, except Leaky's zero reset (it zeroes before the input: the
+    immediate rule); ``reset_delay=False``: subtract carries, zero is immediate. An RLeaky is a
+    LIF node here, read as Leaky: its late zero reset (which drops the input) needs the ``.pt``
+    route."""
+    if reset is ResetMode.SUBTRACT:
+        return ResetTiming.LATE if ctx.reset_delay else ResetTiming.CARRY
+    return ResetTiming.LATE if ctx.reset_delay and kind == "CubaLIF" else ResetTiming.IMMEDIATE
 
 
 def _spikingjelly(kind: str, params: Params, ctx: Context) -> Params:
@@ -211,23 +228,18 @@ def _batch_structure(nodes: Nodes, edges: Edges) -> Nodes:
     return out
 
 
-_LATE_RESET = (
-    "{name} resets one step late (it subtracts θ from the undecayed voltage of the next step"
-    "{extra}); snn-deploy resets in the spiking step: not yet reproduced on any target "
-    "(docs/FRONTENDS.md §7 gives the measured bound)"
-)
-
 PROFILES: dict[str, Profile] = {
     "snntorch": Profile(
         name="snntorch",
         dt=1e-4,
         reset=ResetMode.SUBTRACT,
         fix=_snntorch,
+        timing=_snntorch_timing,
         warning=(
             "snnTorch's export_to_nir records neither reset_mechanism nor reset_delay: "
-            "read as its default reset_mechanism='subtract' (pass --reset zero if the model "
-            "was trained with 'zero'); "
-            + _LATE_RESET.format(name="its default reset_delay=True", extra="")
+            "read as its defaults reset_mechanism='subtract', reset_delay=True (the reset "
+            "lands one step late); pass --reset zero or --exporter "
+            "'snntorch{reset_delay=false}' if the model was trained otherwise"
         ),
     ),
     "norse": Profile(
@@ -239,14 +251,14 @@ PROFILES: dict[str, Profile] = {
         reset=ResetMode.SUBTRACT,
         fix=_sinabs,
         structure=_batch_structure,
-        ge_threshold=True,
+        compare=ThresholdCompare.GE,
     ),
     "spikingjelly": Profile(
         name="spikingjelly",
         dt=1e-4,
         reset=ResetMode.ZERO,
         fix=_spikingjelly,
-        ge_threshold=True,
+        compare=ThresholdCompare.GE,
     ),
     "rockpool": Profile(
         name="rockpool",
@@ -262,10 +274,11 @@ PROFILES: dict[str, Profile] = {
         reset=ResetMode.SUBTRACT,
         fix=_spyx,
         structure=_spyx_structure,
-        warning=_LATE_RESET.format(
-            name="Spyx LIF",
-            extra=", and it emits the spike of a voltage one step later; exact where the "
-            "clamped beta is 1",
+        warning=(
+            "Spyx LIF resets one step late (it subtracts θ after the next step's input) and "
+            "emits the spike of a voltage one step later; snn-deploy reads the late reset "
+            "but not the late spike: exact only where the clamped beta is 1 "
+            "(docs/FRONTENDS.md §7)"
         ),
     ),
 }
@@ -276,13 +289,14 @@ EXPORTERS = (*PROFILES, "lava-dl")
 """The ``--exporter`` choices."""
 
 
-def parse(spec: str) -> tuple[Profile, float | None]:
-    """``NAME`` or ``NAME{dt=SECONDS}``: the profile and the exporter's step (None: no step).
+def parse(spec: str) -> tuple[Profile, float | None, bool]:
+    """``NAME`` or ``NAME{dt=SECONDS,reset_delay=true|false}``: the profile, the exporter's
+    step (None: no step) and snnTorch's ``reset_delay`` (true unless given).
 
     Raises:
-        UnsupportedOpError: an unknown name, or a malformed or non-positive ``dt``.
+        UnsupportedOpError: an unknown name or option, or a malformed or non-positive ``dt``.
     """
-    match = re.fullmatch(r"([a-z-]+)(?:\{dt=([^}]*)\})?", spec.strip())
+    match = re.fullmatch(r"([a-z-]+)(?:\{([^}]*)\})?", spec.strip())
     name = match.group(1) if match else spec
     if name not in PROFILES:
         raise UnsupportedOpError(
@@ -290,16 +304,27 @@ def parse(spec: str) -> tuple[Profile, float | None]:
             f"{', '.join(PROFILES)} (lava-dl writes .net files, read as they are)"
         )
     profile = PROFILES[name]
-    raw = match.group(2) if match else None
-    if raw is None:
-        return profile, profile.dt
+    raw = (match.group(2) if match else None) or ""
+    options = {k.strip(): v for k, _, v in (i.partition("=") for i in raw.split(",") if i.strip())}
+    known = {"dt", "reset_delay"} if name == "snntorch" else {"dt"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UnsupportedOpError(
+            f"--exporter {spec!r}: unknown option {unknown[0]!r}; {name} takes "
+            f"{', '.join(sorted(known))}"
+        )
+    delay = options.get("reset_delay", "true").strip().lower()
+    if delay not in ("true", "false"):
+        raise UnsupportedOpError(f"--exporter {spec!r}: reset_delay must be true or false")
+    if "dt" not in options:
+        return profile, profile.dt, delay == "true"
     try:
-        dt = float(raw)
+        dt = float(options["dt"])
     except ValueError:
         dt = math.nan
     if not (dt > 0 and math.isfinite(dt)):
         raise UnsupportedOpError(f"--exporter {spec!r}: dt must be a positive number of seconds")
-    return profile, dt
+    return profile, dt, delay == "true"
 
 
 def detect(nodes: Nodes, edges: Edges) -> tuple[str, str] | None:

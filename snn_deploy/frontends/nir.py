@@ -4,7 +4,9 @@ Nested ``NIRGraph`` nodes are flattened into dotted names (``lif1.lin``) and the
 Input/Output nodes are bypassed, so the IR is always flat. The neuron reset mode, which NIR does
 not record, is kept in node metadata under ``snn_deploy.reset`` so that ``dump`` -> ``load``
 round-trips it; likewise the number of spike levels of a multi-level (graded-spike) neuron under
-``snn_deploy.spike_levels`` (absent: 1, binary spikes; docs/SEMANTICS.md §1.1). The product
+``snn_deploy.spike_levels`` (absent: 1, binary spikes; docs/SEMANTICS.md §1.1), the reset
+timing under ``snn_deploy.reset_timing`` (absent: immediate) and the threshold compare under
+``snn_deploy.threshold_compare`` (absent: ``>``; docs/SEMANTICS.md §1.2). The product
 nodes NIR lacks (``Attention``, ``Gate``; docs/SEMANTICS.md §4) are NIR nodes of our own types
 ``snn_deploy.Attention`` and ``snn_deploy.Gate``, which plain NIR readers reject.
 """
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 import h5py
 import nir
@@ -31,13 +33,18 @@ from snn_deploy.frontends.isolated import ReaderError, read_isolated
 from snn_deploy.ir import nodes as n
 from snn_deploy.ir.graph import Graph
 from snn_deploy.ir.net import DEFAULT_DT
-from snn_deploy.ir.types import ResetMode
+from snn_deploy.ir.types import ResetMode, ResetTiming, ThresholdCompare
 from snn_deploy.limits import COPY_BYTES, check_memory
 
 RESET_KEY = "snn_deploy.reset"
+TIMING_KEY = "snn_deploy.reset_timing"
+COMPARE_KEY = "snn_deploy.threshold_compare"
 LEVELS_KEY = "snn_deploy.spike_levels"
 """Metadata of a spiking neuron node (LIF, CubaLIF, IF): its spike levels D, an int >= 1."""
 SCALE_KEY = "snn_deploy.voltage_scale"
+INPUT_MAX_KEY = "snn_deploy.input_max"
+"""Metadata of an Input node: the largest |payload| it will be fed, a number > 0
+(docs/SEMANTICS.md §3; absent: binary spikes unless the compile's data shows more)."""
 
 PRODUCT_PREFIX = "snn_deploy."
 """NIR type strings of our product nodes: ``snn_deploy.Attention``, ``snn_deploy.Gate``."""
@@ -167,6 +174,8 @@ def _params(*names: str) -> Callable[[Any, tuple[int, ...]], dict[str, Any]]:
                 ) from exc
         if "v_threshold" in names:
             out["reset"] = ResetMode(node.metadata.get(RESET_KEY, ResetMode.ZERO.value))
+            out["reset_timing"] = _enum(node, TIMING_KEY, ResetTiming.IMMEDIATE)
+            out["threshold_compare"] = _enum(node, COMPARE_KEY, ThresholdCompare.GT)
         if LEVELS_KEY in node.metadata:
             levels = _levels(node.metadata[LEVELS_KEY])
             if "v_threshold" in names:
@@ -183,6 +192,19 @@ def _params(*names: str) -> Callable[[Any, tuple[int, ...]], dict[str, Any]]:
     return convert
 
 
+E = TypeVar("E", ResetTiming, ThresholdCompare)
+
+
+def _enum(node: Any, key: str, default: E) -> E:
+    """A metadata value of an enum (absent: ``default``), or an error naming the values."""
+    raw = node.metadata.get(key, default.value)
+    try:
+        return type(default)(raw)
+    except ValueError:
+        known = ", ".join(repr(m.value) for m in type(default))
+        raise VerificationError(f"metadata {key!r} must be one of {known}, got {raw!r}") from None
+
+
 def _levels(raw: Any) -> int:
     """The spike levels in metadata: an integer >= 1 (a numpy integer after an HDF5 file)."""
     value = np.asarray(raw)
@@ -191,7 +213,20 @@ def _levels(raw: Any) -> int:
     return int(value)
 
 
-_converter(nir.Input, n.Input)(lambda node, shape: {})
+def _input(node: Any, shape: tuple[int, ...]) -> dict[str, Any]:
+    """An Input node's declared payload range, if its metadata has one."""
+    if INPUT_MAX_KEY not in node.metadata:
+        return {}
+    value = np.asarray(node.metadata[INPUT_MAX_KEY])
+    if value.ndim != 0 or value.dtype.kind not in "iuf" or not 0 < float(value) < np.inf:
+        raise VerificationError(
+            f"metadata {INPUT_MAX_KEY!r} must be a finite number > 0, got "
+            f"{node.metadata[INPUT_MAX_KEY]!r}"
+        )
+    return {"payload_max": float(value)}
+
+
+_converter(nir.Input, n.Input)(_input)
 _converter(nir.Output, n.Output)(lambda node, shape: {})
 _converter(nir.Affine, n.Affine)(lambda node, shape: {"weight": node.weight, "bias": node.bias})
 _converter(nir.Linear, n.Linear)(lambda node, shape: {"weight": node.weight})
@@ -287,6 +322,7 @@ def load(
     origin: Path | None = None,
     exporter: str | None = None,
     dt: float = DEFAULT_DT,
+    detect_exporter: bool = True,
 ) -> Graph:
     """Convert a NIR graph (or ``.nir`` file) into a verified IR graph.
 
@@ -294,6 +330,8 @@ def load(
         source: a path to a ``.nir`` file or an in-memory ``nir.NIRGraph``.
         reset: override the reset mode of every spiking neuron (NIR files do not record it).
         origin: the file an in-memory graph was read from, for error messages.
+        detect_exporter: warn when the graph looks like a framework exporter's output read
+            without its ``exporter`` profile; off for graphs our own converters wrote.
         exporter: read the graph with this exporter's conventions (``frontends.exporters``:
             ``NAME`` or ``NAME{dt=SECONDS}``); None reads plain NIR and warns when the graph
             carries a known exporter's signature.
@@ -311,9 +349,11 @@ def load(
     graph = read(source) if isinstance(source, Path) else source
     where = source if isinstance(source, Path) else origin or "the NIR graph"
     flat_nodes, edges = _flatten(graph, prefix="")
-    profile, exporter_dt = exporters.parse(exporter) if exporter else (None, None)
+    profile, exporter_dt, reset_delay = (
+        exporters.parse(exporter) if exporter else (None, None, True)
+    )
     if profile is None:
-        found = exporters.detect(flat_nodes, edges)
+        found = exporters.detect(flat_nodes, edges) if detect_exporter else None
         if found is not None:
             warnings.warn(
                 f"{where} looks like a {found[0]} export ({found[1]}); pass --exporter "
@@ -337,10 +377,11 @@ def load(
             params = _CONVERTERS[type(node)](node, in_shape)
         except VerificationError as exc:
             raise VerificationError(f"node {name!r}: {exc}") from exc
-        if profile is not None and name != exporters.ONSET:
-            params = _apply_profile(profile, node, params, exporters.Context(dt, exporter_dt or dt))
         if reset is not None and "reset" in params:
             params["reset"] = reset
+        if profile is not None and name != exporters.ONSET:
+            ctx = exporters.Context(dt, exporter_dt or dt, reset_delay)
+            params = _apply_profile(profile, node, params, ctx, overridden=reset is not None)
         out_shape = ir_type.out_shape_of(SimpleNamespace(**params), in_shape)
         nodes[name] = ir_type(in_shape=in_shape, out_shape=out_shape, **params)
     result = Graph(nodes=nodes, edges=tuple(edges))
@@ -349,22 +390,30 @@ def load(
 
 
 def _apply_profile(
-    profile: exporters.Profile, node: Any, params: dict[str, Any], ctx: exporters.Context
+    profile: exporters.Profile,
+    node: Any,
+    params: dict[str, Any],
+    ctx: exporters.Context,
+    *,
+    overridden: bool,
 ) -> dict[str, Any]:
-    """A neuron's parameters read with ``profile``'s conventions (stateless nodes unchanged)."""
+    """A neuron's parameters read with ``profile``'s conventions (stateless nodes unchanged):
+    what the file's metadata leaves out (reset mode unless ``overridden`` by ``--reset``, its
+    timing, spike levels, threshold compare) is the framework's default."""
     if not isinstance(node, exporters.NEURON_TYPES):
         return params
-    out = profile.fix(type(node).__name__, params, ctx)
+    kind = type(node).__name__
+    out = profile.fix(kind, params, ctx)
     if "reset" not in out:
         return out
-    if RESET_KEY not in node.metadata:
+    if RESET_KEY not in node.metadata and not overridden:
         out["reset"] = profile.reset
+    if profile.timing is not None and TIMING_KEY not in node.metadata:
+        out["reset_timing"] = profile.timing(kind, out["reset"], ctx)
     if profile.levels is not None and LEVELS_KEY not in node.metadata:
         out["levels"] = profile.levels
-    if profile.ge_threshold:  # v >= θ is v > θ' for θ' the float64 just below θ
-        out["v_threshold"] = out["v_reset"] + np.nextafter(
-            out["v_threshold"] - out["v_reset"], -np.inf
-        )
+    if COMPARE_KEY not in node.metadata:
+        out["threshold_compare"] = profile.compare
     return out
 
 
@@ -457,7 +506,8 @@ def dump(graph: Graph) -> nir.NIRGraph:
 def _to_nir(node: n.Node) -> Any:
     shape = np.array(node.in_shape)
     if isinstance(node, n.Input):
-        return nir.Input(input_type={"input": shape})
+        declared = {} if node.payload_max is None else {INPUT_MAX_KEY: node.payload_max}
+        return nir.Input(input_type={"input": shape}, metadata=declared)
     if isinstance(node, n.Output):
         return nir.Output(output_type={"output": shape})
     if isinstance(node, n.Attention):
@@ -491,6 +541,11 @@ def _to_nir(node: n.Node) -> Any:
         kwargs.update(input_type={"input": shape}, start_dim=node.start_dim, end_dim=node.end_dim)
     if hasattr(node, "reset"):
         metadata[RESET_KEY] = node.reset.value
+    if isinstance(node, (n.IF, n.LIF, n.CubaLIF)):  # absent keys: immediate, > (older files)
+        if node.reset_timing is not ResetTiming.IMMEDIATE:
+            metadata[TIMING_KEY] = node.reset_timing.value
+        if node.threshold_compare is not ThresholdCompare.GT:
+            metadata[COMPARE_KEY] = node.threshold_compare.value
     if isinstance(node, (n.IF, n.LIF, n.CubaLIF)) and node.levels != 1:
         metadata[LEVELS_KEY] = node.levels  # absent means binary: binary nets write no key
     if isinstance(node, n.Neuron) and node.voltage_scale is not None:

@@ -2,7 +2,8 @@
 
 ``to_nir(model)`` walks a ``torch.nn.Sequential`` chain (nested Sequentials and Norse's
 ``SequentialState`` are flattened) and converts each module with a small registered converter
-(``_CONVERTERS``, keyed by the module's class, found along its MRO). ``load(source)`` reads a
+(``_CONVERTERS``, keyed by the module's class, found along its MRO). Nodes are named after the
+modules (``_names``: the model's own names, else ``<class><layer>``). ``load(source)`` reads a
 file (formats below) or takes a live module, and hands the NIR graph to ``frontends.nir.load``.
 
 The converters write each framework's discrete-time neuron in the terms of docs/SEMANTICS.md
@@ -30,11 +31,14 @@ File formats (``load(path)``), safest first:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import inspect
 import itertools
 import logging
 import warnings
 import zipfile
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,14 +51,14 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._device import _device_constructors
 
 from snn_deploy.errors import InputFileError, UnsupportedOpError
-from snn_deploy.frontends.nir import LEVELS_KEY, RESET_KEY
+from snn_deploy.frontends.nir import COMPARE_KEY, LEVELS_KEY, RESET_KEY, TIMING_KEY
 from snn_deploy.frontends.nir import Attention as NirAttention
 from snn_deploy.frontends.nir import Gate as NirGate
 from snn_deploy.frontends.nir import load as load_nir
 from snn_deploy.frontends.nir import read as read_nir
 from snn_deploy.ir.graph import Graph
 from snn_deploy.ir.net import DEFAULT_DT
-from snn_deploy.ir.types import ResetMode
+from snn_deploy.ir.types import ResetMode, ResetTiming, ThresholdCompare
 from snn_deploy.limits import COPY_BYTES, check_memory
 
 Array = np.ndarray[Any, Any]
@@ -416,17 +420,32 @@ def _snntorch_reset(m: Any) -> dict[str, Any]:
         raise UnsupportedOpError(
             f"snnTorch {type(m).__name__}(reset_mechanism='none') has no NIR form"
         )
-    late = getattr(m, "reset_delay", False) and not (type(m).__name__ == "Leaky" and mech == "zero")
-    if late:
-        warnings.warn(
-            f"snnTorch {type(m).__name__}(reset_mechanism={mech!r}, reset_delay=True): the "
-            "reset lands one step late; not yet reproduced on any target (float or integer): "
-            "docs/FRONTENDS.md §2 gives the measured bound; train with reset_delay=False for an "
-            "exact deployment",
-            UserWarning,
-            stacklevel=2,
-        )
-    return _meta(ResetMode.ZERO if mech == "zero" else ResetMode.SUBTRACT)
+    reset = ResetMode.ZERO if mech == "zero" else ResetMode.SUBTRACT
+    meta = _meta(reset)
+    timing = _snntorch_timing(m, reset)
+    if timing is not ResetTiming.IMMEDIATE:
+        meta[TIMING_KEY] = timing.value
+    return meta
+
+
+def _snntorch_timing(m: Any, reset: ResetMode) -> ResetTiming:
+    """snnTorch's reset timing (docs/SEMANTICS.md §1.2): every neuron computes the pending bit
+    ``r = mem > θ`` from its stored voltage first. ``reset_delay=True`` applies it after the
+    input (subtract: ``mem -= r·θ``; zero: ``mem = 0`` where ``r``, dropping the input, except
+    Leaky, which zeroes before the input: our immediate zero reset): LATE. ``reset_delay=False``
+    also subtracts ``(s - r)·θ`` after the test (CARRY); its zero reset keeps ``r = 0`` for
+    θ > 0, i.e. IMMEDIATE. RSynaptic's ``reset_delay=False`` branch assigns local variables
+    only (snnTorch 1.0.0), so it always resets late."""
+    kind = type(m).__name__
+    delay = bool(getattr(m, "reset_delay", False)) or kind == "RSynaptic"
+    if reset is ResetMode.ZERO:
+        if not delay and float(torch.as_tensor(m.threshold).min()) <= 0:
+            raise UnsupportedOpError(
+                f"snnTorch {kind}(reset_mechanism='zero', reset_delay=False) with a threshold "
+                "<= 0 doubles the voltage of a neuron that stays above it: not converted"
+            )
+        return ResetTiming.LATE if delay and kind != "Leaky" else ResetTiming.IMMEDIATE
+    return ResetTiming.LATE if delay else ResetTiming.CARRY
 
 
 @_converter("snntorch.Leaky")
@@ -533,15 +552,11 @@ def _norse_iaf(m: Any, ctx: Ctx) -> Any:
 
 
 def _sj_reset(m: Any) -> tuple[float, dict[str, Any]]:
-    if m.v_reset is None:
-        return 0.0, _meta(ResetMode.SUBTRACT)
-    return float(m.v_reset), _meta(ResetMode.ZERO)
-
-
-def _sj_threshold(m: Any, v_reset: float, shape: tuple[int, ...]) -> Array:
-    """SpikingJelly fires at ``v - θ >= 0``, we at ``v > θ'``: with ``θ'`` the float64 just
-    below ``θ`` (relative to ``v_reset``), ``v > θ'`` is ``v >= θ`` for every float64 ``v``."""
-    return np.full(shape, v_reset + np.nextafter(float(m.v_threshold) - v_reset, -np.inf))
+    """SpikingJelly's reset (``v_reset`` None: subtract) and its ``v - θ >= 0`` spike test:
+    ``v >= θ`` (``ThresholdCompare.GE``; ``v - θ >= 0`` is ``v >= θ`` for every float)."""
+    reset = ResetMode.SUBTRACT if m.v_reset is None else ResetMode.ZERO
+    meta = {**_meta(reset), COMPARE_KEY: ThresholdCompare.GE.value}
+    return (0.0 if m.v_reset is None else float(m.v_reset)), meta
 
 
 def _sj_leaky(m: Any, ctx: Ctx, tau: float) -> Any:
@@ -556,7 +571,7 @@ def _sj_leaky(m: Any, ctx: Ctx, tau: float) -> Any:
         tau=np.full(shape, tau * ctx.dt),
         r=np.full(shape, 1.0 if m.decay_input else tau),
         v_leak=np.full(shape, v_reset),
-        v_threshold=_sj_threshold(m, v_reset, shape),
+        v_threshold=np.full(shape, float(m.v_threshold)),
         v_reset=np.full(shape, v_reset),
         metadata=meta,
     )
@@ -578,7 +593,7 @@ def _sj_if(m: Any, ctx: Ctx) -> Any:
     v_reset, meta = _sj_reset(m)
     return nir.IF(
         r=np.ones(ctx.shape),
-        v_threshold=_sj_threshold(m, v_reset, ctx.shape),
+        v_threshold=np.full(ctx.shape, float(m.v_threshold)),
         v_reset=np.full(ctx.shape, v_reset),
         metadata=meta,
     )
@@ -606,10 +621,11 @@ def _sinabs_common(m: Any) -> dict[str, Any]:
     if getattr(m, "tau_syn", None) is not None:
         raise UnsupportedOpError(f"Sinabs {type(m).__name__}: tau_syn is not converted")
     reset = type(m.reset_fn).__name__
+    ge = {COMPARE_KEY: ThresholdCompare.GE.value}  # SingleSpike: v_mem - threshold >= 0
     if reset == "MembraneSubtract" and getattr(m.reset_fn, "subtract_value", None) is None:
-        return _meta(ResetMode.SUBTRACT)
+        return {**_meta(ResetMode.SUBTRACT), **ge}
     if reset == "MembraneReset" and float(getattr(m.reset_fn, "reset_value", 0.0)) == 0.0:
-        return _meta(ResetMode.ZERO)
+        return {**_meta(ResetMode.ZERO), **ge}
     raise UnsupportedOpError(f"Sinabs {type(m).__name__}: reset_fn {m.reset_fn!r} does not convert")
 
 
@@ -651,16 +667,46 @@ def _sinabs_sumpool(m: Any, ctx: Ctx) -> Any:
 # ---------------------------------------------------------------- graph building
 
 
-def _modules(model: torch.nn.Module, prefix: str = "") -> list[tuple[str, torch.nn.Module]]:
-    """The chain of leaf modules of nested ``torch.nn.Sequential`` containers."""
+def _modules(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    """The chain of leaf modules of nested ``torch.nn.Sequential`` containers, with the names
+    the graph's nodes get (``_names``)."""
+    leaves = _leaves(model)
+    return list(zip(_names(leaves), [m for _, m in leaves], strict=True))
+
+
+def _leaves(
+    model: torch.nn.Module, path: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], torch.nn.Module]]:
     _resolve_registered()
     if isinstance(model, torch.nn.Sequential):
-        out: list[tuple[str, torch.nn.Module]] = []
+        out: list[tuple[tuple[str, ...], torch.nn.Module]] = []
         for name, child in model.named_children():
-            out += _modules(child, f"{prefix}{name}_")
+            out += _leaves(child, (*path, name))
         return out
     _lookup(model)
-    return [(prefix.rstrip("_") or type(model).__name__, model)]
+    return [(path, model)]
+
+
+def _names(leaves: list[tuple[tuple[str, ...], torch.nn.Module]]) -> list[str]:
+    """Node names: the module's own name (``fc1``; nested names joined by ``_``) where the
+    model gives one, else ``<class><layer>`` (``linear1``, ``leaky1``, ``linear2``,
+    ``synaptic2``): the lower-cased class name and the number of the layer, a layer being
+    everything up to and including its neuron. ``Sequential`` indices (``0``, ``1``) are not
+    names. A repeated name gets ``_2``, ``_3``."""
+    out: list[str] = []
+    taken = {"input", "output"}
+    layer = 1
+    for path, module in leaves:
+        given = [p for p in path if not p.isdigit()]
+        base = "_".join(path) if given else f"{type(module).__name__.lower()}{layer}"
+        name, i = base, 2
+        while name in taken:
+            name, i = f"{base}_{i}", i + 1
+        taken.add(name)
+        out.append(name)
+        if _lookup(module) not in _STATELESS:
+            layer += 1
+    return out
 
 
 def _has_converter(module: torch.nn.Module) -> bool:
@@ -820,7 +866,7 @@ def read_model(path: Path, *, trust_pickle: bool = False) -> tuple[Any, dict[str
         arch = obj["architecture"]
         if isinstance(arch, (bytes, bytearray)):
             return read_nir(path, data=bytes(arch)), options
-        return _build(arch, obj.get("state_dict", {}), path), options
+        return _build(arch, obj.get("state_dict", {}), path, names=obj.get("names")), options
     raise InputFileError(
         f"{path}: expected a checkpoint dict with 'architecture' (and 'state_dict'), "
         f"got {type(obj).__name__}"
@@ -868,8 +914,11 @@ def _options(checkpoint: dict[str, Any], path: Path) -> dict[str, Any]:
     return options
 
 
-def _build(arch: Any, state_dict: dict[str, Any], path: Path) -> torch.nn.Module:
-    """Rebuild a ``Sequential`` from ``[[class_name, kwargs], ...]`` of supported classes only."""
+def _build(
+    arch: Any, state_dict: dict[str, Any], path: Path, *, names: Any = None
+) -> torch.nn.Module:
+    """Rebuild a ``Sequential`` from ``[[class_name, kwargs], ...]`` of supported classes only,
+    its modules named ``names`` (the source model's, by default their indices)."""
     if not isinstance(arch, list | tuple):
         raise InputFileError(
             f"{path}: architecture is a {type(arch).__name__}; expected [[class_name, kwargs], ...]"
@@ -898,6 +947,10 @@ def _build(arch: Any, state_dict: dict[str, Any], path: Path) -> torch.nn.Module
                 f"{path}: architecture[{i}] {name}(**{kwargs!r:.80}) fails: {exc}"
             ) from exc
     model = torch.nn.Sequential(*layers)
+    if names is not None:
+        _check_names(names, len(layers), path)
+        model = torch.nn.Sequential(OrderedDict(zip(names, layers, strict=True)))
+        state_dict = {_renamed(k, names): v for k, v in state_dict.items()}
     try:
         model.load_state_dict(state_dict, strict=True)
     except (RuntimeError, TypeError) as exc:
@@ -906,6 +959,180 @@ def _build(arch: Any, state_dict: dict[str, Any], path: Path) -> torch.nn.Module
             exc
         )
     return model.eval()
+
+
+def _check_names(names: Any, count: int, path: Path) -> None:
+    """``names``: distinct module names, one per architecture entry."""
+    if (
+        not isinstance(names, list | tuple)
+        or len(names) != count
+        or len(set(names)) != count
+        or not all(isinstance(v, str) and v and "." not in v for v in names)
+    ):
+        raise InputFileError(
+            f"{path}: names is {names!r:.80}; expected {count} distinct module names (no '.'), "
+            "one per architecture entry"
+        )
+
+
+def _renamed(key: str, names: Any) -> str:
+    """A ``state_dict`` key ``"<index>.<rest>"`` with the index replaced by its module name."""
+    index, _, rest = key.partition(".")
+    if not index.isdigit() or int(index) >= len(names):
+        return key  # load_state_dict names it as unexpected
+    return f"{names[int(index)]}.{rest}"
+
+
+# ---------------------------------------------------------------- writing checkpoints
+
+_PLAIN = (type(None), bool, int, float, str, torch.dtype)
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``torch.load(weights_only=True)`` reads ``value`` back as it is."""
+    if type(value) in (list, tuple):  # not a namedtuple (Norse's LIFParameters): a class
+        return all(_plain(v) for v in value)
+    return isinstance(value, _PLAIN) or (
+        isinstance(value, torch.Tensor) and value.device.type != "meta"
+    )
+
+
+def _signature(cls: type) -> list[inspect.Parameter]:
+    """The named constructor parameters of ``cls``: the first ``__init__`` along the MRO that
+    takes more than ``*args, **kwargs`` (``snn_deploy.nn.Linear`` forwards to
+    ``torch.nn.Linear``)."""
+    for base in cls.__mro__:
+        if "__init__" not in vars(base):
+            continue
+        params = list(inspect.signature(vars(base)["__init__"]).parameters.values())[1:]
+        named = [p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if named:
+            return named
+    return []
+
+
+def _kwargs(module: torch.nn.Module) -> dict[str, Any]:
+    """The constructor arguments of ``module``, read back from its attributes of the same name.
+
+    An argument whose default is a bool but whose attribute is a tensor or ``None``
+    (``Linear.bias``) is whether it is present; ``dtype`` is the parameters' dtype; an argument
+    with no attribute, or whose value a safe checkpoint cannot hold (a surrogate function),
+    keeps its default. ``checkpoint`` checks that nothing left out changes the conversion.
+    """
+    out: dict[str, Any] = {}
+    for p in _signature(type(module)):
+        if p.name == "dtype":
+            dtype = next((t.dtype for t in module.parameters()), None)
+            if dtype is not None and dtype != torch.get_default_dtype():
+                out["dtype"] = dtype
+            continue
+        if p.name == "device" or not hasattr(module, p.name):
+            continue
+        value = getattr(module, p.name)
+        if isinstance(p.default, bool) and not isinstance(value, bool):
+            value = value is not None
+        if isinstance(value, torch.Tensor) and value.numel() > 0 and _is_state(module, value):
+            value = _scalar(value)  # the state_dict holds the exact (per-neuron) values
+        elif isinstance(value, torch.Tensor):
+            value = value.detach().clone()
+        if _plain(value):
+            out[p.name] = value
+    return out
+
+
+def _is_state(module: torch.nn.Module, value: torch.Tensor) -> bool:
+    """Whether ``value`` is one of ``module``'s own parameters or buffers."""
+    own = itertools.chain(module.parameters(recurse=False), module.buffers(recurse=False))
+    return any(value is t for t in own)
+
+
+def _scalar(value: torch.Tensor) -> float:
+    """The first element, written as the shortest decimal that gives back its dtype's value
+    (``0.9``, not ``0.8999999761581421``, for a float32 ``0.9``)."""
+    x: Any = value.detach().flatten()[0].cpu().numpy()[()]  # a numpy scalar of the dtype
+    return float(np.format_float_positional(x, unique=True)) if x.dtype.kind == "f" else float(x)
+
+
+def checkpoint(
+    model: torch.nn.Module,
+    *,
+    dt: float | None = None,
+    input_shape: tuple[int, ...] | None = None,
+) -> dict[str, Any]:
+    """The safe checkpoint of a (nested) ``Sequential`` chain (docs/FRONTENDS.md §1).
+
+    ``{"architecture": [[class_name, kwargs], ...], "names": [...], "state_dict": ...}`` plus
+    ``dt`` and ``input_shape`` when given: every leaf module of ``supported()`` with the
+    constructor arguments read from its attributes (``_kwargs``), the module names (so that
+    populations keep them) and the leaves' weights and buffers. The checkpoint is rebuilt and
+    both models converted to NIR before it is returned; a difference in any node raises.
+
+    Raises:
+        UnsupportedOpError: a module has no converter, or its rebuilt copy converts
+            differently (a constructor argument that a safe checkpoint cannot hold).
+    """
+    if not isinstance(model, torch.nn.Sequential):
+        raise UnsupportedOpError(
+            f"a checkpoint holds a torch.nn.Sequential chain; {type(model).__name__} is model "
+            "code (traced by torch.fx): compile the live module, or save it as NIR"
+        )
+    modules = _modules(model)
+    arch, state, names = [], {}, []
+    for i, (name, module) in enumerate(modules):
+        arch.append([_lookup(module), _kwargs(module)])
+        names.append(name)
+        for key, value in module.state_dict().items():
+            state[f"{i}.{key}"] = value.detach().clone()
+    ckpt: dict[str, Any] = {"architecture": arch, "names": names, "state_dict": state}
+    if dt is not None:
+        ckpt["dt"] = float(dt)
+    if input_shape is not None:
+        ckpt["input_shape"] = [int(d) for d in input_shape]
+    step = DEFAULT_DT if dt is None else float(dt)
+    shape = tuple(input_shape) if input_shape is not None else None
+    rebuilt = _build(arch, state, Path("<checkpoint>"), names=names)
+    with warnings.catch_warnings():  # the converters' advice is for compiling, not saving
+        warnings.simplefilter("ignore")
+        original = to_nir(model.eval(), dt=step, input_shape=shape)
+        try:
+            difference = _nir_difference(original, to_nir(rebuilt, dt=step, input_shape=shape))
+        except UnsupportedOpError as exc:  # a dropped argument (Sinabs' spike_fn) broke it
+            difference = f"the rebuilt model does not convert ({exc})"
+    if difference is not None:
+        raise UnsupportedOpError(
+            f"the checkpoint does not reproduce the model: {difference}; a constructor "
+            "argument of that module cannot be stored safely: save the model as NIR instead "
+            "(nir.write(path, snn_deploy.frontends.torch.to_nir(model, dt=...)))"
+        )
+    return ckpt
+
+
+def _nir_difference(a: Any, b: Any, where: str = "") -> str | None:
+    """The first difference between two NIR graphs (nodes, edges, fields), or ``None``."""
+    if type(a) is not type(b):
+        return f"{where or 'graph'} is {type(a).__name__} vs {type(b).__name__}"
+    if isinstance(a, nir.NIRGraph):
+        if sorted(a.nodes) != sorted(b.nodes) or sorted(a.edges) != sorted(b.edges):
+            return f"{where or 'graph'}: nodes or edges differ"
+        for k in a.nodes:
+            found = _nir_difference(a.nodes[k], b.nodes[k], f"{where}{k}")
+            if found is not None:
+                return found
+        return None
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            same = np.shape(x) == np.shape(y) and np.array_equal(x, y)
+        elif isinstance(x, dict) and isinstance(y, dict):
+            same = x.keys() == y.keys() and all(
+                np.array_equal(x[k], y[k]) if isinstance(x[k], np.ndarray) else x[k] == y[k]
+                for k in x
+            )
+        else:
+            same = bool(x == y)
+        if not same:
+            return f"node {where!r} field {f.name}"
+    return None
 
 
 def load(
@@ -933,7 +1160,8 @@ def load(
     model: Any = source
     if isinstance(source, Path):
         model, options = read_model(source, trust_pickle=trust_pickle)
-    if isinstance(model, torch.nn.Module):
+    converted = isinstance(model, torch.nn.Module)  # NIR we write: no exporter's conventions
+    if converted:
         shape = input_shape or options.get("input_shape")
         step = float(dt or options.get("dt") or DEFAULT_DT)
         shape = tuple(shape) if shape is not None else None
@@ -945,4 +1173,9 @@ def load(
             traced = trace(model.eval(), dt=step, input_shape=shape)
             logger.info("traced model: the output lags the source by %d steps", traced.latency)
             model = traced.graph
-    return load_nir(model, reset=reset, origin=source if isinstance(source, Path) else None)
+    return load_nir(
+        model,
+        reset=reset,
+        origin=source if isinstance(source, Path) else None,
+        detect_exporter=not converted,
+    )

@@ -20,7 +20,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from snn_deploy.errors import VerificationError
-from snn_deploy.ir.types import FixedPoint, ResetMode
+from snn_deploy.ir.types import FixedPoint, ResetMode, ResetTiming, ThresholdCompare
 
 DEFAULT_DT = 1e-4
 """Seconds per step when none is given: the NIR paper's and snnTorch's exporter default."""
@@ -116,6 +116,9 @@ class Population:
         bias: constant added to ``v`` every step.
         threshold: spike when ``v > threshold``; None for non-spiking (outputs ``v``).
         reset: what a spike does to ``v``.
+        reset_timing: when the reset acts (``ResetTiming``; docs/SEMANTICS.md §1.2).
+        threshold_compare: ``v > θ`` or ``v >= θ`` (``ThresholdCompare``), for the spike, each
+            spike level and the pending bit of a late or carried reset.
         levels: the spike levels D of a spiking population: each step it emits the integer
             ``s = #{k in 1..D : v > k * threshold}`` (0..D), which projections multiply like a
             spike; zero reset sets ``v = 0`` where ``s > 0``, subtract reset removes
@@ -135,6 +138,8 @@ class Population:
     threshold: FloatArray | None
     reset: ResetMode
     levels: int = 1
+    reset_timing: ResetTiming = ResetTiming.IMMEDIATE
+    threshold_compare: ThresholdCompare = ThresholdCompare.GT
     voltage_scale: float | None = None
     fixed: NeuronFixed | None = None
     placement: tuple[Placement, ...] | None = None
@@ -372,6 +377,7 @@ class Net:
             self._verify_product(unit)
         for pop in self.populations.values():
             _verify_levels(pop)
+            _verify_timing(pop)
             if (pop.fixed is None) == self.quantized:
                 raise VerificationError(
                     f"population {pop.name!r}: integer parameters must be set exactly when "
@@ -441,4 +447,22 @@ def _verify_levels(pop: Population) -> None:
         raise VerificationError(
             f"population {pop.name!r}: {levels} spike levels need thresholds > 0, got min "
             f"{float(pop.threshold.min()):g}"
+        )
+
+
+def _verify_timing(pop: Population) -> None:
+    """A late or carried reset: a spiking population with binary spikes; carry: subtract."""
+    timing = pop.reset_timing
+    if timing is ResetTiming.IMMEDIATE:
+        return
+    if pop.threshold is None or pop.levels != 1:
+        raise VerificationError(
+            f"population {pop.name!r}: a {timing.value} reset needs a spiking population with "
+            f"binary spikes, got {'no threshold' if pop.threshold is None else pop.levels} "
+            f"{'' if pop.threshold is None else 'spike levels'}".rstrip()
+        )
+    if timing is ResetTiming.CARRY and pop.reset is not ResetMode.SUBTRACT:
+        raise VerificationError(
+            f"population {pop.name!r}: a carried reset is a reset by subtraction, got "
+            f"{pop.reset.value}"
         )

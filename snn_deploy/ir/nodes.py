@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from snn_deploy.ir.types import ResetMode
+from snn_deploy.ir.types import ResetMode, ResetTiming, ThresholdCompare
 
 Shape = tuple[int, ...]
 Array = npt.NDArray[np.float64]
@@ -66,7 +66,13 @@ def _field_equal(a: object, b: object) -> bool:
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Input(Node):
-    """Graph input: the data fed at each time step (binary or graded spikes, or values)."""
+    """Graph input: the data fed at each time step (binary or graded spikes, or values).
+
+    ``payload_max`` is the largest |value| the model declares it will be fed (NIR metadata
+    ``snn_deploy.input_max``), which quantization sizes registers for; None: not declared.
+    """
+
+    payload_max: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -242,6 +248,8 @@ class IF(Neuron):
 
     ``levels`` (D) makes the spikes graded: the neuron emits ``#{k in 1..D : v > k * theta}``
     (``theta = v_threshold - v_reset``), see docs/SEMANTICS.md §1.1; 1 is a binary spike.
+    ``reset_timing`` and ``threshold_compare`` (docs/SEMANTICS.md §1.2; the same for LIF and
+    CubaLIF): when the reset acts, and ``v > θ`` or ``v >= θ``.
     """
 
     r: Array
@@ -249,6 +257,8 @@ class IF(Neuron):
     v_reset: Array
     reset: ResetMode = ResetMode.ZERO
     levels: int = 1
+    reset_timing: ResetTiming = ResetTiming.IMMEDIATE
+    threshold_compare: ThresholdCompare = ThresholdCompare.GT
     ARRAYS: ClassVar[tuple[str, ...]] = ("r", "v_threshold", "v_reset")
 
 
@@ -276,6 +286,8 @@ class LIF(Neuron):
     v_reset: Array
     reset: ResetMode = ResetMode.ZERO
     levels: int = 1
+    reset_timing: ResetTiming = ResetTiming.IMMEDIATE
+    threshold_compare: ThresholdCompare = ThresholdCompare.GT
     ARRAYS: ClassVar[tuple[str, ...]] = ("tau", "r", "v_leak", "v_threshold", "v_reset")
 
 
@@ -307,6 +319,8 @@ class CubaLIF(Neuron):
     w_in: Array
     reset: ResetMode = ResetMode.ZERO
     levels: int = 1
+    reset_timing: ResetTiming = ResetTiming.IMMEDIATE
+    threshold_compare: ThresholdCompare = ThresholdCompare.GT
     ARRAYS: ClassVar[tuple[str, ...]] = (
         "tau_syn",
         "tau_mem",

@@ -35,7 +35,7 @@ from snn_deploy.ir.net import (
     Projection,
     SynapseFixed,
 )
-from snn_deploy.ir.types import FixedPoint, Overflow, ResetMode
+from snn_deploy.ir.types import FixedPoint, Overflow, ResetMode, ResetTiming, ThresholdCompare
 from snn_deploy.limits import check_array, read_npz
 
 FORMAT = "snn-deploy-net/1"
@@ -60,6 +60,8 @@ def to_bytes(net: Net) -> bytes:
                 "shape": list(p.shape),
                 "reset": p.reset.value,
                 "levels": p.levels,
+                "reset_timing": p.reset_timing.value,
+                "threshold_compare": p.threshold_compare.value,
                 "voltage_scale": p.voltage_scale,
                 "placement": None
                 if p.placement is None
@@ -303,6 +305,9 @@ def _net(arrays: _Arrays, header: dict[str, Any]) -> Net:
             threshold=threshold,
             reset=ResetMode(p["reset"]),
             levels=p.get("levels", 1),  # written since multi-level spikes; older files: binary
+            # written since reset timings and compares; older files: immediate, >
+            reset_timing=ResetTiming(p.get("reset_timing", ResetTiming.IMMEDIATE.value)),
+            threshold_compare=ThresholdCompare(p.get("threshold_compare", ">")),
             voltage_scale=p["voltage_scale"],
             fixed=fixed,
             placement=placement,

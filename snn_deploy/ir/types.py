@@ -1,4 +1,5 @@
-"""Value types shared by the IR: fixed-point formats and neuron reset modes."""
+"""Value types shared by the IR: fixed-point formats, neuron reset modes and timings, and
+threshold compares."""
 
 from __future__ import annotations
 
@@ -19,6 +20,38 @@ class ResetMode(enum.Enum):
 
     ZERO = "zero"
     SUBTRACT = "subtract"
+
+
+class ResetTiming(enum.Enum):
+    """When a spike's reset acts on the voltage (docs/SEMANTICS.md §1.2).
+
+    With ``r = v_prev ⋈ θ`` the pending bit (the stored voltage of the previous step compared
+    as the threshold test compares), each step ``v = decay(v) + u + b``, then:
+
+    * IMMEDIATE: ``s = v ⋈ θ``; zero: ``v = 0`` where ``s``; subtract: ``v -= s·θ``.
+      Lava's LIF and NIR.
+    * LATE: the previous step's reset lands now, after the input: subtract ``v -= r·θ``, zero
+      ``v = 0`` where ``r`` (the step's input is lost); then ``s = v ⋈ θ`` and no reset in this
+      step. snnTorch's default ``reset_delay=True``.
+    * CARRY (subtract only): ``v -= r·θ``, ``s = v ⋈ θ``, then ``v -= (s - r)·θ``: the reset
+      of the spiking step, and a voltage still above θ after it carries one θ into the next
+      step's test, given back if that step does not fire. snnTorch's ``reset_delay=False``.
+
+    Non-immediate timings take binary spikes (one spike level).
+    """
+
+    IMMEDIATE = "immediate"
+    LATE = "late"
+    CARRY = "carry"
+
+
+class ThresholdCompare(enum.Enum):
+    """How a voltage is compared with a threshold: ``v > θ`` (Lava, NIR, snnTorch, Norse) or
+    ``v >= θ`` (SpikingJelly, Sinabs, Rockpool, Xylo). With spike levels D the count is
+    ``#{k in 1..D : v ⋈ k·θ}`` (docs/SEMANTICS.md §1.1)."""
+
+    GT = ">"
+    GE = ">="
 
 
 class Overflow(enum.Enum):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from snn_deploy.passes.calibration import Calibration
@@ -17,10 +18,13 @@ class PassContext:
         target: the compile target.
         calibration: what the float net showed on the user's calibration inputs
             (``--calibrate``); None without them.
+        input_max: input name -> the largest |payload| the registers must hold for it
+            (``quantize.input_ranges``); an input not listed: 1 (binary spikes).
     """
 
     target: Target
     calibration: Calibration | None = None
+    input_max: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,7 +20,7 @@ from snn_deploy.errors import PassError, UnsupportedOpError, VerificationError
 from snn_deploy.ir import nodes as n
 from snn_deploy.ir.graph import Graph
 from snn_deploy.ir.net import Attention, Gate, Net, Operand, Population, Product, Projection
-from snn_deploy.ir.types import ResetMode
+from snn_deploy.ir.types import ResetMode, ResetTiming, ThresholdCompare
 from snn_deploy.passes.base import Pass, PassContext
 
 Terms = dict[tuple[str, int], tuple[sp.csr_matrix, tuple[str, ...]]]
@@ -339,6 +339,8 @@ def _population(
         threshold=threshold,
         reset=getattr(node, "reset", ResetMode.ZERO),
         levels=getattr(node, "levels", 1),
+        reset_timing=getattr(node, "reset_timing", ResetTiming.IMMEDIATE),
+        threshold_compare=getattr(node, "threshold_compare", ThresholdCompare.GT),
         voltage_scale=node.voltage_scale if isinstance(node, n.Neuron) else None,
     )
     return pop, gain

@@ -14,13 +14,13 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from snn_deploy.errors import PassError, QuantizationError
+from snn_deploy.errors import InputFileError, PassError, QuantizationError
 from snn_deploy.ir.net import (
     Attention,
     Net,
@@ -67,8 +67,9 @@ class Quantize(Pass):
     ``calibrate`` twice the largest |u| seen when the float net runs on the calibration
     inputs in ``ctx.calibration`` (``--calibrate``), instead of the worst case.
 
-    Requires: a verified float ``Net``; inputs of magnitude at most 1 (``max-abs``,
-    ``percentile``); a population's spikes are at most its ``levels``.
+    Requires: a verified float ``Net``; inputs of magnitude at most ``ctx.input_max`` (default
+    1: binary spikes; ``max-abs``, ``percentile``); a population's spikes are at most its
+    ``levels``.
     Guarantees: ``net.numeric`` is the target's; every population has ``fixed`` and every
     projection ``fixed``; float fields are kept unchanged for comparison and reports.
     """
@@ -94,7 +95,14 @@ class Quantize(Pass):
             peaks = {k: CALIBRATION_MARGIN * v for k, v in ctx.calibration.peaks.items()}
             grams = ctx.calibration.grams
         pct = self.percentile if self.method == "percentile" else 100.0
-        return quantize(ir, ctx.target.numeric, percentile=pct, state_peaks=peaks, grams=grams)
+        return quantize(
+            ir,
+            ctx.target.numeric,
+            percentile=pct,
+            state_peaks=peaks,
+            grams=grams,
+            input_max=ctx.input_max,
+        )
 
 
 def quantize(
@@ -104,6 +112,7 @@ def quantize(
     percentile: float = 100.0,
     state_peaks: Mapping[str, float] | None = None,
     grams: Mapping[int, FloatArray] | None = None,
+    input_max: Mapping[str, float] | None = None,
 ) -> Net:
     """Quantize every population of ``net`` and its incoming projections to ``spec``.
 
@@ -116,9 +125,11 @@ def quantize(
         grams: per index into ``net.projections``, the Gram matrix of its filtered calibration
             activity (``calibration.Calibration``): that projection rounds with error
             compensation; the others round to nearest.
+        input_max: per input, the largest |payload| (``input_ranges``); absent: 1.
     """
     grams = grams or {}
-    tops: dict[str, float] = {k: float(p.levels) for k, p in net.populations.items()}
+    tops: dict[str, float] = {k: (input_max or {}).get(k, 1.0) for k in net.inputs}
+    tops.update({k: float(p.levels) for k, p in net.populations.items()})
     pops = dict(net.populations)
     projs: dict[int, Projection] = {}
     units: dict[str, ProductFixed] = {}
@@ -135,7 +146,7 @@ def quantize(
             pending.remove(name)
             for src in {p.src for p in net.incoming(name)} & set(net.products):
                 if src not in units:
-                    units[src], tops[src] = product_fixed(net.products[src], pops, spec)
+                    units[src], tops[src] = product_fixed(net.products[src], pops, spec, tops)
             pop = net.populations[name]
             incoming = [
                 (i, _per_integer_unit(p, units))
@@ -161,13 +172,59 @@ def quantize(
                 projs[i] = dataclasses.replace(net.projections[i], fixed=fixed)
     for name, unit in net.products.items():  # units that feed no population
         if name not in units:
-            units[name], _ = product_fixed(unit, pops, spec)
+            units[name], _ = product_fixed(unit, pops, spec, tops)
     return net.replace(
         populations=pops,
         projections=tuple(projs[i] for i in range(len(net.projections))),
         numeric=spec,
         products={k: dataclasses.replace(u, fixed=units[k]) for k, u in net.products.items()},
     )
+
+
+def input_ranges(
+    net: Net,
+    data: Mapping[str, Mapping[str, FloatArray]],
+    declared: Mapping[str, float] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Per input of ``net``, the largest |payload| quantization sizes for, and where it is from.
+
+    An input's range is the one the model declares (``declared``: NIR metadata
+    ``snn_deploy.input_max`` of the Input node); else binary spikes (|x| <= 1) unless the data
+    the compile is given shows larger (graded, integer) payloads: then the largest |value|
+    observed in it. ``data`` maps where the arrays came from (``--calibrate``, ``--inputs``) to
+    ``{input name: [batch, time, size]}`` arrays.
+
+    Raises:
+        InputFileError: the data holds a value beyond an input's declared range.
+
+    Examples:
+        >>> import numpy as np
+        >>> net = Net(dt=1e-3, inputs={"x": (2,)}, populations={}, projections=(), outputs={})
+        >>> input_ranges(net, {"--inputs": {"x": np.array([[[0.0, -7.0]]])}})
+        {'x': {'max_abs': 7.0, 'source': 'observed in --inputs'}}
+        >>> input_ranges(net, {}, {"x": 15.0})
+        {'x': {'max_abs': 15.0, 'source': 'declared (snn_deploy.input_max)'}}
+        >>> input_ranges(net, {})
+        {'x': {'max_abs': 1.0, 'source': 'binary spikes (default)'}}
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name in net.inputs:
+        seen = {k: float(np.max(np.abs(d[name]), initial=0.0)) for k, d in data.items()}
+        where = max(seen, key=lambda k: seen[k], default=None)
+        bound = (declared or {}).get(name)
+        if bound is not None and where is not None and seen[where] > bound:
+            raise InputFileError(
+                f"input {name!r}: {where} holds |x| = {seen[where]:g}, beyond the range "
+                f"{bound:g} the model declares (metadata snn_deploy.input_max); the registers "
+                "would wrap"
+            )
+        if bound is not None:
+            out[name] = {"max_abs": bound, "source": "declared (snn_deploy.input_max)"}
+        elif where is None or seen[where] <= 1.0:
+            out[name] = {"max_abs": 1.0, "source": "binary spikes (default)"}
+        else:
+            out[name] = {"max_abs": seen[where], "source": f"observed in {where}"}
+    return out
 
 
 def _ready(net: Net, name: str, pops: Mapping[str, Population]) -> bool:
@@ -192,34 +249,40 @@ def _per_integer_unit(proj: Projection, units: Mapping[str, ProductFixed]) -> Pr
 
 
 def _operand_range(
-    op: Operand, pops: Mapping[str, Population], spec: NumericSpec
+    op: Operand, pops: Mapping[str, Population], spec: NumericSpec, tops: Mapping[str, float]
 ) -> tuple[int, float]:
     """The largest |integer| an operand can be and its integer units per float unit: a spiking
     population's top level (scale 1), a non-spiking one's voltage register (its voltage scale),
-    an input 1 (inputs are at most 1 in magnitude, as for the worst-case current)."""
+    an input its largest |payload| in ``tops`` (as for the worst-case current)."""
     pop = pops.get(op.src)
-    if pop is None or pop.spiking:
-        return (1 if pop is None else pop.levels), 1.0
+    if pop is None:
+        return math.ceil(tops.get(op.src, 1.0)), 1.0
+    if pop.spiking:
+        return pop.levels, 1.0
     assert pop.fixed is not None  # quantize orders the populations so (``_ready``)
     return spec.voltage.max, pop.fixed.scale
 
 
 def product_fixed(
-    unit: Product, pops: Mapping[str, Population], spec: NumericSpec
+    unit: Product,
+    pops: Mapping[str, Population],
+    spec: NumericSpec,
+    tops: Mapping[str, float] | None = None,
 ) -> tuple[ProductFixed, float]:
     """The registers of a product unit, sized for the worst case, and its largest |output|.
 
-    Attention (docs/SEMANTICS.md §4.4): with operand tops ``Q, K, V`` and ``d = size/heads``,
-    the state of a head never exceeds ``K·V·h`` with ``h = steps`` (plain: ``steps`` updates)
-    or ``h = min(steps, 2**d_h + 1)`` (decayed: the fixed point of ``S - trunc(S/2**d) + K·V``
-    is below ``K·V·(2**d_h + 1)``); the output never exceeds ``d·Q·max S``. A gate's output
+    Attention (docs/SEMANTICS.md §4.4): with operand tops ``Q, K, V`` (an input's is its
+    largest |payload| in ``tops``, absent: 1) and ``d = size/heads``, the state of a head never
+    exceeds ``K·V·h`` with ``h = steps`` (plain: ``steps`` updates) or
+    ``h = min(steps, 2**d_h + 1)`` (decayed: the fixed point of ``S - trunc(S/2**d) + K·V`` is
+    below ``K·V·(2**d_h + 1)``); the output never exceeds ``d·Q·max S``. A gate's output
     never exceeds the product of its operands' tops. Registers are signed and one bit wider
     than the bound's magnitude.
 
     Raises:
         QuantizationError: a register would need more than 62 bits (int64 state).
     """
-    ranges = [_operand_range(op, pops, spec) for op in unit.operands]
+    ranges = [_operand_range(op, pops, spec, tops or {}) for op in unit.operands]
     if isinstance(unit, Attention):
         (q, _), (k, _), (v, _) = ranges
         horizon = max(unit.steps if d == 0 else min(unit.steps, 2**d + 1) for d in unit.decay)

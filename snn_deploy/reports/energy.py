@@ -506,9 +506,14 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
             ["event", "count", "pJ each", "uJ"],
             [[k, per[k], e["energy_pj"].get(k), e["breakdown_uj"].get(k)] for k in per],
         ),
-        f"dynamic {e['dynamic_uj_per_inference']:.4g} uJ, static "
-        f"{'-' if static is None else f'{static:.4g}'} uJ, total "
-        f"{e['total_uj_per_inference']:.4g} uJ per inference{bound}",
+        (
+            f"dynamic {e['dynamic_uj_per_inference']:.4g} uJ, static "
+            f"{'-' if static is None else f'{static:.4g}'} uJ, total "
+            f"{e['total_uj_per_inference']:.4g} uJ per inference{bound}"
+            if e["breakdown_uj"]
+            else f"total: not modelled (target {report.get('target')} has no energy figure "
+            "for any of these events)"
+        ),
         f"latency: {e['latency']['note']}",
         *(f"  note: {s}" for s in e["not_modelled"]),
     ]

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from snn_deploy.backends.base import Trace
 from snn_deploy.ir.net import Net
+from snn_deploy.reports.decision import DECISION_RULE, NO_DECISION, decide
 from snn_deploy.reports.energy import activity, energy, paper_energy
 from snn_deploy.reports.render import table
 from snn_deploy.reports.verification import Check, compare, vectors
@@ -36,14 +37,10 @@ STATIC = frozenset(
 
 
 def predictions(record: npt.ArrayLike) -> npt.NDArray[np.int64]:
-    """The predicted class of each sample from an output record ``[batch, time, classes]``.
-
-    The one place evaluation decides a class: the most active output neuron (largest sum over
-    time), the rule of ``api.agreement``; the first maximum wins a tie.
-    """
-    summed = np.asarray(record).sum(axis=1).reshape(np.shape(record)[0], -1)
-    out: npt.NDArray[np.int64] = summed.argmax(-1).astype(np.int64)
-    return out
+    """The predicted class of each sample from an output record ``[batch, time, classes]``
+    (classes flat in C order): ``reports.decision.decide`` on its sum over time, the rule of
+    ``api.agreement`` (``NO_DECISION`` for an undecided read-out, which matches no label)."""
+    return decide(np.asarray(record).sum(axis=1).reshape(np.shape(record)[0], -1))
 
 
 def shard_stats(
@@ -71,9 +68,10 @@ def shard_stats(
 
     Returns:
         ``samples``, ``outputs`` (name -> ``correct``, ``float_correct``, ``agree``,
-        ``float_active``), ``populations`` (name -> slot and spike counts and the sums of
-        the per-(sample, neuron) spike counts), ``activity`` (``energy.activity``) and
-        ``verify`` (vectors key -> ``slots``, ``mismatches``, ``first``) or None.
+        ``float_active``, ``float_undecided``, ``quantized_undecided``), ``populations``
+        (name -> slot and spike counts and the sums of the per-(sample, neuron) spike
+        counts), ``activity`` (``energy.activity``) and ``verify`` (vectors key ->
+        ``slots``, ``mismatches``, ``first``, ``problem``) or None.
     """
     samples = int(next(iter(data.values())).shape[0])
     outputs = {}
@@ -83,6 +81,8 @@ def shard_stats(
         outputs[name] = {
             "agree": int(np.sum(q == f)),
             "float_active": int(np.count_nonzero(np.any(floats != 0, axis=-1))),
+            "float_undecided": int(np.count_nonzero(f == NO_DECISION)),
+            "quantized_undecided": int(np.count_nonzero(q == NO_DECISION)),
             "correct": None if labels is None else int(np.sum(q == labels)),
             "float_correct": None if labels is None else int(np.sum(f == labels)),
         }
@@ -203,6 +203,8 @@ def finish(
         name: {
             "prediction_agreement": o["agree"] / samples,
             "float_active_samples": o["float_active"],
+            "float_undecided_samples": o["float_undecided"],
+            "quantized_undecided_samples": o["quantized_undecided"],
         }
         for name, o in total["outputs"].items()
     }
@@ -212,7 +214,7 @@ def finish(
     return {
         "samples": samples,
         "accuracy": accuracy,
-        "agreement": {"populations": pops, "outputs": outputs},
+        "agreement": {"decision_rule": DECISION_RULE, "populations": pops, "outputs": outputs},
         "energy": energy(counts, target, cores),
         "paper_energy": paper_energy(counts, target),
         "firing_rates": {k: p["firing_rate"] for k, p in counts["populations"].items()},

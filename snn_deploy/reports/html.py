@@ -71,6 +71,8 @@ def _figure(width: float, height: float) -> Any:
 
 def _rates_plot(summary: Mapping[str, Any]) -> str:
     groups = [g for g in summary["groups"] if g["spiking"]]
+    if not groups:
+        return ""
     fig = _figure(10, 3)
     ax1, ax2 = fig.subplots(1, 2, width_ratios=(1, 2))
     names = [g["name"] for g in groups]
@@ -92,6 +94,8 @@ def _rates_plot(summary: Mapping[str, Any]) -> str:
 
 def _raster_plot(summary: Mapping[str, Any]) -> str:
     groups = [g for g in summary["groups"] if g["raster"] is not None]
+    if not groups:
+        return ""
     total = sum(g["raster"]["neurons"] for g in groups)
     fig = _figure(10, min(8.0, 1.5 + total * 0.03))
     ax = fig.subplots()
@@ -127,6 +131,41 @@ _RESOURCES = (
 )
 
 
+def _placement_section(placement: Mapping[str, Any]) -> list[str]:
+    """The utilization heatmap (when the target declares per-core limits) and the core map:
+    which populations sit on each core, with what they use."""
+    cores = placement["cores"]
+    limited = any(c[k] is not None for c in cores for k, _ in _RESOURCES)
+    out = ["<h2>Placement</h2>"]
+    if limited:
+        out.append(_utilization_plot(placement))
+    else:
+        out.append(
+            '<p class="note">The target declares no per-core limits: no utilization '
+            "percentages.</p>"
+        )
+    rows = [
+        [
+            f"{c['chip']}:{c['core']}",
+            ", ".join(c["populations"]),
+            c["neurons"],
+            c["synapse_bits"],
+            c["fan_in_axons"],
+            c["fan_out_axons"],
+        ]
+        for c in cores
+    ]
+    headers = ["chip:core", "populations", "neurons", "synapse bits", "fan-in", "fan-out"]
+    out.append(_table(headers, rows[:_MAX_ROWS], left=2))
+    if len(rows) > _MAX_ROWS:
+        out.append(f'<p class="note">First {_MAX_ROWS} of {len(rows)} cores.</p>')
+    return out
+
+
+_MAX_ROWS = 64
+"""Rows of the core map table shown; the rest are counted (placement.json has them all)."""
+
+
 def _utilization_plot(placement: Mapping[str, Any]) -> str:
     import numpy as np
 
@@ -156,6 +195,8 @@ def _bars(ax: Any, items: Sequence[tuple[str, float]], colors: Sequence[str], ti
     """Horizontal bars, first item on top, each labelled with its value; log scale if the
     values span more than a factor 30."""
     values = [v for _, v in items]
+    if not items:  # an empty axis would get identical y limits (a matplotlib warning)
+        return
     ax.barh(range(len(items)), values, color=list(colors)[: len(items)])
     ax.set_yticks(range(len(items)), [k for k, _ in items])
     ax.set_ylim(len(items) - 0.5, -0.5)
@@ -168,19 +209,38 @@ def _bars(ax: Any, items: Sequence[tuple[str, float]], colors: Sequence[str], ti
     ax.set_title(title)
 
 
+def _modelled(energy: Mapping[str, Any]) -> bool:
+    """Whether the target has an energy figure for any event that happened."""
+    return bool(energy["breakdown_uj"])
+
+
 def _energy_plot(energy: Mapping[str, Any], paper: Mapping[str, Any] | None) -> str:
-    fig = _figure(10, 2.8)
-    ax1, ax2 = fig.subplots(1, 2)
+    """The hardware model by event and against the paper-style figures; a panel with nothing
+    to show (no figure for the target's events, no paper-style estimate) is left out."""
     terms = sorted(energy["breakdown_uj"].items(), key=lambda kv: (-kv[1], kv[0]))
-    _bars(ax1, terms, ["#1f77b4"] * len(terms), "hardware model, by event")
-    bars = [("hardware model", energy["total_uj_per_inference"])]
+    bars = [("hardware model", energy["total_uj_per_inference"])] if terms else []
+    colors = ["#1f77b4"] * len(bars)
     if paper is not None:
         bars += [
             (f"paper-style SNN (T={paper['steps']})", paper["snn_uj"]),
             ("paper-style, trace SOPs", paper["snn_uj_trace"]),
             ("equivalent ANN (MACs)", paper["ann_uj"]),
         ]
-    _bars(ax2, bars, ["#1f77b4", "#ff7f0e", "#ffbb78", "#7f7f7f"], "hardware vs 45 nm paper-style")
+        colors += ["#ff7f0e", "#ffbb78", "#7f7f7f"]
+    panels = [
+        (items, c, title)
+        for items, c, title in (
+            (terms, ["#1f77b4"] * len(terms), "hardware model, by event"),
+            (bars, colors, "hardware vs 45 nm paper-style" if terms else "45 nm paper-style"),
+        )
+        if items
+    ]
+    if not panels:
+        return ""
+    fig = _figure(10 if len(panels) == 2 else 5, 2.8)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (items, c, title) in zip(axes, panels, strict=True):
+        _bars(ax, items, c, title)
     return _svg(fig)
 
 
@@ -193,6 +253,14 @@ def _energy_section(report: Mapping[str, Any]) -> list[str]:
         ]
     per, pj = energy["per_inference"], energy["energy_pj"]
     bound = " (a lower bound: some events have no figure)" if energy["total_is_lower_bound"] else ""
+    total = (
+        f"<p>Dynamic {_num(energy['dynamic_uj_per_inference'])} uJ, static "
+        f"{_num(energy['static_uj_per_inference'])} uJ, total "
+        f"<b>{_num(energy['total_uj_per_inference'])} uJ</b> per inference{bound}."
+        if _modelled(energy)
+        else f"<p>Hardware energy: <b>not modelled</b> (target {html.escape(report['target'])}"
+        " has no energy figure for any of these events)."
+    )
     out = [
         "<h2>Energy per inference</h2>",
         _energy_plot(energy, paper),
@@ -200,10 +268,7 @@ def _energy_section(report: Mapping[str, Any]) -> list[str]:
             ["event", "count per inference", "pJ each", "uJ"],
             [[k, per[k], pj.get(k), energy["breakdown_uj"].get(k)] for k in per],
         ),
-        f"<p>Dynamic {_num(energy['dynamic_uj_per_inference'])} uJ, static "
-        f"{_num(energy['static_uj_per_inference'])} uJ, total "
-        f"<b>{_num(energy['total_uj_per_inference'])} uJ</b> per inference{bound}."
-        f" Latency: {html.escape(energy['latency']['note'])}.</p>",
+        f"{total} Latency: {html.escape(energy['latency']['note'])}.</p>",
     ]
     if energy["not_modelled"]:
         items = "".join(f"<li>{html.escape(s)}</li>" for s in energy["not_modelled"])
@@ -312,7 +377,13 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
     if placement is not None:
         kpis.append(("cores / chips", f"{placement['cores_used']} / {placement['chips_used']}"))
     if report.get("energy") is not None:
-        kpis.append(("uJ per inference", report["energy"]["total_uj_per_inference"]))
+        modelled = _modelled(report["energy"])
+        kpis.append(
+            (
+                "uJ per inference",
+                report["energy"]["total_uj_per_inference"] if modelled else "not modelled",
+            )
+        )
     if report.get("paper_energy") is not None:
         kpis.append(("paper-style uJ", report["paper_energy"]["snn_uj"]))
     out.append("".join(f'<div class="kpi">{html.escape(k)}<b>{_num(v)}</b></div>' for k, v in kpis))
@@ -321,7 +392,7 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
             out += ["<h2>Activity</h2>", _rates_plot(summary), _raster_plot(summary)]
         out += _energy_section(report)
         if placement is not None:
-            out += ["<h2>Placement</h2>", _utilization_plot(placement)]
+            out += _placement_section(placement)
     out.append("<h2>Resources</h2>")
     out.append(
         _table(
@@ -339,9 +410,17 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
         latency = report.get("latency") or {}
         out.append(
             _table(
-                ["output", "prediction agreement", "latency (steps)"],
                 [
-                    [k, v["prediction_agreement"], latency.get(k)]
+                    "output",
+                    "prediction agreement",
+                    "undecided float",
+                    "undecided quantized",
+                    "latency (steps)",
+                ],
+                [
+                    [k, v["prediction_agreement"]]
+                    + [v.get(f"{w}_undecided_samples") for w in ("float", "quantized")]
+                    + [latency.get(k)]
                     for k, v in agreement["outputs"].items()
                 ],
             )
@@ -361,5 +440,8 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
                 ],
             )
         )
+        rule = agreement.get("decision_rule")  # reports written before the rule had none
+        if rule is not None:
+            out.append(f"<p>Decision rule: {html.escape(rule)}.</p>")
     out.append("</body></html>\n")
     return "\n".join(out)

@@ -77,16 +77,20 @@ def _placement(placement: dict[str, Any] | None) -> list[str]:
         for c in placement["cores"]
     ]
     headers = ["chip", "core", "neurons", "%", "synapse bits", "%", "fan-in", "%", "fan-out", "%"]
+    if all(v is None for r in rows for v in r[3::2]):  # no per-core limits: no percentages
+        keep = [0, 1, 2, 4, 6, 8]
+        headers, rows = [headers[i] for i in keep], [[r[i] for i in keep] for r in rows]
+    bound = placement["cores_lower_bound"]
     return [
-        f"Placement: {placement['cores_used']} cores on {placement['chips_used']} chips "
-        f"(lower bound {placement['cores_lower_bound']})",
+        f"Placement: {placement['cores_used']} cores on {placement['chips_used']} chips"
+        + ("" if bound is None else f" (lower bound {bound})"),
         table(headers, rows),
         "",
     ]
 
 
 def summary(report: dict[str, Any]) -> str:
-    """The human-readable compile summary: resources, quantization and energy."""
+    """The human-readable compile summary: resources, quantization, agreement and energy."""
     res = report["resources"]
     out = [
         f"model {report['model']}  target {report['target']}  dt {report['dt']:g} s",
@@ -100,7 +104,8 @@ def summary(report: dict[str, Any]) -> str:
             ],
         ),
         f"total: {res['neurons']} neurons, {res['synapses']} synapses "
-        f"({res['synapse_bits']} weight bits), cores >= {_fmt(res['cores_lower_bound'])}",
+        f"({res['synapse_bits']} weight bits)"
+        + ("" if res["cores_lower_bound"] is None else f", cores >= {res['cores_lower_bound']}"),
         "",
         *_placement(report.get("placement")),
         "Quantization",
@@ -118,6 +123,11 @@ def summary(report: dict[str, Any]) -> str:
                 ]
                 for p in report["quantization"]["projections"]
             ],
+        ),
+        *(
+            f"input {name!r} |x| <= {r['max_abs']:g} ({r['source']}): the worst-case current "
+            "is sized for it"
+            for name, r in report["quantization"].get("inputs", {}).items()
         ),
         "",
     ]
@@ -144,13 +154,22 @@ def _agreement(agreement: dict[str, Any] | None, latency: dict[str, int]) -> lis
         for k, p in pops.items()
     ]
     outputs = [
-        [k, o["prediction_agreement"], o["float_active_samples"], latency.get(k)]
+        [
+            k,
+            o["prediction_agreement"],
+            o["float_active_samples"],
+            o.get("float_undecided_samples"),  # reports written before the rule had none
+            o.get("quantized_undecided_samples"),
+            latency.get(k),
+        ]
         for k, o in agreement.get("outputs", {}).items()
     ]
     headers = ["population", "float spikes", "quant. spikes", "slots", "F1", "count r", "flag"]
+    columns = ["output", "prediction", "active samples", "undecided float", "quantized"]
     return [
         "Agreement, quantized vs float reference",
         table(headers, rows),
-        table(["output", "prediction", "active samples", "latency (steps)"], outputs),
+        table([*columns, "latency (steps)"], outputs),
+        f"decision rule: {agreement.get('decision_rule', 'not recorded')}",
         "",
     ]

@@ -17,7 +17,7 @@ from typing import Any
 
 from snn_deploy.errors import TargetError
 from snn_deploy.ir.net import NumericSpec
-from snn_deploy.ir.types import FixedPoint, Overflow, ResetMode
+from snn_deploy.ir.types import FixedPoint, Overflow, ResetMode, ResetTiming, ThresholdCompare
 from snn_deploy.target.schema import EnergyModel, FpgaBoard, Limits, Target
 
 STATUSES = frozenset({"verified-code", "primary", "secondary", "estimate"})
@@ -97,8 +97,14 @@ def load_target(name_or_path: str | Path) -> Target:
             numeric_path=formats,
             fpga=_build(FpgaBoard, values["fpga"], "fpga", path) if "fpga" in values else None,
             products=frozenset(_strings(values, "products", path)),
+            reset_timings=frozenset(
+                ResetTiming(m) for m in _strings(values, "reset_timings", path) or ["immediate"]
+            ),
+            threshold_compares=frozenset(
+                ThresholdCompare(m) for m in _strings(values, "threshold_compares", path) or [">"]
+            ),
         )
-    except ValueError as exc:  # an unknown reset or overflow mode, a register width
+    except ValueError as exc:  # an unknown reset mode, timing, compare or overflow, a width
         raise TargetError(f"{path}: invalid target description: {exc}") from exc
 
 

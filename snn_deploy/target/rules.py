@@ -125,6 +125,56 @@ def reset_mode_supported(net: Net, target: Target) -> list[Violation]:
     ]
 
 
+def reset_timing_supported(net: Net, target: Target) -> list[Violation]:
+    """Every spiking population's reset timing (docs/SEMANTICS.md §1.2) is one the target
+    runs (``reset_timings`` in its file), quoting the file's reason."""
+    why = target.sources.get("reset_timings", "the target file lists none but immediate")
+    runs = [n for n in available() if _runs_all(net, load_target(n))]
+    return [
+        Violation(
+            "reset-timing",
+            p.name,
+            "reset timing",
+            p.reset_timing.value,
+            f"{' or '.join(sorted(m.value for m in target.reset_timings))} ({why})",
+            "train with a reset in the spiking step (snnTorch reset_delay=False), or use "
+            f"--target {' or '.join(runs) or 'sim'}",
+        )
+        for p in net.populations.values()
+        if p.spiking and p.reset_timing not in target.reset_timings
+    ]
+
+
+def threshold_compare_supported(net: Net, target: Target) -> list[Violation]:
+    """Every spiking population's threshold compare (``>`` or ``>=``) is one the target runs
+    (``threshold_compares`` in its file), quoting the file's reason."""
+    why = target.sources.get("threshold_compares", "the target file lists only >")
+    runs = [n for n in available() if _runs_all(net, load_target(n))]
+    return [
+        Violation(
+            "threshold-compare",
+            p.name,
+            "threshold compare",
+            f"v {p.threshold_compare.value} θ",
+            f"{' or '.join(sorted(m.value for m in target.threshold_compares))} ({why})",
+            f"use --target {' or '.join(runs) or 'sim'}",
+        )
+        for p in net.populations.values()
+        if p.spiking and p.threshold_compare not in target.threshold_compares
+    ]
+
+
+def _runs_all(net: Net, target: Target) -> bool:
+    """True if ``target`` runs every population's reset mode, timing and compare."""
+    return all(
+        p.reset in target.reset_modes
+        and p.reset_timing in target.reset_timings
+        and p.threshold_compare in target.threshold_compares
+        for p in net.populations.values()
+        if p.spiking
+    )
+
+
 def spike_payload_fits(net: Net, target: Target) -> list[Violation]:
     """Every multi-level population's spikes (0..D) fit the target's spike payload:
     ``ceil(log2(D + 1))`` bits, where 0 bits means the target sends binary spikes only."""
@@ -360,6 +410,8 @@ def placement_covers_every_neuron(net: Net, target: Target) -> list[Violation]:
 
 DESIGN_RULES: list[Callable[[Net, Target], list[Violation]]] = [
     reset_mode_supported,
+    reset_timing_supported,
+    threshold_compare_supported,
     product_registers_fit,
     spike_payload_fits,
     delay_within_limit,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from snn_deploy.ir.net import NumericSpec
-from snn_deploy.ir.types import ResetMode
+from snn_deploy.ir.types import ResetMode, ResetTiming, ThresholdCompare
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,6 +103,9 @@ class Target:
         backend: the backend that emits and runs programs for this target.
         numeric: the neuron core's integer arithmetic.
         reset_modes: the reset modes the hardware implements.
+        reset_timings: when a reset may act (docs/SEMANTICS.md §1.2); absent from the file:
+            immediate only.
+        threshold_compares: the spike tests it runs (``>``, ``>=``); absent: ``>`` only.
         products: the product units (``Attention``, ``Gate``; docs/SEMANTICS.md §4) its backend
             runs; absent from the file: none.
         limits: capacities checked by the design rules.
@@ -125,3 +128,5 @@ class Target:
     numeric_path: Path
     fpga: FpgaBoard | None = None
     products: frozenset[str] = frozenset()
+    reset_timings: frozenset[ResetTiming] = frozenset({ResetTiming.IMMEDIATE})
+    threshold_compares: frozenset[ThresholdCompare] = frozenset({ThresholdCompare.GT})

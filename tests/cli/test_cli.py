@@ -210,3 +210,21 @@ def test_compile_with_calibrate_reports_compensated_rounding(tmp_path: Path):
     rounding = {p["name"]: p["rounding"] for p in report["quantization"]["projections"]}
     assert rounding == {"w_in": "compensated", "w_rec": "compensated", "w_out": "compensated"}
     assert "compensated" in text
+
+
+def test_simulate_a_model_sizes_for_its_graded_inputs_like_compile(tmp_path: Path):
+    # integer payloads up to 100: simulate MODEL --inputs quantizes for them as compile
+    # --inputs does (sized for binary inputs, u would wrap), so both runs are equal
+    from tests.passes.test_quantize import _graded_readout
+
+    model, x = _graded_readout(tmp_path), tmp_path / "x.npz"
+    np.savez(x, input=np.random.default_rng(1).integers(0, 101, (2, 20, 4)).astype(np.float64))
+    assert invoke("compile", model, "--inputs", x, "-o", tmp_path / "out")[0] == 0
+    runs = [tmp_path / "direct.npz", tmp_path / "compiled.npz"]
+    assert invoke("simulate", model, "--inputs", x, "-o", runs[0])[0] == 0
+    assert invoke("simulate", tmp_path / "out", "--inputs", x, "-o", runs[1])[0] == 0
+    direct, compiled = (np.load(r) for r in runs)
+    assert_array_equal(direct["output.output"], compiled["output.output"])
+    assert (
+        "input 'input' |x| <= 100 (observed in --inputs)" in invoke("report", tmp_path / "out")[1]
+    )

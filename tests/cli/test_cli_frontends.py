@@ -89,6 +89,6 @@ def test_exporter_profile_and_agreement_in_the_summary(tmp_path: Path):
     code, text = invoke(*args, "--exporter", "snntorch", "--force")
     assert code == 0, text
     warning = next(line for line in text.splitlines() if line.startswith("warning:"))
-    assert "reset_delay=True resets one step late" in warning
+    assert "reset_delay=True (the reset lands one step late)" in warning
     assert "Agreement, quantized vs float reference" in text
     assert "latency (steps)" in text

@@ -44,9 +44,12 @@ def test_compiles_for_sim_and_the_integer_run_agrees_with_the_float_reference(mo
     assert code == 0, text
     report = json.loads((out / "report.json").read_text())
     units = report["energy"]["counts"]["products"]
-    assert units["2.attention"]["state_updates"] > 0 and units["3.product"]["products"] > 0
+    assert (
+        units["spikingselfattention2.attention"]["state_updates"] > 0
+        and units["spikinggate3.product"]["products"] > 0
+    )
     page = (out / "report.html").read_text()
-    assert "Product units" in page and '<td class="l">2.attention</td>' in page
+    assert "Product units" in page and '<td class="l">spikingselfattention2.attention</td>' in page
     agreement = report["agreement"]
     assert agreement["outputs"]["output"]["prediction_agreement"] >= 5 / 6
     assert min(p["spike_agreement"] for p in agreement["populations"].values()) > 0.99
@@ -56,8 +59,13 @@ def test_compiles_for_sim_and_the_integer_run_agrees_with_the_float_reference(mo
     # ones (here on most steps), so do the products
     float_net, _ = api.lower_and_quantize(api.load(folder / "model.pt"), api.load_target("sim"))
     integer, floats = simulate(net, {"input": x}), simulate(float_net, {"input": x}, fixed=False)
-    same = integer.products["2.attention"] == floats.products["2.attention"]
-    assert np.abs(integer.products["2.attention"]).sum() > 0 and same.mean() > 0.9
+    same = (
+        integer.products["spikingselfattention2.attention"]
+        == floats.products["spikingselfattention2.attention"]
+    )
+    assert (
+        np.abs(integer.products["spikingselfattention2.attention"]).sum() > 0 and same.mean() > 0.9
+    )
 
 
 @pytest.mark.toolchain("iverilog")
@@ -75,8 +83,8 @@ def test_compiles_for_the_fpga_and_the_rtl_verifies(model_and_inputs, monkeypatc
     assert (out / "attention.v").is_file() and (out / "gate.v").is_file()
     units = json.loads((out / "netlist.json").read_text())["units"]
     assert [(u["type"], u["product"]) for u in units] == [
-        ("Attention", "2.attention"),
-        ("Gate", "3.product"),
+        ("Attention", "spikingselfattention2.attention"),
+        ("Gate", "spikinggate3.product"),
     ]
     code, text = invoke("verify", out, "--target", "rtl")
     assert code == 0 and "on rtl: all 1 arrays equal" in text, text
@@ -98,14 +106,20 @@ def test_compiles_for_loihi_sim_and_lava_equals_sim_in_outputs_and_state(model_a
         assert code == 0, text
     report = json.loads((out / "report.json").read_text())
     notes = report["backend_notes"]
-    assert notes["product_processes"] == {"2.attention": "Attention", "3.product": "Gate"}
+    assert notes["product_processes"] == {
+        "spikingselfattention2.attention": "Attention",
+        "spikinggate3.product": "Gate",
+    }
     assert any(
         "no layer type for a product unit (Attention)" in p for p in notes["netx"]["problems"]
     )
     net = serialize.load(out / "network.npz")
     got = lava.run(lava.lower(net, api.load_target("loihi-sim")), {"input": x}, record_state=True)
     want = simulate(net, {"input": x}, record_state=True)
-    assert np.abs(want.products["2.attention"]).sum() > 0 and want.products["3.product"].any()
+    assert (
+        np.abs(want.products["spikingselfattention2.attention"]).sum() > 0
+        and want.products["spikinggate3.product"].any()
+    )
     for name in net.products:
         np.testing.assert_array_equal(got.products[name], want.products[name])
     for name in net.populations:
@@ -126,5 +140,8 @@ def test_other_hardware_targets_refuse_by_rule_name(model_and_inputs, target, wh
     folder, _ = model_and_inputs
     code, text = invoke("compile", folder / "model.pt", "--target", target, "-o", folder / target)
     assert code == 5, text
-    assert "[attention] 2.attention" in text and "[gate] 3.product" in text
+    assert (
+        "[attention] spikingselfattention2.attention" in text
+        and "[gate] spikinggate3.product" in text
+    )
     assert why in text

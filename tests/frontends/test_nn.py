@@ -72,9 +72,9 @@ def test_conv_model_spike_for_spike():
 def test_export_round_trips_and_has_surrogate_gradients():
     model = torch.nn.Sequential(snn.Linear(3, 4), snn.LIF(4, beta=0.5, learn_beta=True))
     graph = snn.export(model, dt=1e-3)
-    assert type(graph.nodes["1"]).__name__ == "LIF"
-    np.testing.assert_allclose(graph.nodes["1"].tau, 1e-3 / 0.5)
-    assert load_nir(graph).nodes["1"].in_shape == (4,)
+    assert type(graph.nodes["lif1"]).__name__ == "LIF"
+    np.testing.assert_allclose(graph.nodes["lif1"].tau, 1e-3 / 0.5)
+    assert load_nir(graph).nodes["lif1"].in_shape == (4,)
     out = snn.run(model, torch.ones(5, 2, 3, requires_grad=True))
     out.sum().backward()
     assert model[0].weight.grad is not None and model[1].beta.grad is not None
@@ -152,9 +152,9 @@ def test_export_writes_spike_levels():
         snn.IF(2),
     )
     nodes = snn.export(model).nodes
-    assert nodes["1"].metadata == {RESET_KEY: "zero", LEVELS_KEY: 3}
-    assert nodes["3"].metadata == {RESET_KEY: "subtract", LEVELS_KEY: 2}
-    assert nodes["5"].metadata == {RESET_KEY: "zero"}  # binary: no key
+    assert nodes["lif1"].metadata == {RESET_KEY: "zero", LEVELS_KEY: 3}
+    assert nodes["cubalif2"].metadata == {RESET_KEY: "subtract", LEVELS_KEY: 2}
+    assert nodes["if3"].metadata == {RESET_KEY: "zero"}  # binary: no key
     assert LEVELS_KEY == "snn_deploy.spike_levels"
 
 
@@ -179,7 +179,7 @@ def test_levels_1_is_the_binary_neuron():
         outs.append((y.detach(), model[0].weight.grad.clone()))
     assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
     assert set(outs[0][0].unique().tolist()) == {0.0, 1.0}
-    assert snn.export(explicit).nodes["1"].metadata == {RESET_KEY: "zero"}
+    assert snn.export(explicit).nodes["cubalif1"].metadata == {RESET_KEY: "zero"}
 
 
 def test_checkpoint_architecture_takes_levels(tmp_path):
@@ -193,7 +193,7 @@ def test_checkpoint_architecture_takes_levels(tmp_path):
     torch.save({"architecture": arch, "state_dict": model.state_dict()}, tmp_path / "m.pt")
     rebuilt, _ = read_model(tmp_path / "m.pt")
     assert rebuilt[1].levels == 3
-    assert to_nir(rebuilt).nodes["1"].metadata[LEVELS_KEY] == 3
+    assert to_nir(rebuilt).nodes["lif1"].metadata[LEVELS_KEY] == 3
 
 
 @pytest.mark.parametrize("levels", [0, -1, 1.5, True])

@@ -62,7 +62,7 @@ def test_float_simulator_runs_the_pytorch_forward_spike_for_spike(case):
     trace = simulate(net, {"input": np.swapaxes(x.numpy(), 0, 1)})
     for unit in net.products:  # both products really multiply something
         assert np.abs(trace.products[unit]).sum() > 0, unit
-    assert trace.populations["2.qkv_lif"].max() == CASES[case]["levels"]
+    assert trace.populations["spikingselfattention2.qkv_lif"].max() == CASES[case]["levels"]
 
 
 def test_surrogate_gradients_reach_every_weight():

@@ -158,7 +158,7 @@ def test_batchnorm_is_folded_into_the_conv():
     g = load(model, input_shape=(2, 5, 5))
     assert [type(v).__name__ for v in g.nodes.values()] == ["Input", "Conv2d", "IF", "Output"]
     x = torch.randn(3, 2, 5, 5)
-    folded = g.nodes["0"]
+    folded = g.nodes["conv2d1"]
     ref = torch.nn.functional.conv2d(
         x,
         torch.tensor(np.array(folded.weight)).float(),
@@ -167,3 +167,28 @@ def test_batchnorm_is_folded_into_the_conv():
     )
     torch.testing.assert_close(ref.float(), bn(conv(x)).detach(), rtol=1e-5, atol=1e-5)
     assert isinstance(folded, n.Conv2d)
+
+
+def test_nodes_are_named_after_the_modules():
+    """Issue 21 item 3: the model's own names, else ``<class><layer>``; never an index."""
+    from collections import OrderedDict
+
+    plain = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), snn.LIF(4, beta=0.5), torch.nn.Linear(4, 2), snn.IF(2)
+    )
+    assert list(to_nir(plain).nodes) == ["input", "linear1", "lif1", "linear2", "if2", "output"]
+    block = torch.nn.Sequential(OrderedDict(fc=torch.nn.Linear(4, 2), lif=snn.IF(2)))
+    named = torch.nn.Sequential(
+        OrderedDict(fc1=torch.nn.Linear(3, 4), lif1=snn.LIF(4, beta=0.5), block=block)
+    )
+    assert list(to_nir(named).nodes)[1:-1] == ["fc1", "lif1", "block_fc", "block_lif"]
+    clash = torch.nn.Sequential(
+        OrderedDict(
+            [
+                ("0", torch.nn.Linear(3, 3)),
+                ("linear1", torch.nn.Linear(3, 3)),
+                ("output", snn.IF(3)),
+            ]
+        )
+    )
+    assert list(to_nir(clash).nodes)[1:-1] == ["linear1", "linear1_2", "output_2"]

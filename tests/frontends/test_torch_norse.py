@@ -64,6 +64,6 @@ def test_norse_exporter_time_constants_are_fixed():
     cell = norse.LIFCell()
     theirs = _extract_norse_module(cell, dt=cell.dt)
     np.testing.assert_allclose(np.asarray(theirs.tau_mem, float), cell.dt / 100.0)
-    mine = to_nir(torch.nn.Sequential(_lin(3, 3, 1), cell), dt=1e-4).nodes["1"]
+    mine = to_nir(torch.nn.Sequential(_lin(3, 3, 1), cell), dt=1e-4).nodes["lifcell1"]
     np.testing.assert_allclose(mine.tau_mem, 1e-4 / (cell.dt * 100.0))  # per-step decay 0.1
     np.testing.assert_allclose(mine.w_in, 1 / (cell.dt * 200.0))

@@ -1,8 +1,8 @@
 """SpikingJelly models (LIFNode, IFNode, Linear/Conv/BatchNorm) through our torch frontend.
 
 SpikingJelly's exporter writes ``IF.r = 1/dt``; ours is ``r = 1`` (one step adds ``R·x``,
-docs/SEMANTICS.md §1). SpikingJelly fires at ``v >= θ`` (we fire at ``v > θ``): equal unless
-a voltage lands exactly on the threshold, which random float weights avoid. Compared: the
+docs/SEMANTICS.md §1). SpikingJelly fires at ``v >= θ``, read as our ``>=`` threshold compare
+(docs/SEMANTICS.md §1.2), exact at ties in floats and integers. Compared: the
 framework's output at t against our float simulator's at t + L (L projections; no biases).
 """
 
@@ -90,5 +90,50 @@ def test_conv_batchnorm_model_batchnorm_folded():
         functional.reset_net(head)
         fw = head(x).numpy()
     result = ours(head, x, input_shape=(2, 6, 6))
-    assert result["graph"].nodes["0_0"].__class__.__name__ == "Conv2d"
+    assert result["graph"].nodes["conv2d1"].__class__.__name__ == "Conv2d"
     assert abs(float(fw.sum()) - float(result["float"].sum())) <= 0.1 * fw.sum() + 2
+
+
+@pytest.mark.parametrize("v_reset", [0.0, None])
+def test_ties_at_the_threshold_are_exact_in_integers(v_reset):
+    """Weights in quarters and θ = 1 land voltages exactly on θ: SpikingJelly fires there
+    (``v >= θ``), so must we, in the float run and in the integer run (``v >= vth << 6``),
+    where the quantization is exact; a ``>`` test would miss these ties."""
+    import dataclasses
+
+    import numpy as np
+    from spikingjelly.activation_based import functional, layer, neuron
+
+    from snn_deploy import api
+    from snn_deploy.backends.sim.run import simulate
+    from snn_deploy.frontends.torch import load
+    from snn_deploy.ir.types import ThresholdCompare
+
+    g = torch.Generator().manual_seed(1)
+    model = torch.nn.Sequential(
+        layer.Linear(10, 16, bias=False, step_mode="m"),
+        neuron.IFNode(v_reset=v_reset, step_mode="m"),
+        layer.Linear(16, 4, bias=False, step_mode="m"),
+        neuron.IFNode(v_reset=v_reset, step_mode="m"),
+    ).double()
+    with torch.no_grad():
+        for lin in (model[0], model[2]):
+            lin.weight.copy_(torch.randint(-2, 4, lin.weight.shape, generator=g) / 4.0)
+    x = spikes(40, 4, (10,))
+    functional.reset_net(model)
+    with torch.no_grad():
+        fw = model(x).numpy()
+    result = ours(model, x)
+    assert compare(fw, result, layers=2) == 1.0  # the integer run too, spike for spike
+    graph = load(model, input_shape=(10,), dt=1e-4)
+    _, net = api.lower_and_quantize(graph, api.load_target("sim"), dt=1e-4)
+    strict = net.replace(
+        populations={
+            k: dataclasses.replace(p, threshold_compare=ThresholdCompare.GT)
+            for k, p in net.populations.items()
+        }
+    )
+    data = {"input": np.swapaxes(x.numpy(), 0, 1)}
+    assert not np.array_equal(
+        simulate(strict, data).outputs["output"], simulate(net, data).outputs["output"]
+    ), "the test must have ties"

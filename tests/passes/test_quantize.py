@@ -25,6 +25,7 @@ from snn_deploy.passes.quantize import (
     compensated_codes,
     quantize,
 )
+from snn_deploy.reports.render import summary
 from snn_deploy.target.load import load_target
 from tests.conftest import NIR_FIXTURES, REPO
 from tests.graphs import every_node_type, lif_node
@@ -200,3 +201,68 @@ def test_calibration_statistics_of_another_net_are_refused():
     fnet = lower(load(model), dt=1e-3)
     with pytest.raises(QuantizationError, match="calibration statistics of"):
         quantize(fnet, SPEC, grams={0: np.eye(fnet.projections[0].weight.shape[1] + 1)})
+
+
+def _graded_readout(tmp_path):
+    """Input(4) -> Linear (positive weights) -> LI(3) -> Output, written as a NIR file; with
+    ``tau = dt`` the read-out voltage is the current of the step (no gain that could saturate
+    ``v`` by itself)."""
+    graph = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type={"input": np.array([4])}),
+            "fc": nir.Linear(weight=np.random.default_rng(0).uniform(0.2, 1.0, (3, 4))),
+            "li": nir.LI(tau=np.full(3, 1e-4), r=np.ones(3), v_leak=np.zeros(3)),  # v = u
+            "output": nir.Output(output_type={"output": np.array([3])}),
+        },
+        edges=[("input", "fc"), ("fc", "li"), ("li", "output")],
+        type_check=False,
+    )
+    nir.write(tmp_path / "graded.nir", graph)
+    return tmp_path / "graded.nir"
+
+
+def test_graded_inputs_size_the_current_register_from_the_observed_range(tmp_path):
+    # integer payloads up to 100: sized for binary inputs, u wraps and v saturates; sized
+    # from the payloads the compile is given, the read-out follows the float one
+    path = _graded_readout(tmp_path)
+    x = np.random.default_rng(1).integers(0, 101, (2, 20, 4)).astype(np.float64)
+    x[0, 0, 0] = 100
+    binary = compile_model(path, "sim")
+    graded = compile_model(path, "sim", inputs={"input": x})
+    assert binary.report["quantization"]["inputs"] == {
+        "input": {"max_abs": 1.0, "source": "binary spikes (default)"}
+    }
+    assert graded.report["quantization"]["inputs"] == {
+        "input": {"max_abs": 100.0, "source": "observed in --inputs"}
+    }
+    ref = simulate(graded.float_net, {"input": x}, fixed=False).outputs["output"]
+    errors = []
+    for result in (binary, graded):
+        v = simulate(result.net, {"input": x}).outputs["output"]
+        errors.append(np.max(np.abs(v / result.net.populations["li"].fixed.scale - ref)))
+    top = np.max(np.abs(ref))
+    assert errors[0] > 0.5 * top  # wrapped and saturated
+    assert errors[1] < 0.01 * top  # weight rounding only
+    assert "input 'input' |x| <= 100 (observed in --inputs)" in summary(graded.report)
+
+
+def test_a_declared_input_range_sizes_the_registers_and_bounds_the_data(tmp_path):
+    # NIR metadata snn_deploy.input_max on the Input node: sized for it with no data given;
+    # data beyond it is refused by name; it survives load -> dump
+    from snn_deploy.errors import InputFileError
+    from snn_deploy.frontends.nir import INPUT_MAX_KEY, dump
+
+    graph = nir.read(_graded_readout(tmp_path))
+    graph.nodes["input"].metadata[INPUT_MAX_KEY] = 100
+    nir.write(tmp_path / "declared.nir", graph)
+    result = compile_model(tmp_path / "declared.nir", "sim")
+    assert result.report["quantization"]["inputs"] == {
+        "input": {"max_abs": 100.0, "source": "declared (snn_deploy.input_max)"}
+    }
+    sized = compile_model(
+        _graded_readout(tmp_path), "sim", inputs={"input": np.full((1, 2, 4), 100)}
+    )
+    assert result.net.populations["li"].fixed.scale == sized.net.populations["li"].fixed.scale
+    with pytest.raises(InputFileError, match=r"'input': --inputs holds \|x\| = 101, beyond"):
+        compile_model(tmp_path / "declared.nir", "sim", inputs={"input": np.full((1, 2, 4), 101)})
+    assert dump(result.graph).nodes["input"].metadata == {INPUT_MAX_KEY: 100.0}

@@ -69,3 +69,26 @@ def test_page_without_activity_or_placement():
     report.pop("activity")
     page = render_html(report, None)
     assert page.count("<svg") == 0 and "--inputs data.npz" in page
+
+
+def test_a_target_without_figures_or_limits_gives_no_empty_plot_and_no_warning():
+    """An FPGA-like report: no per-event energy figure, no per-core limit (issue 21 item 2)."""
+    import warnings
+
+    report = _report()
+    report["energy"] = {**report["energy"], "breakdown_uj": {}, "energy_pj": {}, "sources": {}}
+    report["paper_energy"] = None
+    report["placement"] = {
+        **report["placement"],
+        "cores": [
+            {**c, **{k: None for k in c if k.endswith("_pct")}}
+            for c in report["placement"]["cores"]
+        ],
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        page = render_html(report)
+    assert page.count("<svg") == 2  # firing rates and raster; no energy plot, no heatmap
+    assert "<b>not modelled</b>" in page and "no per-core limits" in page
+    populations = ", ".join(report["placement"]["cores"][0]["populations"])
+    assert f'<td class="l">{populations}</td>' in page  # the core map

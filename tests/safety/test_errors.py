@@ -456,8 +456,9 @@ def test_a_silent_output_is_a_visible_warning(tmp_path: Path):
         "compile", MODEL, "-o", tmp_path / "o", "--inputs", npz(tmp_path, input=np.zeros((2, 5, 1)))
     )
     warnings = [ln for ln in result.stderr.splitlines() if ln.startswith("warning: ")]
-    assert result.exit_code == 0 and len(warnings) == 1, result.output
+    assert result.exit_code == 0 and len(warnings) == 2, result.output
     assert "output 'output' is silent in the float reference" in warnings[0]
+    assert "population '1' is silent in the float reference" in warnings[1]
 
 
 # ---------------------------------------------------------------- --json on every command

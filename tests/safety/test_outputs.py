@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from snn_deploy import api
 from snn_deploy.cli.main import cli
+from snn_deploy.errors import InputFileError
 from snn_deploy.outdir import MANIFEST
 from snn_deploy.target.load import load_target
 from tests.conftest import NIR_FIXTURES, REPO
@@ -261,3 +262,47 @@ def test_report_records_what_the_compile_read_and_compare_lists_what_changed(tmp
 def compile_to_model(model: Path, *args: object) -> tuple[int, str]:
     result = CliRunner().invoke(cli, ["compile", str(model), *map(str, args)])
     return result.exit_code, result.output
+
+
+def test_single_output_files_are_new_or_forced_and_never_an_input(tmp_path: Path):
+    """`simulate -o` and `convert -o`: an existing file is replaced only with --force (checked
+    before any work), a file the run reads never, and a failed write leaves nothing."""
+    x = tmp_path / "x.npz"
+    np.savez(x, input=np.zeros((1, 5, 1)))
+    run = ["simulate", str(MODEL), "--inputs", str(x), "--float"]
+    result = CliRunner().invoke(cli, [*run, "-o", str(x), "--force"])
+    assert_refused(result.exit_code, result.output, "a file this run reads")
+    assert np.load(x)["input"].shape == (1, 5, 1)
+    mine = tmp_path / "mine.npz"
+    mine.write_bytes(b"precious")
+    result = CliRunner().invoke(cli, [*run, "-o", str(mine)])
+    assert_refused(result.exit_code, result.output, "exists", "--force")
+    assert mine.read_bytes() == b"precious"
+    result = CliRunner().invoke(cli, [*run, "-o", str(mine), "--force"])
+    assert result.exit_code == 0, result.output
+    with np.load(mine) as z:
+        assert "output.output" in z.files
+    onnx = tmp_path / "ann.onnx"
+    onnx.write_text("not even a model")  # refused before it is read
+    (tmp_path / "ann.nir").write_bytes(b"precious")
+    result = CliRunner().invoke(cli, ["convert", str(onnx), "--calibrate", str(x)])
+    assert_refused(result.exit_code, result.output, "exists", "--force")
+    assert (tmp_path / "ann.nir").read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "ann.nir",
+        "ann.onnx",
+        "mine.npz",
+        "x.npz",
+    ]
+
+
+def test_a_failed_file_write_leaves_no_temporary_file(tmp_path: Path):
+    from snn_deploy.outdir import write_file
+
+    def fail(tmp: Path) -> None:
+        tmp.write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(InputFileError, match="No space left"):
+        write_file(tmp_path / "out.npz", fail)
+    assert list(tmp_path.iterdir()) == []

@@ -96,3 +96,54 @@ def test_loihi2_compile_writes_no_netx_file_for_a_multi_level_model(tmp_path: Pa
     assert "lif: 3 spike levels; netx CUBA layers send binary spikes" in notes["problems"]
     levels = {p["name"]: p["spike_levels"] for p in result.report["resources"]["populations"]}
     assert levels == {"lif": 3, "if": 3}
+
+
+@pytest.mark.parametrize(
+    ("target", "rule"),
+    [
+        ("loihi1", "reset-timing"),
+        ("loihi2-netx", "reset-timing"),
+        ("fpga-artix7-35t", "reset-timing"),
+        ("loihi1", "threshold-compare"),
+        ("loihi2-netx", "threshold-compare"),
+    ],
+)
+def test_late_reset_and_ge_threshold_are_refused_by_name_with_the_target_files_reason(target, rule):
+    from snn_deploy.ir.types import ResetMode, ResetTiming, ThresholdCompare
+
+    mode = (
+        {"timing": ResetTiming.LATE, "reset": ResetMode.SUBTRACT}
+        if rule == "reset-timing"
+        else {"compare": ThresholdCompare.GE}
+    )
+    net = random_net(np.random.default_rng(0), **mode)
+    t = load_target(target)
+    with pytest.raises(DesignRuleError) as err:
+        check_design_rules(net, t)
+    text = str(err.value)
+    key = "reset_timings" if rule == "reset-timing" else "threshold_compares"
+    assert f"[{rule}] p1" in text and t.sources[key] in text and "loihi-sim" in text
+
+
+@pytest.mark.parametrize("target", ["sim", "loihi-sim", "loihi2"])
+def test_snntorch_default_reset_runs_where_the_target_file_allows_it(target):
+    from snn_deploy.ir.types import ResetMode, ResetTiming, ThresholdCompare
+
+    for timing in ResetTiming:
+        net = random_net(
+            np.random.default_rng(0),
+            reset=ResetMode.SUBTRACT,
+            timing=timing,
+            compare=ThresholdCompare.GE,
+        )
+        check_design_rules(net, load_target(target))
+
+
+def test_the_fpga_backend_refuses_a_late_reset_itself():
+    """``fpga.lower`` checks the board rules, which include the target file's timings: the
+    RTL is never emitted with a reset it does not implement."""
+    from snn_deploy.ir.types import ResetMode, ResetTiming
+
+    net = random_net(np.random.default_rng(0), reset=ResetMode.SUBTRACT, timing=ResetTiming.LATE)
+    with pytest.raises(DesignRuleError, match=r"\[reset-timing\] p1"):
+        fpga.lower(net, load_target("fpga-artix7-35t"))

@@ -28,7 +28,7 @@ from snn_deploy.backends.fpga.lower import (
 )
 from snn_deploy.backends.sim.run import simulate
 from snn_deploy.ir.net import Attention
-from snn_deploy.ir.types import ResetMode
+from snn_deploy.ir.types import ResetMode, ThresholdCompare
 
 NETLIST_SCHEMA = "snn-deploy-fpga-netlist/1"
 TEMPLATES = ("lif_core.v", "hist_ram.v")
@@ -66,8 +66,8 @@ def emit(
     Args:
         program: from ``lower``.
         out_dir: an existing folder.
-        inputs: stimulus, ``[batch, time, size]`` integers per input name; default: one
-            sample of ``DEFAULT_STEPS`` random spikes (seed 0).
+        inputs: stimulus, ``[batch, time, *shape]`` integers per input name; default: one
+            sample of ``DEFAULT_STEPS`` random spikes (seed 0) of each input's shape.
         expected: the simulator's output per population and product unit for ``inputs`` (the
             testbench checks against it with ``+check``); default: computed with the sim
             backend.
@@ -77,9 +77,9 @@ def emit(
     """
     if inputs is None:
         rng = np.random.default_rng(0)
-        inputs = {
-            k: (rng.random((1, DEFAULT_STEPS, n)) < 0.3).astype(np.int64)
-            for k, n in program.inputs.items()
+        inputs = {  # shaped like the input ([batch, time, *shape]): the simulator checks it
+            k: (rng.random((1, DEFAULT_STEPS, *shape)) < 0.3).astype(np.int64)
+            for k, shape in program.net.inputs.items()
         }
     if expected is None:
         trace = simulate(program.net, inputs)
@@ -386,6 +386,7 @@ def top_verilog(program: Program) -> str:
             "SB": spec.voltage.width,
             "SPIKING": int(c.pop.spiking),
             "SUBTRACT": int(c.pop.reset is ResetMode.SUBTRACT),
+            "GE": int(c.pop.threshold_compare is ThresholdCompare.GE),
             # binary cores keep the template defaults (LEVELS = LB = 1): their RTL is unchanged
             **(
                 {"LEVELS": c.pop.levels, "LB": c.pop.levels.bit_length()}

@@ -14,7 +14,13 @@ from snn_deploy.backends.fpga.lower import build_cores, build_units
 from snn_deploy.backends.fpga.synth import estimate, over_capacity, units_over_capacity
 from snn_deploy.ir.net import Net
 from snn_deploy.ir.types import Overflow
-from snn_deploy.target.rules import Violation, payload_violations, raise_violations
+from snn_deploy.target.rules import (
+    Violation,
+    payload_violations,
+    raise_violations,
+    reset_timing_supported,
+    threshold_compare_supported,
+)
 from snn_deploy.target.schema import Target
 
 MAX_INDEX = 1 << 16
@@ -153,6 +159,8 @@ def resources_fit_board(net: Net, target: Target) -> list[Violation]:
 
 FPGA_RULES: list[Callable[[Net, Target], list[Violation]]] = [
     numeric_format_supported,
+    reset_timing_supported,  # lif_core.v: immediate reset, v > th (the target files say so)
+    threshold_compare_supported,
     spike_levels_supported,
     parameters_fit_formats,
     sizes_addressable,

@@ -137,7 +137,9 @@ def build(
         if not b.spiking:
             neurons[b.name] = products.VoltageLIF(**params)
         elif b.multilevel:
-            neurons[b.name] = MultiLevelLIF(levels=b.levels, subtract=b.subtract, **params)
+            neurons[b.name] = MultiLevelLIF(
+                levels=b.levels, subtract=b.subtract, timing=b.timing, ge=b.ge, **params
+            )
         else:
             neurons[b.name] = LIF(**params)
     message_bits = {b.population: b.message_bits for b in program.blocks}

@@ -1,7 +1,7 @@
 """Import shims that let Lava 0.10.0 and lava-dl 0.6.0 run on Python 3.11.
 
 Both wheels declare ``Requires-Python >=3.10,<3.11`` and are installed with
-``--no-deps --ignore-requires-python``. Two shims make them import. Each one
+``--no-deps --ignore-requires-python``. Three shims make them import and run. Each one
 is active only while this module imports Lava and is undone afterwards:
 
 1. **Dataclass defaults** (``import_lava``). ``lava/magma/compiler/var_model.py``
@@ -24,13 +24,14 @@ is active only while this module imports Lava and is undone afterwards:
    lava-dl stops importing torchvision at import time, or when a torchvision
    that matches the installed CPU torch can be installed.
 
-3. **Start method** (``import_lava``). Importing Lava's message infrastructure calls
-   ``multiprocessing.set_start_method("fork")``, which raises "context has already been set"
-   once a start method is fixed: numba's threading layer (the simulator's parallel loop) asks
-   ``multiprocessing.get_start_method()``, which fixes the default, and a worker spawned by
-   ``snn_deploy.engine.Processes`` starts with "spawn" set. The setting is cleared just
-   before Lava is imported (Lava then sets "fork", which its runtime needs). Delete this shim
-   when Lava stops setting the start method at import time.
+3. **Start method** (``import_lava``). ``lava/magma/runtime/message_infrastructure/
+   multiprocessing.py`` calls ``multiprocessing.set_start_method('fork')`` at import, which
+   raises ``RuntimeError: context has already been set`` once anything in the process has
+   fixed the start method (``multiprocessing.get_start_method()`` fixes it too: torch, numba
+   and other frameworks' imports do so), so Lava could not run after them. While Lava is
+   imported, a request for the method already in force is a no-op, and a request for another
+   one is forced (Lava's runtime needs ``fork``). Delete this shim when lava-nc passes
+   ``force=True`` or checks the current method.
 
 ``import_netx`` also swallows what lava-dl prints to stdout while importing
 (a "Prophesee Dataset Toolbox could not be found" warning), so that it cannot
@@ -78,6 +79,7 @@ _LAVA_MODULES = (
     "lava.proc.io.sink",
     "lava.proc.monitor.process",
     "lava.utils.weightutils",
+    "lava.magma.runtime.message_infrastructure.multiprocessing",  # shim 3
 )
 _NETX_MODULE = "lava.lib.dl.netx"
 _TORCHVISION_STUBS = ("torchvision", "torchvision.ops", "torchvision.transforms")
@@ -115,6 +117,24 @@ def _dataclass_instance_defaults() -> Iterator[None]:
         yield
     finally:
         setattr(dataclasses, "_get_field", original)  # noqa: B010
+
+
+@contextlib.contextmanager
+def _tolerant_start_method() -> Iterator[None]:
+    """``multiprocessing.set_start_method`` that accepts the method already in force (shim 3)."""
+    original = multiprocessing.set_start_method
+
+    def patched(method: str | None, force: bool = False) -> None:
+        current = multiprocessing.get_start_method(allow_none=True)
+        if current is not None and current == method:
+            return
+        original(method, force=force or current is not None)
+
+    multiprocessing.set_start_method = patched
+    try:
+        yield
+    finally:
+        multiprocessing.set_start_method = original
 
 
 def _torchvision_usable() -> bool:
@@ -170,10 +190,6 @@ def _missing(exc: ModuleNotFoundError, what: str, steps: str) -> ImportError:
     )
 
 
-_LAVA_FORKS = "lava.magma.runtime.message_infrastructure.multiprocessing"
-"""The Lava module that sets the start method "fork" when imported (shim 3)."""
-
-
 def import_lava() -> None:
     """Imports Lava (lava-nc 0.10.0) with the Python 3.11 shim applied.
 
@@ -187,10 +203,8 @@ def import_lava() -> None:
     with _lock:
         if _state["lava"]:
             return
-        if _LAVA_FORKS not in sys.modules:  # shim 3
-            multiprocessing.set_start_method(None, force=True)
         try:
-            with _dataclass_instance_defaults():
+            with _dataclass_instance_defaults(), _tolerant_start_method():
                 for module in _LAVA_MODULES:
                     importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -42,7 +42,7 @@ import scipy.sparse as sp
 
 from snn_deploy.errors import DesignRuleError
 from snn_deploy.ir.net import Net
-from snn_deploy.ir.types import ResetMode
+from snn_deploy.ir.types import ResetMode, ResetTiming, ThresholdCompare
 
 IntArray = npt.NDArray[np.int64]
 
@@ -59,8 +59,9 @@ class LifBlock:
 
     The process has ``size`` neurons, one per neuron of the population; ``neurons`` are the
     block's own (population indices, which are also their process indices), and the others are
-    silent (``bias_mant`` 0, no synapse rows). ``levels`` > 1 or ``subtract`` make it a
-    ``MultiLevelLIF`` (docs/SEMANTICS.md §1.1); a non-spiking population is a ``VoltageLIF``,
+    silent (``bias_mant`` 0, no synapse rows). ``levels`` > 1, ``subtract``, a late or carried
+    ``timing`` or ``ge`` (``v >= θ``) make it a ``MultiLevelLIF`` (docs/SEMANTICS.md §1.1-1.2);
+    a non-spiking population is a ``VoltageLIF``,
     which never resets and sends ``v`` (``vth``, the largest mantissa, is not compared).
     """
 
@@ -76,11 +77,16 @@ class LifBlock:
     spiking: bool
     levels: int = 1
     subtract: bool = False
+    timing: ResetTiming = ResetTiming.IMMEDIATE
+    ge: bool = False
 
     @property
     def multilevel(self) -> bool:
-        """True if Lava's ``LIF`` cannot run it: it needs ``MultiLevelLIF``."""
-        return self.levels > 1 or self.subtract
+        """True if Lava's ``LIF`` cannot run it: it needs ``MultiLevelLIF`` (spike levels, a
+        subtract reset, a late or carried reset, or ``v >= θ``)."""
+        return (
+            self.levels > 1 or self.subtract or self.ge or self.timing is not ResetTiming.IMMEDIATE
+        )
 
     @property
     def message_bits(self) -> int:
@@ -181,6 +187,8 @@ def lower_program(net: Net) -> LavaProgram:
                     spiking=pop.spiking,
                     levels=pop.levels,
                     subtract=pop.spiking and pop.reset is ResetMode.SUBTRACT,
+                    timing=pop.reset_timing,
+                    ge=pop.spiking and pop.threshold_compare is ThresholdCompare.GE,
                 )
             )
     by_population = {name: [b for b in blocks if b.population == name] for name in net.populations}

@@ -3,7 +3,8 @@
 This is the fast path of integer runs; ``run.simulate(..., kernel="numpy")`` runs the readable
 NumPy reference, and the tests prove the two equal bit for bit (tests/backends/sim/
 test_compiled.py: Hypothesis random nets with wrap, saturation, graded inputs, delays,
-multi-level spikes, subtract reset, voltage read-outs and product units).
+multi-level spikes, subtract reset, late and carried resets, ``>=`` thresholds, voltage
+read-outs and product units).
 
 **Layout.** One sample's whole run is one int64 array ``rec[time, signal]``: the populations'
 neurons first (so neuron ``n`` is signal ``n``), then the inputs, then the product units. A
@@ -39,7 +40,11 @@ import scipy.sparse as sp
 from snn_deploy.backends.base import Trace
 from snn_deploy.backends.sim.kernels import shift
 from snn_deploy.ir.net import Attention, Net
-from snn_deploy.ir.types import FixedPoint, Overflow, ResetMode
+from snn_deploy.ir.types import FixedPoint, Overflow, ResetMode, ResetTiming, ThresholdCompare
+
+IMMEDIATE, LATE, CARRY = 0, 1, 2
+"""``ResetTiming`` codes in ``Packed.pops``."""
+TIMING_CODE = {ResetTiming.IMMEDIATE: IMMEDIATE, ResetTiming.LATE: LATE, ResetTiming.CARRY: CARRY}
 
 DENSE_ABOVE = 1 / 8
 """Weight density above which a projection's rows are stored dense: a contiguous row adds 8 or
@@ -87,11 +92,17 @@ def _overflow(x: int, wrap: bool, lo: int, hi: int, width: int) -> int:
 
 
 @_jit
-def _spike_count(v: int, vth_eff: int, levels: int) -> int:
-    """``kernels.spike_count``: ``#{k in 1..levels : v > k·vth_eff}`` (floor division)."""
+def _crossed(v: int, th: int, ge: bool) -> int:
+    """``kernels.crossed``: 1 where ``v >= th`` (``ge``) or ``v > th``, else 0."""
+    return int(v >= th) if ge else int(v > th)
+
+
+@_jit
+def _spike_count(v: int, vth_eff: int, levels: int, ge: bool) -> int:
+    """``kernels.spike_count``: ``#{k in 1..levels : v ⋈ k·vth_eff}`` (floor division)."""
     if vth_eff > 0:
-        return min(max((v - 1) // vth_eff, 0), levels)
-    return levels if v > 0 else 0
+        return min(max((v - (0 if ge else 1)) // vth_eff, 0), levels)
+    return levels if _crossed(v, 0, ge) else 0
 
 
 @_jit
@@ -168,18 +179,32 @@ def _neurons(
     u_wrap, u_lo, u_hi, u_width = spec[2] == 1, spec[3], spec[4], spec[5]
     v_wrap, v_lo, v_hi, v_width = spec[6] == 1, spec[7], spec[8], spec[9]
     for p in range(pops.shape[0]):
-        start, stop, spiking, levels, subtract = pops[p]
+        start, stop, spiking, levels, subtract, timing, ge = pops[p]
         for n in range(start, stop):
             # the input enters u scaled by 2**input_shift (Lava's act_shift = 6)
             un = _decay(u[n], cu[n], bits) + (a[n] << input_shift)
             un = _overflow(un, u_wrap, u_lo, u_hi, u_width)
             vn = _decay(v[n], cv[n], bits) + un + bias[n]  # the new u, as Lava does
-            vn = _overflow(vn, v_wrap, v_lo, v_hi, v_width)
-            out = vn  # a non-spiking population outputs its voltage
-            if spiking:
-                th = vth_eff[n]
-                # binary: strict >, as Lava; multi-level: the levels crossed (§1.1)
-                out = (1 if vn > th else 0) if levels == 1 else _spike_count(vn, th, levels)
+            th = vth_eff[n]
+            if not spiking:  # a non-spiking population outputs its voltage
+                vn = _overflow(vn, v_wrap, v_lo, v_hi, v_width)
+                out = vn
+            elif timing != IMMEDIATE:  # binary spikes; the pending bit from the stored v
+                r = _crossed(v[n], th, ge == 1)
+                if subtract:  # inside the saturation
+                    vn = _overflow(vn - r * th, v_wrap, v_lo, v_hi, v_width)
+                else:  # the late zero reset drops this step's input
+                    vn = 0 if r else _overflow(vn, v_wrap, v_lo, v_hi, v_width)
+                out = _crossed(vn, th, ge == 1)
+                if timing == CARRY:  # the spike's own reset, less the θ already taken
+                    vn = _overflow(vn - (out - r) * th, v_wrap, v_lo, v_hi, v_width)
+            else:
+                vn = _overflow(vn, v_wrap, v_lo, v_hi, v_width)
+                # binary: > as Lava (or >=); multi-level: the levels crossed (§1.1)
+                if levels == 1:
+                    out = _crossed(vn, th, ge == 1)
+                else:
+                    out = _spike_count(vn, th, levels, ge == 1)
                 if out > 0:
                     vn = vn - out * th if subtract else 0
             u[n], v[n] = un, vn
@@ -283,7 +308,8 @@ class Packed:
     Attributes:
         signals: name -> (first signal, size) for populations, inputs and product units.
         neurons: number of population neurons (signals ``0 .. neurons - 1``).
-        pops: per population ``(start, stop, spiking, levels, subtract)``.
+        pops: per population ``(start, stop, spiking, levels, subtract, timing, ge)`` (timing:
+            ``IMMEDIATE``, ``LATE``, ``CARRY``; ge: 1 for ``v >= θ``).
         cu, cv: per neuron ``2**decay.width - (du + offset)`` and the same for ``dv``.
         bias: per neuron ``bias_mant << bias_exp``.
         vth_eff: per neuron ``vth << threshold_shift`` (0 for a non-spiking one).
@@ -353,7 +379,9 @@ def _pack(net: Net) -> Packed:
         assert f is not None
         start, size = signals[name]
         subtract = pop.reset is ResetMode.SUBTRACT
-        pops.append([start, start + size, int(pop.spiking), pop.levels, int(subtract)])
+        ge = pop.threshold_compare is ThresholdCompare.GE
+        timing = TIMING_CODE[pop.reset_timing]
+        pops.append([start, start + size, int(pop.spiking), pop.levels, int(subtract), timing, ge])
         cu.append(unity - (np.broadcast_to(f.du, size) + spec.current_decay_offset))
         cv.append(unity - (np.broadcast_to(f.dv, size) + spec.voltage_decay_offset))
         bias.append(np.broadcast_to(shift(f.bias_mant, f.bias_exp), size))
@@ -384,7 +412,7 @@ def _pack(net: Net) -> Packed:
     return Packed(
         signals=signals,
         neurons=sum(p.size for p in net.populations.values()),
-        pops=np.array(pops, np.int64).reshape(-1, 5),
+        pops=np.array(pops, np.int64).reshape(-1, 7),
         cu=_cat(cu, np.int64),
         cv=_cat(cv, np.int64),
         bias=_cat(bias, np.int64),

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from snn_deploy.ir.net import NumericSpec
-from snn_deploy.ir.types import FixedPoint, Overflow
+from snn_deploy.ir.types import FixedPoint, Overflow, ResetTiming
 
 Int = npt.NDArray[np.int64]
 Float = npt.NDArray[np.float64]
@@ -59,7 +59,7 @@ def overflow(x: Int, reg: FixedPoint) -> Int:
     """Apply a register's overflow rule (docs/SEMANTICS.md §2.3).
 
     Examples:
-        >>> from snn_deploy.ir.types import FixedPoint, Overflow
+        >>> from snn_deploy.ir.types import FixedPoint, Overflow, ResetTiming
         >>> u = FixedPoint(width=24, signed=True, overflow=Overflow.WRAP_ONCE)
         >>> overflow(np.array([2**23, 2**23 + 5, -2**23]), u)
         array([ 8388608, -8388603,  8388608])
@@ -70,23 +70,40 @@ def overflow(x: Int, reg: FixedPoint) -> Int:
     return np.where(x > half, x - full, np.where(x <= -half, x + full, x))
 
 
-def spike_count(v: Int, vth_eff: Int, levels: int) -> Int:
-    """The multi-level spike ``#{k in 1..levels : v > k * vth_eff}`` of integer voltages.
+def crossed(v: Array, threshold: Array, ge: bool) -> Array:
+    """The threshold test: ``v >= threshold`` when ``ge``, else ``v > threshold`` (Lava's).
 
-    ``v > k * t`` is ``k <= (v - 1) // t`` for ``t > 0`` (exact integer division), so the count
-    is ``clip((v - 1) // t, 0, levels)``; a threshold of 0 is crossed at every level by any
-    ``v > 0``.
+    Examples:
+        >>> crossed(np.array([63, 64, 65]), np.array(64), False)
+        array([False, False,  True])
+        >>> crossed(np.array([63, 64, 65]), np.array(64), True)
+        array([False,  True,  True])
+    """
+    out: Array = v >= threshold if ge else v > threshold
+    return out
+
+
+def spike_count(v: Int, vth_eff: Int, levels: int, ge: bool = False) -> Int:
+    """The multi-level spike ``#{k in 1..levels : v ⋈ k * vth_eff}`` of integer voltages.
+
+    ``v > k * t`` is ``k <= (v - 1) // t`` and ``v >= k * t`` is ``k <= v // t`` for ``t > 0``
+    (exact integer division), so the count is ``clip((v - 1) // t, 0, levels)`` (``>``) or
+    ``clip(v // t, 0, levels)`` (``>=``); a threshold of 0 is crossed at every level by any
+    ``v > 0`` (``>``) or ``v >= 0`` (``>=``).
 
     Examples:
         >>> spike_count(np.array([-5, 0, 1, 100, 101, 200, 201, 301, 1000]), np.array(100), 3)
         array([0, 0, 0, 0, 1, 1, 2, 3, 3])
+        >>> spike_count(np.array([-5, 0, 99, 100, 199, 200, 300]), np.array(100), 3, ge=True)
+        array([0, 0, 0, 1, 1, 2, 3])
         >>> spike_count(np.array([0, 1]), np.array(0), 3)
         array([0, 3])
     """
+    tie = 0 if ge else 1  # v >= k·t is v - 0 >= k·t; v > k·t is v - 1 >= k·t on integers
     count: Int = np.where(
         vth_eff > 0,
-        np.clip((v - 1) // np.maximum(vth_eff, 1), 0, levels),
-        np.where(v > 0, levels, 0),
+        np.clip((v - tie) // np.maximum(vth_eff, 1), 0, levels),
+        np.where(crossed(v, np.zeros_like(v), ge), levels, 0),
     )
     return count
 
@@ -103,30 +120,59 @@ def fixed_step(
     subtract: bool,
     spec: NumericSpec,
     levels: int = 1,
+    timing: ResetTiming = ResetTiming.IMMEDIATE,
+    ge: bool = False,
 ) -> tuple[Int, Int, Int]:
     """One integer time step of a population; returns new ``u``, ``v`` and the output.
 
     ``a`` is the summed (already exponent-shifted) synaptic input. The output of a spiking
     population is its spikes: 0/1 when ``levels`` is 1, else the spike count
-    ``s = #{k in 1..levels : v > k * (vth << threshold_shift)}``; zero reset sets ``v = 0``
-    where ``s > 0``, subtract reset removes ``s * (vth << threshold_shift)``. A non-spiking
-    population outputs ``v``.
+    ``s = #{k in 1..levels : v ⋈ k * (vth << threshold_shift)}`` (``⋈`` is ``>=`` when ``ge``,
+    else ``>``); zero reset sets ``v = 0`` where ``s > 0``, subtract reset removes
+    ``s * (vth << threshold_shift)``, at the time ``timing`` says (docs/SEMANTICS.md §1.2). A
+    non-spiking population outputs ``v``.
     """
     bits = spec.decay.width
     u = decay(u, du + spec.current_decay_offset, bits) + (a << spec.input_shift)
     u = overflow(u, spec.current)
-    v = decay(v, dv + spec.voltage_decay_offset, bits) + u + bias
-    v = overflow(v, spec.voltage)
     if vth is None:
+        v = overflow(decay(v, dv + spec.voltage_decay_offset, bits) + u + bias, spec.voltage)
         return u, v, v
     vth_eff = vth << spec.threshold_shift
+    summed = decay(v, dv + spec.voltage_decay_offset, bits) + u + bias
+    if timing is not ResetTiming.IMMEDIATE:
+        return _fixed_delayed(u, v, summed, vth_eff, subtract, spec, timing, ge)
+    v = overflow(summed, spec.voltage)
     if levels > 1:
-        count = spike_count(v, vth_eff, levels)
+        count = spike_count(v, vth_eff, levels, ge)
         v = v - count * vth_eff if subtract else np.where(count > 0, 0, v)
         return u, v, count
-    spikes = v > vth_eff
+    spikes = crossed(v, vth_eff, ge)
     v[spikes] = (v - vth_eff)[spikes] if subtract else 0  # v is this step's own array
     return u, v, spikes.astype(np.int64)
+
+
+def _fixed_delayed(
+    u: Int,
+    v_prev: Int,
+    v: Int,
+    vth_eff: Int,
+    subtract: bool,
+    spec: NumericSpec,
+    timing: ResetTiming,
+    ge: bool,
+) -> tuple[Int, Int, Int]:
+    """``fixed_step`` of a late or carried reset (binary spikes), from the decayed and summed
+    voltage ``v`` (before saturation) and the stored ``v_prev``."""
+    pending = crossed(v_prev, vth_eff, ge).astype(np.int64)  # the pending bit r
+    if subtract:  # inside the saturation: v = sat(decay(v) + u + b - r·θ)
+        v = overflow(v - pending * vth_eff, spec.voltage)
+    else:  # the late zero reset acts after the input, which is lost
+        v = np.where(pending > 0, 0, overflow(v, spec.voltage))
+    spikes = crossed(v, vth_eff, ge).astype(np.int64)
+    if timing is ResetTiming.CARRY:  # the spike's own reset, less the θ already taken
+        v = overflow(v - (spikes - pending) * vth_eff, spec.voltage)
+    return u, v, spikes
 
 
 def float_step(
@@ -140,39 +186,58 @@ def float_step(
     threshold: Float | None,
     subtract: bool,
     levels: int = 1,
+    timing: ResetTiming = ResetTiming.IMMEDIATE,
+    ge: bool = False,
 ) -> tuple[Float, Float, Float]:
     """One float time step: the same equations as ``fixed_step`` without rounding or overflow.
 
-    With ``levels > 1`` the output is ``#{k in 1..levels : v > k * threshold}``, each product
-    ``k * threshold`` rounded as a float (thresholds must be > 0).
+    With ``levels > 1`` the output is ``#{k in 1..levels : v ⋈ k * threshold}``, each product
+    ``k * threshold`` rounded as a float (thresholds must be > 0). A late or carried reset
+    computes ``v - r·θ`` and ``v - (s - r)·θ`` in that order, as snnTorch does, so the float
+    rounding is the same.
     """
+    pending = (
+        None if threshold is None or timing is ResetTiming.IMMEDIATE else crossed(v, threshold, ge)
+    )
     u = (1.0 - alpha) * u + a
     v = (1.0 - beta) * v + u + bias
     if threshold is None:
         return u, v, v
+    if pending is not None:
+        r = pending.astype(np.float64)
+        v = v - r * threshold if subtract else np.where(pending, 0.0, v)
+        spikes = crossed(v, threshold, ge).astype(np.float64)
+        if timing is ResetTiming.CARRY:
+            v = v - (spikes - r) * threshold
+        return u, v, spikes
     if levels > 1:
-        count = float_spike_count(v, threshold, levels)
+        count = float_spike_count(v, threshold, levels, ge)
         v = v - count * threshold if subtract else np.where(count > 0, 0.0, v)
         return u, v, count
-    spikes = v > threshold
+    spikes = crossed(v, threshold, ge)
     v = np.where(spikes, v - threshold, v) if subtract else np.where(spikes, 0.0, v)
     return u, v, spikes.astype(np.float64)
 
 
-def float_spike_count(v: Float, threshold: Float, levels: int) -> Float:
-    """``#{k in 1..levels : v > k * threshold}`` for float ``v`` and thresholds > 0.
+def float_spike_count(v: Float, threshold: Float, levels: int, ge: bool = False) -> Float:
+    """``#{k in 1..levels : v ⋈ k * threshold}`` for float ``v`` and thresholds > 0.
 
-    ``clip(ceil(v / threshold) - 1, 0, levels)`` can be one off where ``v / threshold`` rounds
-    across an integer, so the estimate is corrected by one comparison each way; the errors of
-    the division and of ``k * threshold`` are below one level while ``levels < 2**50``.
+    ``clip(ceil(v / threshold) - 1, 0, levels)`` (``>``; ``floor(v / threshold)`` for ``>=``)
+    can be one off where ``v / threshold`` rounds across an integer, so the estimate is
+    corrected by one comparison each way; the errors of the division and of ``k * threshold``
+    are below one level while ``levels < 2**50``.
 
     Examples:
         >>> float_spike_count(np.array([0.3, 0.30000000000000004, 0.31, -1.0]), np.array(0.1), 3)
         array([2., 2., 3., 0.])
+        >>> float_spike_count(np.array([0.2, 0.19, 0.30000000000000004]), np.array(0.1), 3, ge=True)
+        array([2., 1., 3.])
     """
-    count = np.clip(np.ceil(v / threshold) - 1.0, 0.0, levels)
-    count = np.where((count < levels) & (v > (count + 1.0) * threshold), count + 1.0, count)
-    out: Float = np.where((count > 0) & ~(v > count * threshold), count - 1.0, count)
+    q = v / threshold
+    count = np.clip(np.floor(q) if ge else np.ceil(q) - 1.0, 0.0, levels)
+    up = (count < levels) & crossed(v, (count + 1.0) * threshold, ge)
+    count = np.where(up, count + 1.0, count)
+    out: Float = np.where((count > 0) & ~crossed(v, count * threshold, ge), count - 1.0, count)
     return out
 
 

@@ -28,7 +28,7 @@ from snn_deploy.backends.sim.kernels import (
     shift,
 )
 from snn_deploy.ir.net import Attention, Net, Population, Product, Projection
-from snn_deploy.ir.types import ResetMode
+from snn_deploy.ir.types import ResetMode, ThresholdCompare
 
 DENSE_ABOVE = 0.1
 """Weight density above which a projection is stored as a dense array (BLAS) rather than CSR."""
@@ -216,6 +216,7 @@ class _State:
         self.u: Array = np.zeros((batch, pop.size), dtype)
         self.v: Array = np.zeros((batch, pop.size), dtype)
         self.subtract = pop.reset is ResetMode.SUBTRACT
+        self.ge = pop.threshold_compare is ThresholdCompare.GE
         if fixed:
             f = pop.fixed
             assert f is not None
@@ -239,6 +240,8 @@ class _State:
                 subtract=self.subtract,
                 spec=self.spec,
                 levels=pop.levels,
+                timing=pop.reset_timing,
+                ge=self.ge,
             )
         else:
             self.u, self.v, out = float_step(
@@ -251,5 +254,7 @@ class _State:
                 threshold=pop.threshold,
                 subtract=self.subtract,
                 levels=pop.levels,
+                timing=pop.reset_timing,
+                ge=self.ge,
             )
         return out

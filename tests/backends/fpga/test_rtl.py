@@ -207,3 +207,58 @@ def test_inputs_outside_the_input_width_are_rejected():
     program = fpga.lower(random_net(np.random.default_rng(0)), TARGET)
     with pytest.raises(InputFileError, match=r"\[-128, 127\]"):
         fpga.run(program, {"x": np.full((1, 3, 6), 300)})
+
+
+@pytest.mark.toolchain("iverilog")
+@pytest.mark.parametrize("shape", [(2, 3), (1, 3, 2)], ids=["C,T", "C,H,W"])
+def test_default_stimulus_of_a_multidimensional_input(tmp_path, monkeypatch, shape):
+    # with no inputs, emit writes a random stimulus: shaped like the input, not flat
+    monkeypatch.setattr("snn_deploy.backends.fpga.synth.yosys_command", lambda: None)
+    net = random_net(np.random.default_rng(0))
+    program = fpga.lower(net.replace(inputs={"x": shape}), TARGET)
+    fpga.emit(program, tmp_path)
+    rtl = ["tb.v", "snn_top.v", "lif_core.v", "hist_ram.v"]
+    subprocess.run(["iverilog", "-o", "sim.vvp", *rtl], cwd=tmp_path, check=True)
+    log = subprocess.run(
+        ["vvp", "-n", "sim.vvp", "+check"], cwd=tmp_path, check=True, capture_output=True, text=True
+    ).stdout
+    assert "PASS" in log
+
+
+@pytest.mark.toolchain("iverilog")
+@pytest.mark.toolchain("spikingjelly")
+@pytest.mark.parametrize("v_reset", [0.0, None], ids=["zero", "subtract"])
+def test_ge_threshold_is_exact_at_ties(v_reset):
+    """SpikingJelly's ``v >= θ`` (``GE``): quarter weights and θ = 1 land voltages exactly on
+    the threshold; the RTL (``v + 1 > th``) fires there like the simulator, where a ``>`` test
+    would not."""
+    import torch
+    from spikingjelly.activation_based import layer, neuron
+
+    from snn_deploy.frontends.torch import load
+    from snn_deploy.ir.types import ThresholdCompare
+
+    g = torch.Generator().manual_seed(1)
+    model = torch.nn.Sequential(
+        layer.Linear(10, 16, bias=False, step_mode="m"),
+        neuron.IFNode(v_reset=v_reset, step_mode="m"),
+        layer.Linear(16, 4, bias=False, step_mode="m"),
+        neuron.IFNode(v_reset=v_reset, step_mode="m"),
+    ).double()
+    with torch.no_grad():
+        for lin in (model[0], model[2]):
+            lin.weight.copy_(torch.randint(-2, 4, lin.weight.shape, generator=g) / 4.0)
+    _, net = api.lower_and_quantize(load(model, input_shape=(10,), dt=1e-4), TARGET)
+    assert {p.threshold_compare for p in net.populations.values()} == {ThresholdCompare.GE}
+    x = (np.random.default_rng(0).random((2, 40, 10)) < 0.5).astype(np.int64)
+    strict = net.replace(
+        populations={
+            k: dataclasses.replace(p, threshold_compare=ThresholdCompare.GT)
+            for k, p in net.populations.items()
+        }
+    )
+    tied = simulate(net, {"input": x}).populations
+    assert any(
+        not np.array_equal(simulate(strict, {"input": x}).populations[k], tied[k]) for k in tied
+    )
+    assert_rtl_equals_sim(net, {"input": x})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import nir
@@ -20,7 +22,7 @@ from snn_deploy.cli.main import cli
 from snn_deploy.errors import DesignRuleError
 from snn_deploy.frontends.nir import dump, load
 from snn_deploy.ir.net import Net
-from snn_deploy.ir.types import ResetMode
+from snn_deploy.ir.types import ResetMode, ResetTiming, ThresholdCompare
 from tests.backends.sim.test_against_reference import random_net
 from tests.conftest import NIR_FIXTURES, REPO
 from tests.graphs import every_node_type, multilevel_chain
@@ -59,6 +61,22 @@ CASES = {
     "wrap-and-saturate": {"big": True},
     "non-spiking-readout": {"non_spiking_last": True},
 }
+
+
+TIMING_CASES = {  # reset timings and threshold compares, run by MultiLevelLIF (§1.2)
+    "late-subtract": {"reset": ResetMode.SUBTRACT, "timing": ResetTiming.LATE},
+    "late-zero": {"timing": ResetTiming.LATE},
+    "carry-subtract": {"reset": ResetMode.SUBTRACT, "timing": ResetTiming.CARRY},
+    "ge-threshold": {"compare": ThresholdCompare.GE, "big": True},
+}
+
+
+@pytest.mark.parametrize("case", sorted(TIMING_CASES))
+def test_reset_timings_and_ge_threshold_bit_exact(case):
+    rng = np.random.default_rng(sorted(TIMING_CASES).index(case))
+    net = uniform(random_net(rng, **TIMING_CASES[case]))
+    x = (rng.random((1, 40, 6)) < 0.4).astype(np.int64)
+    assert_lava_equals_sim(net, {"x": x})
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -354,3 +372,24 @@ def test_compile_of_a_multi_level_nir_model_runs_lava_bit_exact(tmp_path: Path):
     spikes = sum(np.count_nonzero(v) for v in want.populations.values())
     assert result.report["energy"]["counts"]["spikes"] == spikes
     assert load(tmp_path / "out" / "graph.nir").nodes["lif"].levels == 3
+
+
+def test_lava_runs_after_another_library_fixed_the_start_method():
+    """``multiprocessing.get_start_method()`` (torch, numba and others call it) fixes the
+    start method; Lava's import-time ``set_start_method('fork')`` then raised "context has
+    already been set" (shim 3 of ``backends/lava/compat.py``). In a fresh process."""
+    code = (
+        "import multiprocessing; multiprocessing.get_start_method()\n"
+        "import numpy as np\n"
+        "from snn_deploy import api\n"
+        "from snn_deploy.backends import lava\n"
+        "from tests.backends.sim.test_against_reference import random_net\n"
+        "net = random_net(np.random.default_rng(0))\n"
+        "x = {'x': np.ones((1, 5, 6), np.int64)}\n"
+        "lava.run(lava.lower(net, api.load_target('loihi-sim')), x)\n"
+        "print('ran')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ran", done.stderr[-2000:]

@@ -2,7 +2,8 @@
 
 Written from the rule in docs/SEMANTICS.md §2 (and ../shared/FACTS.md §1.6), one sample and
 one neuron at a time with Python integers, with Dense send-then-compute buffers as Lava has
-them; multi-level spikes count the levels crossed one by one; product units (Attention, Gate;
+them; multi-level spikes count the levels crossed one by one; late and carried resets and
+``>=`` thresholds (§1.2) with a pending bit from the stored voltage; product units (Attention, Gate;
 docs/SEMANTICS.md §4) with explicit loops over heads, rows and columns. The vectorised
 simulator must match it exactly; it shares no code with it.
 """
@@ -14,7 +15,7 @@ from collections import deque
 import numpy as np
 
 from snn_deploy.ir.net import Attention, Gate, Net
-from snn_deploy.ir.types import ResetMode
+from snn_deploy.ir.types import ResetMode, ResetTiming, ThresholdCompare
 
 
 def _decay(x: int, d: int) -> int:
@@ -109,15 +110,30 @@ def run_reference(net: Net, x: np.ndarray) -> dict[str, np.ndarray]:
                 b = int(f.bias_mant[n])
                 b = b << int(f.bias_exp[n]) if f.bias_exp[n] >= 0 else b >> -int(f.bias_exp[n])
                 vv = _decay(v[k][n], int(f.dv[n])) + uu + b
-                vv = max(-(2**23 - 1), min(2**23 - 1, vv))
                 if f.vth is None:
+                    vv = max(-(2**23 - 1), min(2**23 - 1, vv))
                     out[k][t, n] = vv
-                else:  # spikes: how many of the levels 1..D the voltage is above (D = 1: 0/1)
-                    th = int(f.vth[n]) << 6
-                    count = sum(1 for level in range(1, p.levels + 1) if vv > level * th)
-                    out[k][t, n] = count
-                    if count:
-                        vv = vv - count * th if p.reset is ResetMode.SUBTRACT else 0
+                    u[k][n], v[k][n] = uu, vv
+                    continue
+                th = int(f.vth[n]) << 6
+                ge = p.threshold_compare is ThresholdCompare.GE
+
+                def above(value: int, limit: int, ge: bool = ge) -> bool:
+                    return value >= limit if ge else value > limit
+
+                subtract = p.reset is ResetMode.SUBTRACT
+                late = p.reset_timing is not ResetTiming.IMMEDIATE
+                pending = 1 if late and above(v[k][n], th) else 0  # the stored v of last step
+                vv = max(-(2**23 - 1), min(2**23 - 1, vv - (pending * th if subtract else 0)))
+                if pending and not subtract:
+                    vv = 0
+                # spikes: how many of the levels 1..D the voltage is above (D = 1: 0/1)
+                count = sum(1 for level in range(1, p.levels + 1) if above(vv, level * th))
+                out[k][t, n] = count
+                if p.reset_timing is ResetTiming.CARRY:
+                    vv = max(-(2**23 - 1), min(2**23 - 1, vv - (count - pending) * th))
+                elif count and not late:
+                    vv = vv - count * th if subtract else 0
                 u[k][n], v[k][n] = uu, vv
             current[k] = [int(val) for val in out[k][t]]
         for i, p in enumerate(net.projections):

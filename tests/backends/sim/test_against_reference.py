@@ -11,7 +11,7 @@ from numpy.testing import assert_array_equal
 
 from snn_deploy.backends.sim.run import simulate
 from snn_deploy.ir.net import Net, NeuronFixed, Population, Projection, SynapseFixed
-from snn_deploy.ir.types import ResetMode
+from snn_deploy.ir.types import ResetMode, ResetTiming, ThresholdCompare
 from snn_deploy.target.load import load_target
 from tests.backends.sim.reference import run_reference
 
@@ -29,9 +29,12 @@ def random_net(
     non_spiking_last=False,
     levels=1,
     density=0.7,
+    timing=ResetTiming.IMMEDIATE,
+    compare=ThresholdCompare.GT,
 ) -> Net:
     """A random quantized chain input -> pop1 -> pop2 (+ recurrence on pop1, + a skip);
-    ``levels``: the spike levels of the spiking populations."""
+    ``levels``, ``timing``, ``compare``: the spike levels, reset timing and threshold compare
+    of the spiking populations."""
     n_in, n1, n2 = sizes
     pops = {}
     for name, n, spiking in (("p1", n1, True), ("p2", n2, not non_spiking_last)):
@@ -57,6 +60,8 @@ def random_net(
             threshold=1.0 if spiking else None,
             reset=reset,
             levels=levels if spiking else 1,
+            reset_timing=timing if spiking else ResetTiming.IMMEDIATE,
+            threshold_compare=compare,
             fixed=fixed,
         )
 
@@ -105,7 +110,23 @@ MULTI_LEVEL_CASES = {  # not in CASES, which the binary-only FPGA tests reuse
     "multi-level": {"levels": 3},
     "multi-level-subtract": {"levels": 3, "reset": ResetMode.SUBTRACT},
 }
-ALL_CASES = {**CASES, **MULTI_LEVEL_CASES}
+TIMING_CASES = {  # reset timings and threshold compares (docs/SEMANTICS.md §1.2)
+    "late-subtract": {"reset": ResetMode.SUBTRACT, "timing": ResetTiming.LATE},
+    "late-zero": {"timing": ResetTiming.LATE},
+    "carry-subtract": {"reset": ResetMode.SUBTRACT, "timing": ResetTiming.CARRY},
+    "ge-threshold": {"compare": ThresholdCompare.GE},
+    "ge-late-subtract": {
+        "reset": ResetMode.SUBTRACT,
+        "timing": ResetTiming.LATE,
+        "compare": ThresholdCompare.GE,
+    },
+    "ge-multi-level-subtract": {
+        "levels": 3,
+        "reset": ResetMode.SUBTRACT,
+        "compare": ThresholdCompare.GE,
+    },
+}
+ALL_CASES = {**CASES, **MULTI_LEVEL_CASES, **TIMING_CASES}
 
 
 @pytest.mark.parametrize("kernel", ["numba", "numpy"])
@@ -120,7 +141,7 @@ def test_simulator_equals_reference(case, seed, kernel):
         want = run_reference(net, x[b])
         for name in net.populations:
             assert_array_equal(trace.populations[name][b], want[name], err_msg=f"{name} sample {b}")
-    if case.startswith("multi-level"):  # graded spikes must really occur, up to the top level
+    if "multi-level" in case:  # graded spikes must really occur, up to the top level
         assert max(int(trace.populations[k].max()) for k in net.populations) == 3
     if case == "wrap-and-saturate":  # the case must really reach the registers' limits
         state = simulate(net, {"x": x}, record_state=True, kernel=kernel)

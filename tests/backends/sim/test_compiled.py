@@ -20,7 +20,7 @@ from numpy.testing import assert_array_equal
 from snn_deploy.backends.sim import compiled
 from snn_deploy.backends.sim.run import simulate
 from snn_deploy.ir.net import Net
-from snn_deploy.ir.types import ResetMode
+from snn_deploy.ir.types import ResetMode, ResetTiming, ThresholdCompare
 from snn_deploy.passes.lower import lower
 from snn_deploy.passes.quantize import quantize
 from tests.backends.lava.test_lava import CASES as LAVA_CASES
@@ -44,15 +44,19 @@ def nets(draw: st.DrawFn) -> tuple[Net, np.ndarray]:
     binary at a drawn rate, or graded payloads of up to 2**44 (the int64 accumulator)."""
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
     sizes = tuple(draw(st.integers(1, 40)) for _ in range(3))
+    timing = draw(st.sampled_from(ResetTiming))
+    reset = ResetMode.SUBTRACT if timing is ResetTiming.CARRY else draw(st.sampled_from(ResetMode))
     net = random_net(
         rng,
         sizes=sizes,
         recurrent=draw(st.booleans()),
         delay=draw(st.integers(0, 4)),
         big=draw(st.booleans()),
-        reset=draw(st.sampled_from(ResetMode)),
+        reset=reset,
         non_spiking_last=draw(st.booleans()),
-        levels=draw(st.sampled_from([1, 1, 2, 5])),
+        levels=draw(st.sampled_from([1, 1, 2, 5])) if timing is ResetTiming.IMMEDIATE else 1,
+        timing=timing,
+        compare=draw(st.sampled_from(ThresholdCompare)),
         density=draw(st.sampled_from([0.05, 0.3, 1.0])),  # CSC and dense rows
     )
     shape = (draw(st.integers(1, 3)), draw(st.integers(1, 30)), sizes[0])
@@ -64,7 +68,7 @@ def nets(draw: st.DrawFn) -> tuple[Net, np.ndarray]:
     return net, x
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=90, deadline=None)
 @given(case=nets())
 def test_compiled_equals_numpy_on_random_nets(case):
     net, x = case

@@ -33,6 +33,7 @@ module lif_core #(
     parameter LEVELS = 1,       // spike levels D (1: binary spikes)
     parameter LB = 1,           // spike payload bits, ceil(log2(LEVELS + 1))
     parameter SUBTRACT = 0,
+    parameter GE = 0,           // 1: spike at v >= k*th (docs/SEMANTICS.md 1.2), else v > k*th
     parameter PROJ_FILE = "proj.mem",
     parameter WEIGHT_FILE = "weights.mem",
     parameter PARAM_FILE = "params.mem"
@@ -184,14 +185,15 @@ module lif_core #(
         wire signed [W-1:0] v2c;
         wire [LB-1:0] count;
         if (LEVELS == 1) begin : binary
-            wire spike = SPIKING && (v1c > th);
+            // integers: v >= th is v + 1 > th (v1c <= VMAX < 2^(W-1) - 1: no overflow)
+            wire spike = SPIKING && (v1c + GE > th);
             assign count = spike;
             assign v2c = spike ? (SUBTRACT ? v1c - th : ZERO) : v1c;
         end else begin : graded
-            wire signed [CW-1:0] vw = v1c;
+            wire signed [CW-1:0] vw = v1c + GE;  // #{k : v >= k*th} = #{k : v + 1 > k*th}
             wire signed [CW-1:0] tw = th;
             wire [LB+CW-1:0] lv = level_count(vw, tw);
-            wire signed [CW-1:0] qth = lv[CW-1:0];  // count * th <= v1c when count > 0
+            wire signed [CW-1:0] qth = lv[CW-1:0];  // count * th <= v1c when count > 0 (also GE)
             assign count = SPIKING ? lv[LB+CW-1:CW] : {LB{1'b0}};
             assign v2c = (count != 0) ? (SUBTRACT ? v1c - qth[W-1:0] : ZERO) : v1c;
         end
