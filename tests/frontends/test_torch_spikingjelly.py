@@ -94,20 +94,10 @@ def test_conv_batchnorm_model_batchnorm_folded():
     assert abs(float(fw.sum()) - float(result["float"].sum())) <= 0.1 * fw.sum() + 2
 
 
-@pytest.mark.parametrize("v_reset", [0.0, None])
-def test_ties_at_the_threshold_are_exact_in_integers(v_reset):
-    """Weights in quarters and θ = 1 land voltages exactly on θ: SpikingJelly fires there
-    (``v >= θ``), so must we, in the float run and in the integer run (``v >= vth << 6``),
-    where the quantization is exact; a ``>`` test would miss these ties."""
-    import dataclasses
-
-    import numpy as np
-    from spikingjelly.activation_based import functional, layer, neuron
-
-    from snn_deploy import api
-    from snn_deploy.backends.sim.run import simulate
-    from snn_deploy.frontends.torch import load
-    from snn_deploy.ir.types import ThresholdCompare
+def tie_model(v_reset: float | None) -> torch.nn.Module:
+    """10 -> 16 -> 4 SpikingJelly IF neurons (θ = 1) with weights in quarters, so voltages land
+    exactly on θ: a model whose ``v >= θ`` ties matter (also used by the RTL test)."""
+    from spikingjelly.activation_based import layer, neuron
 
     g = torch.Generator().manual_seed(1)
     model = torch.nn.Sequential(
@@ -119,6 +109,34 @@ def test_ties_at_the_threshold_are_exact_in_integers(v_reset):
     with torch.no_grad():
         for lin in (model[0], model[2]):
             lin.weight.copy_(torch.randint(-2, 4, lin.weight.shape, generator=g) / 4.0)
+    return model
+
+
+def with_compare(net, compare):
+    """``net`` with every population's threshold compare set to ``compare``."""
+    import dataclasses
+
+    return net.replace(
+        populations={
+            k: dataclasses.replace(p, threshold_compare=compare) for k, p in net.populations.items()
+        }
+    )
+
+
+@pytest.mark.parametrize("v_reset", [0.0, None])
+def test_ties_at_the_threshold_are_exact_in_integers(v_reset):
+    """Weights in quarters and θ = 1 land voltages exactly on θ: SpikingJelly fires there
+    (``v >= θ``), so must we, in the float run and in the integer run (``v >= vth << 6``),
+    where the quantization is exact; a ``>`` test would miss these ties."""
+    import numpy as np
+    from spikingjelly.activation_based import functional
+
+    from snn_deploy import api
+    from snn_deploy.backends.sim.run import simulate
+    from snn_deploy.frontends.torch import load
+    from snn_deploy.ir.types import ThresholdCompare
+
+    model = tie_model(v_reset)
     x = spikes(40, 4, (10,))
     functional.reset_net(model)
     with torch.no_grad():
@@ -127,12 +145,7 @@ def test_ties_at_the_threshold_are_exact_in_integers(v_reset):
     assert compare(fw, result, layers=2) == 1.0  # the integer run too, spike for spike
     graph = load(model, input_shape=(10,), dt=1e-4)
     _, net = api.lower_and_quantize(graph, api.load_target("sim"), dt=1e-4)
-    strict = net.replace(
-        populations={
-            k: dataclasses.replace(p, threshold_compare=ThresholdCompare.GT)
-            for k, p in net.populations.items()
-        }
-    )
+    strict = with_compare(net, ThresholdCompare.GT)
     data = {"input": np.swapaxes(x.numpy(), 0, 1)}
     assert not np.array_equal(
         simulate(strict, data).outputs["output"], simulate(net, data).outputs["output"]

@@ -232,31 +232,15 @@ def test_ge_threshold_is_exact_at_ties(v_reset):
     """SpikingJelly's ``v >= θ`` (``GE``): quarter weights and θ = 1 land voltages exactly on
     the threshold; the RTL (``v + 1 > th``) fires there like the simulator, where a ``>`` test
     would not."""
-    import torch
-    from spikingjelly.activation_based import layer, neuron
-
     from snn_deploy.frontends.torch import load
     from snn_deploy.ir.types import ThresholdCompare
+    from tests.frontends.test_torch_spikingjelly import tie_model, with_compare
 
-    g = torch.Generator().manual_seed(1)
-    model = torch.nn.Sequential(
-        layer.Linear(10, 16, bias=False, step_mode="m"),
-        neuron.IFNode(v_reset=v_reset, step_mode="m"),
-        layer.Linear(16, 4, bias=False, step_mode="m"),
-        neuron.IFNode(v_reset=v_reset, step_mode="m"),
-    ).double()
-    with torch.no_grad():
-        for lin in (model[0], model[2]):
-            lin.weight.copy_(torch.randint(-2, 4, lin.weight.shape, generator=g) / 4.0)
+    model = tie_model(v_reset)
     _, net = api.lower_and_quantize(load(model, input_shape=(10,), dt=1e-4), TARGET)
     assert {p.threshold_compare for p in net.populations.values()} == {ThresholdCompare.GE}
     x = (np.random.default_rng(0).random((2, 40, 10)) < 0.5).astype(np.int64)
-    strict = net.replace(
-        populations={
-            k: dataclasses.replace(p, threshold_compare=ThresholdCompare.GT)
-            for k, p in net.populations.items()
-        }
-    )
+    strict = with_compare(net, ThresholdCompare.GT)
     tied = simulate(net, {"input": x}).populations
     assert any(
         not np.array_equal(simulate(strict, {"input": x}).populations[k], tied[k]) for k in tied
