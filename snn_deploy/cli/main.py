@@ -518,17 +518,22 @@ shard_size_option = click.option(
     help="Samples per shard (the unit of work and of resumption).",
 )
 
-
-@cli.command()
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
+dataset_option = click.option(
     "--inputs",
     "data",
     type=click.Path(exists=True, path_type=Path),
     required=True,
     help="The data set: a folder of .npz shards, a folder of .npy arrays, or an .npz file.",
 )
-@click.option("--labels", default=None, help="Name of the labels array [batch] in the data.")
+labels_option = click.option(
+    "--labels", default=None, help="Name of the labels array [batch] in the data."
+)
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@dataset_option
+@labels_option
 @click.option(
     "--target",
     "-t",
@@ -616,14 +621,8 @@ def _list(text: str | None, kind: Callable[[str], Any] = str, sep: str = ",") ->
     help="Pipelines to compare, separated by ';' (e.g. 'lower,quantize,map;lower,quantize,map').",
 )
 @click.option("--steps", default=None, help="Comma-separated step counts (the first N steps).")
-@click.option(
-    "--inputs",
-    "data",
-    type=click.Path(exists=True, path_type=Path),
-    required=True,
-    help="The data set (as for evaluate).",
-)
-@click.option("--labels", default=None, help="Name of the labels array [batch] in the data.")
+@dataset_option
+@labels_option
 @shard_size_option
 @workers_option
 @ray_option
