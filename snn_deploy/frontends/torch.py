@@ -1160,8 +1160,7 @@ def load(
     model: Any = source
     if isinstance(source, Path):
         model, options = read_model(source, trust_pickle=trust_pickle)
-    converted = isinstance(model, torch.nn.Module)  # NIR we write: no exporter's conventions
-    if converted:
+    if isinstance(model, torch.nn.Module):
         shape = input_shape or options.get("input_shape")
         step = float(dt or options.get("dt") or DEFAULT_DT)
         shape = tuple(shape) if shape is not None else None
@@ -1177,5 +1176,7 @@ def load(
         model,
         reset=reset,
         origin=source if isinstance(source, Path) else None,
-        detect_exporter=not converted,
+        # NIR we write, or the NIR bytes of a checkpoint: by the checkpoint format's definition
+        # (docs/FRONTENDS.md §1) at its ``dt`` with our conventions, never another exporter's
+        detect_exporter=False,
     )
