@@ -537,6 +537,47 @@ def _norse_lif(m: Any, ctx: Ctx) -> Any:
     )
 
 
+_NORSE_RECURRENT = (
+    "norse.torch.module.lif.LIFRecurrentCell",
+    "norse.torch.module.lif.LIFRecurrent",
+)
+
+
+@_converter(*_NORSE_RECURRENT)
+def _norse_lif_recurrent(m: Any, ctx: Ctx) -> Any:
+    """Norse's ``lif_step``: ``i += W_in·x[t] + W_rec·z[t-1]``, then the LIFCell update.
+
+    Against the input, the recurrent spikes arrive one step later in Norse, as our recurrent
+    projection delivers them one step after our (already one step later) input projection: the
+    recurrence is exact behind the input's shift, with no ``Delay``. ``autapses=False`` zeroed
+    the diagonal of ``recurrent_weights`` when Norse built the module; its forward uses the
+    weights as they are, and so do we.
+    """
+    if ctx.shape != (int(m.input_size),):
+        raise UnsupportedOpError(
+            f"Norse {type(m).__name__}: input shape {list(ctx.shape)}, expected "
+            f"[{int(m.input_size)}] (input_size)"
+        )
+    n = (int(m.hidden_size),)
+    return nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type={"input": np.array(ctx.shape)}),
+            "w_in": nir.Linear(weight=_np(m.input_weights)),
+            "lif": _norse_lif(m, Ctx(ctx.dt, n)),
+            "w_rec": nir.Linear(weight=_np(m.recurrent_weights)),
+            "output": nir.Output(output_type={"output": np.array(n)}),
+        },
+        edges=[
+            ("input", "w_in"),
+            ("w_in", "lif"),
+            ("lif", "w_rec"),
+            ("w_rec", "lif"),
+            ("lif", "output"),
+        ],
+        type_check=False,
+    )
+
+
 @_converter("norse.torch.module.iaf.IAFCell", "norse.torch.module.iaf.IAF")
 def _norse_iaf(m: Any, ctx: Ctx) -> Any:
     p = m.p
@@ -738,13 +779,23 @@ def _out_shape(module: torch.nn.Module, shape: tuple[int, ...]) -> tuple[int, ..
     return tuple(int(d) for d in y.shape[1:])
 
 
+def _neuron_shape(result: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A neuron's output shape: its input's, or a subgraph's Output type (a Norse recurrent cell
+    holds its input weights)."""
+    if isinstance(result, nir.NIRGraph):
+        return tuple(int(d) for d in result.nodes["output"].output_type["output"])
+    return shape
+
+
 def _first_shape(modules: list[tuple[str, torch.nn.Module]]) -> tuple[int, ...]:
     first = modules[0][1] if modules else None
     if isinstance(first, torch.nn.Linear):
         return (int(first.in_features),)
+    if first is not None and _lookup(first) in _NORSE_RECURRENT:
+        return (int(first.input_size),)
     raise InputFileError(
         "give input_shape (per sample, without batch and time): "
-        "the model does not start with a Linear layer"
+        "the model does not start with a Linear layer or a Norse recurrent cell"
     )
 
 
@@ -759,7 +810,8 @@ def to_nir(
     Args:
         model: the model; BatchNorm layers use their running statistics.
         dt: the time step the graph will be lowered with (the per-step decays are exact there).
-        input_shape: per-sample input shape; needed unless the model starts with a Linear.
+        input_shape: per-sample input shape; needed unless the model starts with a Linear or a Norse
+            recurrent cell.
 
     Raises:
         UnsupportedOpError: a module has no converter (the message lists the supported ones).
@@ -781,7 +833,7 @@ def to_nir(
             )
         if result is _SKIP:
             continue
-        new_shape = _out_shape(module, shape) if stateless else shape
+        new_shape = _out_shape(module, shape) if stateless else _neuron_shape(result, shape)
         if isinstance(result, FoldBatchNorm):
             nodes[previous] = _fold(nodes.get(previous), result, name)
             continue
