@@ -171,6 +171,19 @@ def test_norse_cells_are_exact(kind: str, tmp_path: Path) -> None:
     assert_exact(torch.stack(outs).numpy(), got, latency)
 
 
+@pytest.mark.toolchain("norse")
+def test_norse_exporter_has_no_lif_recurrent_cell() -> None:
+    """Norse 1.1.0's ``to_nir`` writes no node (``None``, which ``nir.write`` then fails on) for
+    LIFRecurrentCell: there is no file for ``--exporter norse``. The module converts through our
+    torch frontend, live or saved by ``snn_deploy.save`` (test_torch_norse.py, exact)."""
+    import norse.torch as norse
+    from norse.torch.utils.export_nir import to_nir
+
+    model = norse.SequentialState(norse.LIFRecurrentCell(10, 16)).double()
+    graph = to_nir(model, torch.zeros(1, 10, dtype=torch.float64))
+    assert [k for k, v in graph.nodes.items() if v is None] == ["0"]
+
+
 # ---------------------------------------------------------------- Sinabs
 
 
