@@ -792,7 +792,7 @@ def _first_shape(modules: list[tuple[str, torch.nn.Module]]) -> tuple[int, ...]:
     if isinstance(first, torch.nn.Linear):
         return (int(first.in_features),)
     if first is not None and _lookup(first) in _NORSE_RECURRENT:
-        return (int(first.input_size),)
+        return (int(cast(Any, first).input_size),)
     raise InputFileError(
         "give input_shape (per sample, without batch and time): "
         "the model does not start with a Linear layer or a Norse recurrent cell"

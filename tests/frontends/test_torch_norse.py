@@ -116,6 +116,17 @@ def test_lif_recurrent_checkpoint_spike_for_spike(tmp_path):
     assert "lifrecurrentcell1.w_rec" in load(path).nodes
 
 
+def test_lif_recurrent_cell_checks_its_input_size():
+    import norse.torch as norse
+
+    from snn_deploy.errors import UnsupportedOpError
+    from snn_deploy.frontends.torch import load
+
+    model = norse.SequentialState(_lin(10, 12, 1), norse.LIFRecurrentCell(10, 16))
+    with pytest.raises(UnsupportedOpError, match=r"LIFRecurrentCell: input shape \[12\], expected"):
+        load(model)
+
+
 def test_norse_exporter_time_constants_are_fixed():
     """Norse's own exporter gives tau = dt·tau_mem (1e-5 s for 10 ms at dt = 1 ms)."""
     import norse.torch as norse
