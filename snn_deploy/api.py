@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -767,6 +768,7 @@ def simulate(
     fixed: bool = True,
     record_state: bool = False,
     progress: Progress | None = None,
+    align: Mapping[str, int] | None = None,
 ) -> Trace:
     """Run ``net`` on ``inputs`` with the target's backend (``sim``: bit-accurate simulator,
     ``loihi-sim``: Lava); ``fixed=False`` runs the float reference in the simulator.
@@ -774,11 +776,34 @@ def simulate(
     ``net`` is a compiled network, a ``compile`` result (its quantized net; its float net
     with ``fixed=False``) or a compile output folder (``load_program``). ``inputs`` are
     ``[batch, time, *shape]`` arrays keyed by Input name.
+
+    ``align`` gives each Output's latency in steps (``latency``; a compile's
+    ``report["latency"]``): the run goes on for the largest latency in extra steps of zero
+    input, and each output is shifted left by its own latency, so that its step ``t`` answers
+    the source model's step ``t`` for every one of the ``T`` input steps (outputs it does not
+    name are not shifted). Populations, ``u`` and ``v`` keep our time base: ``T`` plus the
+    largest latency steps.
+
+    Examples:
+        >>> trace = sd.simulate(result, x, align=result.report["latency"])  # doctest: +SKIP
     """
     if isinstance(net, CompileResult):
         net = net.net if fixed else net.float_net
     elif isinstance(net, str | Path):
         net = load_program(net)
+    if align is not None:
+        data = check_inputs(net, inputs)
+        steps = next(iter(data.values())).shape[1]
+        extra = max(align.values(), default=0)
+        inputs = {
+            k: np.pad(v, ((0, 0), (0, extra), (0, 0))).reshape(len(v), -1, *net.inputs[k])
+            for k, v in data.items()
+        }
+        trace = simulate(
+            net, inputs, target=target, fixed=fixed, record_state=record_state, progress=progress
+        )
+        outputs = {k: v[:, align.get(k, 0) :][:, :steps] for k, v in trace.outputs.items()}
+        return dataclasses.replace(trace, outputs=outputs)
     _check_run_memory(net, inputs, traces=3 if record_state else 1)
     if not fixed:
         return run_sim(net, inputs, fixed=False, record_state=record_state, progress=progress)

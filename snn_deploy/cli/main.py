@@ -369,6 +369,15 @@ def compile(
     help="Vectors (.npz, e.g. a compile's vectors.npz) the outputs must equal; exit 6 if not.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the spike counts as JSON.")
+@click.option(
+    "--align",
+    is_flag=True,
+    help=(
+        "Shift each output left by its latency (report.json 'latency'), so that its step t "
+        "answers the source model's step t: the run goes on for that many extra steps of zero "
+        "input, and the outputs keep all T steps (populations, u and v: T + latency)."
+    ),
+)
 @dt_option
 @reset_option
 @exporter_option
@@ -385,6 +394,7 @@ def simulate(
     force: bool,
     expect: Path | None,
     as_json: bool,
+    align: bool,
     dt: float,
     reset: str | None,
     exporter: str | None,
@@ -410,6 +420,7 @@ def simulate(
                 "(they apply to model files)"
             )
         net = api.load_program(model)
+        latency = _folder_latency(model) if align else None
         x = api.read_inputs(inputs)
     else:
         graph = api.load(
@@ -422,6 +433,7 @@ def simulate(
         x = api.read_inputs(inputs)  # graded payloads size the registers, as in compile
         float_net, net = api.lower_and_quantize(graph, load_target(target), dt=dt, inputs=x)
         net = float_net if use_float else net
+        latency = api.latency(graph, dt) if align else None
     expected = api.read_vectors(expect) if expect is not None else None
     trace = api.simulate(
         net,
@@ -430,6 +442,7 @@ def simulate(
         fixed=not use_float,
         record_state=expected is not None and verification.records_state(expected),
         progress=_ProgressBar("simulating"),
+        align=latency,
     )
     backend = "sim (float reference)" if use_float else load_target(target).backend
     counts = {
@@ -461,6 +474,22 @@ def simulate(
             click.echo(f"wrote {output}")
     if check is not None:
         _finish_verification(check, as_json=as_json)
+
+
+def _folder_latency(model: Path) -> dict[str, int]:
+    """Each output's latency in steps, from the compile output folder's report.json."""
+    if not model.is_dir():
+        raise UsageError(
+            f"--align needs the outputs' latency, which {model} does not hold: give its "
+            "compile output folder or the model file"
+        )
+    latency = api.read_report(model).get("latency")
+    if latency is None:
+        raise InputFileError(
+            f"{model}/report.json has no latency (written by an older snn-deploy): compile "
+            "the model again for --align"
+        )
+    return {str(k): int(v) for k, v in latency.items()}
 
 
 def _save_npz(path: Path, arrays: dict[str, Any]) -> None:
