@@ -93,6 +93,14 @@ json_option = click.option(
     is_flag=True,
     help="Print the result as JSON on stdout (an error is still one line on stderr).",
 )
+time_first_option = click.option(
+    "--time-first",
+    is_flag=True,
+    help=(
+        "Input arrays are [time, batch, *shape] (snnTorch's and Norse's layout), not "
+        "[batch, time, *shape]."
+    ),
+)
 target_option = click.option(
     "--target",
     "-t",
@@ -288,6 +296,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     is_flag=True,
     help="Also write every population's u and v on --inputs into vectors.npz (for verify).",
 )
+@time_first_option
 @json_option
 @max_memory_option
 def compile(
@@ -304,6 +313,7 @@ def compile(
     passes: str | None,
     dump_ir_after: str | None,
     record_state: bool,
+    time_first: bool,
     as_json: bool,
 ) -> None:
     """Compile MODEL for a target; writes artefacts and report.json atomically."""
@@ -335,6 +345,8 @@ def compile(
         reads=[p for p in (inputs, calibrate) if p is not None],
         record_state=record_state,
         exporter=exporter,
+        time_first=time_first,
+        note=_note,
     )
     click.echo(to_json(result.report) if as_json else summary(result.report))
     _warn_silent(result.report["agreement"])
@@ -378,6 +390,7 @@ def compile(
         "input, and the outputs keep all T steps (populations, u and v: T + latency)."
     ),
 )
+@time_first_option
 @dt_option
 @reset_option
 @exporter_option
@@ -395,6 +408,7 @@ def simulate(
     expect: Path | None,
     as_json: bool,
     align: bool,
+    time_first: bool,
     dt: float,
     reset: str | None,
     exporter: str | None,
@@ -421,7 +435,7 @@ def simulate(
             )
         net = api.load_program(model)
         latency = _folder_latency(model) if align else None
-        x = api.read_inputs(inputs)
+        x, lines = api.arrange_inputs(api.read_inputs(inputs), net, time_first=time_first)
     else:
         graph = api.load(
             model,
@@ -430,10 +444,13 @@ def simulate(
             trust_pickle=trust_pickle,
             exporter=exporter,
         )
-        x = api.read_inputs(inputs)  # graded payloads size the registers, as in compile
+        x, lines = api.arrange_inputs(api.read_inputs(inputs), graph, time_first=time_first)
+        # graded payloads size the registers, as in compile
         float_net, net = api.lower_and_quantize(graph, load_target(target), dt=dt, inputs=x)
         net = float_net if use_float else net
         latency = api.latency(graph, dt) if align else None
+    for line in lines:
+        _note(line)
     expected = api.read_vectors(expect) if expect is not None else None
     trace = api.simulate(
         net,
@@ -474,6 +491,11 @@ def simulate(
             click.echo(f"wrote {output}")
     if check is not None:
         _finish_verification(check, as_json=as_json)
+
+
+def _note(line: str) -> None:
+    """How an input file was read: one line on stderr, so --json keeps stdout strict."""
+    click.echo(line, err=True)
 
 
 def _folder_latency(model: Path) -> dict[str, int]:
