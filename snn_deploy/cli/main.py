@@ -585,6 +585,7 @@ labels_option = click.option(
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @dataset_option
 @labels_option
+@time_first_option
 @click.option(
     "--target",
     "-t",
@@ -613,6 +614,7 @@ def evaluate(
     folder: Path,
     data: Path,
     labels: str | None,
+    time_first: bool,
     target: str | None,
     verify: bool,
     steps: int | None,
@@ -644,6 +646,7 @@ def evaluate(
             engine=engine,
             force=force,
             progress=_Rate("evaluate"),
+            time_first=time_first,
         )
     finally:
         engine.close()
