@@ -320,6 +320,7 @@ def compile(
     if record_state and inputs is None:
         raise UsageError("--record-state records the run on --inputs; give --inputs")
     out = output or model.with_name(f"{model.stem}.{load_target(target).name}")
+    read: list[str] = []  # how the input files were read, for the text summary
 
     start = time.perf_counter()
 
@@ -346,9 +347,9 @@ def compile(
         record_state=record_state,
         exporter=exporter,
         time_first=time_first,
-        note=_note,
+        note=read.append,
     )
-    click.echo(to_json(result.report) if as_json else summary(result.report))
+    click.echo(to_json(result.report) if as_json else "\n".join([summary(result.report), *read]))
     _warn_silent(result.report["agreement"])
     if not as_json:
         click.echo(f"\nwrote {out}/: {', '.join(f.name for f in result.files)}")
@@ -449,8 +450,6 @@ def simulate(
         float_net, net = api.lower_and_quantize(graph, load_target(target), dt=dt, inputs=x)
         net = float_net if use_float else net
         latency = api.latency(graph, dt) if align else None
-    for line in lines:
-        _note(line)
     expected = api.read_vectors(expect) if expect is not None else None
     trace = api.simulate(
         net,
@@ -479,7 +478,7 @@ def simulate(
         result = {"backend": backend, "target": target, "populations": counts}
         click.echo(to_json({**result, "expect": check and check.to_dict()}))
     else:
-        click.echo(f"ran on target {target} with the {backend} backend")
+        click.echo("\n".join([f"ran on target {target} with the {backend} backend", *lines]))
         rows = [
             [k, c["type"], c["neurons"], "(voltage)" if c["spikes"] is None else c["spikes"]]
             for k, c in counts.items()
@@ -491,11 +490,6 @@ def simulate(
             click.echo(f"wrote {output}")
     if check is not None:
         _finish_verification(check, as_json=as_json)
-
-
-def _note(line: str) -> None:
-    """How an input file was read: one line on stderr, so --json keeps stdout strict."""
-    click.echo(line, err=True)
 
 
 def _folder_latency(model: Path) -> dict[str, int]:

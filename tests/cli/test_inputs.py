@@ -67,13 +67,15 @@ BRAILLE_INPUTS = BRAILLE.with_name("braille_sample_inputs.npz")  # [4, 256, 12],
 
 def test_compile_and_simulate_say_how_they_read_the_inputs(tmp_path: Path) -> None:
     line = "inputs: 'input' [4, 256, 12] read as 4 samples x 256 steps x (12,)"
-    run = invoke("simulate", BRAILLE, "--inputs", BRAILLE_INPUTS, "--json")
+    run = invoke("simulate", BRAILLE, "--inputs", BRAILLE_INPUTS)
     assert run.exit_code == 0
-    assert line in run.stderr.splitlines()
-    assert json.loads(run.stdout)["backend"] == "sim"  # --json: the line is not on stdout
+    assert run.stdout.splitlines()[:2] == ["ran on target sim with the sim backend", line]
+    run = invoke("simulate", BRAILLE, "--inputs", BRAILLE_INPUTS, "--json")
+    assert run.exit_code == 0 and "inputs:" not in run.output  # JSON on stdout, nothing else
+    assert json.loads(run.stdout)["backend"] == "sim"
     run = invoke("compile", BRAILLE, "--inputs", BRAILLE_INPUTS, "-o", tmp_path / "out")
     assert run.exit_code == 0
-    assert line in run.stderr.splitlines()
+    assert line in run.stdout.splitlines()
 
 
 def test_time_first_inputs_are_transposed(tmp_path: Path) -> None:
@@ -90,7 +92,7 @@ def test_time_first_inputs_are_transposed(tmp_path: Path) -> None:
         runs.append(np.load(tmp_path / f"{name}r.npz"))
     assert (
         "inputs: 'input' [256, 4, 12] read as 4 samples x 256 steps x (12,) (--time-first)"
-        in run.stderr.splitlines()
+        in run.stdout.splitlines()
     )
     assert_array_equal(runs[1]["output.output"], runs[0]["output.output"])
     assert_array_equal(runs[1]["input.input"], x)
@@ -124,7 +126,7 @@ def test_layouts_that_fit_the_clip_are_read(tmp_path: Path, shape, flags, read) 
     np.savez(tmp_path / "x.npz", x=np.ones(shape))
     run = invoke("simulate", _whole_clip_model(tmp_path), "--inputs", tmp_path / "x.npz", *flags)
     assert run.exit_code == 0, run.output
-    assert f"inputs: 'x' {list(shape)} read as {read} x (5,)" in run.stderr
+    assert f"inputs: 'x' {list(shape)} read as {read} x (5,)" in run.stdout
 
 
 @pytest.mark.parametrize(
