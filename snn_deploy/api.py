@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -32,7 +33,7 @@ from snn_deploy.frontends import nir as nir_frontend
 from snn_deploy.ir import nodes as n
 from snn_deploy.ir import serialize
 from snn_deploy.ir.graph import Graph
-from snn_deploy.ir.net import DEFAULT_DT, Net
+from snn_deploy.ir.net import DEFAULT_DT, Attention, Net
 from snn_deploy.ir.types import ResetMode
 from snn_deploy.limits import check_array, check_memory, read_npz
 from snn_deploy.passes import pipeline
@@ -261,6 +262,78 @@ def read_inputs(path: str | Path) -> dict[str, npt.NDArray[np.float64]]:
     return {k: check_array(path, k, v, kinds="biuf").astype(np.float64) for k, v in arrays.items()}
 
 
+def arrange_inputs(
+    inputs: Mapping[str, npt.ArrayLike],
+    model: Net | Graph,
+    *,
+    time_first: bool = False,
+    steps: int | None = None,
+    given: str = "inputs",
+) -> tuple[dict[str, npt.NDArray[Any]], list[str]]:
+    """Input arrays in the ``[batch, time, *shape]`` layout every run takes, and one line per
+    array saying how it was read, e.g. ``inputs: 'input' [96, 100, 64] read as 96 samples x
+    100 steps x (64,)``.
+
+    An array ``[a, b, *shape]`` (``shape``: its Input's per-sample shape) is ``a`` samples of
+    ``b`` steps; with ``time_first`` it is ``[time, batch, *shape]`` (snnTorch's and Norse's
+    layout) and is transposed. ``[time, *shape]`` is one sample. Arrays of another shape are
+    returned as they are, for ``check_inputs`` to refuse.
+
+    The two leading axes cannot be told apart in general; a reading is refused only when it
+    has fewer steps than the run needs and the other reading has enough: the run needs the
+    clip length of a whole-clip attention unit (its ``steps``; it reads nothing before them)
+    and ``steps`` (``evaluate --steps``). Any other array is read as said, square ones too.
+
+    Args:
+        inputs: arrays by name, as in an inputs file.
+        model: the graph or net whose Input shapes and clip length apply.
+        time_first: read ``[time, batch, *shape]``.
+        steps: the steps the run takes from every sample (``evaluate --steps``).
+        given: the option the arrays came from, for the lines and messages.
+
+    Raises:
+        InputFileError: an array whose reading has too few steps while the other has enough.
+    """
+    if isinstance(model, Net):
+        shapes = dict(model.inputs)
+        units: list[Any] = list(model.products.values())
+    else:
+        shapes = {k: v.out_shape for k, v in model.nodes.items() if isinstance(v, n.Input)}
+        units = list(model.nodes.values())
+    needs = [
+        (u.steps, "the clip its whole-clip attention reads")
+        for u in units
+        if isinstance(u, Attention | n.Attention) and not u.causal
+    ]
+    need, why = max([*needs, *([(steps, "--steps")] if steps else [])], default=(0, ""))
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    lines = []
+    for key, value in inputs.items():
+        arrays[key] = arr = np.asarray(value)
+        shape = next(iter(shapes.values())) if len(shapes) == 1 else shapes.get(key)
+        if shape is None or arr.shape[-len(shape) :] != shape or arr.ndim < len(shape) + 1:
+            continue  # not an input of the model: check_inputs says what is wrong
+        layout = ""
+        batch, time = 1, arr.shape[0]
+        if arr.ndim == len(shape) + 2:
+            if time_first:
+                arrays[key] = arr = np.swapaxes(arr, 0, 1)
+                layout = " (--time-first)"
+            batch, time = arr.shape[:2]
+        if time < need <= batch:
+            fix = "drop --time-first" if time_first else "pass --time-first"
+            raise InputFileError(
+                f"{given} array {key!r} {list(np.shape(value))}: read as {batch} samples x "
+                f"{time} steps, fewer than the {need} steps of {why}; if it is the other way "
+                f"round, {fix}, else give [batch, time, ...] with more steps"
+            )
+        lines.append(
+            f"{given}: {key!r} {list(np.shape(value))} read as {batch} samples x {time} steps "
+            f"x {shape}{layout}"
+        )
+    return arrays, lines
+
+
 def read_vectors(path: str | Path) -> dict[str, npt.NDArray[Any]]:
     """Read a vectors file: ``input.<name>``, ``output.<name>`` and optionally ``u.<population>``,
     ``v.<population>`` arrays (``snn_deploy.reports.verification``).
@@ -487,6 +560,8 @@ def compile(
     record_state: bool = False,
     exporter: str | None = None,
     input_shape: Sequence[int] | None = None,
+    time_first: bool = False,
+    note: Callable[[str], None] | None = None,
 ) -> CompileResult:
     """Compile ``model`` for ``target``; write artefacts to ``out_dir`` all at once, or nothing.
 
@@ -516,6 +591,9 @@ def compile(
             test vectors, so that ``verify`` compares the neuron state too.
         exporter: the framework whose NIR exporter wrote ``model`` (see ``load``).
         input_shape: per-sample input shape of a live module (see ``load``).
+        time_first: ``inputs`` and ``calibrate`` are ``[time, batch, *shape]`` arrays
+            (``arrange_inputs``).
+        note: called with one line per input array saying how it was read.
 
     Returns:
         The graph, the float and quantized nets, the report (``report.json``'s content) and
@@ -541,6 +619,15 @@ def compile(
         exporter=exporter,
         input_shape=input_shape,
     )
+    lines: list[str] = []
+    if inputs is not None:
+        inputs, lines = arrange_inputs(inputs, graph, time_first=time_first)
+    if calibrate is not None:
+        calibrate, more = arrange_inputs(calibrate, graph, time_first=time_first, given="calibrate")
+        lines += more
+    for line in lines:
+        if note is not None:
+            note(line)
     float_net, net = lower_and_quantize(
         graph,
         tgt,
@@ -767,6 +854,7 @@ def simulate(
     fixed: bool = True,
     record_state: bool = False,
     progress: Progress | None = None,
+    align: Mapping[str, int] | None = None,
 ) -> Trace:
     """Run ``net`` on ``inputs`` with the target's backend (``sim``: bit-accurate simulator,
     ``loihi-sim``: Lava); ``fixed=False`` runs the float reference in the simulator.
@@ -774,11 +862,34 @@ def simulate(
     ``net`` is a compiled network, a ``compile`` result (its quantized net; its float net
     with ``fixed=False``) or a compile output folder (``load_program``). ``inputs`` are
     ``[batch, time, *shape]`` arrays keyed by Input name.
+
+    ``align`` gives each Output's latency in steps (``latency``; a compile's
+    ``report["latency"]``): the run goes on for the largest latency in extra steps of zero
+    input, and each output is shifted left by its own latency, so that its step ``t`` answers
+    the source model's step ``t`` for every one of the ``T`` input steps (outputs it does not
+    name are not shifted). Populations, ``u`` and ``v`` keep our time base: ``T`` plus the
+    largest latency steps.
+
+    Examples:
+        >>> trace = sd.simulate(result, x, align=result.report["latency"])  # doctest: +SKIP
     """
     if isinstance(net, CompileResult):
         net = net.net if fixed else net.float_net
     elif isinstance(net, str | Path):
         net = load_program(net)
+    if align is not None:
+        data = check_inputs(net, inputs)
+        steps = next(iter(data.values())).shape[1]
+        extra = max(align.values(), default=0)
+        inputs = {
+            k: np.pad(v, ((0, 0), (0, extra), (0, 0))).reshape(len(v), -1, *net.inputs[k])
+            for k, v in data.items()
+        }
+        trace = simulate(
+            net, inputs, target=target, fixed=fixed, record_state=record_state, progress=progress
+        )
+        outputs = {k: v[:, align.get(k, 0) :][:, :steps] for k, v in trace.outputs.items()}
+        return dataclasses.replace(trace, outputs=outputs)
     _check_run_memory(net, inputs, traces=3 if record_state else 1)
     if not fixed:
         return run_sim(net, inputs, fixed=False, record_state=record_state, progress=progress)

@@ -11,6 +11,11 @@ evaluate``), and compare compile configurations (``snn-deploy sweep``).
   ``labels.npy``), memory-mapped: a shard reads only its own samples;
 * a single ``.npz`` file (small sets: it is read whole for each of its shards).
 
+With ``time_first`` (``--time-first``) the inputs are ``[time, batch, *shape]``: every array
+of three or more axes has its samples on axis 1 and is transposed for the run; arrays of one
+or two axes (the labels) keep theirs on axis 0. How a shard's inputs are read, and which
+readings are refused, is ``api.arrange_inputs`` (with ``--steps`` as the steps a run needs).
+
 Each file is cut into shards of ``shard_size`` samples in order. A shard is the unit of work
 and of resumption: its exact counts (``reports.evaluation.shard_stats``) are written to
 ``RESULTS/shards/<index>.json`` as it finishes, and a run on a results folder that holds the
@@ -81,6 +86,8 @@ class Shard:
     stop: int
     offset: int
     """The index of the shard's first sample in the whole set."""
+    time_first: bool = False
+    """The inputs are ``[time, batch, *shape]``: samples on axis 1 (module docstring)."""
 
     @property
     def name(self) -> str:
@@ -88,7 +95,9 @@ class Shard:
         return f"{Path(self.path).name}[{self.start}:{self.stop}]"
 
 
-def open_dataset(data: str | Path, shard_size: int = SHARD_SIZE) -> list[Shard]:
+def open_dataset(
+    data: str | Path, shard_size: int = SHARD_SIZE, *, time_first: bool = False
+) -> list[Shard]:
     """The shards of a data set (layouts in the module docstring), from file headers only.
 
     Raises:
@@ -111,18 +120,24 @@ def open_dataset(data: str | Path, shard_size: int = SHARD_SIZE) -> list[Shard]:
         sizes = [(str(data), _npz_shapes(data))]
     else:
         raise InputFileError(f"{data}: give a folder of .npz or .npy files, or an .npz file")
-    steps = {s[1] for _, shapes in sizes for s in shapes.values() if len(s) >= 2}
+    steps = {
+        s[1 - _sample_axis(s, time_first)]
+        for _, shapes in sizes
+        for s in shapes.values()
+        if len(s) >= 2
+    }
     if len(steps) > 1:
         raise InputFileError(
-            f"{data}: the arrays have different numbers of time steps (axis 1): {sorted(steps)}"
+            f"{data}: the arrays have different numbers of time steps "
+            f"(axis {0 if time_first else 1}): {sorted(steps)}"
         )
     shards: list[Shard] = []
     offset = 0
     for path, shapes in sizes:
-        samples = _samples(Path(path), shapes)
+        samples = _samples(Path(path), shapes, time_first)
         for start in range(0, samples, shard_size):
             stop = min(samples, start + shard_size)
-            shards.append(Shard(len(shards), path, start, stop, offset))
+            shards.append(Shard(len(shards), path, start, stop, offset, time_first))
             offset += stop - start
     return shards
 
@@ -158,11 +173,17 @@ def _header(f: Any) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def _samples(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> int:
-    counts = {k: s[0] if s else None for k, s in shapes.items()}
+def _sample_axis(shape: tuple[int, ...], time_first: bool) -> int:
+    """The axis of an array's samples: 1 for a time-first input (three or more axes), else 0."""
+    return 1 if time_first and len(shape) >= 3 else 0
+
+
+def _samples(path: Path, shapes: Mapping[str, tuple[int, ...]], time_first: bool) -> int:
+    counts = {k: s[_sample_axis(s, time_first)] if s else None for k, s in shapes.items()}
     if not counts or None in counts.values() or len(set(counts.values())) != 1:
         raise InputFileError(
-            f"{path}: every array needs the same number of samples on its first axis; "
+            f"{path}: every array needs the same number of samples on its "
+            f"{'sample' if time_first else 'first'} axis; "
             f"found {', '.join(f'{k} {list(s)}' for k, s in shapes.items()) or 'no arrays'}"
         )
     return int(next(iter(counts.values())))  # type: ignore[arg-type]
@@ -175,12 +196,18 @@ def read_shard(shard: Shard) -> dict[str, npt.NDArray[Any]]:
         arrays = {}
         for f in sorted(path.glob("*.npy")):
             try:
-                arrays[f.stem] = np.array(np.load(f, mmap_mode="r")[shard.start : shard.stop])
+                arrays[f.stem] = np.array(_rows(np.load(f, mmap_mode="r"), shard))
             except (OSError, ValueError) as exc:
                 raise InputFileError(f"{f} is not a readable .npy file: {exc}") from exc
     else:
-        arrays = {k: v[shard.start : shard.stop] for k, v in read_npz(path).items()}
+        arrays = {k: _rows(v, shard) for k, v in read_npz(path).items()}
     return {k: check_array(shard.name, k, v, kinds="biuf") for k, v in arrays.items()}
+
+
+def _rows(array: npt.NDArray[Any], shard: Shard) -> npt.NDArray[Any]:
+    """The shard's samples of ``array``, on its sample axis (``_sample_axis``)."""
+    rows = slice(shard.start, shard.stop)
+    return array[:, rows] if _sample_axis(array.shape, shard.time_first) else array[rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +286,9 @@ def run_shard(
     d = _load(deployment)
     arrays = read_shard(shard) if arrays is None else arrays
     inputs, labels = _split(arrays, d.net, job.labels, shard)
+    inputs, _ = api.arrange_inputs(
+        inputs, d.net, time_first=shard.time_first, steps=job.steps, given=shard.name
+    )
     if job.steps is not None:
         steps = next(iter(inputs.values())).shape[1]
         if steps < job.steps:
@@ -340,6 +370,7 @@ def evaluate(
     engine: Engine | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    time_first: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a compile output folder on a data set, shard by shard; resumable.
 
@@ -357,6 +388,7 @@ def evaluate(
         engine: where the shards run (``engine.open_engine``); default: this process.
         force: replace a results folder snn-deploy did not write, or one of another run.
         progress: called as shards finish.
+        time_first: the inputs are ``[time, batch, *shape]`` (module docstring).
 
     Returns:
         The evaluation (``reports.evaluation.finish`` plus what was run), as written to
@@ -373,7 +405,7 @@ def evaluate(
         raise UsageError("--verify compares the backend with sim: give --target loihi-sim or rtl")
     if steps is not None and steps < 1:
         raise UsageError(f"--steps must be at least 1; got {steps}")
-    shards = open_dataset(data, shard_size)
+    shards = open_dataset(data, shard_size, time_first=time_first)
     deployment = Deployment.read(out)
     files = [out / name for name, _ in deployment.files]
     reads = [*files, *_data_files(shards)]
@@ -385,6 +417,7 @@ def evaluate(
         "labels": labels,
         "steps": steps,
         "verify": verify,
+        "time_first": time_first,
         "shards": [[Path(s.path).name, _bytes(s.path), s.start, s.stop] for s in shards],
     }
     where = _prepare(Path(results), run, reads=reads, force=force)

@@ -93,6 +93,14 @@ json_option = click.option(
     is_flag=True,
     help="Print the result as JSON on stdout (an error is still one line on stderr).",
 )
+time_first_option = click.option(
+    "--time-first",
+    is_flag=True,
+    help=(
+        "Input arrays are [time, batch, *shape] (snnTorch's and Norse's layout), not "
+        "[batch, time, *shape]."
+    ),
+)
 target_option = click.option(
     "--target",
     "-t",
@@ -288,6 +296,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     is_flag=True,
     help="Also write every population's u and v on --inputs into vectors.npz (for verify).",
 )
+@time_first_option
 @json_option
 @max_memory_option
 def compile(
@@ -304,12 +313,14 @@ def compile(
     passes: str | None,
     dump_ir_after: str | None,
     record_state: bool,
+    time_first: bool,
     as_json: bool,
 ) -> None:
     """Compile MODEL for a target; writes artefacts and report.json atomically."""
     if record_state and inputs is None:
         raise UsageError("--record-state records the run on --inputs; give --inputs")
     out = output or model.with_name(f"{model.stem}.{load_target(target).name}")
+    read: list[str] = []  # how the input files were read, for the text summary
 
     start = time.perf_counter()
 
@@ -335,8 +346,10 @@ def compile(
         reads=[p for p in (inputs, calibrate) if p is not None],
         record_state=record_state,
         exporter=exporter,
+        time_first=time_first,
+        note=read.append,
     )
-    click.echo(to_json(result.report) if as_json else summary(result.report))
+    click.echo(to_json(result.report) if as_json else "\n".join([summary(result.report), *read]))
     _warn_silent(result.report["agreement"])
     if not as_json:
         click.echo(f"\nwrote {out}/: {', '.join(f.name for f in result.files)}")
@@ -369,6 +382,16 @@ def compile(
     help="Vectors (.npz, e.g. a compile's vectors.npz) the outputs must equal; exit 6 if not.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the spike counts as JSON.")
+@click.option(
+    "--align",
+    is_flag=True,
+    help=(
+        "Shift each output left by its latency (report.json 'latency'), so that its step t "
+        "answers the source model's step t: the run goes on for that many extra steps of zero "
+        "input, and the outputs keep all T steps (populations, u and v: T + latency)."
+    ),
+)
+@time_first_option
 @dt_option
 @reset_option
 @exporter_option
@@ -385,6 +408,8 @@ def simulate(
     force: bool,
     expect: Path | None,
     as_json: bool,
+    align: bool,
+    time_first: bool,
     dt: float,
     reset: str | None,
     exporter: str | None,
@@ -410,7 +435,8 @@ def simulate(
                 "(they apply to model files)"
             )
         net = api.load_program(model)
-        x = api.read_inputs(inputs)
+        latency = _folder_latency(model) if align else None
+        x, lines = api.arrange_inputs(api.read_inputs(inputs), net, time_first=time_first)
     else:
         graph = api.load(
             model,
@@ -419,9 +445,11 @@ def simulate(
             trust_pickle=trust_pickle,
             exporter=exporter,
         )
-        x = api.read_inputs(inputs)  # graded payloads size the registers, as in compile
+        x, lines = api.arrange_inputs(api.read_inputs(inputs), graph, time_first=time_first)
+        # graded payloads size the registers, as in compile
         float_net, net = api.lower_and_quantize(graph, load_target(target), dt=dt, inputs=x)
         net = float_net if use_float else net
+        latency = api.latency(graph, dt) if align else None
     expected = api.read_vectors(expect) if expect is not None else None
     trace = api.simulate(
         net,
@@ -430,6 +458,7 @@ def simulate(
         fixed=not use_float,
         record_state=expected is not None and verification.records_state(expected),
         progress=_ProgressBar("simulating"),
+        align=latency,
     )
     backend = "sim (float reference)" if use_float else load_target(target).backend
     counts = {
@@ -449,7 +478,7 @@ def simulate(
         result = {"backend": backend, "target": target, "populations": counts}
         click.echo(to_json({**result, "expect": check and check.to_dict()}))
     else:
-        click.echo(f"ran on target {target} with the {backend} backend")
+        click.echo("\n".join([f"ran on target {target} with the {backend} backend", *lines]))
         rows = [
             [k, c["type"], c["neurons"], "(voltage)" if c["spikes"] is None else c["spikes"]]
             for k, c in counts.items()
@@ -461,6 +490,22 @@ def simulate(
             click.echo(f"wrote {output}")
     if check is not None:
         _finish_verification(check, as_json=as_json)
+
+
+def _folder_latency(model: Path) -> dict[str, int]:
+    """Each output's latency in steps, from the compile output folder's report.json."""
+    if not model.is_dir():
+        raise UsageError(
+            f"--align needs the outputs' latency, which {model} does not hold: give its "
+            "compile output folder or the model file"
+        )
+    latency = api.read_report(model).get("latency")
+    if latency is None:
+        raise InputFileError(
+            f"{model}/report.json has no latency (written by an older snn-deploy): compile "
+            "the model again for --align"
+        )
+    return {str(k): int(v) for k, v in latency.items()}
 
 
 def _save_npz(path: Path, arrays: dict[str, Any]) -> None:
@@ -534,6 +579,7 @@ labels_option = click.option(
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @dataset_option
 @labels_option
+@time_first_option
 @click.option(
     "--target",
     "-t",
@@ -562,6 +608,7 @@ def evaluate(
     folder: Path,
     data: Path,
     labels: str | None,
+    time_first: bool,
     target: str | None,
     verify: bool,
     steps: int | None,
@@ -593,6 +640,7 @@ def evaluate(
             engine=engine,
             force=force,
             progress=_Rate("evaluate"),
+            time_first=time_first,
         )
     finally:
         engine.close()

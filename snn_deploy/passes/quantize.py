@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -173,6 +174,7 @@ def quantize(
     for name, unit in net.products.items():  # units that feed no population
         if name not in units:
             units[name], _ = product_fixed(unit, pops, spec, tops)
+    _warn_degenerate_decays(pops.values(), net.dt, spec)
     return net.replace(
         populations=pops,
         projections=tuple(projs[i] for i in range(len(net.projections))),
@@ -389,6 +391,45 @@ def choose_scale(
 def _decay_code(fraction: FloatArray, offset: int, spec: NumericSpec) -> npt.NDArray[np.int64]:
     codes, _ = spec.decay.quantize(fraction * 2**spec.decay.width - offset)
     return codes
+
+
+def _warn_degenerate_decays(pops: Iterable[Population], dt: float, spec: NumericSpec) -> None:
+    """One warning per cause when a decay's code turns the dynamics degenerate in every neuron
+    of a population: a fraction ``dt/tau`` above 0 that rounds to 0 (``u`` or ``v`` never
+    decays) or below 1 that rounds to 1 (nothing is kept from one step to the next). The float
+    reference keeps the exact fractions; a wrong ``--dt`` often shows this way."""
+    unity = 2**spec.decay.width
+    found: dict[int, list[str]] = {0: [], 1: []}
+    for pop in pops:
+        assert pop.fixed is not None  # quantize set it
+        decays = (
+            ("u", "tau_syn", pop.alpha, pop.fixed.du + spec.current_decay_offset),
+            ("v", "tau_mem", pop.beta, pop.fixed.dv + spec.voltage_decay_offset),
+        )
+        for state, tau, fraction, code in decays:
+            to_0, to_1 = (
+                np.all((fraction > 0) & (code == 0)),
+                np.all((fraction < 1) & (code >= unity)),
+            )
+            if to_0 or to_1:
+                found[0 if to_0 else 1].append(
+                    f"{pop.name!r} ({state}: {tau} {_span(dt / fraction)} s, "
+                    f"dt/{tau} {_span(fraction)})"
+                )
+    for rounded, where in found.items():
+        if where:
+            warnings.warn(
+                f"quantize: at dt={dt:g} s the per-step decay rounds to {rounded} "
+                f"({'no decay' if rounded == 0 else 'no memory'}) in every neuron of "
+                f"{', '.join(where)}, in {spec.decay.width}-bit decay codes; is --dt right?",
+                UserWarning,
+                stacklevel=2,
+            )
+
+
+def _span(values: FloatArray) -> str:
+    lo, hi = float(np.min(values)), float(np.max(values))
+    return f"{lo:g}" if lo == hi else f"{lo:g}..{hi:g}"
 
 
 def _neuron_fixed(pop: Population, scale: float, spec: NumericSpec) -> NeuronFixed:

@@ -208,3 +208,35 @@ def test_verify_rtl_finds_an_edited_design(tmp_path: Path, data: Path):
     assert text.count("error:") == 1 and "rtl differs from sim in 1 output(s)" in text
     result = json.loads((tmp_path / "bad" / "evaluation.json").read_text())
     assert not result["verify"]["passed"] and result["verify"]["arrays"]["output.output"]["first"]
+
+
+def test_time_first_data_sets_give_the_same_figures(sim_out: Path, data: Path, tmp_path: Path):
+    """``--time-first``: inputs ``[time, batch, *shape]`` (an .npz, or memory-mapped .npy cut
+    on axis 1), labels ``[batch]``; the same samples in the same shards as batch first."""
+    npy = tmp_path / "npy"
+    npy.mkdir()
+    with np.load(data.parent / "all.npz") as z:
+        x, y = np.swapaxes(z["input"], 0, 1), z["labels"]
+    np.savez(tmp_path / "t.npz", input=x, labels=y)
+    np.save(npy / "input.npy", x)
+    np.save(npy / "labels.npy", y)
+    a = evaluate(sim_out, data.parent / "all.npz", tmp_path / "a", "--labels", "labels")
+    for name, given in (("b", tmp_path / "t.npz"), ("c", npy)):
+        extra = ("--labels", "labels", "--shard-size", "4", "--time-first")
+        b = evaluate(sim_out, given, tmp_path / name, *extra)
+        for key in ("accuracy", "agreement", "energy", "firing_rates", "samples", "steps"):
+            assert a[key] == b[key], key
+
+
+def test_a_time_first_file_too_short_for_steps_is_refused(sim_out: Path, tmp_path: Path):
+    with np.load(INPUTS) as z:
+        np.savez(tmp_path / "t.npz", input=np.swapaxes(z["input"][:, :80], 0, 1))  # [80, 4, 12]
+    code, text = invoke(
+        "evaluate", sim_out, "--inputs", tmp_path / "t.npz", "--steps", "40", "-o", tmp_path / "r"
+    )
+    assert code == 4
+    assert text.strip().splitlines()[-1] == (
+        "error: t.npz[0:80] array 'input' [80, 4, 12]: read as 80 samples x 4 steps, fewer "
+        "than the 40 steps of --steps; if it is the other way round, pass --time-first, else "
+        "give [batch, time, ...] with more steps"
+    )

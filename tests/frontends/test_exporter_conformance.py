@@ -140,6 +140,28 @@ def test_snntorch_subtract_reset_is_exact(kind: str, delay: bool, tmp_path: Path
     assert_exact(_snntorch_run(model, x), got, latency)
 
 
+@pytest.mark.toolchain("snntorch")
+def test_an_aligned_run_equals_snntorch_for_every_step(tmp_path: Path) -> None:
+    """``simulate(..., align=latency)`` (issue 19 item 3) runs ``latency`` more steps of zero
+    input and shifts the output left by it: all T steps equal snnTorch's forward, the last
+    ``latency`` too."""
+    import snn_deploy as sd
+
+    model = _snntorch_model("Leaky", reset_delay=True)
+    x = spikes(60, 3, 10)
+    path = _snntorch_export(model, tmp_path / "m.nir")
+    with pytest.warns(UserWarning, match="reset_delay=True"):
+        result = sd.compile(path, "sim", dt=DT, exporter="snntorch")
+    latency = result.report["latency"]
+    trace = sd.simulate(
+        result, {"input": np.swapaxes(np.asarray(x), 0, 1)}, fixed=False, align=latency
+    )
+    expected = np.swapaxes(_snntorch_run(model, x), 0, 1)
+    assert latency == {"output": 2}
+    assert expected[:, -2:].sum() > 0, "the last latency steps must spike to prove anything"
+    np.testing.assert_array_equal(trace.outputs["output"], expected)
+
+
 # ---------------------------------------------------------------- Norse
 
 
