@@ -25,7 +25,7 @@ import numpy.typing as npt
 from snn_deploy.backends.base import Trace
 from snn_deploy.ir.net import Attention, Net, Product
 from snn_deploy.target import cost
-from snn_deploy.target.schema import Target
+from snn_deploy.target.schema import Basis, Target
 
 MESSAGE_CLASSES = ("intra_core", "inter_core", "inter_chip", "from_host")
 """Where a spike message goes: its own core, another core of its chip, another chip; or from
@@ -222,6 +222,44 @@ def messages(
     return {c: int(count @ per_id[c]) for c in MESSAGE_CLASSES}
 
 
+_UNITS = {"pj": "pJ", "mw": "mW", "us": "us"}
+"""The unit of an ``EnergyModel`` figure, from the suffix of its name."""
+
+_BASES = {
+    Basis.PUBLISHED: "published for {target}",
+    Basis.LOIHI1: "Loihi 1 figure, none published for {target}",
+    Basis.CMOS_45NM: "45 nm CMOS operation, no chip's figure",
+}
+"""How the summaries describe a figure's basis."""
+
+
+def figure(target: Target, field: str) -> dict[str, Any]:
+    """One ``EnergyModel`` figure as the reports give it: ``value``, ``unit``, ``basis`` (what
+    it was measured on, ``schema.Basis``) and ``source``."""
+    return {
+        "value": getattr(target.energy, field),
+        "unit": _UNITS[field.rsplit("_", 1)[1]],
+        "basis": target.energy_basis[field].value,
+        "source": target.sources[f"energy.{field}"],
+    }
+
+
+def basis_text(basis: str, target: str) -> str:
+    """A figure's ``basis`` in words, e.g. "Loihi 1 figure, none published for loihi2"."""
+    return _BASES[Basis(basis)].format(target=target)
+
+
+def borrowed_lines(report: Mapping[str, Any]) -> list[str]:
+    """One line per figure of the hardware model borrowed from another chip (basis
+    ``loihi1``), with its value, basis and source."""
+    target = report.get("target", "")
+    return [
+        f"{name} {f['value']:g} {f['unit']}: {basis_text(f['basis'], target)} ({f['source']})"
+        for name, f in report["energy"]["figures"].items()
+        if f["basis"] == Basis.LOIHI1.value
+    ]
+
+
 _TERMS = (
     ("synops", "synop_pj"),
     ("neuron_updates", "neuron_update_pj"),
@@ -254,7 +292,7 @@ def energy(
         figure used), ``breakdown_uj`` (count -> uJ per inference), ``dynamic_uj_per_inference``,
         ``static_uj_per_inference`` (None if not modelled), ``total_uj_per_inference``,
         ``total_is_lower_bound``, ``latency`` (``steps``, ``model_time_s``, ``wall_clock_s``,
-        ``note``), ``not_modelled`` (reasons), ``sources`` (figure -> its source).
+        ``note``), ``not_modelled`` (reasons), ``figures`` (figure -> ``figure`` of it).
     """
     e = target.energy
     samples = counts["samples"]
@@ -271,13 +309,13 @@ def energy(
         per.update({f"messages_{c}": msgs[c] / samples for c in MESSAGE_CLASSES})
         terms += list(_TERMS[2:])
     figures: dict[str, float] = {}
-    sources: dict[str, str] = {}
+    used: dict[str, dict[str, Any]] = {}
     not_modelled: list[str] = []
     for key, field in terms:
         pj = getattr(e, field) if field else None
         if field is not None and pj is not None:
             figures[key] = pj
-            sources[field] = target.sources.get(f"energy.{field}", "")
+            used[field] = figure(target, field)
         elif per[key]:
             why = f"no {field} figure for target {target.name}" if field else "host I/O"
             not_modelled.append(f"{key}: {per[key]:.6g} per inference, not modelled ({why})")
@@ -294,13 +332,11 @@ def energy(
     steps = counts["steps"]
     wall = None if e.step_time_us is None else steps * e.step_time_us * 1e-6
     if e.step_time_us is not None:
-        sources["step_time_us"] = target.sources.get("energy.step_time_us", "")
+        used["step_time_us"] = figure(target, "step_time_us")
     static = None
     if e.static_power_per_core_mw is not None and wall is not None and cores_used:
         static = e.static_power_per_core_mw * 1e-3 * cores_used * wall * 1e6
-        sources["static_power_per_core_mw"] = target.sources.get(
-            "energy.static_power_per_core_mw", ""
-        )
+        used["static_power_per_core_mw"] = figure(target, "static_power_per_core_mw")
     else:
         missing = [
             f
@@ -335,7 +371,7 @@ def energy(
             ),
         },
         "not_modelled": not_modelled,
-        "sources": sources,
+        "figures": used,
     }
 
 
@@ -404,9 +440,7 @@ def paper_energy(counts: Mapping[str, Any], target: Target) -> dict[str, Any] | 
         "ann_macs": flops,
         "ann_uj": ann,
         "ann_over_snn": ann / snn if snn else None,
-        "sources": {
-            k: target.sources.get(f"energy.{k}", "") for k in ("mac_45nm_pj", "ac_45nm_pj")
-        },
+        "figures": {k: figure(target, k) for k in ("mac_45nm_pj", "ac_45nm_pj")},
     }
 
 
@@ -515,6 +549,7 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
             "for any of these events)"
         ),
         f"latency: {e['latency']['note']}",
+        *(f"  borrowed: {s}" for s in borrowed_lines(report)),
         *(f"  note: {s}" for s in e["not_modelled"]),
     ]
     if p is not None:

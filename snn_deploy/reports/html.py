@@ -12,6 +12,8 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from snn_deploy.reports.energy import basis_text, borrowed_lines
+
 _SALT = "snn-deploy"
 """Constant salt for matplotlib's SVG element ids (``svg.hashsalt``): deterministic output."""
 
@@ -273,12 +275,19 @@ def _energy_section(report: Mapping[str, Any]) -> list[str]:
     if energy["not_modelled"]:
         items = "".join(f"<li>{html.escape(s)}</li>" for s in energy["not_modelled"])
         out.append(f'<p class="note">Not modelled:</p><ul class="note">{items}</ul>')
-    if energy["sources"]:
+    borrowed = "".join(f"<li>{html.escape(s)}</li>" for s in borrowed_lines(report))
+    if borrowed:
+        out.append(f'<p class="note">Borrowed figures:</p><ul class="note">{borrowed}</ul>')
+    figures = {**energy["figures"], **(paper["figures"] if paper is not None else {})}
+    if figures:
         out.append(
             _table(
-                ["figure", "source"],
-                [[k, v] for k, v in energy["sources"].items()],
-                left=2,
+                ["figure", "value", "unit", "basis", "source"],
+                [
+                    [k, f["value"], f["unit"], basis_text(f["basis"], report["target"]), f["source"]]
+                    for k, f in figures.items()
+                ],
+                left=5,
             )
         )
     if paper is not None:

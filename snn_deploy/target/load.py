@@ -2,7 +2,9 @@
 
 Every leaf value in a target file is a table ``{ value = ..., source = "..." }`` (optionally
 ``status = "verified-code" | "primary" | "secondary" | "estimate"``), so that no number
-exists without the place it came from. ``numeric_from`` names a shared file in
+exists without the place it came from. Every ``[energy]`` figure also names its ``basis``
+(``schema.Basis``): what it was measured on, e.g. ``"loihi1"`` for a Loihi 1 figure a Loihi 2
+target borrows. ``numeric_from`` names a shared file in
 ``targets/formats/`` holding a core's arithmetic (the same for every Loihi-class target).
 """
 
@@ -18,7 +20,7 @@ from typing import Any
 from snn_deploy.errors import TargetError
 from snn_deploy.ir.net import NumericSpec
 from snn_deploy.ir.types import FixedPoint, Overflow, ResetMode, ResetTiming, ThresholdCompare
-from snn_deploy.target.schema import EnergyModel, FpgaBoard, Limits, Target
+from snn_deploy.target.schema import Basis, EnergyModel, FpgaBoard, Limits, Target
 
 STATUSES = frozenset({"verified-code", "primary", "secondary", "estimate"})
 
@@ -75,14 +77,15 @@ def load_target(name_or_path: str | Path) -> Target:
         path = by_name[str(name_or_path)]
     raw = _read(path)
     sources: dict[str, str] = {}
-    values = _values(raw, "", sources, path)
+    bases: dict[str, str] = {}
+    values = _values(raw, "", sources, bases, path)
     for key, kind in _TOP.items():
         _check(values.get(key), kind, key, path)
     modes = _strings(values, "reset_modes", path)
     if not modes:
         raise TargetError(f'{path}: reset_modes is missing or empty; e.g. ["zero"]')
     formats = path.parent / "formats" / f"{values.pop('numeric_from')}.toml"
-    numeric = _values(_read(formats), "numeric", sources, formats)
+    numeric = _values(_read(formats), "numeric", sources, bases, formats)
     try:
         return Target(
             name=values["name"],
@@ -92,6 +95,7 @@ def load_target(name_or_path: str | Path) -> Target:
             reset_modes=frozenset(ResetMode(m) for m in modes),
             limits=_build(Limits, values.get("limits", {}), "limits", path),
             energy=_build(EnergyModel, values.get("energy", {}), "energy", path),
+            energy_basis=_energy_basis(bases, values.get("energy", {}), path),
             sources=sources,
             path=path,
             numeric_path=formats,
@@ -116,16 +120,21 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _values(
-    table: dict[str, Any], prefix: str, sources: dict[str, str], path: Path
+    table: dict[str, Any],
+    prefix: str,
+    sources: dict[str, str],
+    bases: dict[str, str],
+    path: Path,
 ) -> dict[str, Any]:
-    """Strip ``{value, source}`` leaves to plain values, collecting sources by dotted key."""
+    """Strip ``{value, source}`` leaves to plain values, collecting sources (and the bases
+    given) by dotted key."""
     out: dict[str, Any] = {}
     for key, item in table.items():
         dotted = f"{prefix}.{key}" if prefix else key
         if not isinstance(item, dict):
             raise TargetError(f"{path}: {dotted} must be a table {{ value = ..., source = ... }}")
         if "value" not in item:
-            out[key] = _values(item, dotted, sources, path)
+            out[key] = _values(item, dotted, sources, bases, path)
             continue
         if not str(item.get("source", "")).strip():
             raise TargetError(f"{path}: {dotted} has no source")
@@ -134,8 +143,25 @@ def _values(
                 f"{path}: {dotted} has status {item['status']!r}, not in {sorted(STATUSES)}"
             )
         sources[dotted] = item["source"]
+        if "basis" in item:
+            bases[dotted] = item["basis"]
         out[key] = item["value"]
     return out
+
+
+def _energy_basis(bases: dict[str, str], energy: dict[str, Any], path: Path) -> dict[str, Basis]:
+    """The basis of every ``[energy]`` figure; refuses a basis anywhere else, an unknown one,
+    and an energy figure without one."""
+    known = [b.value for b in Basis]
+    for key, basis in bases.items():
+        if not key.startswith("energy."):
+            raise TargetError(f"{path}: {key} has a basis; only [energy] figures take one")
+        if basis not in known:
+            raise TargetError(f"{path}: {key} has basis {basis!r}, not in {known}")
+    for key in energy:
+        if f"energy.{key}" not in bases:
+            raise TargetError(f"{path}: energy.{key} has no basis; one of {known}")
+    return {key: Basis(bases[f"energy.{key}"]) for key in energy}
 
 
 def _strings(values: dict[str, Any], key: str, path: Path) -> list[str]:

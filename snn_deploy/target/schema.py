@@ -5,6 +5,7 @@ All numbers come from ``targets/*.toml`` (see targets/README.md); this module ho
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,20 @@ class Limits:
     product_state_bits: int | None = None
     product_payload_bits: int | None = None
     product_state_bits_per_core: int | None = None
+
+
+class Basis(enum.Enum):
+    """What an energy figure was measured on: ``basis =`` of every figure in ``[energy]``.
+
+    ``PUBLISHED``: published for the target's own hardware. ``LOIHI1``: borrowed from Loihi 1
+    because nothing is published for the target's hardware (the reports mark it). ``CMOS_45NM``:
+    one operation of 45 nm CMOS logic, no chip's figure (the paper-style energy, and the
+    simulator's synaptic operation).
+    """
+
+    PUBLISHED = "published"
+    LOIHI1 = "loihi1"
+    CMOS_45NM = "cmos-45nm"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,6 +125,7 @@ class Target:
             runs; absent from the file: none.
         limits: capacities checked by the design rules.
         energy: per-event energies for the energy report.
+        energy_basis: per ``energy`` figure given, what it was measured on.
         fpga: board resources of an FPGA target, None otherwise.
         sources: dotted key (``limits.neurons_per_core``) -> where the number comes from.
         path: the TOML file it was loaded from.
@@ -123,6 +139,7 @@ class Target:
     reset_modes: frozenset[ResetMode]
     limits: Limits
     energy: EnergyModel
+    energy_basis: Mapping[str, Basis]
     sources: Mapping[str, str]
     path: Path
     numeric_path: Path

@@ -23,7 +23,7 @@ from snn_deploy.reports.energy import (
 )
 from snn_deploy.target import cost
 from snn_deploy.target.load import load_target
-from snn_deploy.target.schema import EnergyModel
+from snn_deploy.target.schema import Basis, EnergyModel
 from tests.passes.test_map import net, pop, proj
 
 
@@ -134,7 +134,12 @@ def test_unplaced_net_has_no_message_counts():
 
 
 def _target(**figures: float):
-    return dataclasses.replace(load_target("loihi1"), energy=EnergyModel(**figures))
+    return dataclasses.replace(
+        load_target("loihi1"),
+        energy=EnergyModel(**figures),
+        energy_basis=dict.fromkeys(figures, Basis.PUBLISHED),
+        sources={f"energy.{k}": "a test figure" for k in figures},
+    )
 
 
 def test_energy_is_counts_times_figures():
@@ -170,7 +175,13 @@ def test_missing_figures_are_reported_not_guessed():
     assert e["static_uj_per_inference"] is None and e["latency"]["wall_clock_s"] is None
     text = " ".join(e["not_modelled"])
     assert "messages_inter_chip: 1 per inference" in text and "static energy" in text
-    assert e["sources"]["synop_pj"].startswith("Davies et al. 2018")
+    assert e["figures"]["synop_pj"] == {
+        "value": 23.6,
+        "unit": "pJ",
+        "basis": "published",
+        "source": load_target("loihi1").sources["energy.synop_pj"],
+    }
+    assert e["figures"]["synop_pj"]["source"].startswith("Davies et al., \"Loihi: A Neuromorphic")
     assert e["per_inference"]["synops"] == 12
 
 

@@ -76,7 +76,7 @@ def test_a_target_without_figures_or_limits_gives_no_empty_plot_and_no_warning()
     import warnings
 
     report = _report()
-    report["energy"] = {**report["energy"], "breakdown_uj": {}, "energy_pj": {}, "sources": {}}
+    report["energy"] = {**report["energy"], "breakdown_uj": {}, "energy_pj": {}, "figures": {}}
     report["paper_energy"] = None
     report["placement"] = {
         **report["placement"],
