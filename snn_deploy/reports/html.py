@@ -279,12 +279,13 @@ def _energy_section(report: Mapping[str, Any]) -> list[str]:
     if borrowed:
         out.append(f'<p class="note">Borrowed figures:</p><ul class="note">{borrowed}</ul>')
     figures = {**energy["figures"], **(paper["figures"] if paper is not None else {})}
+    target = report["target"]
     if figures:
         out.append(
             _table(
                 ["figure", "value", "unit", "basis", "source"],
                 [
-                    [k, f["value"], f["unit"], basis_text(f["basis"], report["target"]), f["source"]]
+                    [k, f["value"], f["unit"], basis_text(f["basis"], target), f["source"]]
                     for k, f in figures.items()
                 ],
                 left=5,

@@ -45,6 +45,7 @@ def test_compile_writes_all_artefacts_and_report(tmp_path: Path):
     code, text = invoke("compile", BRAILLE, "--target", "loihi2", "-o", out, "--inputs", INPUTS)
     assert code == 0, text
     assert "Energy per inference" in text and "cores >= 1" in text
+    assert "borrowed: synop_pj 23.6 pJ: Loihi 1 figure, none published for loihi2" in text
     assert {p.name for p in out.iterdir()} == {
         "placement.json",
         "network.npz",
@@ -58,6 +59,8 @@ def test_compile_writes_all_artefacts_and_report(tmp_path: Path):
     assert report["schema"] == "snn-deploy-report/1" and report["target"] == "loihi2"
     assert report["resources"]["neurons"] == 45
     assert report["energy"]["counts"]["samples"] == 4
+    assert report["energy"]["figures"]["synop_pj"]["basis"] == "loihi1"
+    assert "Borrowed figures" in (out / "report.html").read_text()
     assert {a["path"] for a in report["artefacts"]} == {
         "network.npz",
         "graph.nir",

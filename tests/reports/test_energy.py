@@ -181,7 +181,7 @@ def test_missing_figures_are_reported_not_guessed():
         "basis": "published",
         "source": load_target("loihi1").sources["energy.synop_pj"],
     }
-    assert e["figures"]["synop_pj"]["source"].startswith("Davies et al., \"Loihi: A Neuromorphic")
+    assert e["figures"]["synop_pj"]["source"].startswith('Davies et al., "Loihi: A Neuromorphic')
     assert e["per_inference"]["synops"] == 12
 
 

@@ -6,17 +6,25 @@ import json
 import subprocess
 import sys
 
-from snn_deploy.reports.energy import activity, energy, paper_energy, trace_summary
+import pytest
+
+from snn_deploy.reports.energy import (
+    activity,
+    energy,
+    paper_energy,
+    summary_lines,
+    trace_summary,
+)
 from snn_deploy.reports.html import render_html
 from snn_deploy.reports.placement import utilization
 from snn_deploy.reports.resources import resources
-from snn_deploy.target.load import load_target
+from snn_deploy.target.load import available, load_target
 from tests.conftest import REPO
 from tests.reports.test_energy import _hand_net, _hand_trace
 
 
-def _report() -> dict:
-    n, t = _hand_net(), load_target("loihi1")
+def _report(target: str = "loihi1") -> dict:
+    n, t = _hand_net(), load_target(target)
     inputs, trace = _hand_trace()
     c = activity(n, trace, inputs, t)
     place = utilization(n, t)
@@ -92,3 +100,31 @@ def test_a_target_without_figures_or_limits_gives_no_empty_plot_and_no_warning()
     assert "<b>not modelled</b>" in page and "no per-core limits" in page
     populations = ", ".join(report["placement"]["cores"][0]["populations"])
     assert f'<td class="l">{populations}</td>' in page  # the core map
+
+
+def test_loihi2_marks_its_borrowed_figures_in_json_text_and_html():
+    report = _report("loihi2")
+    figures = report["energy"]["figures"]
+    assert figures["synop_pj"]["value"] == 23.6 and figures["synop_pj"]["unit"] == "pJ"
+    assert {k: f["basis"] for k, f in figures.items()} == {
+        "synop_pj": "loihi1",
+        "neuron_update_pj": "loihi1",
+        "spike_pj": "loihi1",
+        "spike_inter_core_pj": "loihi1",
+    }
+    assert figures["synop_pj"]["source"].startswith('Davies et al., "Loihi: A Neuromorphic')
+    assert {f["basis"] for f in report["paper_energy"]["figures"].values()} == {"cmos-45nm"}
+    line = "borrowed: synop_pj 23.6 pJ: Loihi 1 figure, none published for loihi2 (Davies et al."
+    text = "\n".join(summary_lines(report))
+    assert line in text and text.count("borrowed: ") == 4
+    page = render_html(report)
+    assert "Borrowed figures" in page
+    assert page.count("Loihi 1 figure, none published for loihi2") == 8  # the list and the table
+    assert "borrowed" not in "\n".join(summary_lines(_report("loihi1")))
+
+
+@pytest.mark.parametrize("target", available())
+def test_no_output_of_any_target_cites_internal_notes(target: str):
+    report = _report(target)
+    for output in (json.dumps(report), "\n".join(summary_lines(report)), render_html(report)):
+        assert "FACTS" not in output
