@@ -13,8 +13,9 @@ Prints two tables and writes ``mapping_quality.json`` and ``mapping_scale.json``
   1e4..1e8 synapses. Time is wall time; memory is the peak resident set size of a fresh
   child process per case (``ru_maxrss``), so one case never inflates the next.
 
-The scale cases use Loihi 2 limits with ``chips`` raised to Hala Point's 1,152 chips
-(FACTS §2) so that the largest nets fit a system; that override lives here, not in a target.
+The scale cases use Loihi 2 limits with ``chips`` raised to Hala Point's 1,152 chips (Intel's Hala
+Point announcement, April 2024) so that the largest nets fit a system; that override lives here, not
+in a target.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ from snn_deploy.target import cost  # noqa: E402
 from snn_deploy.target.load import load_target  # noqa: E402
 from snn_deploy.target.schema import Target  # noqa: E402
 
-HALA_POINT_CHIPS = 1152  # Hala Point, 1,152 Loihi 2 chips (FACTS §2, secondary)
+# Hala Point, 1,152 Loihi 2 chips (Intel, April 2024, as reported by eeNews Europe; secondary)
+HALA_POINT_CHIPS = 1152
 
 
 def big_system(name: str) -> Target:

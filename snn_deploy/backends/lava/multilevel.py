@@ -18,8 +18,9 @@ effective bias by ``r * vth_eff`` (so Lava's own saturation clips ``decay(v) + u
 zero sets ``v = 0`` where ``r`` after it; carry then subtracts ``(s - r) * vth_eff``.
 
 ``s`` leaves on the int32 ``s_out`` port as an integer payload; a ``Dense``/``Sparse`` reading
-it needs ``num_message_bits > 0``, so that it computes ``W @ s`` (FACTS §1.2) rather than
-summing the columns of the non-zero inputs. With D = 1 and zero reset the model is Lava's LIF.
+it needs ``num_message_bits > 0``, so that it computes ``W @ s`` (Lava v0.10.0
+proc/dense/models.py) rather than summing the columns of the non-zero inputs. With D = 1 and
+zero reset the model is Lava's LIF.
 
 The spike is computed here in float64 from the ``ceil`` form, independently of the
 simulator's integer floor division (``backends/sim/kernels.spike_count``); both are exact for

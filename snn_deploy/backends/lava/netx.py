@@ -24,9 +24,9 @@ NETX_BIAS_EXP = 6
 """lava-dl netx/hdf5.py get_neuron_params loads CUBA biases with this exponent."""
 NETX_MAX_LAYER_WEIGHTS = 128 * 128 * 1024
 """The most entries this writer puts in one layer's weight matrix: one Loihi 2 chip's synaptic
-memory at 8 bits per weight (128 cores x 128 KB, FACTS §2). netx stores every weight of a
-``dense`` layer, zeros included, so a convolution lowered to a matrix grows as (C·H·W)^2 (the
-10^8-synapse conv benchmark: 151,552^2 entries, 86 GB as float32); the IR keeps no conv
+memory at 8 bits per weight (128 cores x 128 KB, Intel's 2021 Loihi 2 brief). netx stores every
+weight of a ``dense`` layer, zeros included, so a convolution lowered to a matrix grows as (C·H·W)^2
+(the 10^8-synapse conv benchmark: 151,552^2 entries, 86 GB as float32); the IR keeps no conv
 geometry from which to write netx ``conv`` layers."""
 
 

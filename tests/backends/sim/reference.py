@@ -1,11 +1,11 @@
 """An independent, loop-based re-implementation of Lava 0.10.0's fixed-point Dense + LIF.
 
-Written from the rule in docs/SEMANTICS.md §2 (and ../shared/FACTS.md §1.6), one sample and
-one neuron at a time with Python integers, with Dense send-then-compute buffers as Lava has
-them; multi-level spikes count the levels crossed one by one; late and carried resets and
-``>=`` thresholds (§1.2) with a pending bit from the stored voltage; product units (Attention, Gate;
-docs/SEMANTICS.md §4) with explicit loops over heads, rows and columns. The vectorised
-simulator must match it exactly; it shares no code with it.
+Written from the rule in docs/SEMANTICS.md §2 (and Lava 0.10.0's proc/lif, proc/dense models), one
+sample and one neuron at a time with Python integers, with Dense send-then-compute buffers as Lava
+has them; multi-level spikes count the levels crossed one by one; late and carried resets and ``>=``
+thresholds (§1.2) with a pending bit from the stored voltage; product units (Attention, Gate;
+docs/SEMANTICS.md §4) with explicit loops over heads, rows and columns. The vectorised simulator
+must match it exactly; it shares no code with it.
 """
 
 from __future__ import annotations
