@@ -7,7 +7,8 @@ Networks (CUBA LIF, T = 100, Poisson inputs at 5 % per step, weights seeded; iss
   ff-640-512-512-12  640 -> 512 -> 512 -> 12
   rnn-8x             700 -> 2048 (recurrent) -> 20
 and the trained speech models of models/ (kws_rnn_t100, kws_rnn_ml3_t100 with 3 spike
-levels, kws_spikescr_t100_local) on their held-out clips (models/kws_test_inputs.npz).
+levels, the speech transformers kws_spikescr_t100 and kws_iml_t100) on their held-out clips
+(models/kws_test_inputs.npz).
 
 Every figure is µs per sample-step, the median of ``REPEATS`` runs interleaved across the
 runners (so load drifts hit all alike): our simulator's compiled kernel (numba) on one sample
@@ -89,7 +90,7 @@ NETWORKS = {
     "ff-640-512-512-12": ([640, 512, 512, 12], False),
     "rnn-8x": ([700, 2048, 20], True),
 }
-KWS = ("kws_rnn_t100", "kws_rnn_ml3_t100", "kws_spikescr_t100_local")
+KWS = ("kws_rnn_t100", "kws_rnn_ml3_t100", "kws_spikescr_t100", "kws_iml_t100")
 
 
 def peer(framework: str, sizes: list[int], recurrent: bool, x: np.ndarray) -> Callable[[], None]:

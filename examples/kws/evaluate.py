@@ -1,6 +1,6 @@
 """The end-to-end table of docs/SPEECH.md, from real runs through the public API.
 
-    python -m examples.kws.evaluate [--loihi 24] [--fpga 4] [--only t100,t40,ml3,spikescr]
+    python -m examples.kws.evaluate [--loihi 24] [--fpga 4] [--only t100,t40,ml3,spikescr_t100,...]
 
 Every accuracy is given on the **test** split (``build/kws/kws_audio_test.npz``: recipe seed
 ``dataset.TEST_SEED``, held-out voices only; used for nothing else) with its 95 % Wilson score
@@ -14,7 +14,8 @@ T = 100): float accuracy (float simulator), quantized accuracy (``sim``; ``max-a
 ``--calibrate`` on the clips of ``models/kws_calibrate_inputs.npz``), ``loihi-sim`` accuracy on
 the first test clips (asserted equal to ``sim`` output for output), FPGA RTL accuracy on a few
 (Icarus Verilog, asserted equal to ``sim``), Loihi 2 cores, energy per inference and latency.
-Then the SpikeSCR-style model: what compiles, what fails and with which message.
+The speech transformers (``models/kws_spikescr_t{100,40}.pt``, ``models/kws_iml_t{100,40}.pt``)
+go through the same steps, whole: no host part.
 Writes ``build/kws/results.json``.
 """
 
@@ -27,15 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from scipy.stats import binomtest
 
 from examples.kws import dataset
-from examples.kws.models import SpikeSCR
-from examples.kws.train import BUILD, MODELS, classify, evaluate, features
+from examples.kws.train import BUILD, MODELS, classify, features
 from snn_deploy import api
 from snn_deploy.backends.base import Trace
-from snn_deploy.errors import DesignRuleError, SnnDeployError
+from snn_deploy.errors import DesignRuleError
 from snn_deploy.ir.net import Net
 from snn_deploy.target.load import load_target
 
@@ -43,6 +42,12 @@ from snn_deploy.target.load import load_target
 def predictions(trace: Any) -> np.ndarray:
     (out,) = trace.outputs.values()
     return classify(np.asarray(out).sum(axis=1))
+
+
+def padded(x: np.ndarray, steps: int) -> np.ndarray:
+    """Clips ``x [n, T, C]`` followed by ``steps`` steps of zero input: the network's answer read
+    out ``steps`` steps after the clip ends (a pipeline of that depth needs them)."""
+    return np.concatenate([x, np.zeros((x.shape[0], steps, *x.shape[2:]), x.dtype)], axis=1)
 
 
 def wilson(correct: int, n: int) -> tuple[float, float]:
@@ -111,12 +116,20 @@ def evaluate_model(
     n_loihi: int,
     n_fpga: int,
     n_energy: int,
+    readout_pad: int = 0,
 ) -> dict[str, Any]:
+    """Every figure of the table for one model on ``x [n, T, 64]``; with ``readout_pad`` also
+    its float and quantized accuracy read out that many steps after the clip (zero input)."""
     r: dict[str, Any] = {"model": str(path), "steps": int(x.shape[1]), "test_samples": len(x)}
     graph = api.load(path)
     inputs = {"input": x.astype(np.float64)}
     study, net, sim = quantization_study(graph, x, y, calibrate)
     r.update(study)
+    if readout_pad:
+        r["readout_pad"] = {
+            "steps": readout_pad,
+            **quantization_study(graph, padded(x, readout_pad), y, calibrate)[0],
+        }
     ps = predictions(sim)
     if n_loihi:
         t0 = time.time()
@@ -174,53 +187,19 @@ def evaluate_model(
     return r
 
 
-def spikescr_check(x: np.ndarray, y: np.ndarray, *, n_loihi: int) -> dict[str, Any]:
-    """The SpikeSCR-style model on the held-out clips ``x [n, T, 64]``: float accuracy; the full
-    model's conversion failure; the local part compiled for loihi2; and the host-partitioned
-    deployment (local part in the quantized simulator, attention + read-out in float on the
-    host), with ``loihi-sim`` asserted equal to ``sim`` on the first ``n_loihi`` clips."""
-    from snn_deploy.frontends import torch as torch_frontend
-
-    out: dict[str, Any] = {"test_samples": len(x)}
-    model = SpikeSCR()
-    model.load_state_dict(torch.load(MODELS / "kws_spikescr_t100.pt", weights_only=True))
-    model.eval()
-    out["float_accuracy"] = evaluate(model, x, y)
-    out["float_wilson95"] = wilson(round(out["float_accuracy"] * len(y)), len(y))
-    try:
-        torch_frontend.load(model.deploy_sequential(), input_shape=(1, model.channels, 1))
-        out["full_model"] = "compiled (unexpected)"
-    except SnnDeployError as exc:
-        out["full_model_error"] = f"{type(exc).__name__}: {str(exc)[:160]}..."
-    local = MODELS / "kws_spikescr_t100_local.pt"
-    inputs = {"input": x[:, :, None, :, None].astype(np.float64)}
-    _, net = api.lower_and_quantize(api.load(local), load_target("loihi2"))
-    sim = api.simulate(net, inputs, target="sim")
-    (spikes,) = sim.outputs.values()
-    with torch.no_grad():
-        loc = torch.from_numpy(np.asarray(spikes, dtype=np.float32)).transpose(0, 1)
-        hybrid = classify(model.readout(loc).numpy())
-    out["hybrid_sim"] = score(hybrid, y)
-    out["hybrid_sim_accuracy"] = float(np.mean(hybrid == y))
-    lo = api.simulate(net, {"input": inputs["input"][:n_loihi]}, target="loihi-sim")
-    for k in sim.outputs:
-        np.testing.assert_array_equal(
-            np.asarray(lo.outputs[k]), np.asarray(sim.outputs[k])[:n_loihi]
-        )
-    out["local_loihi_sim_equal_to_sim_samples"] = n_loihi
-    res = api.compile(local, "loihi2", inputs={"input": inputs["input"][:64]})
-    rep = res.report
-    out["local_part_loihi2"] = {
-        "cores_used": rep["placement"]["cores_used"],
-        "neurons": sum(p.size for p in res.net.populations.values()),
-        "total_uj_per_inference": rep["energy"]["total_uj_per_inference"],
-        "per_inference": rep["energy"]["per_inference"],
-    }
-    return out
-
-
-MODELS_EVALUATED = {"t100": ("kws_rnn_t100.pt", 100), "t40": ("kws_rnn_t40.pt", 40),
-                    "ml3": ("kws_rnn_ml3_t100.pt", 100)}  # fmt: skip
+MODELS_EVALUATED = {
+    "t100": ("kws_rnn_t100.pt", 100),
+    "t40": ("kws_rnn_t40.pt", 40),
+    "ml3": ("kws_rnn_ml3_t100.pt", 100),
+    "spikescr_t100": ("kws_spikescr_t100.pt", 100),
+    "spikescr_t40": ("kws_spikescr_t40.pt", 40),
+    "spikescr_k15_t40": ("kws_spikescr_k15_t40.pt", 40),
+    "iml_t100": ("kws_iml_t100.pt", 100),
+    "iml_t40": ("kws_iml_t40.pt", 40),
+}
+READOUT_PAD = {"spikescr_t40": 10, "spikescr_k15_t40": 10, "iml_t40": 10}
+"""Steps of zero input after the clip before the read-out, per model (chosen on the validation
+split: docs/SPEECH.md §4); also evaluated without."""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -228,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--loihi", type=int, default=24)
     ap.add_argument("--fpga", type=int, default=4)
     ap.add_argument("--energy", type=int, default=64)
-    ap.add_argument("--only", default="t100,t40,ml3,spikescr", help="what to (re-)evaluate")
+    ap.add_argument("--only", default=",".join(MODELS_EVALUATED), help="what to (re-)evaluate")
     ap.add_argument(
         "--test",
         type=Path,
@@ -242,8 +221,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{dataset.TEST_SEED} --per-class 1500 --held-out-only"
         )
     only = args.only.split(",")
-    path = BUILD / "results.json"
-    results: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    results: dict[str, Any] = {}
     for key in (k for k in MODELS_EVALUATED if k in only):
         name, steps = MODELS_EVALUATED[key]
         d, t = features(steps), features(steps, args.test)
@@ -254,17 +232,16 @@ def main(argv: list[str] | None = None) -> None:
         results[key] = evaluate_model(
             MODELS / name, t["x"], t["y"], cal,
             n_loihi=args.loihi, n_fpga=args.fpga, n_energy=args.energy,
+            readout_pad=READOUT_PAD.get(key, 0),
         )  # fmt: skip
         results[key]["test_file"] = str(args.test)
         study, _, _ = quantization_study(api.load(MODELS / name), d["x"][val], d["y"][val], cal)
         results[key]["validation"] = {"samples": int(val.sum()), **study}
         results[key]["seconds"] = round(time.time() - t0, 1)
         print(json.dumps(results[key], indent=1, default=str), flush=True)
-    if "spikescr" in only:
-        t = features(100, args.test)
-        results["spikescr"] = spikescr_check(t["x"], t["y"], n_loihi=args.loihi)
-        print(json.dumps(results["spikescr"], indent=1))
-    path.write_text(json.dumps(results, indent=1, default=str))
+    path = BUILD / "results.json"  # merged as it is now: evaluations may run side by side
+    merged = {**(json.loads(path.read_text()) if path.exists() else {}), **results}
+    path.write_text(json.dumps(merged, indent=1, default=str))
 
 
 if __name__ == "__main__":

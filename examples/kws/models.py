@@ -10,13 +10,6 @@ the torch model.
   ``snn_deploy.nn.export``); ``save_checkpoint`` stores it in the documented checkpoint form
   ``{"architecture": <bytes of a .nir file>, "dt": ...}`` (docs/FRONTENDS.md §1), loadable by
   ``snn-deploy compile`` without ``--trust-pickle``.
-* ``SpikeSCR`` (2b): a *local* part made of mappable layers only -- a convolution over the
-  frequency axis at each time step (``snn_deploy.nn.Conv2d`` with a ``(k, 1)`` kernel) + LIF, then a
-  pointwise ``Linear`` + LIF -- and a *global* causal spiking self-attention
-  ``SpikingSelfAttention`` (``q_t·k_sᵀ`` summed against ``v_s``: spike × spike products) + LIF,
-  then ``Linear`` → LI read-out. The attention has no NIR form (no synapse computes a product of
-  two spike trains), so the full model fails to export with ``UnsupportedOpError`` naming the
-  module; ``local_part`` is a plain ``snn_deploy.nn`` ``Sequential`` that compiles.
 * Multi-level spikes (2d): ``RecurrentCuba(levels=D)``, whose hidden neurons emit the integer
   spike ``s = #{k in 1..D : v > k·θ}`` = ``clamp(ceil(v/θ) - 1, 0, D)`` per step (θ = 1; strict
   like the binary ``v > θ``; IML-Spikeformer's multi-level spike, Loihi 2's graded spike),
@@ -25,6 +18,8 @@ the torch model.
   (``snn_deploy.nn.multispike``). ``to_nir`` writes the hidden CubaLIF with
   ``metadata["snn_deploy.spike_levels"] = D`` and its ``"snn_deploy.reset"``;
   ``load_checkpoint`` reads a saved model back.
+
+The speech transformers (SpikeSCR- and IML-Spikeformer-style) are in ``transformer.py``.
 """
 
 from __future__ import annotations
@@ -39,7 +34,7 @@ import torch.nn.functional as F
 
 from snn_deploy.frontends.nir import LEVELS_KEY, RESET_KEY
 from snn_deploy.ir.net import DEFAULT_DT
-from snn_deploy.nn import LIF, Conv2d, Linear, multispike, spike
+from snn_deploy.nn import multispike, spike
 
 N_CLASSES = 12
 
@@ -184,126 +179,3 @@ def load_checkpoint(path: Any) -> RecurrentCuba:
     )
     model.load_state_dict(w)
     return model.eval()
-
-
-# ---------------------------------------------------------------- SpikeSCR-style
-
-
-class SpikingSelfAttention(torch.nn.Module):
-    """Causal spiking self-attention over time (SpikeSCR's SSA, without softmax).
-
-    ``q, k, v = LIF(W·x)``; ``attn_t = scale · Σ_{s ≤ t} (q_t · k_s) v_s``; output ``LIF(attn)``.
-    ``q_t · k_s`` multiplies two spike trains: not a synapse, so this module has no NIR form.
-    """
-
-    def __init__(self, dim: int, heads: int = 4, beta: float = 0.5, scale: float = 0.125) -> None:
-        super().__init__()
-        self.q, self.k, self.v = (Linear(dim, dim, bias=False) for _ in range(3))
-        self.q_lif, self.k_lif, self.v_lif = (LIF(dim, beta=beta) for _ in range(3))
-        self.out_lif = LIF(dim, beta=beta)
-        self.heads, self.scale = heads, scale
-
-    def sequence(self, x: torch.Tensor) -> torch.Tensor:
-        """``x [T, B, D]`` spikes -> ``[T, B, D]`` spikes (whole sequence; the module is causal)."""
-        from snn_deploy.nn import run
-
-        q = run(torch.nn.Sequential(self.q, self.q_lif), x)
-        k = run(torch.nn.Sequential(self.k, self.k_lif), x)
-        v = run(torch.nn.Sequential(self.v, self.v_lif), x)
-        steps, b, d = x.shape
-        hd = d // self.heads
-        q, k, v = (z.reshape(steps, b, self.heads, hd).permute(1, 2, 0, 3) for z in (q, k, v))
-        scores = q @ k.transpose(-1, -2) * self.scale  # [B, H, T, T]: spike x spike
-        scores = scores * torch.tril(torch.ones(steps, steps))
-        attn = (scores @ v).permute(2, 0, 1, 3).reshape(steps, b, d)
-        self.out_lif.reset_state()
-        return torch.stack([self.out_lif(attn[t]) for t in range(steps)])
-
-
-class SpikeSCR(torch.nn.Module):
-    """Global-local hybrid: mappable local conv part + spiking self-attention + LI read-out."""
-
-    def __init__(
-        self, channels: int = 64, filters: int = 8, kernel: int = 5, dim: int = 96,
-        heads: int = 4, classes: int = N_CLASSES, beta: float = 0.5, beta_out: float = 0.9,
-    ) -> None:  # fmt: skip
-        super().__init__()
-        self.channels = channels
-        # local: a convolution across frequency at each time step, then pointwise mixing
-        self.local = torch.nn.Sequential(
-            Conv2d(1, filters, (kernel, 1), padding=(kernel // 2, 0), bias=False),
-            LIF((filters, channels, 1), beta=beta),
-            torch.nn.Flatten(),
-            Linear(filters * channels, dim, bias=False),
-            LIF(dim, beta=beta),
-        )
-        self.attention = SpikingSelfAttention(dim, heads, beta=beta)
-        self.head = torch.nn.Parameter(torch.randn(classes, dim) * (1.0 / dim) ** 0.5)
-        self.beta_out = beta_out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from snn_deploy.nn import run
-
-        steps, b, c = x.shape
-        return self.readout(run(self.local, x.reshape(steps, b, 1, c, 1)))
-
-    def readout(self, loc: torch.Tensor) -> torch.Tensor:
-        """Logits from the local part's spikes ``loc [T, B, dim]``: attention, residual, LI
-        read-out averaged over time (the part that runs on the host when deployed)."""
-        steps = loc.shape[0]
-        glob = self.attention.sequence(loc)
-        z = loc + glob  # residual (spike + spike: a graded value 0..2)
-        a = F.linear(torch.cat([torch.zeros_like(z[:1]), z[:-1]]), self.head)
-        vo = torch.zeros_like(a[0])
-        total = torch.zeros_like(vo)
-        for t in range(steps):
-            vo = self.beta_out * vo + a[t]
-            total = total + vo
-        return total / steps
-
-    def deploy_sequential(self) -> torch.nn.Sequential:
-        """The whole model as the ``Sequential`` a frontend would see (local, then attention)."""
-        return torch.nn.Sequential(*self.local, self.attention)
-
-    def local_part(self) -> torch.nn.Sequential:
-        """The mappable part (input shape ``(1, channels, 1)``)."""
-        return self.local
-
-
-def save_local_checkpoint(model: SpikeSCR, path: Any, dt: float = DEFAULT_DT) -> None:
-    """The local part as a ``{"architecture": [[class, kwargs]...], "state_dict"}`` checkpoint."""
-    f, _, k, _ = model.local[0].weight.shape
-    arch = [
-        [
-            "snn_deploy.nn.Conv2d",
-            {
-                "in_channels": 1,
-                "out_channels": f,
-                "kernel_size": [k, 1],
-                "padding": [k // 2, 0],
-                "bias": False,
-            },
-        ],
-        [
-            "snn_deploy.nn.LIF",
-            {"shape": [f, model.channels, 1], "beta": float(model.local[1].beta.flatten()[0])},
-        ],
-        ["torch.nn.Flatten", {}],
-        [
-            "snn_deploy.nn.Linear",
-            {
-                "in_features": model.local[3].in_features,
-                "out_features": model.local[3].out_features,
-                "bias": False,
-            },
-        ],
-        [
-            "snn_deploy.nn.LIF",
-            {"shape": model.local[4].shape[0], "beta": float(model.local[4].beta.flatten()[0])},
-        ],
-    ]
-    torch.save(
-        {"architecture": arch, "state_dict": model.local.state_dict(),
-         "input_shape": [1, model.channels, 1], "dt": dt},
-        path,
-    )  # fmt: skip

@@ -26,14 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from examples.kws import dataset, frontend
-from examples.kws.models import (
-    RecurrentCuba,
-    SpikeSCR,
-    load_checkpoint,
-    save_checkpoint,
-    save_local_checkpoint,
-)
+from examples.kws import dataset, frontend, transformer
+from examples.kws.models import RecurrentCuba, load_checkpoint, save_checkpoint
 from snn_deploy.reports.decision import decide
 
 BUILD = Path("build/kws")
@@ -44,6 +38,14 @@ ML_LEVELS = 3
 ML_RESET = "zero"
 ML_LR = 1e-3
 ML_SCALE_IN, ML_SCALE_REC = 0.5, 1.0 / 3.0
+
+
+TRANSFORMERS: dict[str, dict[str, Any]] = {
+    "spikescr": {"local": True},
+    "iml": {"local": False, "levels": 3, "decay": (2, 3, 4, 5)},
+}
+"""The speech transformers (``transformer.KwsTransformer`` options): SpikeSCR-style and
+IML-Spikeformer-style (multi-level spikes, decayed attention)."""
 
 
 SILENCE = dataset.CLASSES.index("_silence_")
@@ -177,6 +179,73 @@ def fit(
         print(json.dumps(entry), flush=True)
 
 
+def train_transformer(
+    name: str, epochs: int, log: list[dict[str, Any]], results: dict[str, Any]
+) -> None:
+    """``models/kws_{name}_t100.pt``, trained from scratch at T = 100."""
+    d100 = features(100)
+    tr, te = d100["train"], d100["test"]
+    torch.manual_seed(0)
+    teacher = transformer.KwsTransformer(steps=100, **TRANSFORMERS[name])
+    t0 = time.time()
+    fit(teacher, d100["x"][tr], d100["y"][tr], epochs=epochs, log=log, name=f"{name}_t100")
+    results[f"{name}_t100"] = evaluate(teacher, d100["x"][te], d100["y"][te])
+    results[f"{name}_t100_train_s"] = time.time() - t0
+    torch.save(teacher.state_dict(), BUILD / f"{name}_t100_state.pt")
+    transformer.save(teacher, MODELS / f"kws_{name}_t100.pt", steps=100, epochs=epochs,
+                     float_validation_accuracy=results[f"{name}_t100"])  # fmt: skip
+
+
+def distill_transformer(
+    name: str, epochs: tuple[int, int], log: list[dict[str, Any]], results: dict[str, Any]
+) -> None:
+    """``models/kws_{name}_t40.pt``: the T = 100 teacher's weights, then a curriculum over time
+    steps, ``epochs[0]`` at T = 70 and ``epochs[1]`` at T = 40, with the KD loss from the
+    T = 100 teacher (like the recurrent student)."""
+    d100 = features(100)
+    tr, te = d100["train"], d100["test"]
+    teacher = transformer.KwsTransformer(steps=100, **TRANSFORMERS[name])
+    teacher.load_state_dict(torch.load(BUILD / f"{name}_t100_state.pt", weights_only=True))
+    student = transformer.KwsTransformer(steps=100, **TRANSFORMERS[name])
+    student.load_state_dict(teacher.state_dict())
+    for steps, n in zip((70, 40), epochs, strict=True):
+        d = features(steps)
+        student.set_steps(steps)
+        fit(student, d["x"][tr], d["y"][tr], epochs=n, lr=1.5e-3,
+            teacher=(teacher, d100["x"][tr]), log=log, name=f"{name}_kd_t{steps}")  # fmt: skip
+        results[f"{name}_kd_t{steps}"] = evaluate(student, d["x"][te], d["y"][te])
+    torch.save(student.state_dict(), BUILD / f"{name}_t40_state.pt")
+    transformer.save(student, MODELS / f"kws_{name}_t40.pt", steps=40, epochs=list(epochs),
+                     float_validation_accuracy=results[f"{name}_kd_t40"],
+                     init=f"kws_{name}_t100.pt, curriculum 70 -> 40 with KD")  # fmt: skip
+
+
+FPGA_KERNEL = 15
+"""The temporal kernel of the SpikeSCR-style variant that fits the ``fpga-artix7-35t`` board
+(with 31 taps the model needs 106 of its 100 block RAMs: docs/SPEECH.md §4)."""
+
+
+def train_fpga_variant(epochs: int, log: list[dict[str, Any]], results: dict[str, Any]) -> None:
+    """``models/kws_spikescr_k15_t40.pt``: the T = 40 SpikeSCR-style student with its temporal
+    convolution cut to the ``FPGA_KERNEL`` most recent taps, fine-tuned at T = 40 with the KD
+    loss from the T = 100 teacher."""
+    d100, d40 = features(100), features(40)
+    tr, te = d100["train"], d100["test"]
+    teacher = transformer.KwsTransformer(steps=100, **TRANSFORMERS["spikescr"])
+    teacher.load_state_dict(torch.load(BUILD / "spikescr_t100_state.pt", weights_only=True))
+    student = transformer.KwsTransformer(steps=40, kernel=FPGA_KERNEL, **TRANSFORMERS["spikescr"])
+    state = torch.load(BUILD / "spikescr_t40_state.pt", weights_only=True)
+    state["temporal.conv.weight"] = state["temporal.conv.weight"][..., -FPGA_KERNEL:]
+    student.load_state_dict(state)
+    results["spikescr_k15_t40_cut"] = evaluate(student, d40["x"][te], d40["y"][te])
+    fit(student, d40["x"][tr], d40["y"][tr], epochs=epochs, lr=1.5e-3,
+        teacher=(teacher, d100["x"][tr]), log=log, name="spikescr_k15_kd_t40")  # fmt: skip
+    results["spikescr_k15_t40"] = evaluate(student, d40["x"][te], d40["y"][te])
+    transformer.save(student, MODELS / "kws_spikescr_k15_t40.pt", steps=40, epochs=epochs,
+                     float_validation_accuracy=results["spikescr_k15_t40"],
+                     init=f"kws_spikescr_t40.pt, its {FPGA_KERNEL} most recent taps")  # fmt: skip
+
+
 def write_test_slice(n: int = 96, n_calibrate: int = 256) -> None:
     """``models/kws_test_inputs.npz`` (T = 100) and ``models/kws_test_inputs_t40.npz`` (the same
     clips at T = 40): ``input`` [n, T, 64] uint8 spikes, ``labels`` [n], ``index`` (into the
@@ -207,12 +276,13 @@ def write_test_slice(n: int = 96, n_calibrate: int = 256) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="few epochs (smoke test)")
-    ap.add_argument("--only", default="rnn,distill,spikescr,multilevel")
+    ap.add_argument("--only", default="rnn,distill,multilevel,spikescr,iml")
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--epochs", type=int, default=25)
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.manual_seed(0)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     ep = 1 if args.quick else args.epochs
     only = set(args.only.split(","))
     log: list[dict[str, Any]] = []
@@ -249,13 +319,6 @@ def main(argv: list[str] | None = None) -> None:
         fit(plain, d40["x"][tr], d40["y"][tr], epochs=ep, log=log, name="rnn_t40_scratch")
         results["rnn_t40_scratch"] = evaluate(plain, d40["x"][te], d40["y"][te])
         results["rnn_t100_teacher_on_t40_inputs"] = evaluate(teacher, d40["x"][te], d40["y"][te])
-    if "spikescr" in only:
-        scr = SpikeSCR()
-        fit(scr, d100["x"][tr], d100["y"][tr], epochs=max(1, ep * 3 // 5), log=log,
-            name="spikescr_t100")  # fmt: skip
-        results["spikescr_t100"] = evaluate(scr, d100["x"][te], d100["y"][te])
-        torch.save(scr.state_dict(), MODELS / "kws_spikescr_t100.pt")
-        save_local_checkpoint(scr, MODELS / "kws_spikescr_t100_local.pt")
     if "multilevel" in only:
         # (d) fine-tuned from the binary T = 100 weights. An integer spike carries up to D = 3
         # times what a binary one does, so with the binary weights as they are most spikes sit
@@ -276,7 +339,15 @@ def main(argv: list[str] | None = None) -> None:
                         epochs=ep,
                         init="kws_rnn_t100.pt weights, w_in x0.5, w_rec x1/3",
                         validation_spike_stats=results["multilevel_t100_levels"])  # fmt: skip
-    write_test_slice()
+    for name in TRANSFORMERS:
+        if name in only:
+            train_transformer(name, ep, log, results)
+        if name in only or f"{name}_distill" in only:
+            distill_transformer(name, (max(1, ep * 3 // 5), ep), log, results)
+    if "fpga" in only:
+        train_fpga_variant(max(1, ep * 3 // 10), log, results)
+    if "slice" in only:  # the shipped slice files: rewritten only when asked (models/README.md)
+        write_test_slice()
     prev = {}
     path = BUILD / "train_log.json"
     if path.exists():

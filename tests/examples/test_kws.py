@@ -99,7 +99,7 @@ def _readme_counts() -> dict[str, tuple[int, int]]:
     out = {}
     for line in (MODELS / "README.md").read_text().splitlines():
         cells = [c.strip(" `") for c in line.split("|")]
-        if len(cells) > 5 and cells[1] in SHIPPED and "/" in cells[4]:
+        if len(cells) > 5 and cells[1].endswith(".pt") and "/" in cells[4]:
             k, n = cells[4].split("/")  # the "quantized `sim` (slice)" column
             out[cells[1]] = (int(k), int(n))
     return out
