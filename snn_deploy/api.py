@@ -424,8 +424,7 @@ def lower_and_quantize(
     (``quantize.input_ranges``; ``compile`` reports it).
     """
     _check_compile_memory(graph)
-    method = "{method=calibrate}" if calibrate is not None else ""
-    steps = pipeline.parse(passes or f"lower{{dt={dt!r}}},quantize{method},map")
+    steps = pipeline.parse(passes or default_pipeline(dt, calibrated=calibrate is not None))
     float_net = pipeline.run(graph, steps[:1], PassContext(target=target), dump_after=dump_after)
     assert isinstance(float_net, Net)
     calibration = None
@@ -447,6 +446,17 @@ def lower_and_quantize(
             "quantize after lower"
         )
     return float_net, net
+
+
+def default_pipeline(dt: float, *, calibrated: bool) -> str:
+    """The pipeline ``compile`` runs without ``passes``: ``report.json``'s ``pipeline``.
+
+    Examples:
+        >>> default_pipeline(1e-4, calibrated=True)
+        'lower{dt=0.0001},quantize{method=calibrate},map'
+    """
+    method = "{method=calibrate}" if calibrated else ""
+    return f"lower{{dt={dt!r}}},quantize{method},map"
 
 
 def _observed(
@@ -647,6 +657,7 @@ def compile(
         "target": tgt.name,
         "backend": tgt.backend,
         "dt": net.dt,
+        "pipeline": passes or default_pipeline(dt, calibrated=calibrate is not None),
         "provenance": provenance(
             source if source is not None else graph, tgt, inputs=inputs, calibrate=calibrate
         ),

@@ -148,9 +148,16 @@ def _umask() -> int:
 
 
 def check_file(
-    out: str | Path, *, suffix: str, reads: Iterable[str | Path] = (), force: bool = False
+    out: str | Path,
+    *,
+    suffix: str,
+    reads: Iterable[str | Path] = (),
+    force: bool = False,
+    option: str = "-o",
 ) -> Path:
     """Return the absolute output file, or raise if writing it could destroy a user's file.
+
+    ``option`` names the option that gave ``out`` in the messages.
 
     Raises:
         UsageError: a name without ``suffix``.
@@ -159,13 +166,13 @@ def check_file(
     """
     path = Path(os.path.abspath(out))
     if path.suffix != suffix:
-        raise UsageError(f"-o {out}: give a file name ending in {suffix}")
+        raise UsageError(f"{option} {out}: give a file name ending in {suffix}")
     if path.is_dir() or path.is_symlink():
-        raise InputFileError(f"-o {out} is a folder or a symbolic link; give a new file name")
+        raise InputFileError(f"{option} {out} is a folder or a symbolic link; give a new file name")
     if any(path == Path(f).resolve() for f in reads):
-        raise InputFileError(f"-o {out} is a file this run reads; give a new file name")
+        raise InputFileError(f"{option} {out} is a file this run reads; give a new file name")
     if path.exists() and not force:
-        raise InputFileError(f"-o {out} exists; pass --force to replace it")
+        raise InputFileError(f"{option} {out} exists; pass --force to replace it")
     return path
 
 

@@ -16,7 +16,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 import numpy as np
@@ -41,8 +41,9 @@ from snn_deploy.ir.net import DEFAULT_DT, Net
 from snn_deploy.ir.types import ResetMode
 from snn_deploy.passes import get_all_passes
 from snn_deploy.reports import evaluation, verification
-from snn_deploy.reports.compare import changes
+from snn_deploy.reports.compare import MISSING, changes, figures, side_by_side
 from snn_deploy.reports.gates import check_budgets
+from snn_deploy.reports.html import side_by_side_html
 from snn_deploy.reports.render import summary, table, to_json
 from snn_deploy.target.load import available, load_target
 
@@ -60,6 +61,7 @@ class _Finite(click.FloatRange):
 
 
 MODEL = click.Path(exists=False, dir_okay=True, path_type=Path)
+_T = TypeVar("_T")
 dt_option = click.option(
     "--dt",
     type=_Finite(min=0, min_open=True),
@@ -818,7 +820,12 @@ def check(
 
 
 @cli.command()
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument(
+    "folders",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)
 @json_option
 @click.option(
     "--compare",
@@ -826,6 +833,14 @@ def check(
     default=None,
     help="Another compile output folder: list every figure and file that differs from it.",
 )
+@click.option(
+    "--html",
+    "html_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With several FOLDERS: also write the side-by-side table as an HTML page.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing --html file.")
 @click.option("--max-cores", type=click.IntRange(min=0), help="Fail (exit 3) above N cores.")
 @click.option(
     "--max-energy-uj", type=_Finite(min=0), help="Fail (exit 3) above X uJ per inference."
@@ -844,9 +859,11 @@ def check(
     help="Fail (exit 3) if a population's float-vs-quantized spike-train F1 is below F.",
 )
 def report(
-    folder: Path,
+    folders: tuple[Path, ...],
     as_json: bool,
     compare: Path | None,
+    html_out: Path | None,
+    force: bool,
     max_cores: int | None,
     max_energy_uj: float | None,
     min_agreement: float | None,
@@ -854,38 +871,67 @@ def report(
 ) -> None:
     """Print the report of a compile output FOLDER; exit 3 if a budget is broken.
 
-    With --compare OLD, print what changed from OLD to FOLDER instead (exit 0 either way).
+    With several FOLDERS, print their figures side by side (--html PATH: also as a page) and
+    check the budgets of each. With --compare OLD, print what changed from OLD to FOLDER
+    instead (exit 0 either way).
     """
-    data = api.read_report(folder)
+    budgets = (max_cores, max_energy_uj, min_agreement, min_spike_f1)
     if compare is not None:
-        if (max_cores, max_energy_uj, min_agreement, min_spike_f1) != (None,) * 4:
+        if len(folders) > 1 or html_out is not None:
+            raise UsageError("--compare takes one FOLDER and no --html")
+        if budgets != (None,) * 4:
             raise UsageError("--compare checks no budget; run the budgets without --compare")
-        diff = changes(api.read_report(compare), data)
-        if as_json:
-            click.echo(to_json(diff))
-        else:
-            rows = [[d["key"], _short(d["old"]), _short(d["new"])] for d in diff]
-            if rows:
-                click.echo(table(["changed", str(compare), str(folder)], rows))
-            click.echo(f"{len(diff)} differences between {compare} and {folder}")
+        _changes(compare, folders[0], as_json=as_json)
         return
+    if len(folders) == 1 and html_out is not None:
+        raise UsageError("--html needs two or more FOLDERS (one folder's page is its report.html)")
+    if html_out is not None:
+        html_out = outdir.check_file(html_out, suffix=".html", force=force, option="--html")
+    reports = {folder: api.read_report(folder) for folder in folders}
+    if len(folders) == 1:
+        data = reports[folders[0]]
+        text = _rendered(folders[0], data, to_json if as_json else summary)
+    else:
+        columns = [_rendered(f, r, functools.partial(figures, f.name)) for f, r in reports.items()]
+        text = to_json(columns) if as_json else table(*side_by_side(columns), missing=MISSING)
+    broken = [
+        f"{folder}: {b}" if len(folders) > 1 else b
+        for folder, data in reports.items()
+        for b in check_budgets(data, *budgets)
+    ]
+    click.echo(text)
+    if html_out is not None:
+        page = side_by_side_html(columns)
+        outdir.write_file(html_out, lambda tmp: _write_text(tmp, page))
+    if broken:
+        raise BudgetError(f"budget broken: {'; '.join(broken)}")
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
+def _changes(old: Path, new: Path, *, as_json: bool) -> None:
+    """``report NEW --compare OLD``: every figure and file that differs."""
+    diff = changes(api.read_report(old), api.read_report(new))
+    if as_json:
+        click.echo(to_json(diff))
+        return
+    rows = [[d["key"], _short(d["old"]), _short(d["new"])] for d in diff]
+    if rows:
+        click.echo(table(["changed", str(old), str(new)], rows))
+    click.echo(f"{len(diff)} differences between {old} and {new}")
+
+
+def _rendered(folder: Path, data: dict[str, Any], render: Callable[[dict[str, Any]], _T]) -> _T:
+    """``render(data)``; a report it cannot read (a tampered one) is an input error."""
     try:
-        text = to_json(data) if as_json else summary(data)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a tampered report
+        return render(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputFileError(
             f"{folder / 'report.json'}: malformed report ({type(exc).__name__}: {exc}); "
             "compile again"
         ) from exc
-    broken = check_budgets(
-        data,
-        max_cores=max_cores,
-        max_energy_uj=max_energy_uj,
-        min_agreement=min_agreement,
-        min_spike_f1=min_spike_f1,
-    )
-    click.echo(text)
-    if broken:
-        raise BudgetError(f"budget broken: {'; '.join(broken)}")
 
 
 def _warn_silent(agreement: dict[str, Any] | None) -> None:

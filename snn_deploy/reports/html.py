@@ -12,7 +12,9 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from snn_deploy.reports.compare import MISSING, side_by_side
 from snn_deploy.reports.energy import basis_text, borrowed_lines
+from snn_deploy.reports.render import agreement_tables, quantization_table, resources_table
 
 _SALT = "snn-deploy"
 """Constant salt for matplotlib's SVG element ids (``svg.hashsalt``): deterministic output."""
@@ -36,9 +38,9 @@ th { background: #f4f4f4; } td.l, th.l { text-align: left; }
 """
 
 
-def _num(x: Any) -> str:
+def _num(x: Any, missing: str = "-") -> str:
     if x is None:
-        return "-"
+        return missing
     if isinstance(x, bool):
         return str(x)
     if isinstance(x, float):
@@ -46,10 +48,12 @@ def _num(x: Any) -> str:
     return html.escape(str(x))
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1) -> str:
+def _table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1, missing: str = "-"
+) -> str:
     def cell(tag: str, i: int, v: Any) -> str:
         cls = ' class="l"' if i < left else ""
-        return f"<{tag}{cls}>{_num(v) if tag == 'td' else html.escape(str(v))}</{tag}>"
+        return f"<{tag}{cls}>{_num(v, missing) if tag == 'td' else html.escape(str(v))}</{tag}>"
 
     head = "".join(cell("th", i, h) for i, h in enumerate(headers))
     body = "".join(
@@ -293,7 +297,7 @@ def _energy_section(report: Mapping[str, Any]) -> list[str]:
         )
     if paper is not None:
         out += [
-            "<h2>Paper-style theoretical energy (45 nm)</h2>",
+            "<h2>Paper-style energy (theoretical, 45 nm)</h2>",
             f"<p><code>{html.escape(paper['formula'])}</code>, E_MAC = {_num(paper['e_mac_pj'])}"
             f" pJ, E_AC = {_num(paper['e_ac_pj'])} pJ, T = {paper['steps']}.</p>",
             _table(
@@ -357,6 +361,31 @@ def _products(units: Mapping[str, Mapping[str, Any]], samples: int) -> list[str]
     ]
 
 
+def _page(title: str, body: Sequence[str]) -> str:
+    """A complete HTML document: ``title`` as its title and heading, then ``body``."""
+    head = f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            head,
+            f"<h1>{html.escape(title)}</h1>",
+            *body,
+            "</body></html>\n",
+        ]
+    )
+
+
+def side_by_side_html(columns: Sequence[dict[str, Any]]) -> str:
+    """``snn-deploy report A B ... --html``: the side-by-side table of ``compare.figures``."""
+    headers, rows = side_by_side(columns)
+    note = "Worst output and population: the lowest agreement and F1, the largest latency."
+    return _page(
+        "snn-deploy: compiles side by side",
+        [_table(headers, rows, missing=MISSING), f'<p class="note">{note}</p>'],
+    )
+
+
 def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | None = None) -> str:
     """The ``report.html`` page of a report (``report.json`` content).
 
@@ -365,19 +394,15 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
         trace_summary: ``reports.energy.trace_summary`` output; default: ``report["activity"]``.
 
     Returns:
-        A complete HTML document with inline SVG plots: per-layer firing rates, the spike
-        raster of sample 0, the core utilization map and the energy breakdown.
+        A complete HTML document with inline SVG plots (per-layer firing rates, the spike
+        raster of sample 0, the core utilization map and the energy breakdown) and every table
+        of the text summary.
     """
     import matplotlib
 
     summary = trace_summary if trace_summary is not None else report.get("activity")
     res = report["resources"]
-    title = f"snn-deploy report: {report['model']} on {report['target']}"
     out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
         f'<p class="note">{html.escape(report.get("schema", ""))}, snn-deploy '
         f"{html.escape(str(report.get('snn_deploy_version', '')))}, backend "
         f"{html.escape(str(report.get('backend', '')))}, dt {report['dt']:g} s</p>",
@@ -403,55 +428,13 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
         out += _energy_section(report)
         if placement is not None:
             out += _placement_section(placement)
-    out.append("<h2>Resources</h2>")
-    out.append(
-        _table(
-            ["population", "type", "neurons", "synapses in", "reset"],
-            [
-                [p["name"], p["type"], p["neurons"], p["synapses_in"], p["reset"]]
-                for p in res["populations"]
-            ],
-            left=2,
-        )
-    )
+    out += ["<h2>Resources</h2>", _table(*resources_table(report), left=2)]
+    out += ["<h2>Quantization</h2>", _table(*quantization_table(report), left=3)]
     agreement = report.get("agreement")
     if agreement is not None:
-        out.append("<h2>Float vs quantized agreement</h2>")
-        latency = report.get("latency") or {}
-        out.append(
-            _table(
-                [
-                    "output",
-                    "prediction agreement",
-                    "undecided float",
-                    "undecided quantized",
-                    "latency (steps)",
-                ],
-                [
-                    [k, v["prediction_agreement"]]
-                    + [v.get(f"{w}_undecided_samples") for w in ("float", "quantized")]
-                    + [latency.get(k)]
-                    for k, v in agreement["outputs"].items()
-                ],
-            )
-        )
-        out.append(
-            _table(
-                ["population", "slot agreement", "spike F1", "count correlation", "flag"],
-                [
-                    [
-                        k,
-                        v["spike_agreement"],
-                        v.get("spike_f1"),
-                        v.get("spike_count_correlation"),
-                        v.get("flag") or "",
-                    ]
-                    for k, v in agreement["populations"].items()
-                ],
-            )
-        )
+        out.append("<h2>Agreement, quantized vs float reference</h2>")
+        out += [_table(*t) for t in agreement_tables(agreement, report.get("latency") or {})]
         rule = agreement.get("decision_rule")  # reports written before the rule had none
         if rule is not None:
             out.append(f"<p>Decision rule: {html.escape(rule)}.</p>")
-    out.append("</body></html>\n")
-    return "\n".join(out)
+    return _page(f"snn-deploy report: {report['model']} on {report['target']}", out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -12,9 +12,9 @@ import numpy as np
 from snn_deploy.reports.energy import summary_lines
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A left-aligned text table."""
-    cells = [[str(h) for h in headers]] + [[_fmt(c) for c in r] for r in rows]
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], missing: str = "-") -> str:
+    """A left-aligned text table; None cells show as ``missing``."""
+    cells = [[str(h) for h in headers]] + [[_fmt(c, missing) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -50,12 +50,32 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, missing: str) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, list):
         return ",".join(map(str, value)) if len(value) <= 4 else f"{value[0]}..{value[-1]}"
-    return "-" if value is None else str(value)
+    return missing if value is None else str(value)
+
+
+def resources_table(report: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """The headers and rows of the per-population resources, for the text and HTML reports."""
+    rows = [
+        [p["name"], p["type"], p["neurons"], p["synapses_in"], p["reset"]]
+        for p in report["resources"]["populations"]
+    ]
+    return ["population", "type", "neurons", "synapses in", "reset"], rows
+
+
+def quantization_table(report: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """The headers and rows of the per-projection quantization, for the text and HTML reports."""
+    keys = ("name", "exp", "rounding", "max_code", "bits_used", "clipped_weights")
+    rows = [
+        [*(p[k] for k in keys), p["relative_weight_error"]]
+        for p in report["quantization"]["projections"]
+    ]
+    headers = ["projection", "exp", "rounding", "max |code|", "bits", "clipped"]
+    return [*headers, "rel. weight error"], rows
 
 
 def _placement(placement: dict[str, Any] | None) -> list[str]:
@@ -96,34 +116,14 @@ def summary(report: dict[str, Any]) -> str:
         f"model {report['model']}  target {report['target']}  dt {report['dt']:g} s",
         "",
         "Resources",
-        table(
-            ["population", "type", "neurons", "synapses in", "reset"],
-            [
-                [p["name"], p["type"], p["neurons"], p["synapses_in"], p["reset"]]
-                for p in res["populations"]
-            ],
-        ),
+        table(*resources_table(report)),
         f"total: {res['neurons']} neurons, {res['synapses']} synapses "
         f"({res['synapse_bits']} weight bits)"
         + ("" if res["cores_lower_bound"] is None else f", cores >= {res['cores_lower_bound']}"),
         "",
         *_placement(report.get("placement")),
         "Quantization",
-        table(
-            ["projection", "exp", "rounding", "max |code|", "bits", "clipped", "rel. weight error"],
-            [
-                [
-                    p["name"],
-                    p["exp"],
-                    p["rounding"],
-                    p["max_code"],
-                    p["bits_used"],
-                    p["clipped_weights"],
-                    p["relative_weight_error"],
-                ]
-                for p in report["quantization"]["projections"]
-            ],
-        ),
+        table(*quantization_table(report)),
         *(
             f"input {name!r} |x| <= {r['max_abs']:g} ({r['source']}): the worst-case current "
             "is sized for it"
@@ -136,12 +136,24 @@ def summary(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _agreement(agreement: dict[str, Any] | None, latency: dict[str, int]) -> list[str]:
+def _agreement(agreement: Mapping[str, Any] | None, latency: Mapping[str, int]) -> list[str]:
     """The float-vs-quantized agreement: spike-weighted per population, prediction per output."""
     if agreement is None:
         return ["Agreement: not measured (pass --inputs data.npz)", ""]
-    pops = agreement.get("populations", {})
-    rows = [
+    return [
+        "Agreement, quantized vs float reference",
+        *(table(*t) for t in agreement_tables(agreement, latency)),
+        f"decision rule: {agreement.get('decision_rule', 'not recorded')}",
+        "",
+    ]
+
+
+def agreement_tables(
+    agreement: Mapping[str, Any], latency: Mapping[str, int]
+) -> list[tuple[list[str], list[list[Any]]]]:
+    """The headers and rows of the agreement per population and per output, for the text and
+    HTML reports."""
+    pops = [
         [
             k,
             p["float_spikes"],
@@ -151,7 +163,7 @@ def _agreement(agreement: dict[str, Any] | None, latency: dict[str, int]) -> lis
             p.get("spike_count_correlation"),
             p.get("flag"),
         ]
-        for k, p in pops.items()
+        for k, p in agreement.get("populations", {}).items()
     ]
     outputs = [
         [
@@ -166,10 +178,4 @@ def _agreement(agreement: dict[str, Any] | None, latency: dict[str, int]) -> lis
     ]
     headers = ["population", "float spikes", "quant. spikes", "slots", "F1", "count r", "flag"]
     columns = ["output", "prediction", "active samples", "undecided float", "quantized"]
-    return [
-        "Agreement, quantized vs float reference",
-        table(headers, rows),
-        table([*columns, "latency (steps)"], outputs),
-        f"decision rule: {agreement.get('decision_rule', 'not recorded')}",
-        "",
-    ]
+    return [(headers, pops), ([*columns, "latency (steps)"], outputs)]
