@@ -429,7 +429,7 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
         if placement is not None:
             out += _placement_section(placement)
     out += ["<h2>Resources</h2>", _table(*resources_table(report), left=2)]
-    out += ["<h2>Quantization</h2>", _table(*quantization_table(report), left=3)]
+    out += ["<h2>Quantization</h2>", _table(*quantization_table(report))]
     agreement = report.get("agreement")
     if agreement is not None:
         out.append("<h2>Agreement, quantized vs float reference</h2>")

@@ -51,7 +51,7 @@ def test_page_is_self_contained_with_four_plots():
     for needle in ("<script", "<link", 'src="http', "url(http", "<img"):
         assert needle not in page
     assert "hand&lt;net&gt;.nir" in page  # names are escaped
-    assert "Paper-style theoretical energy" in page and "Not modelled" in page
+    assert "Paper-style energy (theoretical, 45 nm)" in page and "Not modelled" in page
 
 
 def test_page_is_deterministic_across_processes():
