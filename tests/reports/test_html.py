@@ -17,7 +17,7 @@ from snn_deploy.reports.energy import (
 )
 from snn_deploy.reports.html import render_html
 from snn_deploy.reports.placement import utilization
-from snn_deploy.reports.resources import resources
+from snn_deploy.reports.resources import quantization, resources
 from snn_deploy.target.load import available, load_target
 from tests.conftest import REPO
 from tests.reports.test_energy import _hand_net, _hand_trace
@@ -36,11 +36,15 @@ def _report(target: str = "loihi1") -> dict:
         "backend": t.backend,
         "dt": n.dt,
         "resources": resources(n, t),
+        "quantization": quantization(n),
         "placement": place,
         "energy": energy(c, t, place["cores_used"]),
         "paper_energy": paper_energy(c, t),
         "activity": trace_summary(n, trace, inputs),
-        "agreement": {"outputs": {"y": {"prediction_agreement": 1.0}}, "populations": {}},
+        "agreement": {
+            "outputs": {"y": {"prediction_agreement": 1.0, "float_active_samples": 2}},
+            "populations": {},
+        },
     }
 
 
