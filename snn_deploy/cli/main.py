@@ -894,15 +894,15 @@ def report(
     else:
         columns = [_rendered(f, r, functools.partial(figures, f.name)) for f, r in reports.items()]
         text = to_json(columns) if as_json else table(*side_by_side(columns), missing=MISSING)
+        if html_out is not None:
+            page = side_by_side_html(columns)
+            outdir.write_file(html_out, lambda tmp: _write_text(tmp, page))
     broken = [
         f"{folder}: {b}" if len(folders) > 1 else b
         for folder, data in reports.items()
         for b in check_budgets(data, *budgets)
     ]
     click.echo(text)
-    if html_out is not None:
-        page = side_by_side_html(columns)
-        outdir.write_file(html_out, lambda tmp: _write_text(tmp, page))
     if broken:
         raise BudgetError(f"budget broken: {'; '.join(broken)}")
 
