@@ -267,6 +267,11 @@ PROFILES: dict[str, Profile] = {
         fix=_rockpool,
         structure=_batch_structure,
         levels=ROCKPOOL_MAX_SPIKES,
+        warning=(
+            "Rockpool computes in float32, snn-deploy's float reference in float64: they agree "
+            "on >= 99 % of spike slots, the others one spike level apart, where a float32 "
+            "voltage rounds across a multiple of the threshold (docs/FRONTENDS.md §7)"
+        ),
     ),
     "spyx": Profile(
         name="spyx",
