@@ -251,10 +251,11 @@ def basis_text(basis: str, target: str) -> str:
 
 def borrowed_lines(report: Mapping[str, Any]) -> list[str]:
     """One line per figure of the hardware model borrowed from another chip (basis
-    ``loihi1``), with its value, basis and source."""
+    ``loihi1``), with its value and basis; the source is beside it in ``energy.figures`` and
+    in report.html's table of figures."""
     target = report.get("target", "")
     return [
-        f"{name} {f['value']:g} {f['unit']}: {basis_text(f['basis'], target)} ({f['source']})"
+        f"{name} {f['value']:g} {f['unit']}: {basis_text(f['basis'], target)}"
         for name, f in report["energy"]["figures"].items()
         if f["basis"] == Basis.LOIHI1.value
     ]
@@ -550,6 +551,7 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
         ),
         f"latency: {e['latency']['note']}",
         *(f"  borrowed: {s}" for s in borrowed_lines(report)),
+        *(["  sources: report.json energy.figures"] if borrowed_lines(report) else []),
         *(f"  note: {s}" for s in e["not_modelled"]),
     ]
     if p is not None:

@@ -118,9 +118,10 @@ def test_loihi2_marks_its_borrowed_figures_in_json_text_and_html():
     }
     assert figures["synop_pj"]["source"].startswith('Davies et al., "Loihi: A Neuromorphic')
     assert {f["basis"] for f in report["paper_energy"]["figures"].values()} == {"cmos-45nm"}
-    line = "borrowed: synop_pj 23.6 pJ: Loihi 1 figure, none published for loihi2 (Davies et al."
+    line = "borrowed: synop_pj 23.6 pJ: Loihi 1 figure, none published for loihi2\n"
     text = "\n".join(summary_lines(report))
     assert line in text and text.count("borrowed: ") == 4
+    assert "sources: report.json energy.figures" in text
     page = render_html(report)
     assert "Borrowed figures" in page
     assert page.count("Loihi 1 figure, none published for loihi2") == 8  # the list and the table
