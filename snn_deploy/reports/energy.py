@@ -480,6 +480,7 @@ def trace_summary(
     *,
     max_neurons: int = 200,
     max_steps: int = 200,
+    max_output_neurons: int = 40,
 ) -> dict[str, Any]:
     """A small JSON-ready summary of a run for plots (``report.json`` key ``activity``).
 
@@ -488,7 +489,11 @@ def trace_summary(
     the first ``max_steps`` steps) and ``raster``: sample 0's events over the first
     ``max_steps`` steps of its first neurons (``max_neurons`` shared evenly between the groups),
     one string per neuron with one character per step (``1``: an event), so the summary stays
-    below about ``max_neurons * max_steps`` bytes.
+    below about ``max_neurons * max_steps`` bytes. ``outputs``: per Output node, its
+    ``source``, whether that is ``spiking`` (else the record is a read-out voltage),
+    ``neurons``, ``steps`` and ``rows``: sample 0's record over the first ``max_steps`` steps
+    of its first ``max_output_neurons`` neurons, one string of space-separated values per
+    neuron.
     """
     record: dict[str, npt.NDArray[np.generic]] = {**inputs, **trace.populations}
     batch, steps = next(iter(trace.populations.values())).shape[:2]
@@ -521,7 +526,33 @@ def trace_summary(
                 "rows": ["".join("1" if b else "0" for b in row) for row in rows],
             }
         groups.append(group)
-    return {"samples": int(batch), "steps": int(steps), "groups": groups}
+    outputs = {
+        name: _output_trace(net, trace, name, shown_steps, max_output_neurons)
+        for name in net.outputs
+    }
+    return {"samples": int(batch), "steps": int(steps), "groups": groups, "outputs": outputs}
+
+
+def _output_trace(
+    net: Net, trace: Trace, name: str, steps: int, max_neurons: int
+) -> dict[str, Any]:
+    """Output ``name``'s record for sample 0 over the first ``steps`` steps of its first
+    ``max_neurons`` neurons: one string of space-separated values per neuron (integers for a
+    quantized net), so that report.json keeps one line per neuron."""
+    source = net.outputs[name]
+    pop = net.populations.get(source)
+    x = np.asarray(trace.outputs[name])[0, :steps].reshape(steps, -1)
+    shown = x[:, :max_neurons].T
+    exact = shown.dtype.kind in "iub"
+    cells = shown.astype(np.int64 if exact else np.float64).tolist()
+    rows = [" ".join(f"{v:d}" if exact else f"{v:.6g}" for v in row) for row in cells]
+    return {
+        "source": source,
+        "spiking": pop is None or pop.spiking,
+        "neurons": int(x.shape[1]),
+        "steps": int(steps),
+        "rows": rows,
+    }
 
 
 def summary_lines(report: Mapping[str, Any]) -> list[str]:

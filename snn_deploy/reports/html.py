@@ -14,7 +14,14 @@ from typing import Any
 
 from snn_deploy.reports.compare import MISSING, side_by_side
 from snn_deploy.reports.energy import basis_text, borrowed_lines
-from snn_deploy.reports.render import agreement_tables, quantization_table, resources_table
+from snn_deploy.reports.render import (
+    NO_ACTIVITY,
+    agreement_tables,
+    per_layer_table,
+    per_layer_title,
+    quantization_table,
+    resources_table,
+)
 
 _SALT = "snn-deploy"
 """Constant salt for matplotlib's SVG element ids (``svg.hashsalt``): deterministic output."""
@@ -126,6 +133,40 @@ def _raster_plot(summary: Mapping[str, Any]) -> str:
     ax.set_xlim(-0.5, steps - 0.5)
     ax.set_xlabel("time step")
     ax.set_title(f"spike raster, sample 0, first {steps} steps")
+    return _svg(fig)
+
+
+def _outputs_plot(summary: Mapping[str, Any]) -> str:
+    """Each Output's record for sample 0: spikes as a raster (dot size by level), a
+    non-spiking read-out as one line per neuron; empty for a report written before
+    ``activity.outputs`` existed."""
+    outputs = summary.get("outputs") or {}
+    if not outputs:
+        return ""
+    fig = _figure(10, 0.6 + 2.0 * len(outputs))
+    axes = fig.subplots(len(outputs), 1, squeeze=False, sharex=True)[:, 0]
+    for ax, (name, o) in zip(axes, outputs.items(), strict=True):
+        values = [[float(v) for v in row.split()] for row in o["rows"]]
+        shown = "" if len(values) == o["neurons"] else f", first {len(values)} neurons"
+        if o["spiking"]:
+            dots = [(t, n) for n, row in enumerate(values) for t, c in enumerate(row) if c]
+            if dots:
+                t, i = zip(*dots, strict=True)
+                ax.scatter(t, i, s=min(60.0, 2000 / o["steps"]), marker="|", color="C0")
+            ax.set_ylim(len(values) - 0.5, -0.5)
+            ax.set_ylabel("neuron")
+            kind = "spikes"
+        else:
+            for n, row in enumerate(values):
+                ax.plot(row, linewidth=1, label=str(n))
+            if 1 < len(values) <= 12:
+                ax.legend(fontsize=7, loc="upper left", ncols=min(6, len(values)), title="neuron")
+            ax.set_ylabel("v")
+            kind = "read-out voltage"
+        ax.set_xlim(-0.5, o["steps"] - 0.5)
+        ax.set_title(f"output {name} ({kind} of {o['source']}{shown})")
+    axes[-1].set_xlabel("time step")
+    fig.suptitle(f"output traces, sample 0, first {next(iter(outputs.values()))['steps']} steps")
     return _svg(fig)
 
 
@@ -361,6 +402,14 @@ def _products(units: Mapping[str, Mapping[str, Any]], samples: int) -> list[str]
     ]
 
 
+def _per_layer_section(report: Mapping[str, Any]) -> list[str]:
+    """The per-layer table of the text summary (``render.per_layer_table``), or a note."""
+    t = per_layer_table(report)
+    if t is None:
+        return ["<h2>Per layer</h2>", f'<p class="note">Per layer: {html.escape(NO_ACTIVITY)}.</p>']
+    return [f"<h2>{html.escape(per_layer_title(report))}</h2>", _table(*t)]
+
+
 def _page(title: str, body: Sequence[str]) -> str:
     """A complete HTML document: ``title`` as its title and heading, then ``body``."""
     head = f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
@@ -395,8 +444,8 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
 
     Returns:
         A complete HTML document with inline SVG plots (per-layer firing rates, the spike
-        raster of sample 0, the core utilization map and the energy breakdown) and every table
-        of the text summary.
+        raster and the output traces of sample 0, the core utilization map and the energy
+        breakdown) and every table of the text summary.
     """
     import matplotlib
 
@@ -425,6 +474,10 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
     with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
         if summary is not None:
             out += ["<h2>Activity</h2>", _rates_plot(summary), _raster_plot(summary)]
+            out += (
+                ["<h2>Output traces</h2>", _outputs_plot(summary)] if summary.get("outputs") else []
+            )
+        out += _per_layer_section(report)
         out += _energy_section(report)
         if placement is not None:
             out += _placement_section(placement)

@@ -78,6 +78,62 @@ def quantization_table(report: Mapping[str, Any]) -> tuple[list[str], list[list[
     return [*headers, "rel. weight error"], rows
 
 
+def per_layer_table(report: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]] | None:
+    """The headers and rows of the per-layer activity, for the text and HTML reports; None
+    without activity (a compile without ``--inputs``).
+
+    One row per population, every figure per inference (mean over the samples) and read from
+    ``energy.counts``: spikes, firing rate (spikes per neuron per step), sparsity (the fraction
+    of neuron-steps without an event, ``1 - rate``) and the synaptic operations into it (the
+    ``synops`` of the projections ending on it, as counted on the trace). A non-spiking
+    population has no spikes, rate or sparsity. Each product unit (``paper_energy.products``)
+    follows in a row of its own with its operations per inference (``sops_trace``).
+    """
+    e = report.get("energy")
+    if e is None:
+        return None
+    counts = e["counts"]
+    samples = counts["samples"]
+    sops_in: dict[str, int] = {}
+    for proj in counts["projections"].values():
+        sops_in[proj["dst"]] = sops_in.get(proj["dst"], 0) + proj["synops"]
+    rows: list[list[Any]] = []
+    for name, p in counts["populations"].items():
+        rate = p["firing_rate"] if p["spiking"] else None
+        rows.append(
+            [
+                name,
+                p["neurons"],
+                p["spikes"] / samples if p["spiking"] else None,
+                rate,
+                None if rate is None else 1.0 - rate,
+                sops_in.get(name, 0) / samples,
+            ]
+        )
+    paper = report.get("paper_energy") or {}
+    for u in paper.get("products", []):
+        rows.append([f"{u['unit']} ({u['kind']})", None, None, None, None, u["sops_trace"]])
+    headers = ["population", "neurons", "spikes", "firing rate", "sparsity", "SOPs in"]
+    return headers, rows
+
+
+def per_layer_title(report: Mapping[str, Any]) -> str:
+    """The per-layer table's title, with the number of samples its means are over."""
+    samples = report["energy"]["counts"]["samples"]
+    return f"Per layer, per inference (mean over {samples} samples)"
+
+
+NO_ACTIVITY = "no activity (pass --inputs data.npz)"
+"""The one-line note of a section that needs a run on inputs."""
+
+
+def _per_layer(report: Mapping[str, Any]) -> list[str]:
+    t = per_layer_table(report)
+    if t is None:
+        return [f"Per layer: {NO_ACTIVITY}", ""]
+    return [per_layer_title(report), table(*t), ""]
+
+
 def _placement(placement: dict[str, Any] | None) -> list[str]:
     if placement is None:
         return []
@@ -110,7 +166,8 @@ def _placement(placement: dict[str, Any] | None) -> list[str]:
 
 
 def summary(report: dict[str, Any]) -> str:
-    """The human-readable compile summary: resources, quantization, agreement and energy."""
+    """The human-readable compile summary: resources, quantization, agreement, per-layer
+    activity and energy."""
     res = report["resources"]
     out = [
         f"model {report['model']}  target {report['target']}  dt {report['dt']:g} s",
@@ -132,6 +189,7 @@ def summary(report: dict[str, Any]) -> str:
         "",
     ]
     out += _agreement(report.get("agreement"), report.get("latency") or {})
+    out += _per_layer(report)
     out += summary_lines(report)
     return "\n".join(out)
 

@@ -16,6 +16,7 @@ from snn_deploy import api
 from snn_deploy.backends import lava
 from snn_deploy.backends.sim.run import simulate
 from snn_deploy.ir import serialize
+from snn_deploy.reports.render import per_layer_table
 from tests.cli.test_cli import invoke
 from tests.frontends.test_nn_products import CASES, STEPS, architecture, build
 
@@ -50,6 +51,11 @@ def test_compiles_for_sim_and_the_integer_run_agrees_with_the_float_reference(mo
     )
     page = (out / "report.html").read_text()
     assert "Product units" in page and '<td class="l">spikingselfattention2.attention</td>' in page
+    # the per-layer table: a row per product unit with its operations per inference
+    ops = {u["unit"]: u["sops_trace"] for u in report["paper_energy"]["products"]}
+    row = per_layer_table(report)[1][-2]  # type: ignore[index]
+    assert row == ["spikingselfattention2.attention (Attention)", *[None] * 4, ops[row[0][:-12]]]
+    assert "spikinggate3.product (Gate)" in text and "spikinggate3.product (Gate)" in page
     agreement = report["agreement"]
     assert agreement["outputs"]["output"]["prediction_agreement"] >= 5 / 6
     assert min(p["spike_agreement"] for p in agreement["populations"].values()) > 0.99

@@ -48,10 +48,10 @@ def _report(target: str = "loihi1") -> dict:
     }
 
 
-def test_page_is_self_contained_with_four_plots():
+def test_page_is_self_contained_with_five_plots():
     page = render_html(_report())
     assert page.startswith("<!DOCTYPE html>") and page.endswith("</html>\n")
-    assert page.count("<svg") == 4
+    assert page.count("<svg") == 5
     for needle in ("<script", "<link", 'src="http', "url(http", "<img"):
         assert needle not in page
     assert "hand&lt;net&gt;.nir" in page  # names are escaped
@@ -74,6 +74,18 @@ def test_page_is_deterministic_across_processes():
         cwd=REPO,
     ).stdout
     assert other == page
+
+
+def test_a_read_out_voltage_is_drawn_as_lines():
+    report = _report()
+    out = report["activity"]["outputs"]["y"]
+    report["activity"]["outputs"]["y"] = {
+        **out,
+        "spiking": False,
+        "values": [[0, -3, 5], [1, 2, 0]],
+    }
+    page = render_html(report)
+    assert "output y (read-out voltage of b)" in page and "<h2>Output traces</h2>" in page
 
 
 def test_page_without_activity_or_placement():
@@ -100,7 +112,7 @@ def test_a_target_without_figures_or_limits_gives_no_empty_plot_and_no_warning()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         page = render_html(report)
-    assert page.count("<svg") == 2  # firing rates and raster; no energy plot, no heatmap
+    assert page.count("<svg") == 3  # rates, raster, output traces; no energy plot, no heatmap
     assert "<b>not modelled</b>" in page and "no per-core limits" in page
     populations = ", ".join(report["placement"]["cores"][0]["populations"])
     assert f'<td class="l">{populations}</td>' in page  # the core map
