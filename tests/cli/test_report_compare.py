@@ -136,7 +136,7 @@ def test_report_html_has_every_table_of_the_text_summary(tmp_path):
     lines = summary(result.report).splitlines()
     headers = [i - 1 for i, line in enumerate(lines) if re.fullmatch(r"-+( +-+)*", line)]
     titles = [lines[i - 1] for i in headers if lines[i - 1][:1].isupper()]
-    assert len(titles) == 6  # resources, placement, quantization, agreement, 2 energy
+    assert len(titles) == 7  # resources, placement, quantization, agreement, per layer, 2 energy
     headings = re.findall(r"<h2>(.*?)</h2>", (tmp_path / "out" / "report.html").read_text())
     for title in titles:
         assert any(h.startswith(re.split(r"[:,(]", title)[0]) for h in headings), title
