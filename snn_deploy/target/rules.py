@@ -129,7 +129,12 @@ def reset_timing_supported(net: Net, target: Target) -> list[Violation]:
     """Every spiking population's reset timing (docs/SEMANTICS.md §1.2) is one the target
     runs (``reset_timings`` in its file), quoting the file's reason."""
     why = target.sources.get("reset_timings", "the target file lists none but immediate")
-    runs = [n for n in available() if _runs_all(net, load_target(n))]
+    refused = [
+        p
+        for p in net.populations.values()
+        if p.spiking and p.reset_timing not in target.reset_timings
+    ]
+    runs = _targets_running(net) if refused else ""
     return [
         Violation(
             "reset-timing",
@@ -138,10 +143,9 @@ def reset_timing_supported(net: Net, target: Target) -> list[Violation]:
             p.reset_timing.value,
             f"{' or '.join(sorted(m.value for m in target.reset_timings))} ({why})",
             "train with a reset in the spiking step (snnTorch reset_delay=False), or use "
-            f"--target {' or '.join(runs) or 'sim'}",
+            f"--target {runs}",
         )
-        for p in net.populations.values()
-        if p.spiking and p.reset_timing not in target.reset_timings
+        for p in refused
     ]
 
 
@@ -149,7 +153,12 @@ def threshold_compare_supported(net: Net, target: Target) -> list[Violation]:
     """Every spiking population's threshold compare (``>`` or ``>=``) is one the target runs
     (``threshold_compares`` in its file), quoting the file's reason."""
     why = target.sources.get("threshold_compares", "the target file lists only >")
-    runs = [n for n in available() if _runs_all(net, load_target(n))]
+    refused = [
+        p
+        for p in net.populations.values()
+        if p.spiking and p.threshold_compare not in target.threshold_compares
+    ]
+    runs = _targets_running(net) if refused else ""
     return [
         Violation(
             "threshold-compare",
@@ -157,11 +166,16 @@ def threshold_compare_supported(net: Net, target: Target) -> list[Violation]:
             "threshold compare",
             f"v {p.threshold_compare.value} θ",
             f"{' or '.join(sorted(m.value for m in target.threshold_compares))} ({why})",
-            f"use --target {' or '.join(runs) or 'sim'}",
+            f"use --target {runs}",
         )
-        for p in net.populations.values()
-        if p.spiking and p.threshold_compare not in target.threshold_compares
+        for p in refused
     ]
+
+
+def _targets_running(net: Net) -> str:
+    """The shipped targets that run every population's reset timing and threshold compare
+    (loaded only when a violation needs the suggestion), or ``sim``."""
+    return " or ".join(n for n in available() if _runs_all(net, load_target(n))) or "sim"
 
 
 def _runs_all(net: Net, target: Target) -> bool:
