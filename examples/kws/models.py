@@ -39,8 +39,25 @@ from snn_deploy.nn import multispike, spike
 N_CLASSES = 12
 
 
-def _tau(decay: float, dt: float) -> float:
+def decay_tau(decay: float, dt: float) -> float:
+    """The time constant at ``dt`` of a per-step decay: ``dt / (1 - decay)``."""
     return dt / (1.0 - decay)
+
+
+def shift(x: torch.Tensor, steps: int = 1) -> torch.Tensor:
+    """``x`` delayed by ``steps`` along time (axis 0), zeros first: one projection delay each."""
+    return torch.cat([torch.zeros_like(x[:steps]), x[:-steps]]) if steps else x
+
+
+def li_readout(a: torch.Tensor, beta: float) -> torch.Tensor:
+    """The LI read-out ``v = beta·v + a[t]`` over ``a [T, B, classes]``, its voltage averaged
+    over time: the logits (same argmax as the sum, O(1) values)."""
+    v = torch.zeros_like(a[0])
+    total = torch.zeros_like(v)
+    for t in range(a.shape[0]):
+        v = beta * v + a[t]
+        total = total + v
+    return total / a.shape[0]
 
 
 class RecurrentCuba(torch.nn.Module):
@@ -69,7 +86,7 @@ class RecurrentCuba(torch.nn.Module):
         steps, b = x.shape[0], x.shape[1]
         h = self.w_in.shape[0]
         # projection delay: the input of step t-1 reaches u at step t
-        a_in = F.linear(torch.cat([torch.zeros_like(x[:1]), x[:-1]]), self.w_in)
+        a_in = F.linear(shift(x), self.w_in)
         u = x.new_zeros(b, h)
         v = x.new_zeros(b, h)
         s = x.new_zeros(b, h)
@@ -81,13 +98,7 @@ class RecurrentCuba(torch.nn.Module):
             v = v - s.detach() if self.reset == "subtract" else v * (s.detach() == 0)
             out.append(s)
         spikes = torch.stack(out)
-        a_out = F.linear(torch.cat([torch.zeros_like(spikes[:1]), spikes[:-1]]), self.w_out)
-        vo = torch.zeros_like(a_out[0])
-        total = torch.zeros_like(vo)
-        for t in range(steps):  # LI read-out: v = beta_out·v + a
-            vo = self.beta_out * vo + a_out[t]
-            total = total + vo
-        total = total / steps  # mean read-out voltage: same argmax as the sum, O(1) logits
+        total = li_readout(F.linear(shift(spikes), self.w_out), self.beta_out)
         return (total, spikes) if return_spikes else total
 
     def to_nir(self, dt: float = DEFAULT_DT) -> nir.NIRGraph:
@@ -99,8 +110,8 @@ class RecurrentCuba(torch.nn.Module):
         h, c = self.w_in.shape
         k = self.w_out.shape[0]
         ones = np.ones(h)
-        tau_syn, tau_mem = _tau(self.alpha, dt), _tau(self.beta, dt)
-        tau_o = _tau(self.beta_out, dt)
+        tau_syn, tau_mem = decay_tau(self.alpha, dt), decay_tau(self.beta, dt)
+        tau_o = decay_tau(self.beta_out, dt)
         w = lambda p: p.detach().double().numpy().copy()  # noqa: E731
         nodes = {
             "input": nir.Input(input_type={"input": np.array([c])}),

@@ -35,17 +35,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from examples.kws.models import N_CLASSES, decay_tau, li_readout, shift
 from snn_deploy.frontends.nir import LEVELS_KEY, RESET_KEY
 from snn_deploy.frontends.torch import to_nir as module_to_nir
 from snn_deploy.ir.net import DEFAULT_DT
 from snn_deploy.nn import SpikingGate, SpikingSelfAttention, multispike
-
-N_CLASSES = 12
-
-
-def shift(x: torch.Tensor, steps: int = 1) -> torch.Tensor:
-    """``x`` delayed by ``steps`` along time (axis 0), zeros first: one projection delay each."""
-    return torch.cat([torch.zeros_like(x[:steps]), x[:-steps]]) if steps else x
 
 
 def lif(x: torch.Tensor, beta: float, levels: int = 1) -> torch.Tensor:
@@ -123,9 +117,9 @@ def gate_sequence(m: SpikingGate, x: torch.Tensor) -> torch.Tensor:
     """``snn_deploy.nn.SpikingGate`` over a sequence: the value (``W·x[t-1] + b``) times the gate
     spikes, both of the previous step, then ``LIF(W_o·y[t-1] + b_o)``."""
     value = F.linear(shift(x), m.value.weight, m.value.bias)
-    g = lif(F.linear(shift(x), m.gate.weight, m.gate.bias), _beta(m.gate_lif), m.gate_lif.levels)
+    g = lif(F.linear(shift(x), m.gate.weight, m.gate.bias), m.gate_lif.beta, m.gate_lif.levels)
     y = shift(value * g)
-    return lif(F.linear(shift(y), m.out.weight, m.out.bias), _beta(m.out_lif), m.out_lif.levels)
+    return lif(F.linear(shift(y), m.out.weight, m.out.bias), m.out_lif.beta, m.out_lif.levels)
 
 
 def attention_sequence(m: SpikingSelfAttention, x: torch.Tensor) -> torch.Tensor:
@@ -136,7 +130,7 @@ def attention_sequence(m: SpikingSelfAttention, x: torch.Tensor) -> torch.Tensor
     masked product ``((q·kᵀ) ⊙ causal)·v``; decayed heads the recurrence with ``trunc``.
     """
     assert m.causal
-    s = lif(F.linear(shift(x), m.qkv.weight, m.qkv.bias), _beta(m.qkv_lif), m.qkv_lif.levels)
+    s = lif(F.linear(shift(x), m.qkv.weight, m.qkv.bias), m.qkv_lif.beta, m.qkv_lif.levels)
     steps, b, _ = s.shape
     d = m.dim // m.heads
     q, k, v = (s[..., i * m.dim : (i + 1) * m.dim].reshape(steps, b, m.heads, d) for i in range(3))
@@ -157,11 +151,7 @@ def attention_sequence(m: SpikingSelfAttention, x: torch.Tensor) -> torch.Tensor
             out.append(torch.einsum("bhi,bhij->bhj", q[t], state))
         a = torch.stack(out)
     a = a.reshape(steps, b, m.dim) * 2.0**-m.scale_shift
-    return lif(shift(a, 2), _beta(m.out_lif), m.out_lif.levels)
-
-
-def _beta(neuron: Any) -> Any:
-    return neuron.beta
+    return lif(shift(a, 2), m.out_lif.beta, m.out_lif.levels)
 
 
 class KwsTransformer(torch.nn.Module):
@@ -211,13 +201,7 @@ class KwsTransformer(torch.nn.Module):
         return z + self.mlp2(self.mlp1(z))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = F.linear(shift(self.stream(x)), self.head.weight)
-        vo = torch.zeros_like(a[0])
-        total = torch.zeros_like(vo)
-        for t in range(a.shape[0]):  # LI read-out: v = beta_out·v + a
-            vo = self.beta_out * vo + a[t]
-            total = total + vo
-        return total / a.shape[0]
+        return li_readout(F.linear(shift(self.stream(x)), self.head.weight), self.beta_out)
 
     def set_steps(self, steps: int) -> None:
         """The clip length the attention's state is sized for (docs/SEMANTICS.md §4.4)."""
@@ -280,7 +264,7 @@ class KwsTransformer(torch.nn.Module):
         mlp = projection("mlp2", self.mlp2, hidden)
         z = add("residual_mlp", nir.Scale(scale=np.ones(dim)), z, mlp)
         head = add("head", nir.Linear(weight=_np(self.head.weight)), z)
-        tau = dt / (1.0 - cfg["beta_out"])
+        tau = decay_tau(cfg["beta_out"], dt)
         k = cfg["classes"]
         add("readout", nir.LI(tau=np.full(k, tau), r=np.full(k, tau / dt), v_leak=np.zeros(k)),
             head)  # fmt: skip
@@ -289,7 +273,7 @@ class KwsTransformer(torch.nn.Module):
 
 
 def _lif_node(n: int, beta: float, levels: int, dt: float) -> nir.LIF:
-    tau = dt / (1.0 - beta)
+    tau = decay_tau(beta, dt)
     meta: dict[str, Any] = {RESET_KEY: "zero"}
     if levels > 1:
         meta[LEVELS_KEY] = int(levels)
