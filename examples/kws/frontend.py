@@ -1,4 +1,4 @@
-"""Cochlea-like filterbank spike front end: 16 kHz audio -> binary spikes ``[T, channels]``.
+"""Cochlea-like filterbank spike front end: 16 kHz audio -> spike counts ``[T, channels]``.
 
 Stages (all NumPy/SciPy, deterministic, no learned parts):
 
@@ -9,18 +9,23 @@ Stages (all NumPy/SciPy, deterministic, no learned parts):
 3. **Compression**: log, ``L = clip((20·log10(env) − floor_db) / range_db, 0, 1)`` with a
    fixed floor (−75 dB re full scale) and range (55 dB), so absolute level is kept (silence stays
    quiet; no per-utterance normalisation).
-4. **Spike encoding**: per channel a sigma-delta (integrate-and-fire) encoder on ``L``:
-   ``acc += L; spike if acc ≥ 1; acc −= 1``. A channel at full level fires every step, at level
-   ``L`` at rate ``L`` per step. The same audio gives a ``T``-step code for any ``T``, which is
-   how the time-step curriculum (T = 100 → 70 → 40) changes only the bin width.
+4. **Spike encoding**: per channel a sigma-delta (integrate-and-fire) encoder on ``L`` at a
+   full-level rate of ``FULL_RATE`` = 100 spikes per second whatever the bin width:
+   ``acc += L·r; n = floor(acc); acc −= n`` with ``r = FULL_RATE / T`` spikes per bin at full
+   level. At T = 100 (``r = 1``) the output is binary spikes, ``n`` in {0, 1}; with wider bins it
+   is the spike count of the bin (graded, at most ``max_count(T)``: 2 at T = 70, 3 at T = 40), so
+   fewer, wider steps carry the same spikes instead of fewer of them, as SHD's binning counts the
+   spikes of a bin. This is how the time-step curriculum (T = 100 → 70 → 40) changes only the bin
+   width.
 
-Like SHD (700 cochlea channels, binned to 10 ms), the output is binary spikes per channel and
-bin; T = 100 for 1 s is SHD's usual 10 ms binning.
+Like SHD (700 cochlea channels, binned to 10 ms), the output is spikes per channel and bin;
+T = 100 for 1 s is SHD's usual 10 ms binning.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 from scipy.signal import gammatone, lfilter
@@ -28,6 +33,8 @@ from scipy.signal import gammatone, lfilter
 FS = 16_000
 F_LO, F_HI = 100.0, 7000.0
 FLOOR_DB, RANGE_DB = -75.0, 55.0
+FULL_RATE = 100
+"""Spikes per second of a channel at full level (one per 10 ms bin at T = 100)."""
 
 
 def erb_space(n: int, f_lo: float = F_LO, f_hi: float = F_HI) -> np.ndarray:
@@ -59,25 +66,36 @@ def levels(audio: np.ndarray, steps: int, channels: int = 64, fs: int = FS) -> n
     return out
 
 
-def encode(level: np.ndarray) -> np.ndarray:
-    """Sigma-delta spikes ``[steps, channels]`` (uint8 0/1) from levels in [0, 1]."""
+def encode(level: np.ndarray, rate: float = 1.0) -> np.ndarray:
+    """Sigma-delta spike counts ``[steps, channels]`` (uint8) from levels in [0, 1], ``rate``
+    spikes per step at full level: binary for ``rate <= 1``."""
     acc = np.zeros(level.shape[1])
     out = np.zeros(level.shape, dtype=np.uint8)
     for t in range(level.shape[0]):
-        acc += level[t]
-        s = acc >= 1.0
-        out[t] = s
-        acc[s] -= 1.0
+        acc += level[t] * rate
+        n = np.floor(acc)
+        out[t] = n
+        acc -= n
     return out
 
 
+def max_count(steps: int) -> int:
+    """The largest count ``spikes`` gives per bin for a 1 s clip in ``steps`` bins.
+
+    >>> [max_count(t) for t in (100, 70, 40)]
+    [1, 2, 3]
+    """
+    return math.ceil(FULL_RATE / steps)
+
+
 def spikes(audio: np.ndarray, steps: int = 100, channels: int = 64) -> np.ndarray:
-    """One clip -> binary spikes ``[steps, channels]``."""
-    return encode(levels(audio, steps, channels))
+    """One clip (1 s) -> spike counts ``[steps, channels]``, ``FULL_RATE`` per second at full
+    level."""
+    return encode(levels(audio, steps, channels), FULL_RATE / steps)
 
 
 def batch(audio: np.ndarray, steps: int = 100, channels: int = 64) -> np.ndarray:
-    """Clips ``[n, samples]`` -> spikes ``[n, steps, channels]`` (uint8)."""
+    """Clips ``[n, samples]`` (1 s each) -> spike counts ``[n, steps, channels]`` (uint8)."""
     return (
         np.stack([spikes(a, steps, channels) for a in audio])
         if len(audio)

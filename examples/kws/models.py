@@ -32,7 +32,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from snn_deploy.frontends.nir import LEVELS_KEY, RESET_KEY
+from examples.kws import frontend
+from snn_deploy.frontends.nir import INPUT_MAX_KEY, LEVELS_KEY, RESET_KEY
 from snn_deploy.ir.net import DEFAULT_DT
 from snn_deploy.nn import multispike, spike
 
@@ -47,6 +48,17 @@ def decay_tau(decay: float, dt: float) -> float:
 def shift(x: torch.Tensor, steps: int = 1) -> torch.Tensor:
     """``x`` delayed by ``steps`` along time (axis 0), zeros first: one projection delay each."""
     return torch.cat([torch.zeros_like(x[:steps]), x[:-steps]]) if steps else x
+
+
+def input_node(channels: int, steps: int) -> nir.Input:
+    """The Input node of a model fed ``frontend.spikes`` in ``steps`` bins per clip: it declares
+    the largest spike count of a bin (``snn_deploy.input_max``) when that is above one, so the
+    quantization sizes the registers for graded input with no ``--inputs``."""
+    top = frontend.max_count(steps)
+    return nir.Input(
+        input_type={"input": np.array([channels])},
+        metadata={INPUT_MAX_KEY: float(top)} if top > 1 else {},
+    )
 
 
 def li_readout(a: torch.Tensor, beta: float) -> torch.Tensor:
@@ -101,8 +113,9 @@ class RecurrentCuba(torch.nn.Module):
         total = li_readout(F.linear(shift(spikes), self.w_out), self.beta_out)
         return (total, spikes) if return_spikes else total
 
-    def to_nir(self, dt: float = DEFAULT_DT) -> nir.NIRGraph:
-        """The exact NIR graph (LIF/CubaLIF formulas of ``snn_deploy.nn.export``).
+    def to_nir(self, steps: int, dt: float = DEFAULT_DT) -> nir.NIRGraph:
+        """The exact NIR graph (LIF/CubaLIF formulas of ``snn_deploy.nn.export``) for inputs of
+        ``steps`` bins per clip (``input_node``).
 
         The hidden CubaLIF carries its reset (``"snn_deploy.reset"``) and, when ``levels > 1``,
         ``metadata["snn_deploy.spike_levels"] = D``.
@@ -114,7 +127,7 @@ class RecurrentCuba(torch.nn.Module):
         tau_o = decay_tau(self.beta_out, dt)
         w = lambda p: p.detach().double().numpy().copy()  # noqa: E731
         nodes = {
-            "input": nir.Input(input_type={"input": np.array([c])}),
+            "input": input_node(c, steps),
             "w_in": nir.Linear(weight=w(self.w_in)),
             "hidden": nir.CubaLIF(
                 tau_syn=tau_syn * ones,
@@ -157,11 +170,14 @@ def _multilevel(v: torch.Tensor, levels: int) -> torch.Tensor:
     return multispike(v, 1.0, levels)
 
 
-def save_checkpoint(model: RecurrentCuba, path: Any, dt: float = DEFAULT_DT, **meta: Any) -> None:
-    """``{"architecture": <NIR bytes>, "dt": dt, "meta": {...}}``: no pickled code."""
+def save_checkpoint(
+    model: RecurrentCuba, path: Any, *, steps: int, dt: float = DEFAULT_DT, **meta: Any
+) -> None:
+    """``{"architecture": <NIR bytes>, "dt": dt, "meta": {"steps": steps, ...}}``: no pickled
+    code."""
     buf = io.BytesIO()
-    nir.write(buf, model.to_nir(dt))
-    torch.save({"architecture": buf.getvalue(), "dt": dt, "meta": dict(meta)}, path)
+    nir.write(buf, model.to_nir(steps, dt))
+    torch.save({"architecture": buf.getvalue(), "dt": dt, "meta": {"steps": steps, **meta}}, path)
 
 
 def load_checkpoint(path: Any) -> RecurrentCuba:

@@ -1,11 +1,12 @@
 """Train the KWS models (docs/SPEECH.md): recurrent CUBA LIF at T = 100, its distilled T = 40
-student (curriculum 100 → 70 → 40 with a KD loss from the T = 100 teacher), the SpikeSCR-style
-global-local model and the multi-level-spike variant (fine-tuned from the binary T = 100
-weights). Writes ``models/kws_rnn_t100.pt``, ``models/kws_rnn_t40.pt``,
-``models/kws_spikescr_t100.pt`` (state dict) and ``models/kws_spikescr_t100_local.pt`` (its
-mappable part), ``models/kws_rnn_ml3_t100.pt``, the held-out and calibration clip files
+student (curriculum 100 → 70 → 40 with a KD loss from the T = 100 teacher), the multi-level-spike
+variant (fine-tuned from the binary T = 100 weights), the speech transformers
+(``transformer.KwsTransformer``: SpikeSCR- and IML-style, T = 100 teachers and their T = 40
+students) and the 15-tap FPGA variant. Writes ``models/kws_rnn_t{100,40}.pt``,
+``models/kws_rnn_ml3_t100.pt``, ``models/kws_{spikescr,iml}_t{100,40}.pt``,
+``models/kws_spikescr_k15_t40.pt``, with ``--only slice`` the held-out and calibration clip files
 ``models/kws_test_inputs*.npz``, ``models/kws_calibrate_inputs.npz`` (each rewritten only if its
-clips changed) and ``build/kws/train_log.json``.
+arrays changed), and ``build/kws/train_log.json``.
 
     python -m examples.kws.dataset            # build/kws/kws_audio.npz (~25 s)
     python -m examples.kws.train [--quick]    # a few minutes on 2 CPU cores
@@ -60,10 +61,11 @@ def classify(summed: np.ndarray) -> np.ndarray:
 
 
 def features(steps: int, audio_path: Path = BUILD / "kws_audio.npz") -> dict[str, np.ndarray]:
-    """Spikes ``[n, steps, 64]`` (cached beside the audio as ``{stem}_spikes_T{steps}.npz``),
+    """Spike counts ``[n, steps, 64]`` (``frontend.batch``; cached beside the audio as
+    ``{stem}_counts_T{steps}.npz``),
     labels, and the masks ``train`` (training voices) and ``test`` (held-out voices: the
     validation split at seed 0, the test split in the test file)."""
-    cache = audio_path.parent / f"{audio_path.stem}_spikes_T{steps}.npz"
+    cache = audio_path.parent / f"{audio_path.stem}_counts_T{steps}.npz"
     data = dataset.load(audio_path)
     if cache.exists() and cache.stat().st_mtime >= audio_path.stat().st_mtime:
         with np.load(cache) as z:
@@ -246,18 +248,32 @@ def train_fpga_variant(epochs: int, log: list[dict[str, Any]], results: dict[str
                      init=f"kws_spikescr_t40.pt, its {FPGA_KERNEL} most recent taps")  # fmt: skip
 
 
+def _kept_index(name: str, drawn: np.ndarray) -> np.ndarray:
+    """The ``index`` of ``models/{name}`` if it exists, else ``drawn``."""
+    if not (MODELS / name).exists():
+        return drawn
+    with np.load(MODELS / name) as z:
+        return np.asarray(z["index"])
+
+
 def write_test_slice(n: int = 96, n_calibrate: int = 256) -> None:
     """``models/kws_test_inputs.npz`` (T = 100) and ``models/kws_test_inputs_t40.npz`` (the same
-    clips at T = 40): ``input`` [n, T, 64] uint8 spikes, ``labels`` [n], ``index`` (into the
-    dataset). ``n`` validation clips (held-out voices, seed 0) drawn with seed 0, in dataset
+    clips at T = 40): ``input`` [n, T, 64] uint8 spike counts, ``labels`` [n], ``index`` (into
+    the dataset). ``n`` validation clips (held-out voices, seed 0) drawn with seed 0, in dataset
     order. Likewise
     ``models/kws_calibrate_inputs.npz``: ``n_calibrate`` *training* clips at T = 100, for
-    ``--calibrate``."""
+    ``--calibrate``. The clips are fixed once drawn: where a T = 100 file exists its ``index``
+    is kept (the shipped slice predates the current voice split, models/README.md), so only
+    the encodings are rewritten."""
     d100, d40 = features(100), features(40)
     rng = np.random.default_rng(0)
     test_idx, train_idx = np.nonzero(d100["test"])[0], np.nonzero(d100["train"])[0]
     pick = np.sort(rng.choice(test_idx, size=min(n, len(test_idx)), replace=False))
     cal = np.sort(rng.choice(train_idx, size=min(n_calibrate, len(train_idx)), replace=False))
+    pick, cal = (
+        _kept_index("kws_test_inputs.npz", pick),
+        _kept_index("kws_calibrate_inputs.npz", cal),
+    )
     for name, d, idx in (
         ("kws_test_inputs.npz", d100, pick),
         ("kws_test_inputs_t40.npz", d40, pick),

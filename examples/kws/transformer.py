@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from examples.kws.models import N_CLASSES, decay_tau, li_readout, shift
+from examples.kws.models import N_CLASSES, decay_tau, input_node, li_readout, shift
 from snn_deploy.frontends.nir import LEVELS_KEY, RESET_KEY
 from snn_deploy.frontends.torch import to_nir as module_to_nir
 from snn_deploy.ir.net import DEFAULT_DT
@@ -216,9 +216,7 @@ class KwsTransformer(torch.nn.Module):
         carries BatchNorm's shift."""
         cfg = self.config
         dim, levels = cfg["dim"], cfg["levels"]
-        nodes: dict[str, Any] = {
-            "input": nir.Input(input_type={"input": np.array([cfg["channels"]])})
-        }
+        nodes: dict[str, Any] = {"input": input_node(cfg["channels"], cfg["steps"])}
         edges: list[tuple[str, str]] = []
 
         def add(name: str, node: Any, *inputs: str) -> str:

@@ -93,6 +93,19 @@ def test_frontend_tone_fires_its_channel(freq: float) -> None:
     assert abs(int(np.argmax(frontend.spikes(tone, steps=40).sum(0))) - nearest) <= 1
 
 
+@pytest.mark.parametrize("steps", [70, 40])
+def test_frontend_wider_bins_count_the_same_spikes(steps: int) -> None:
+    # at the same level a channel fires FULL_RATE·L spikes per second whatever the bin width:
+    # wider bins carry graded counts (up to max_count), not fewer spikes
+    rng = np.random.default_rng(0)
+    level = np.repeat(rng.uniform(0, 1, (10, 64)), 10, axis=0)  # 1 s of levels in 100 bins
+    fine = frontend.encode(level, 1.0)
+    coarse = frontend.encode(level[np.arange(steps) * 100 // steps], 100 / steps)
+    assert set(np.unique(fine)) == {0, 1}
+    assert coarse.max() == frontend.max_count(steps) > 1
+    assert np.abs(coarse.sum(0).astype(int) - fine.sum(0)).max() <= 3
+
+
 def _readme_counts() -> dict[str, tuple[int, int]]:
     """The quantized column of models/README.md's accuracy table (``| model | T | float |
     quantized | ...``)."""
@@ -188,7 +201,7 @@ def test_recurrent_cuba_exports_levels_and_reloads(tmp_path: Path) -> None:
     x = (torch.rand(7, 2, 4) < 0.5).float() * 3
     with torch.no_grad():
         assert torch.equal(model(x), again(x))
-    binary = RecurrentCuba(channels=4, hidden=5, classes=3).to_nir()
+    binary = RecurrentCuba(channels=4, hidden=5, classes=3).to_nir(100)
     assert binary.nodes["hidden"].metadata == {"snn_deploy.reset": "zero"}
 
 
