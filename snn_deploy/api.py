@@ -41,7 +41,13 @@ from snn_deploy.passes.base import PassContext
 from snn_deploy.passes.calibration import measure
 from snn_deploy.passes.quantize import input_ranges
 from snn_deploy.reports.decision import DECISION_RULE, NO_DECISION, decide
-from snn_deploy.reports.energy import activity, energy, paper_energy, trace_summary
+from snn_deploy.reports.energy import (
+    StepTime,
+    activity,
+    energy,
+    paper_energy,
+    trace_summary,
+)
 from snn_deploy.reports.html import render_html
 from snn_deploy.reports.placement import placement, utilization
 from snn_deploy.reports.render import to_json
@@ -690,7 +696,8 @@ def compile(
         trace = backend.run(program, inputs, record_state=record_state, progress=progress)
         counts = activity(net, trace, data, tgt)
         cores = report["placement"]["cores_used"] if report["placement"] else None
-        report["energy"] = energy(counts, tgt, cores)
+        step_time = StepTime.from_notes(report["backend_notes"])
+        report["energy"] = energy(counts, tgt, cores, step_time)
         report["paper_energy"] = paper_energy(counts, tgt)
         report["activity"] = trace_summary(net, trace, data)
         report["agreement"] = agreement(run_sim(float_net, inputs, fixed=False), trace, net)
@@ -829,6 +836,8 @@ def _emit(
     trace: Trace | None,
 ) -> list[Path]:
     files: list[Path] = list(backend.emit(program, d))
+    # the emitted files' own facts (the FPGA backend's Yosys synthesis) replace the estimate
+    report["backend_notes"] = backend.notes(program, d)
     nir.write(d / "graph.nir", nir_frontend.dump(graph))
     files.append(d / "graph.nir")
     if _placed(net):

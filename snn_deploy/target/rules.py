@@ -373,6 +373,7 @@ def cores_fit_system(net: Net, target: Target) -> list[Violation]:
 
 _CORE_FIX = {
     "neurons": "re-run map: the placement puts too many neurons on one core",
+    "populations": "re-run map: the target builds at most this many populations into a core",
     "synapse memory (bits)": "fewer weight bits, prune synapses, or split the layer",
     "fan-in axons": "split the layer's fan-in (fewer distinct sources per core) or prune",
     "fan-out axons": "split the source layer or group its destinations on fewer cores",
@@ -380,7 +381,8 @@ _CORE_FIX = {
 
 
 def placed_cores_within_limits(net: Net, target: Target) -> list[Violation]:
-    """Every placed core: neurons, synapse memory, fan-in and fan-out axons within limits."""
+    """Every placed core: neurons, populations, synapse memory, fan-in and fan-out axons
+    within limits."""
     lim = target.limits
     if not net.quantized or not any(p.placement for p in net.populations.values()):
         return []
@@ -389,6 +391,7 @@ def placed_cores_within_limits(net: Net, target: Target) -> list[Violation]:
         node = f"chip {u.chip} core {u.core} ({', '.join(u.populations)})"
         for resource, used, limit in (
             ("neurons", u.neurons, lim.neurons_per_core),
+            ("populations", len(u.populations), lim.populations_per_core),
             ("synapse memory (bits)", u.synapse_bits, lim.synapse_memory_bits_per_core),
             ("fan-in axons", u.fan_in, lim.fan_in_axons_per_core),
             ("fan-out axons", u.fan_out, lim.fan_out_axons_per_core),

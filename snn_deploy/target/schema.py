@@ -23,7 +23,8 @@ class Limits:
     spikes only. A product unit (docs/SEMANTICS.md §4.4) needs its state register within
     ``product_state_bits``, its output register within ``product_payload_bits`` (the graded
     spike that carries it) and all its state within ``product_state_bits_per_core`` (the units
-    occupy cores of their own, docs/MAPPING.md).
+    occupy cores of their own, docs/MAPPING.md). ``populations_per_core`` bounds how many
+    populations share a core (1: a core per population, as the FPGA backend builds them).
     """
 
     neurons_per_core: int | None = None
@@ -37,6 +38,7 @@ class Limits:
     product_state_bits: int | None = None
     product_payload_bits: int | None = None
     product_state_bits_per_core: int | None = None
+    populations_per_core: int | None = None
 
 
 class Basis(enum.Enum):
