@@ -329,3 +329,20 @@ def test_xylosim_verifies_only_xylo_folders(tmp_path: Path):
     code, text = invoke("verify", out, "--target", "xylosim")
     assert code == 2
     assert "--target xylosim needs a folder compiled for a xylo target" in text
+
+
+@pytest.mark.toolchain("xylosim")
+def test_evaluate_verifies_xylosim_against_the_simulator(compiled: Path, tmp_path: Path):
+    rng = np.random.default_rng(5)
+    data = tmp_path / "data"
+    data.mkdir()
+    x = np.where(rng.random((3, 30, 16)) < 0.3, rng.integers(1, 20, (3, 30, 16)), 0)
+    np.savez(data / "x.npz", input=x.astype(float), labels=np.array([0, 1, 2]))
+    code, text = invoke(
+        "evaluate", compiled, "--inputs", data, "--labels", "labels", "--verify",
+        "-o", tmp_path / "r",
+    )  # fmt: skip
+    assert code == 0, text
+    assert "output.output: 0 of 360 values differ from sim" in text
+    result = json.loads((tmp_path / "r" / "evaluation.json").read_text())
+    assert result["backend"] == "xylosim" and result["verify"]["passed"]
