@@ -64,9 +64,10 @@ def emit(program: XyloProgram, out_dir: Path) -> list[Path]:
     return [path, config]
 
 
-def notes(program: XyloProgram) -> dict[str, object]:
+def notes(program: XyloProgram, out_dir: Path | None = None) -> dict[str, object]:
     """For the report: neurons and synapses used, shifts, aliases, the latency per hop and how
-    far each population's dash values are from its time constants."""
+    far each population's dash values are from its time constants (``out_dir``, the emitted
+    folder, adds nothing)."""
     net = program.net
     return {
         "input_channels": program.n_channels,
