@@ -1,7 +1,7 @@
 # `make demo` and `make test` set up everything on a fresh machine (Python 3.11 + pip).
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-v7
+STAMP  := $(VENV)/.installed-v8
 
 .PHONY: demo test lint bench clean
 
@@ -11,7 +11,8 @@ $(STAMP): pyproject.toml Makefile
 	# torch 2.13.0 is pinned: this version is a CPU build on local disk; any other spec
 	# downloads GBs of CUDA wheels.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[lava,frontends,cluster,dev]'
+	# [xylo]: xylosim, SynSense's Xylo simulator (no licence declared: installed, never vendored)
+	$(PY) -m pip install -q -e '.[lava,frontends,cluster,dev,xylo]'
 	# see pyproject.toml [frontends]: these pull another torch or pin an old nir
 	$(PY) -m pip install -q --no-deps norse==1.1.0 spikingjelly==2.0.0 sinabs==3.1.3 rockpool==3.1.0
 	# Lava's metadata says Python <3.11 and pins torch 2.3: install it without its metadata

@@ -41,7 +41,13 @@ from snn_deploy.passes.base import PassContext
 from snn_deploy.passes.calibration import measure
 from snn_deploy.passes.quantize import input_ranges
 from snn_deploy.reports.decision import DECISION_RULE, NO_DECISION, decide
-from snn_deploy.reports.energy import activity, energy, paper_energy, trace_summary
+from snn_deploy.reports.energy import (
+    StepTime,
+    activity,
+    energy,
+    paper_energy,
+    trace_summary,
+)
 from snn_deploy.reports.html import render_html
 from snn_deploy.reports.placement import placement, utilization
 from snn_deploy.reports.render import to_json
@@ -55,9 +61,14 @@ if TYPE_CHECKING:
     import torch
 
 REPORT_SCHEMA = "snn-deploy-report/1"
-VERIFY_TARGETS = ("sim", "loihi-sim", "rtl")
+VERIFY_TARGETS = ("sim", "loihi-sim", "rtl", "xylosim")
 """Where ``verify`` replays a folder: the simulator, Lava, or the folder's RTL in Icarus."""
-_VERIFY_DEFAULT = {"sim": "sim", "lava": "loihi-sim", "fpga": "rtl"}  # compiled backend -> run
+_VERIFY_DEFAULT = {  # compiled backend -> run
+    "sim": "sim",
+    "lava": "loihi-sim",
+    "fpga": "rtl",
+    "xylo": "xylosim",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -690,7 +701,8 @@ def compile(
         trace = backend.run(program, inputs, record_state=record_state, progress=progress)
         counts = activity(net, trace, data, tgt)
         cores = report["placement"]["cores_used"] if report["placement"] else None
-        report["energy"] = energy(counts, tgt, cores)
+        step_time = StepTime.from_notes(report["backend_notes"])
+        report["energy"] = energy(counts, tgt, cores, step_time)
         report["paper_energy"] = paper_energy(counts, tgt)
         report["activity"] = trace_summary(net, trace, data)
         report["agreement"] = agreement(run_sim(float_net, inputs, fixed=False), trace, net)
@@ -829,6 +841,8 @@ def _emit(
     trace: Trace | None,
 ) -> list[Path]:
     files: list[Path] = list(backend.emit(program, d))
+    # the emitted files' own facts (the FPGA backend's Yosys synthesis) replace the estimate
+    report["backend_notes"] = backend.notes(program, d)
     nir.write(d / "graph.nir", nir_frontend.dump(graph))
     files.append(d / "graph.nir")
     if _placed(net):
@@ -923,16 +937,18 @@ def verify(
     Args:
         out_dir: a folder written by ``compile`` with ``inputs``.
         target: ``sim`` (the bit-accurate simulator; any folder, since ``network.npz`` is the
-            specification), ``loihi-sim`` (Lava's fixed-point CPU simulation) or ``rtl`` (the
+            specification), ``loihi-sim`` (Lava's fixed-point CPU simulation), ``rtl`` (the
             folder's own Verilog and memory files in Icarus Verilog; folders compiled for an
-            fpga target). Default: the backend the folder was compiled for.
+            fpga target) or ``xylosim`` (SynSense's Xylo simulator; folders compiled for a
+            xylo target). Default: the backend the folder was compiled for.
         progress: called as ``progress(done, total)`` while the program runs.
 
     Returns:
         The comparison; ``passed`` is false on any difference.
 
     Raises:
-        UsageError: an unknown ``target``, or ``rtl`` for a folder not compiled for an fpga.
+        UsageError: an unknown ``target``, ``rtl`` for a folder not compiled for an fpga or
+            ``xylosim`` for one not compiled for a xylo target.
         InputFileError: the folder lacks ``report.json``, ``network.npz`` or ``vectors.npz``.
     """
     out = Path(out_dir)
@@ -967,6 +983,11 @@ def replay_backend(out: Path, compiled: Mapping[str, Any], target: str | None) -
             f"--target rtl needs a folder compiled for an fpga target; {out} is for "
             f"{compiled.get('target')}"
         )
+    if run == "xylosim" and backend != "xylo":
+        raise UsageError(
+            f"--target xylosim needs a folder compiled for a xylo target; {out} is for "
+            f"{compiled.get('target')}"
+        )
     return run
 
 
@@ -989,6 +1010,11 @@ def replay(
     if run == "rtl":
         program = get_all_backends()["fpga"]().lower(net, load_target(compiled_for))
         return simulate_rtl(program, inputs, record_state=record_state, design=out)[0]
+    if run == "xylosim":  # the folder's network.npz laid out again on the chip, on xylosim
+        xylo = get_all_backends()["xylo"]()
+        program = xylo.lower(net, load_target(compiled_for))
+        trace: Trace = xylo.run(program, inputs, record_state=record_state, progress=progress)
+        return trace
     lava = compiled_for if backend == "lava" else "loihi-sim"
     return simulate(
         net,

@@ -60,6 +60,7 @@ from snn_deploy.limits import check_array, read_npz
 from snn_deploy.passes import pipeline
 from snn_deploy.passes.base import PassContext
 from snn_deploy.reports import evaluation
+from snn_deploy.reports.energy import StepTime
 from snn_deploy.reports.render import to_json
 from snn_deploy.target.load import load_target
 from snn_deploy.target.schema import Target
@@ -379,8 +380,8 @@ def evaluate(
         data: the data set (layouts: module docstring).
         results: the folder of per-shard results and ``evaluation.json``; a folder holding
             the same run is resumed (``snn_deploy.outdir`` rules otherwise).
-        target: ``sim``, ``loihi-sim`` or ``rtl`` (``api.replay_backend``); default: the
-            backend the folder was compiled for.
+        target: ``sim``, ``loihi-sim``, ``rtl`` or ``xylosim`` (``api.replay_backend``);
+            default: the backend the folder was compiled for.
         labels: the name of the labels array (``[batch]`` class indices) in the data.
         steps: run only the first ``steps`` time steps of every sample.
         verify: also run ``sim`` and compare every output value of ``target`` with it.
@@ -402,7 +403,9 @@ def evaluate(
     compiled = api.read_report(out)
     backend = api.replay_backend(out, compiled, target)
     if verify and backend == "sim":
-        raise UsageError("--verify compares the backend with sim: give --target loihi-sim or rtl")
+        raise UsageError(
+            "--verify compares the backend with sim: give --target loihi-sim, rtl or xylosim"
+        )
     if steps is not None and steps < 1:
         raise UsageError(f"--steps must be at least 1; got {steps}")
     shards = open_dataset(data, shard_size, time_first=time_first)
@@ -473,6 +476,7 @@ def _result(
         load_target(str(compiled["target"])),
         placement["cores_used"] if placement else None,
         saturated_rate=api.SATURATED_RATE,
+        step_time=StepTime.from_notes(compiled.get("backend_notes")),
     )
     return {
         "schema": evaluation.SCHEMA,

@@ -34,6 +34,7 @@ _AVAILABLE = {
     "atheris": lambda: importlib.util.find_spec("atheris") is not None,
     "espeak": lambda: shutil.which("espeak-ng") is not None,
     "ray": lambda: importlib.util.find_spec("ray") is not None,
+    "xylosim": lambda: importlib.util.find_spec("xylosim") is not None,
 }
 
 

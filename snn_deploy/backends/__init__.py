@@ -17,6 +17,7 @@ def get_all_backends() -> dict[str, Callable[[], ModuleType]]:
         "sim": lambda: import_module("snn_deploy.backends.sim"),
         "lava": lambda: import_module("snn_deploy.backends.lava"),
         "fpga": lambda: import_module("snn_deploy.backends.fpga"),
+        "xylo": lambda: import_module("snn_deploy.backends.xylo"),
     }
     for ep in entry_points(group="snn_deploy.backends"):
         backends[ep.name] = ep.load

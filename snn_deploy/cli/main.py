@@ -587,7 +587,10 @@ labels_option = click.option(
     "-t",
     type=click.Choice(api.VERIFY_TARGETS),
     default=None,
-    help="Where to run: sim, loihi-sim (Lava) or rtl (Icarus). Default: the folder's backend.",
+    help=(
+        "Where to run: sim, loihi-sim (Lava), rtl (Icarus) or xylosim (SynSense's Xylo "
+        "simulator). Default: the folder's backend."
+    ),
 )
 @click.option("--verify", is_flag=True, help="Compare every output value with sim; exit 6.")
 @click.option(
@@ -737,7 +740,8 @@ def sweep(
     default=None,
     help=(
         "sim: the bit-accurate simulator (any folder); loihi-sim: Lava; rtl: the folder's "
-        "Verilog in Icarus (fpga folders). Default: the backend the folder was compiled for."
+        "Verilog in Icarus (fpga folders); xylosim: SynSense's Xylo simulator (xylo folders). "
+        "Default: the backend the folder was compiled for."
     ),
 )
 @click.option(

@@ -20,7 +20,17 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from snn_deploy.errors import VerificationError
-from snn_deploy.ir.types import FixedPoint, ResetMode, ResetTiming, ThresholdCompare
+from snn_deploy.ir.types import (
+    Accumulation,
+    CurrentUpdate,
+    DecayForm,
+    FixedPoint,
+    ResetMode,
+    ResetTiming,
+    ThresholdCompare,
+    VoltageUpdate,
+    WeightExpScope,
+)
 
 DEFAULT_DT = 1e-4
 """Seconds per step when none is given: the NIR paper's and snnTorch's exporter default."""
@@ -48,7 +58,18 @@ def _frozen_csr(m: sp.spmatrix | sp.sparray, dtype: type) -> sp.csr_matrix:
 class NumericSpec:
     """The integer arithmetic of a target's neuron core (see docs/SEMANTICS.md §2).
 
-    Every width here comes from a target TOML; the simulator reads nothing else.
+    Every width here comes from a target TOML; the simulator reads nothing else. The fields
+    after ``voltage`` generalise Lava's arithmetic to other cores (Xylo); their defaults are
+    Lava's, so a format file that omits them describes Lava's core:
+
+    * ``decay_form``, ``current_update``, ``accumulation``, ``voltage_update``: see their
+      enums in ``ir.types``;
+    * ``input_latency``: steps from an input value to the current of the population it feeds
+      (1: Lava, whose synapses deliver the previous step; 0: Xylo, same step); projections
+      from populations always take one step (plus their delay);
+    * ``input_payload_max``: inputs are capped to this many events per channel and step
+      (None: any payload);
+    * ``weight_exp_scope``: one weight exponent per projection, or per chip matrix.
     """
 
     weight: FixedPoint
@@ -65,6 +86,13 @@ class NumericSpec:
     bias_exp_max: int
     current: FixedPoint
     voltage: FixedPoint
+    decay_form: DecayForm = DecayForm.MULTIPLY
+    current_update: CurrentUpdate = CurrentUpdate.DECAY_THEN_ADD
+    accumulation: Accumulation = Accumulation.SUM
+    voltage_update: VoltageUpdate = VoltageUpdate.SUM
+    input_latency: int = 1
+    input_payload_max: int | None = None
+    weight_exp_scope: WeightExpScope = WeightExpScope.PROJECTION
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -314,6 +342,10 @@ class Net:
         numeric: the integer arithmetic, set by quantization (None: float network).
         products: product unit name -> unit (``Attention``, ``Gate``): activation×activation
             products, which projections read like populations (docs/SEMANTICS.md §4).
+        input_latency: steps from an input value to the populations it feeds (1: the step
+            after, as every projection; 0: the same step, Xylo's input). ``lower`` takes it
+            from the target (``NumericSpec.input_latency``), so the float reference keeps the
+            target's timing.
     """
 
     dt: float
@@ -323,6 +355,7 @@ class Net:
     outputs: Mapping[str, str]
     numeric: NumericSpec | None = None
     products: Mapping[str, Product] = field(default_factory=dict)
+    input_latency: int = 1
 
     def __post_init__(self) -> None:
         for name in ("inputs", "populations", "outputs", "products"):
@@ -351,8 +384,37 @@ class Net:
         # mypy checks ``**changes`` against every field's type; the fields vary per call
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
+    def readouts(self) -> tuple[str, ...]:
+        """The populations an Output reads that feed no projection and no product unit: a
+        chip's output (read-out) neurons, where it has them apart from hidden ones (Xylo)."""
+        fed = {p.src for p in self.projections} | {
+            op.src for u in self.products.values() for op in u.operands
+        }
+        read = set(self.outputs.values())
+        return tuple(k for k in self.populations if k in read and k not in fed)
+
+    def matrix_of(self, proj: Projection) -> str:
+        """The chip weight matrix ``proj`` belongs to on a core of input, recurrent and
+        output matrices (Xylo): ``input`` (from an input), ``output`` (into a read-out
+        population, ``readouts``) or ``recurrent`` (between hidden populations)."""
+        if proj.src in self.inputs:
+            return "input"
+        return "output" if proj.dst in self.readouts() else "recurrent"
+
+    def lag(self, proj: Projection) -> int:
+        """Steps from a source's output to ``proj``'s destination: ``input_latency`` for an
+        input, else 1, plus the projection's delay."""
+        return (self.input_latency if proj.src in self.inputs else 1) + proj.delay
+
     def verify(self) -> None:
         """Check names, matrix shapes, and that integer slots are all set or all unset."""
+        if self.input_latency not in (0, 1) or (
+            self.numeric is not None and self.input_latency != self.numeric.input_latency
+        ):
+            raise VerificationError(
+                f"the net's input latency {self.input_latency} must be 0 or 1 and equal its "
+                "numeric format's"
+            )
         for out, src in self.outputs.items():
             if src not in self.populations and src not in self.inputs:
                 raise VerificationError(f"output {out!r} reads {src!r}, which does not exist")

@@ -8,6 +8,7 @@ reproducible.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import io
 import json
 import math
@@ -35,7 +36,18 @@ from snn_deploy.ir.net import (
     Projection,
     SynapseFixed,
 )
-from snn_deploy.ir.types import FixedPoint, Overflow, ResetMode, ResetTiming, ThresholdCompare
+from snn_deploy.ir.types import (
+    Accumulation,
+    CurrentUpdate,
+    DecayForm,
+    FixedPoint,
+    Overflow,
+    ResetMode,
+    ResetTiming,
+    ThresholdCompare,
+    VoltageUpdate,
+    WeightExpScope,
+)
 from snn_deploy.limits import check_array, read_npz
 
 FORMAT = "snn-deploy-net/1"
@@ -100,6 +112,8 @@ def to_bytes(net: Net) -> bytes:
         "numeric": None if net.numeric is None else _numeric_to_json(net.numeric),
         "products": units,
     }
+    if net.input_latency != 1:  # written only when not the default: Lava folders stay the same
+        header["input_latency"] = net.input_latency
     arrays = {"header": np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays}
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", allowZip64=True) as zf:
@@ -381,24 +395,43 @@ def _net(arrays: _Arrays, header: dict[str, Any]) -> Net:
         outputs=header["outputs"],
         numeric=numeric,
         products=products,
+        input_latency=int(header.get("input_latency", 1)),
     )
 
 
 def _numeric_to_json(spec: NumericSpec) -> dict[str, Any]:
+    """The formats as JSON; the generalisations of Lava's arithmetic (fields with a default)
+    only where they differ from it, so a Lava net's file is what it was before they existed."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(spec):
         value = getattr(spec, f.name)
-        out[f.name] = (
-            {**dataclasses.asdict(value), "overflow": value.overflow.value}
-            if isinstance(value, FixedPoint)
-            else value
-        )
+        if f.default is not dataclasses.MISSING and value == f.default:
+            continue
+        if isinstance(value, FixedPoint):
+            out[f.name] = {**dataclasses.asdict(value), "overflow": value.overflow.value}
+        else:
+            out[f.name] = value.value if isinstance(value, enum.Enum) else value
     return out
 
 
 def _numeric_from_json(raw: dict[str, Any]) -> NumericSpec:
-    kwargs: dict[str, Any] = {
-        k: (FixedPoint(**{**v, "overflow": Overflow(v["overflow"])}) if isinstance(v, dict) else v)
-        for k, v in raw.items()
-    }
+    fields = {f.name: f for f in dataclasses.fields(NumericSpec)}
+    kwargs: dict[str, Any] = {}
+    for k, v in raw.items():
+        kind = fields[k].type if k in fields else None
+        if isinstance(v, dict):
+            kwargs[k] = FixedPoint(**{**v, "overflow": Overflow(v["overflow"])})
+        elif isinstance(kind, str) and kind in _ENUMS:
+            kwargs[k] = _ENUMS[kind](v)
+        else:
+            kwargs[k] = v
     return NumericSpec(**kwargs)
+
+
+_ENUMS: dict[str, type[enum.Enum]] = {
+    "DecayForm": DecayForm,
+    "CurrentUpdate": CurrentUpdate,
+    "Accumulation": Accumulation,
+    "VoltageUpdate": VoltageUpdate,
+    "WeightExpScope": WeightExpScope,
+}

@@ -54,6 +54,68 @@ class ThresholdCompare(enum.Enum):
     GE = ">="
 
 
+class DecayForm(enum.Enum):
+    """How a neuron core decays ``u`` and ``v`` each step (docs/SEMANTICS.md §2.4).
+
+    MULTIPLY (Lava 0.10.0): ``kept(x, c) = sign(p)·(|p| >> bits)`` with
+    ``p = x·(2**bits - c)``; the code ``c`` is the fraction lost in ``2**-bits`` units.
+    SHIFT (Xylo's "dash"): ``lost(x, d) = x >> d`` (floor), or ``sign(x)`` where that is 0 and
+    ``x != 0`` (the minimum step of one); ``kept = x - lost``; the code ``d`` loses ``2**-d``.
+    """
+
+    MULTIPLY = "multiply"
+    SHIFT = "shift"
+
+
+class CurrentUpdate(enum.Enum):
+    """Where a step's synaptic input enters the current ``u``.
+
+    DECAY_THEN_ADD (Lava): ``u = kept(u) + a``: the input is not decayed in its own step.
+    ADD_THEN_DECAY (Xylo): ``u = kept(u + a)``: the input is decayed in its own step.
+    """
+
+    DECAY_THEN_ADD = "decay-then-add"
+    ADD_THEN_DECAY = "add-then-decay"
+
+
+class Accumulation(enum.Enum):
+    """How the synaptic inputs of one step are summed into a neuron's current.
+
+    SUM (Lava): each projection's exact integer sum is shifted by its exponent, the sums add
+    and the current register's overflow rule applies once, to the result.
+    SATURATE_EACH_SOURCE (Xylo): each weight is shifted (``code << exp``, ``exp >= 0``) and,
+    source by source in chip order (inputs, then populations, in the net's order; each in
+    index order), ``payload · weight`` is added to the current with saturation.
+    """
+
+    SUM = "sum"
+    SATURATE_EACH_SOURCE = "saturate-each-source"
+
+
+class VoltageUpdate(enum.Enum):
+    """How ``v`` takes its decay, the current and the bias.
+
+    SUM (Lava): ``v = ovf(kept(v) + u + bias)``: one overflow of the whole sum.
+    SATURATE_EACH_TERM (Xylo): ``dv = sat(-lost(v) + u)``, ``dv = sat(dv + bias)``,
+    ``v = sat(v + dv)``: three saturating additions.
+    """
+
+    SUM = "sum"
+    SATURATE_EACH_TERM = "saturate-each-term"
+
+
+class WeightExpScope(enum.Enum):
+    """Which projections share one weight exponent.
+
+    PROJECTION (Lava): each projection has its own. MATRIX (Xylo): one per weight matrix of
+    the chip (``ir.net.Net.matrix_of``: input, recurrent, output), shared by every projection
+    it holds.
+    """
+
+    PROJECTION = "projection"
+    MATRIX = "matrix"
+
+
 class Overflow(enum.Enum):
     """What an integer register does with a value outside its range.
 

@@ -44,7 +44,9 @@ class Lower(Pass):
         """Lower ``ir`` (a Graph)."""
         if not isinstance(ir, Graph):
             raise PassError("lower takes a model graph: it must be the first pass, and only once")
-        return lower(ir, self.dt)
+        net = lower(ir, self.dt)
+        latency = ctx.target.numeric.input_latency
+        return net if latency == net.input_latency else net.replace(input_latency=latency)
 
 
 def lower(graph: Graph, dt: float) -> Net:

@@ -139,8 +139,12 @@ def partition(net: Net, limits: Limits) -> tuple[dict[str, list[tuple[int, int, 
         limits.fan_in_axons_per_core,
         limits.fan_out_axons_per_core,
     )
-    if all(lim is None for lim in per_core):  # nothing to pack against: one core
-        return {name: [(0, pop.size, 0)] for name, pop in net.populations.items()}, 1
+    if all(lim is None for lim in per_core):  # nothing to pack against: one core, or
+        # ``populations_per_core`` populations per core in graph order
+        share = limits.populations_per_core or max(1, len(net.populations))
+        pops = enumerate(net.populations.items())
+        ranges = {name: [(0, pop.size, i // share)] for i, (name, pop) in pops}
+        return ranges, -(-len(net.populations) // share)
     problem = _Problem.build(net, limits)
     if sum(p.weight.nnz for p in net.projections) > SEARCH_MAX_SYNAPSES:
         ranges, n_cores, _ = _settle(problem, {})
@@ -204,7 +208,9 @@ def _evaluate(
     problem: _Problem, orders: Orders
 ) -> tuple[dict[str, list[tuple[int, int, int]]], int]:
     """Ranges and core count of the placement with ``orders``, backfilled."""
-    ranges, _, fan_out = _settle(problem, orders)
+    ranges, n_cores, fan_out = _settle(problem, orders)
+    if problem.limits.populations_per_core is not None:  # backfill would mix populations
+        return ranges, n_cores
     return _backfill(problem, ranges, fan_out)
 
 
@@ -377,6 +383,7 @@ class _Core:
     neurons: int = 0
     bits: int = 0
     fan_out: int = 0
+    populations: int = 0
     keys: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
@@ -476,6 +483,9 @@ class _Problem:
             np.zeros(size + 1, dtype=np.int64),
         )
         out: list[tuple[int, int, int]] = []
+        if core.neurons and core.populations >= (lim.populations_per_core or _UNLIMITED):
+            core = _Core(index=core.index + 1)
+        core.populations += 1
         start = 0
         while start < size:
             stop = min(size, start + cap_n - core.neurons)
@@ -503,7 +513,7 @@ class _Problem:
                 stop = start + 1
                 new_keys = _setdiff(_fan_in_keys(sparse, start, stop), core.keys)
             if stop == start:
-                core = _Core(index=core.index + 1)
+                core = _Core(index=core.index + 1, populations=1)
                 continue
             added = _setdiff(np.union1d(new_keys, new_dense), core.keys)
             counts[added] += 1
@@ -514,7 +524,7 @@ class _Problem:
             out.append((start, stop, core.index))
             start = stop
             if start < size:
-                core = _Core(index=core.index + 1)
+                core = _Core(index=core.index + 1, populations=1)
         if tiling is not None:
             out = _unpermute(out, tiling.order)
         return out, core

@@ -34,7 +34,7 @@ from snn_deploy.ir.net import (
     Projection,
     SynapseFixed,
 )
-from snn_deploy.ir.types import FixedPoint
+from snn_deploy.ir.types import CurrentUpdate, DecayForm, FixedPoint, WeightExpScope
 from snn_deploy.passes.base import Pass, PassContext
 
 FloatArray = npt.NDArray[np.float64]
@@ -71,8 +71,10 @@ class Quantize(Pass):
     Requires: a verified float ``Net``; inputs of magnitude at most ``ctx.input_max`` (default
     1: binary spikes; ``max-abs``, ``percentile``); a population's spikes are at most its
     ``levels``.
-    Guarantees: ``net.numeric`` is the target's; every population has ``fixed`` and every
-    projection ``fixed``; float fields are kept unchanged for comparison and reports.
+    Guarantees: ``net.numeric`` is the target's, and ``net.input_latency`` its format's;
+    every population has ``fixed`` and every projection ``fixed`` (one exponent per chip
+    matrix where the format says so); float fields are kept unchanged for comparison and
+    reports.
     """
 
     name: ClassVar[str] = "quantize"
@@ -135,6 +137,7 @@ def quantize(
     projs: dict[int, Projection] = {}
     units: dict[str, ProductFixed] = {}
     settled: set[str] = set()
+    used: dict[int, tuple[Projection, float]] = {}  # the weights and scale each was cast with
     pending = list(net.populations)
     while pending:  # a population fed by a unit waits for the scales the unit's registers need
         ready = [k for k in pending if _ready(net, k, pops)]
@@ -149,8 +152,9 @@ def quantize(
                 if src not in units:
                     units[src], tops[src] = product_fixed(net.products[src], pops, spec, tops)
             pop = net.populations[name]
+            gain = input_gain(pop, spec)
             incoming = [
-                (i, _per_integer_unit(p, units))
+                (i, _gained(_per_integer_unit(p, units), gain))
                 for i, p in enumerate(net.projections)
                 if p.dst == name
             ]
@@ -168,19 +172,82 @@ def quantize(
                 if p.src in net.products and p.src not in settled:  # the first reader decides
                     settled.add(p.src)
                     units[p.src] = gate_shift(units[p.src], p, scale, spec)
-                    p = _per_integer_unit(net.projections[i], units)
+                    p = _gained(_per_integer_unit(net.projections[i], units), gain)
                 fixed = _synapse_fixed(p, scale, spec, percentile, grams.get(i))
                 projs[i] = dataclasses.replace(net.projections[i], fixed=fixed)
+                used[i] = (p, scale)
     for name, unit in net.products.items():  # units that feed no population
         if name not in units:
             units[name], _ = product_fixed(unit, pops, spec, tops)
+    if spec.weight_exp_scope is WeightExpScope.MATRIX:
+        for i, exp in matrix_exponents(net, projs).items():
+            if projs[i].fixed is not None and projs[i].fixed.exp != exp:  # type: ignore[union-attr]
+                p, scale = used[i]
+                fixed = _synapse_fixed(p, scale, spec, percentile, grams.get(i), exp=exp)
+                projs[i] = dataclasses.replace(net.projections[i], fixed=fixed)
     _warn_degenerate_decays(pops.values(), net.dt, spec)
     return net.replace(
         populations=pops,
         projections=tuple(projs[i] for i in range(len(net.projections))),
         numeric=spec,
         products={k: dataclasses.replace(u, fixed=units[k]) for k, u in net.products.items()},
+        input_latency=spec.input_latency,  # the target's input timing (lower sets it too)
     )
+
+
+def matrix_exponents(net: Net, projs: Mapping[int, Projection]) -> dict[int, int]:
+    """Per projection index, the exponent its chip matrix shares (``Net.matrix_of``): the
+    largest of the matrix's projections, so no code of any of them leaves the weight format."""
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(net.projections):
+        groups.setdefault(net.matrix_of(p), []).append(i)
+    out = {}
+    for members in groups.values():
+        top = max(projs[i].fixed.exp for i in members)  # type: ignore[union-attr]
+        out.update(dict.fromkeys(members, top))
+    return out
+
+
+def input_gain(pop: Population, spec: NumericSpec) -> FloatArray | None:
+    """Per neuron, the gain on incoming weights that makes a format whose current decays the
+    step's own input (``CurrentUpdate.ADD_THEN_DECAY``: ``u = kept(u + a)``) follow the float
+    ``u = (1 - α)·u + a``: ``1 / (1 - lost)``, ``lost`` the fraction the current's decay code
+    removes (exact where α is a code's fraction); None for Lava's order (no gain).
+
+    Examples:
+        With Xylo's dash decays, α = 1/4 is dash 2 (gain 4/3) and α = 1 dash 1 (gain 2):
+
+        >>> from snn_deploy.ir.types import ResetMode
+        >>> from snn_deploy.target.load import load_target
+        >>> xylo = dataclasses.replace(
+        ...     load_target("sim").numeric, decay=FixedPoint(width=4, signed=False),
+        ...     current_decay_offset=0, decay_form=DecayForm.SHIFT,
+        ...     current_update=CurrentUpdate.ADD_THEN_DECAY)
+        >>> pop = Population(name="p", node_type="CubaLIF", shape=(2,), alpha=[0.25, 1.0],
+        ...                  beta=0.5, bias=0.0, threshold=1.0, reset=ResetMode.SUBTRACT)
+        >>> input_gain(pop, xylo).tolist()
+        [1.3333333333333333, 2.0]
+    """
+    if spec.current_update is CurrentUpdate.DECAY_THEN_ADD:
+        return None
+    return 1.0 / (1.0 - decay_fraction(_decay_code(pop.alpha, spec, current=True), spec, True))
+
+
+def decay_fraction(code: IntArray, spec: NumericSpec, current: bool) -> FloatArray:
+    """The fraction of ``u`` (``current``) or ``v`` a decay code removes per step (for a
+    large state; the shift form removes at least 1 of a small one)."""
+    offset = spec.current_decay_offset if current else spec.voltage_decay_offset
+    if spec.decay_form is DecayForm.SHIFT:
+        out: FloatArray = np.exp2(-(code + offset).astype(np.float64))
+        return out
+    return (code + offset) / 2.0**spec.decay.width
+
+
+def _gained(proj: Projection, gain: FloatArray | None) -> Projection:
+    """``proj`` with each destination row's weights times ``gain`` (None: unchanged)."""
+    if gain is None:
+        return proj
+    return dataclasses.replace(proj, weight=sp.diags(gain) @ proj.weight)
 
 
 def input_ranges(
@@ -388,43 +455,69 @@ def choose_scale(
     return 2.0 ** math.floor(min(limits))
 
 
-def _decay_code(fraction: FloatArray, offset: int, spec: NumericSpec) -> npt.NDArray[np.int64]:
-    codes, _ = spec.decay.quantize(fraction * 2**spec.decay.width - offset)
+def _decay_code(fraction: FloatArray, spec: NumericSpec, *, current: bool) -> IntArray:
+    """The decay code of a per-step fraction lost. Multiply form: ``round(2**bits·f) -
+    offset``. Shift form (Xylo's dash): ``round(log2(1/f))`` (Rockpool's rounding of
+    ``log2(τ/dt)``), 0 for ``f = 1``, the largest code for ``f = 0``; a current that takes
+    its input before decaying (``ADD_THEN_DECAY``) needs a dash of 1 at least, since dash 0
+    would discard every input. Saturating casts, as every cast."""
+    offset = spec.current_decay_offset if current else spec.voltage_decay_offset
+    if spec.decay_form is DecayForm.MULTIPLY:
+        codes, _ = spec.decay.quantize(fraction * 2**spec.decay.width - offset)
+        return codes
+    with np.errstate(divide="ignore"):
+        dash = np.where(fraction > 0, np.rint(-np.log2(np.maximum(fraction, 1e-300))), np.inf)
+    low = 1 if current and spec.current_update is CurrentUpdate.ADD_THEN_DECAY else 0
+    codes, _ = spec.decay.quantize(np.clip(dash - offset, low, spec.decay.max))
     return codes
 
 
 def _warn_degenerate_decays(pops: Iterable[Population], dt: float, spec: NumericSpec) -> None:
     """One warning per cause when a decay's code turns the dynamics degenerate in every neuron
     of a population: a fraction ``dt/tau`` above 0 that rounds to 0 (``u`` or ``v`` never
-    decays) or below 1 that rounds to 1 (nothing is kept from one step to the next). The float
-    reference keeps the exact fractions; a wrong ``--dt`` often shows this way."""
-    unity = 2**spec.decay.width
-    found: dict[int, list[str]] = {0: [], 1: []}
+    decays) or below 1 that rounds to 1 (nothing is kept from one step to the next), or, in a
+    format that cannot drop a current at once (Xylo's dash >= 1), a fraction of 1 (no synaptic
+    memory: LIF, IF) that keeps part of ``u``. The float reference keeps the exact fractions;
+    a wrong ``--dt`` often shows this way."""
+    found: dict[str, list[str]] = {"0 (no decay)": [], "1 (no memory)": [], "below 1": []}
     for pop in pops:
         assert pop.fixed is not None  # quantize set it
         decays = (
-            ("u", "tau_syn", pop.alpha, pop.fixed.du + spec.current_decay_offset),
-            ("v", "tau_mem", pop.beta, pop.fixed.dv + spec.voltage_decay_offset),
+            ("u", "tau_syn", pop.alpha, decay_fraction(pop.fixed.du, spec, True)),
+            ("v", "tau_mem", pop.beta, decay_fraction(pop.fixed.dv, spec, False)),
         )
-        for state, tau, fraction, code in decays:
-            to_0, to_1 = (
-                np.all((fraction > 0) & (code == 0)),
-                np.all((fraction < 1) & (code >= unity)),
+        for state, tau, fraction, lost in decays:
+            if np.all((fraction > 0) & (lost == 0)):
+                cause = "0 (no decay)"
+            elif np.all((fraction < 1) & (lost >= 1)):
+                cause = "1 (no memory)"
+            elif (
+                state == "u"
+                and spec.current_update is CurrentUpdate.ADD_THEN_DECAY
+                and np.all((fraction == 1) & (lost < 1))
+            ):
+                cause = "below 1"
+            else:
+                continue
+            found[cause].append(
+                f"{pop.name!r} ({state}: {tau} {_span(dt / fraction)} s, "
+                f"dt/{tau} {_span(fraction)})"
             )
-            if to_0 or to_1:
-                found[0 if to_0 else 1].append(
-                    f"{pop.name!r} ({state}: {tau} {_span(dt / fraction)} s, "
-                    f"dt/{tau} {_span(fraction)})"
-                )
-    for rounded, where in found.items():
-        if where:
-            warnings.warn(
-                f"quantize: at dt={dt:g} s the per-step decay rounds to {rounded} "
-                f"({'no decay' if rounded == 0 else 'no memory'}) in every neuron of "
-                f"{', '.join(where)}, in {spec.decay.width}-bit decay codes; is --dt right?",
-                UserWarning,
-                stacklevel=2,
-            )
+    for kind, where in found.items():
+        if not where:
+            continue
+        what = (
+            "the target keeps part of the current each step (a synaptic time constant the "
+            "float net does not have)"
+            if kind == "below 1"
+            else "is --dt right?"
+        )
+        warnings.warn(
+            f"quantize: at dt={dt:g} s the per-step decay rounds to {kind} in every neuron "
+            f"of {', '.join(where)}, in {spec.decay.width}-bit decay codes; {what}",
+            UserWarning,
+            stacklevel=2,
+        )
 
 
 def _span(values: FloatArray) -> str:
@@ -450,8 +543,8 @@ def _neuron_fixed(pop: Population, scale: float, spec: NumericSpec) -> NeuronFix
     mant, _ = spec.bias.quantize(target / 2.0**exp)
     return NeuronFixed(
         scale=scale,
-        du=_decay_code(pop.alpha, spec.current_decay_offset, spec),
-        dv=_decay_code(pop.beta, spec.voltage_decay_offset, spec),
+        du=_decay_code(pop.alpha, spec, current=True),
+        dv=_decay_code(pop.beta, spec, current=False),
         vth=vth,
         bias_mant=mant,
         bias_exp=exp,
@@ -464,13 +557,18 @@ def _synapse_fixed(
     spec: NumericSpec,
     percentile: float,
     gram: FloatArray | None = None,
+    *,
+    exp: int | None = None,
 ) -> SynapseFixed:
+    """The codes of ``proj`` into a population of voltage scale ``scale``, with the smallest
+    exponent that keeps them in the weight format, or ``exp`` (a matrix's shared one)."""
     real = proj.weight * (scale / 2**spec.input_shift)
     peak = _weight_peak(proj, percentile) * scale / 2**spec.input_shift
-    exp = 0
-    if peak > 0:
-        exp = math.ceil(math.log2(peak / spec.weight.max))
-        exp = min(max(exp, spec.weight_exp_min), spec.weight_exp_max)
+    if exp is None:
+        exp = 0
+        if peak > 0:
+            exp = math.ceil(math.log2(peak / spec.weight.max))
+            exp = min(max(exp, spec.weight_exp_min), spec.weight_exp_max)
     if gram is not None and gram.shape != (proj.weight.shape[1],) * 2:
         raise QuantizationError(
             f"quantize: calibration statistics of {proj.name!r} are {gram.shape}, but it has "

@@ -8,14 +8,17 @@ what changed, not as a position. The spike rasters are left out: a changed raste
 changed spike counts and agreement already.
 
 ``figures(name, report)`` reads one report's headline figures under the keys of ``ROWS``; a
-figure a report does not have (no ``--inputs``, no placement, an FPGA target's energy) is None,
-shown as "—".
+figure a report does not have (no ``--inputs``, no placement, a target without a time per
+step) is None, shown as "—"; an energy the target does not model is "not modelled".
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+FPGA_RESOURCES = ("luts", "ffs", "bram_blocks", "dsps")
+"""The board resources of an FPGA compile, in the order every view lists them."""
 
 SKIPPED = ("raster",)
 
@@ -33,6 +36,7 @@ ROWS = (
     ("uJ / inference, hardware model", "energy_uj"),
     ("uJ / inference, 45 nm paper-style", "paper_energy_uj"),
     ("latency (steps), slowest output", "latency_steps"),
+    ("wall clock per inference (s)", "latency_s"),
     ("prediction agreement, worst output", "prediction_agreement"),
     ("spike F1, worst population", "spike_f1"),
 )
@@ -90,13 +94,22 @@ def figures(name: str, report: dict[str, Any]) -> dict[str, Any]:
         "neurons": report["resources"]["neurons"],
         "synapses": report["resources"]["synapses"],
         "cores": None if placement is None else placement["cores_used"],
-        "fpga_resources": None if fpga is None else ", ".join(f"{v} {k}" for k, v in fpga.items()),
+        "fpga_resources": None if fpga is None else _fpga(notes["resources"]),
         "energy_uj": _energy_uj(energy),
         "paper_energy_uj": None if paper is None else paper["snn_uj"],
         "latency_steps": max(report["latency"].values(), default=None),
+        "latency_s": None if energy is None else energy["latency"]["wall_clock_s"],
         "prediction_agreement": min((o["prediction_agreement"] for o in outputs), default=None),
         "spike_f1": min((v for v in f1 if v is not None), default=None),
     }
+
+
+def _fpga(usage: dict[str, Any]) -> str:
+    """The total resources (LUTs, FFs, block RAMs, DSPs) and where they come from: ``Yosys``
+    or ``estimate``."""
+    tool = "Yosys" if usage.get("tool") == "yosys" else "estimate"
+    total = usage["total"]
+    return ", ".join(f"{total[k]} {k}" for k in FPGA_RESOURCES if k in total) + f" ({tool})"
 
 
 def _energy_uj(energy: dict[str, Any] | None) -> float | str | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,24 @@ from snn_deploy.backends.base import Trace
 from snn_deploy.ir.net import Attention, Net, Product
 from snn_deploy.target import cost
 from snn_deploy.target.schema import Basis, Target
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepTime:
+    """A backend's own wall-clock time per step and what it rests on."""
+
+    us: float
+    basis: str
+
+    @classmethod
+    def from_notes(cls, notes: Mapping[str, Any] | None) -> StepTime | None:
+        """The time per step in a report's ``backend_notes`` (the FPGA backend's
+        ``latency.us_per_step`` and ``latency.basis``), None if the backend gives none."""
+        latency = (notes or {}).get("latency")
+        if not isinstance(latency, Mapping) or latency.get("us_per_step") is None:
+            return None
+        return cls(us=float(latency["us_per_step"]), basis=str(latency.get("basis", "")))
+
 
 MESSAGE_CLASSES = ("intra_core", "inter_core", "inter_chip", "from_host")
 """Where a spike message goes: its own core, another core of its chip, another chip; or from
@@ -273,25 +292,34 @@ _TERMS = (
 
 
 def energy(
-    counts: Mapping[str, Any], target: Target, cores_used: int | None = None
+    counts: Mapping[str, Any],
+    target: Target,
+    cores_used: int | None = None,
+    step_time: StepTime | None = None,
 ) -> dict[str, Any]:
     """The target's hardware energy model per inference (docs/ENERGY.md §1).
 
     ``dynamic = synops * synop_pj + neuron_updates * neuron_update_pj + sum over message
     classes of messages * figure``; ``static = static_power_per_core_mw * cores_used * steps *
     step_time_us``, only when the target has both figures. A count without a figure is listed
-    in ``not_modelled`` (then the total is a lower bound); an unplaced net counts one
-    within-core message per spike.
+    in ``not_modelled`` (then the total is a lower bound); with no figure for any event (the
+    FPGA targets) the dynamic and total energy are None: not modelled, never 0.
+    An unplaced net counts one within-core message per spike. The wall-clock latency is
+    ``steps x`` the backend's time per step (``step_time``: the FPGA's cycles per step at its
+    clock) or else the target's ``step_time_us``; unknown without either.
 
     Args:
         counts: ``activity`` counts.
         target: the target whose ``energy`` figures apply.
         cores_used: cores of the placement (for the static term).
+        step_time: the backend's own time per step, which the target's ``step_time_us``
+            gives way to.
 
     Returns:
         ``counts``, ``per_inference`` (count -> per inference), ``energy_pj`` (count -> the
-        figure used), ``breakdown_uj`` (count -> uJ per inference), ``dynamic_uj_per_inference``,
-        ``static_uj_per_inference`` (None if not modelled), ``total_uj_per_inference``,
+        figure used), ``breakdown_uj`` (count -> uJ per inference), ``dynamic_uj_per_inference``
+        and ``total_uj_per_inference`` (None if no event has a figure),
+        ``static_uj_per_inference`` (None if not modelled),
         ``total_is_lower_bound``, ``latency`` (``steps``, ``model_time_s``, ``wall_clock_s``,
         ``note``), ``not_modelled`` (reasons), ``figures`` (figure -> ``figure`` of it).
     """
@@ -329,11 +357,21 @@ def energy(
             f"per-operation figure for Attention/Gate units on target {target.name})"
         )
     breakdown = {k: per[k] * pj * 1e-6 for k, pj in figures.items()}
-    dynamic = sum(breakdown.values())
+    dynamic = sum(breakdown.values()) if figures else None
     steps = counts["steps"]
-    wall = None if e.step_time_us is None else steps * e.step_time_us * 1e-6
-    if e.step_time_us is not None:
+    step_us = e.step_time_us if step_time is None else step_time.us
+    wall = None if step_us is None else steps * step_us * 1e-6
+    if step_time is not None:
+        note = f"{steps} steps x {step_us:.6g} us ({step_time.basis})"
+    elif step_us is not None:
         used["step_time_us"] = figure(target, "step_time_us")
+        note = f"{steps} steps x {step_us} us"
+    else:
+        note = (
+            f"wall-clock time unknown: target {target.name} has no sourced time per step (on "
+            f"Loihi it depends on activity and barrier synchronisation); latency is {steps} "
+            "time steps"
+        )
     static = None
     if e.static_power_per_core_mw is not None and wall is not None and cores_used:
         static = e.static_power_per_core_mw * 1e-3 * cores_used * wall * 1e6
@@ -343,7 +381,7 @@ def energy(
             f
             for f, v in (
                 ("static_power_per_core_mw", e.static_power_per_core_mw),
-                ("step_time_us", e.step_time_us),
+                ("step_time_us", step_us),
             )
             if v is None
         ]
@@ -357,19 +395,13 @@ def energy(
         "breakdown_uj": breakdown,
         "dynamic_uj_per_inference": dynamic,
         "static_uj_per_inference": static,
-        "total_uj_per_inference": dynamic + (static or 0.0),
+        "total_uj_per_inference": None if dynamic is None else dynamic + (static or 0.0),
         "total_is_lower_bound": bool(not_modelled),
         "latency": {
             "steps": steps,
             "model_time_s": steps * counts["dt"] if counts.get("dt") else None,
             "wall_clock_s": wall,
-            "note": (
-                f"{steps} steps x {e.step_time_us} us"
-                if wall is not None
-                else f"wall-clock time unknown: target {target.name} has no sourced time per "
-                "step (on Loihi it depends on activity and barrier synchronisation); latency "
-                f"is {steps} time steps"
-            ),
+            "note": note,
         },
         "not_modelled": not_modelled,
         "figures": used,

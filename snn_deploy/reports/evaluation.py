@@ -22,7 +22,7 @@ import numpy.typing as npt
 from snn_deploy.backends.base import Trace
 from snn_deploy.ir.net import Net
 from snn_deploy.reports.decision import DECISION_RULE, NO_DECISION, decide
-from snn_deploy.reports.energy import activity, energy, paper_energy
+from snn_deploy.reports.energy import StepTime, activity, energy, paper_energy
 from snn_deploy.reports.render import table
 from snn_deploy.reports.verification import Check, compare, vectors
 from snn_deploy.target.schema import Target
@@ -179,11 +179,17 @@ def _add(a: Any, b: Any, key: str = "") -> Any:
 
 
 def finish(
-    total: Mapping[str, Any], target: Target, cores: int | None, *, saturated_rate: float
+    total: Mapping[str, Any],
+    target: Target,
+    cores: int | None,
+    *,
+    saturated_rate: float,
+    step_time: StepTime | None = None,
 ) -> dict[str, Any]:
     """The evaluation figures from ``merge``'s sums.
 
-    ``cores`` (the placement's) sizes the static energy; a population whose float run spikes
+    ``cores`` (the placement's) sizes the static energy, ``step_time`` (the compile's
+    backend's, ``StepTime.from_notes``) the wall-clock latency; a population whose float run spikes
     in at least ``saturated_rate`` of its slots is flagged ``saturated`` (``api.SATURATED_RATE``).
 
     Returns:
@@ -215,7 +221,7 @@ def finish(
         "samples": samples,
         "accuracy": accuracy,
         "agreement": {"decision_rule": DECISION_RULE, "populations": pops, "outputs": outputs},
-        "energy": energy(counts, target, cores),
+        "energy": energy(counts, target, cores, step_time),
         "paper_energy": paper_energy(counts, target),
         "firing_rates": {k: p["firing_rate"] for k, p in counts["populations"].items()},
         "verify": None
@@ -300,8 +306,12 @@ def summary(result: Mapping[str, Any]) -> str:
     lines.append(table(["population", "slots", "F1", "count r", "flag"], pops))
     e = result["energy"]
     lines.append(
-        f"energy {e['total_uj_per_inference']:.4g} uJ per inference"
-        + (" (lower bound)" if e["total_is_lower_bound"] else "")
+        (
+            f"energy {e['total_uj_per_inference']:.4g} uJ per inference"
+            + (" (lower bound)" if e["total_is_lower_bound"] else "")
+            if e["energy_pj"]
+            else "energy not modelled"
+        )
         + f", {e['per_inference']['synops']:.6g} synaptic ops and "
         f"{e['per_inference']['spikes']:.6g} spikes per inference"
     )

@@ -17,6 +17,9 @@ from snn_deploy.reports.energy import basis_text, borrowed_lines
 from snn_deploy.reports.render import (
     NO_ACTIVITY,
     agreement_tables,
+    fpga_latency,
+    fpga_table,
+    fpga_title,
     per_layer_table,
     per_layer_title,
     quantization_table,
@@ -445,7 +448,7 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
     Returns:
         A complete HTML document with inline SVG plots (per-layer firing rates, the spike
         raster and the output traces of sample 0, the core utilization map and the energy
-        breakdown) and every table of the text summary.
+        breakdown) and every table of the text summary (an FPGA compile's resources too).
     """
     import matplotlib
 
@@ -481,6 +484,11 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
         out += _energy_section(report)
         if placement is not None:
             out += _placement_section(placement)
+    fpga = fpga_table(report)
+    if fpga is not None:
+        latency = fpga_latency(report)
+        out += [f"<h2>{html.escape(str(fpga_title(report)))}</h2>", _table(*fpga)]
+        out += [] if latency is None else [f"<p>Latency: {html.escape(latency)}.</p>"]
     out += ["<h2>Resources</h2>", _table(*resources_table(report), left=2)]
     out += ["<h2>Quantization</h2>", _table(*quantization_table(report))]
     agreement = report.get("agreement")

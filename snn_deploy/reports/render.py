@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from snn_deploy.reports.compare import FPGA_RESOURCES
 from snn_deploy.reports.energy import summary_lines
 
 
@@ -65,6 +66,70 @@ def resources_table(report: Mapping[str, Any]) -> tuple[list[str], list[list[Any
         for p in report["resources"]["populations"]
     ]
     return ["population", "type", "neurons", "synapses in", "reset"], rows
+
+
+def fpga_title(report: Mapping[str, Any]) -> str | None:
+    """The FPGA resources section's title, saying where the figures come from (Yosys or the
+    estimate); None if the report has no FPGA resources."""
+    notes = report.get("backend_notes") or {}
+    usage = notes.get("resources")
+    if not isinstance(usage, Mapping) or "total" not in usage:
+        return None
+    source = (
+        "Yosys synthesis"
+        if usage.get("tool") == "yosys"
+        else "analytical estimate, +-40 % (Yosys did not run)"
+    )
+    return f"FPGA resources on {notes.get('device')}, {source}"
+
+
+def fpga_table(report: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]] | None:
+    """The headers and rows of an FPGA compile's resources (``backend_notes.resources``: a
+    row per core and product unit, the step controller, the total, the board and the share of
+    it used), for the text and HTML reports; None if the report has none."""
+    if fpga_title(report) is None:
+        return None
+    notes = report["backend_notes"]
+    usage = notes["resources"]
+    rows: list[list[Any]] = [
+        [f"core {c['core']} ({c['population']})", *(c[r] for r in FPGA_RESOURCES)]
+        for c in usage.get("cores", [])
+    ]
+    rows += [
+        [f"unit {u['unit']} ({u['type']} {u['product']})", *(u[r] for r in FPGA_RESOURCES)]
+        for u in usage.get("units", [])
+    ]
+    if "control" in usage:
+        rows.append(["step control", *(usage["control"][r] for r in FPGA_RESOURCES)])
+    rows.append(["total", *(usage["total"][r] for r in FPGA_RESOURCES)])
+    capacity, used = notes.get("capacity") or {}, notes.get("utilisation") or {}
+    rows.append(["board", *(capacity.get(r) for r in FPGA_RESOURCES)])
+    rows.append(
+        ["% of board", *(_pct(used.get(r)) for r in FPGA_RESOURCES)],
+    )
+    return ["", "LUTs", "FFs", "BRAM blocks", "DSPs"], rows
+
+
+def _pct(share: float | None) -> str | None:
+    return None if share is None else f"{100 * share:.1f} %"
+
+
+def fpga_latency(report: Mapping[str, Any]) -> str | None:
+    """The FPGA's time per step from its cycles, and per inference with inputs (one line)."""
+    latency = (report.get("backend_notes") or {}).get("latency")
+    if not isinstance(latency, Mapping) or latency.get("us_per_step") is None:
+        return None
+    line = (
+        f"{latency['us_per_step']:.4g} us per step = "
+        f"{latency['cycles_per_step'] + latency['input_cycles_per_step']} cycles "
+        f"({latency['cycles_per_step']} for the cores and units, "
+        f"{latency['input_cycles_per_step']} to load the inputs) at {latency['clock_mhz']:g} MHz"
+    )
+    energy = report.get("energy")
+    if energy is not None and energy["latency"].get("wall_clock_s") is not None:
+        wall = energy["latency"]["wall_clock_s"]
+        line += f"; {wall * 1e3:.4g} ms per inference of {energy['latency']['steps']} steps"
+    return line
 
 
 def quantization_table(report: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
@@ -165,6 +230,14 @@ def _placement(placement: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _fpga(report: Mapping[str, Any]) -> list[str]:
+    t = fpga_table(report)
+    if t is None:
+        return []
+    latency = fpga_latency(report)
+    return [str(fpga_title(report)), table(*t), *([f"latency: {latency}"] if latency else []), ""]
+
+
 def summary(report: dict[str, Any]) -> str:
     """The human-readable compile summary: resources, quantization, agreement, per-layer
     activity and energy."""
@@ -179,6 +252,7 @@ def summary(report: dict[str, Any]) -> str:
         + ("" if res["cores_lower_bound"] is None else f", cores >= {res['cores_lower_bound']}"),
         "",
         *_placement(report.get("placement")),
+        *_fpga(report),
         "Quantization",
         table(*quantization_table(report)),
         *(

@@ -9,6 +9,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from snn_deploy.ir.net import Net
+from snn_deploy.passes.quantize import input_gain
 from snn_deploy.target import cost
 from snn_deploy.target.schema import Target
 
@@ -90,10 +91,14 @@ def quantization(net: Net) -> dict[str, Any]:
         assert sf is not None
         assert dst_fixed is not None
         scale = dst_fixed.scale
-        real = proj.weight.data * scale / 2.0 ** (spec.input_shift + sf.exp)
+        # the weights the codes stand for: times the destination's input gain, where the
+        # format decays a step's own input (Xylo, docs/SEMANTICS.md §2.4)
+        gain = input_gain(net.populations[proj.dst], spec)
+        weight = proj.weight if gain is None else sp.csr_matrix(sp.diags(gain) @ proj.weight)
+        real = weight.data * scale / 2.0 ** (spec.input_shift + sf.exp)
         back = sf.codes.astype(np.float64) * (2.0 ** (spec.input_shift + sf.exp) / scale)
-        err = _frobenius(back - proj.weight)  # sparse: a conv layer's dense matrix is GBs
-        norm = _frobenius(proj.weight)
+        err = _frobenius(back - weight)  # sparse: a conv layer's dense matrix is GBs
+        norm = _frobenius(weight)
         projs.append(
             {
                 "name": proj.name,

@@ -478,6 +478,8 @@ def core_lower_bounds(net: Net, limits: Limits) -> dict[str, int]:
     of each core it reaches, so the same sum over every source / per core; or the widest
     population's distinct sources / per core (all cores holding a population together see
     all its sources), if larger.
+    ``populations``: with ``populations_per_core``, the populations / per core (with 1, the
+    sum of every population's own bound: no two share a core).
     ``exclusive_layers``: populations that cannot share a core (any neuron of one together with
     any neuron of the other exceeds the fan-in axons) need disjoint cores, so the sum of their
     bounds is a bound: over a set of pairwise exclusive populations (each alone), or over the
@@ -552,6 +554,11 @@ def core_lower_bounds(net: Net, limits: Limits) -> dict[str, int]:
         bounds["exclusive_layers"] = max(
             _exclusive_sum(own, exclusive),
             sum(max([*pooled(frozenset(g)).values(), *(own[n] for n in g)]) for g in groups),
+        )
+    share = limits.populations_per_core
+    if share is not None and net.populations:  # 1: no core holds two populations
+        bounds["populations"] = (
+            sum(own.values()) if share == 1 else math.ceil(len(net.populations) / share)
         )
     return bounds
 

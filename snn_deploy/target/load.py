@@ -11,6 +11,7 @@ target borrows. ``numeric_from`` names a shared file in
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 import tomllib
 from importlib import resources
@@ -19,12 +20,25 @@ from typing import Any
 
 from snn_deploy.errors import TargetError
 from snn_deploy.ir.net import NumericSpec
-from snn_deploy.ir.types import FixedPoint, Overflow, ResetMode, ResetTiming, ThresholdCompare
+from snn_deploy.ir.types import (
+    Accumulation,
+    CurrentUpdate,
+    DecayForm,
+    FixedPoint,
+    Overflow,
+    ResetMode,
+    ResetTiming,
+    ThresholdCompare,
+    VoltageUpdate,
+    WeightExpScope,
+)
 from snn_deploy.target.schema import Basis, EnergyModel, FpgaBoard, Limits, Target
 
 STATUSES = frozenset({"verified-code", "primary", "secondary", "estimate"})
 
-ZERO_ALLOWED = frozenset({"spike_payload_bits", "max_delay_steps", "bram_blocks", "dsps"})
+ZERO_ALLOWED = frozenset(
+    {"spike_payload_bits", "max_delay_steps", "bram_blocks", "dsps", "aliases_per_neuron"}
+)
 """Limits and board resources that may be 0 (binary spikes, no delays, no block RAM or DSP);
 every other capacity must be positive, and every energy figure non-negative."""
 
@@ -46,6 +60,18 @@ NUMERIC_KEYS = (
     "voltage_overflow",
 )
 """The keys of a ``targets/formats/`` file: integers, and the two overflow modes (strings)."""
+
+OPTIONAL_NUMERIC_KEYS: dict[str, tuple[str, type[enum.Enum] | None]] = {
+    "decay_form": ("str", DecayForm),
+    "current_update": ("str", CurrentUpdate),
+    "accumulation": ("str", Accumulation),
+    "voltage_update": ("str", VoltageUpdate),
+    "input_latency": ("int", None),
+    "input_payload_max": ("int", None),
+    "weight_exp_scope": ("str", WeightExpScope),
+}
+"""Keys a ``targets/formats/`` file may give (``NumericSpec``'s generalisations of Lava's
+arithmetic); absent, they take ``NumericSpec``'s defaults, Lava's behaviour."""
 
 _TOP = {"name": "str", "description": "str", "backend": "str", "numeric_from": "str"}
 
@@ -217,6 +243,14 @@ def _numeric(v: dict[str, Any], path: Path) -> NumericSpec:
         if key not in v:
             raise TargetError(f"{path}: numeric.{key} is missing")
         _check(v[key], "str" if key.endswith("_overflow") else "int", f"numeric.{key}", path)
+    unknown = sorted(set(v) - set(NUMERIC_KEYS) - set(OPTIONAL_NUMERIC_KEYS))
+    if unknown:
+        raise TargetError(f"{path}: unknown key numeric.{unknown[0]}")
+    extra: dict[str, Any] = {}
+    for key, (kind, cls) in OPTIONAL_NUMERIC_KEYS.items():
+        if key in v:
+            _check(v[key], kind, f"numeric.{key}", path, "" if cls else "non-negative")
+            extra[key] = cls(v[key]) if cls else v[key]
 
     def reg(bits: int, overflow: str) -> FixedPoint:
         symmetric = overflow == "saturate-symmetric"
@@ -238,6 +272,7 @@ def _numeric(v: dict[str, Any], path: Path) -> NumericSpec:
         bias_exp_max=v["bias_exp_max"],
         current=reg(v["state_bits"], v["current_overflow"]),
         voltage=reg(v["state_bits"], v["voltage_overflow"]),
+        **extra,
     )
 
 

@@ -10,9 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
 
 from snn_deploy.errors import DesignRuleError
 from snn_deploy.ir.net import Net
+from snn_deploy.ir.types import WeightExpScope
 from snn_deploy.target import cost
 from snn_deploy.target.load import available, load_target
 from snn_deploy.target.schema import Target
@@ -373,6 +376,7 @@ def cores_fit_system(net: Net, target: Target) -> list[Violation]:
 
 _CORE_FIX = {
     "neurons": "re-run map: the placement puts too many neurons on one core",
+    "populations": "re-run map: the target builds at most this many populations into a core",
     "synapse memory (bits)": "fewer weight bits, prune synapses, or split the layer",
     "fan-in axons": "split the layer's fan-in (fewer distinct sources per core) or prune",
     "fan-out axons": "split the source layer or group its destinations on fewer cores",
@@ -380,7 +384,8 @@ _CORE_FIX = {
 
 
 def placed_cores_within_limits(net: Net, target: Target) -> list[Violation]:
-    """Every placed core: neurons, synapse memory, fan-in and fan-out axons within limits."""
+    """Every placed core: neurons, populations, synapse memory, fan-in and fan-out axons
+    within limits."""
     lim = target.limits
     if not net.quantized or not any(p.placement for p in net.populations.values()):
         return []
@@ -389,6 +394,7 @@ def placed_cores_within_limits(net: Net, target: Target) -> list[Violation]:
         node = f"chip {u.chip} core {u.core} ({', '.join(u.populations)})"
         for resource, used, limit in (
             ("neurons", u.neurons, lim.neurons_per_core),
+            ("populations", len(u.populations), lim.populations_per_core),
             ("synapse memory (bits)", u.synapse_bits, lim.synapse_memory_bits_per_core),
             ("fan-in axons", u.fan_in, lim.fan_in_axons_per_core),
             ("fan-out axons", u.fan_out, lim.fan_out_axons_per_core),
@@ -422,6 +428,176 @@ def placement_covers_every_neuron(net: Net, target: Target) -> list[Violation]:
     return found
 
 
+def _hidden(net: Net) -> list[str]:
+    """The populations that are not read-outs (``Net.readouts``): a Xylo core's hidden ones."""
+    readouts = net.readouts()
+    return [k for k in net.populations if k not in readouts]
+
+
+def _recurrent_fan_out(net: Net) -> npt.NDArray[np.int64]:
+    """Per hidden neuron (hidden populations in order), its synapses to hidden neurons."""
+    hidden = _hidden(net)
+    parts = []
+    for name in hidden:
+        deg = np.zeros(net.populations[name].size, np.int64)
+        for p in net.projections:
+            if p.src == name and p.dst in hidden:
+                deg += np.diff(sp.csc_matrix(cost.codes_of(p)).indptr)
+        parts.append(deg)
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def core_sizes_fit(net: Net, target: Target) -> list[Violation]:
+    """A core of three matrices (Xylo): every input channel, hidden neuron (alias neurons
+    included, which carry a fan-out beyond ``hidden_fan_out``) and read-out neuron within
+    the limit (``input-channels``, ``hidden-neurons``, ``output-neurons``)."""
+    lim = target.limits
+    hidden = _hidden(net)
+    aliases = 0
+    if lim.hidden_fan_out is not None and lim.aliases_per_neuron:
+        fan_out = _recurrent_fan_out(net)
+        aliases = int(np.sum(np.maximum(0, -(-fan_out // lim.hidden_fan_out) - 1)))
+    n_hidden = sum(net.populations[k].size for k in hidden)
+    checks = [
+        (
+            "input-channels",
+            "(inputs)",
+            "input channels",
+            sum(net.size_of(k) for k in net.inputs),
+            lim.input_channels,
+            "reduce the input features (e.g. fewer filter-bank channels)",
+        ),
+        (
+            "hidden-neurons",
+            f"({', '.join(hidden)})" if hidden else "(network)",
+            "hidden neurons" + (f" ({n_hidden} + {aliases} alias neurons)" if aliases else ""),
+            n_hidden + aliases,
+            lim.hidden_neurons,
+            "smaller hidden layers, or fewer recurrent synapses per neuron (alias neurons)",
+        ),
+        (
+            "output-neurons",
+            f"({', '.join(net.readouts())})",
+            "read-out neurons",
+            sum(net.populations[k].size for k in net.readouts()),
+            lim.output_neurons,
+            "fewer classes, or read a hidden population",
+        ),
+    ]
+    return [
+        Violation(rule, node, resource, used, limit, fix)
+        for rule, node, resource, used, limit, fix in checks
+        if limit is not None and used > limit
+    ]
+
+
+def recurrent_synapses_fit(net: Net, target: Target) -> list[Violation]:
+    """Recurrent synapses (between hidden populations): at most ``hidden_fan_out`` from one
+    neuron when the target has no alias neurons to carry more (``recurrent-fan-out``), and at
+    most ``synapse_bank_entries`` in the (one) synaptic state they all use
+    (``synapse-bank-entries``)."""
+    lim = target.limits
+    if lim.hidden_fan_out is None and lim.synapse_bank_entries is None:
+        return []
+    fan_out = _recurrent_fan_out(net)
+    found = []
+    if lim.hidden_fan_out is not None and not lim.aliases_per_neuron and fan_out.size:
+        worst = int(np.argmax(fan_out))
+        if fan_out[worst] > lim.hidden_fan_out:
+            found.append(
+                Violation(
+                    "recurrent-fan-out",
+                    f"hidden neuron {worst}",
+                    "recurrent synapses of one neuron",
+                    int(fan_out[worst]),
+                    lim.hidden_fan_out,
+                    "prune the recurrent weights",
+                )
+            )
+    entries = int(fan_out.sum())
+    if lim.synapse_bank_entries is not None and entries > lim.synapse_bank_entries:
+        found.append(
+            Violation(
+                "synapse-bank-entries",
+                "(recurrent matrix)",
+                "recurrent synapses in one synaptic state",
+                entries,
+                lim.synapse_bank_entries,
+                "prune the recurrent weights",
+            )
+        )
+    return found
+
+
+def core_structure_fits(net: Net, target: Target) -> list[Violation]:
+    """A core of three matrices (targets with ``output_neurons``): no input reaches a
+    read-out directly (``input-to-output``: there is no such matrix); every neuron spikes
+    (``non-spiking``); hidden and read-out neurons have the chip's spike levels
+    (``spike-levels``); projections of one matrix share one weight shift
+    (``weight-shift-per-matrix``, where the format says so)."""
+    lim = target.limits
+    if lim.output_neurons is None:
+        return []
+    readouts = set(net.readouts())
+    found = [
+        Violation(
+            "input-to-output",
+            p.name,
+            "projection",
+            f"{p.src} (input) -> {p.dst} (read-out)",
+            "inputs reach hidden neurons only",
+            "put a hidden layer between the input and the read-out",
+        )
+        for p in net.projections
+        if p.src in net.inputs and p.dst in readouts
+    ]
+    for name, pop in net.populations.items():
+        if not pop.spiking:
+            found.append(
+                Violation(
+                    "non-spiking",
+                    name,
+                    "neuron",
+                    f"{pop.node_type} (outputs its voltage)",
+                    "spiking neurons",
+                    "give it a threshold (LIF or CubaLIF)",
+                )
+            )
+            continue
+        want = lim.output_spike_levels if name in readouts else lim.hidden_spike_levels
+        if want is not None and pop.levels != want:
+            found.append(
+                Violation(
+                    "spike-levels",
+                    name,
+                    f"spike levels of a {'read-out' if name in readouts else 'hidden'} neuron",
+                    pop.levels,
+                    want,
+                    f"set metadata snn_deploy.spike_levels = {want} on the node (train with "
+                    "it: the chip's neurons emit that many)",
+                )
+            )
+    numeric = net.numeric
+    if numeric is not None and numeric.weight_exp_scope is WeightExpScope.MATRIX:
+        exps: dict[str, set[int]] = {}
+        for p in net.projections:
+            if p.fixed is not None:
+                exps.setdefault(net.matrix_of(p), set()).add(p.fixed.exp)
+        found += [
+            Violation(
+                "weight-shift-per-matrix",
+                f"({matrix} matrix)",
+                "weight exponents",
+                sorted(e),
+                "one per matrix",
+                "quantize with the target's format (the default quantize pass)",
+            )
+            for matrix, e in exps.items()
+            if len(e) > 1
+        ]
+    return found
+
+
 DESIGN_RULES: list[Callable[[Net, Target], list[Violation]]] = [
     reset_mode_supported,
     reset_timing_supported,
@@ -435,6 +611,9 @@ DESIGN_RULES: list[Callable[[Net, Target], list[Violation]]] = [
     cores_fit_system,
     placement_covers_every_neuron,
     placed_cores_within_limits,
+    core_sizes_fit,
+    recurrent_synapses_fit,
+    core_structure_fits,
 ]
 
 

@@ -23,7 +23,17 @@ class Limits:
     spikes only. A product unit (docs/SEMANTICS.md §4.4) needs its state register within
     ``product_state_bits``, its output register within ``product_payload_bits`` (the graded
     spike that carries it) and all its state within ``product_state_bits_per_core`` (the units
-    occupy cores of their own, docs/MAPPING.md).
+    occupy cores of their own, docs/MAPPING.md). ``populations_per_core`` bounds how many
+    populations share a core (1: a core per population, as the FPGA backend builds them).
+
+    A core of three weight matrices (Xylo; ``Net.matrix_of``) is bounded by
+    ``input_channels`` (all inputs together), ``hidden_neurons`` (every population that is
+    not a read-out, plus the alias neurons that extend fan-out), ``output_neurons`` (the
+    read-outs, ``Net.readouts``), ``hidden_fan_out`` (recurrent synapses of one hidden
+    neuron; beyond it an alias neuron takes the rest, ``aliases_per_neuron`` each),
+    ``synapse_bank_entries`` (recurrent synapses of one synaptic state), and the spike
+    levels every hidden and every read-out neuron has (``hidden_spike_levels``,
+    ``output_spike_levels``: the chip's, not a maximum).
     """
 
     neurons_per_core: int | None = None
@@ -37,6 +47,15 @@ class Limits:
     product_state_bits: int | None = None
     product_payload_bits: int | None = None
     product_state_bits_per_core: int | None = None
+    populations_per_core: int | None = None
+    input_channels: int | None = None
+    hidden_neurons: int | None = None
+    output_neurons: int | None = None
+    hidden_fan_out: int | None = None
+    synapse_bank_entries: int | None = None
+    aliases_per_neuron: int | None = None
+    hidden_spike_levels: int | None = None
+    output_spike_levels: int | None = None
 
 
 class Basis(enum.Enum):

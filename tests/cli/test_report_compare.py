@@ -45,7 +45,8 @@ def expected(folder: Path) -> dict[str, Any]:
     """The side-by-side figures, read from the report by hand."""
     r = json.loads((folder / "report.json").read_text())
     energy, agreement = r["energy"], r["agreement"]
-    fpga = r["backend_notes"].get("resources", {}).get("total")
+    usage = r["backend_notes"].get("resources")
+    tool = None if usage is None else {"yosys": "Yosys", "estimate": "estimate"}[usage["tool"]]
     return {
         "folder": folder.name,
         "model": "lif_norse.nir",
@@ -57,10 +58,14 @@ def expected(folder: Path) -> dict[str, Any]:
         "neurons": r["resources"]["neurons"],
         "synapses": r["resources"]["synapses"],
         "cores": r["placement"]["cores_used"],
-        "fpga_resources": None if fpga is None else ", ".join(f"{v} {k}" for k, v in fpga.items()),
+        "fpga_resources": None
+        if usage is None
+        else ", ".join(f"{usage['total'][k]} {k}" for k in ("luts", "ffs", "bram_blocks", "dsps"))
+        + f" ({tool})",
         "energy_uj": None if energy is None else energy["total_uj_per_inference"],
         "paper_energy_uj": None if energy is None else r["paper_energy"]["snn_uj"],
         "latency_steps": r["latency"]["output"],
+        "latency_s": None if energy is None else energy["latency"]["wall_clock_s"],
         "prediction_agreement": None
         if agreement is None
         else agreement["outputs"]["output"]["prediction_agreement"],

@@ -182,6 +182,50 @@ def test_small_populations_share_a_core():
     assert ranges(mapped, "c") == [(0, 2, 0, 1)]
 
 
+def _chain() -> Net:
+    return net(
+        {"x": (1,)},
+        [pop("a", 2), pop("b", 2), pop("c", 2)],
+        [
+            proj("xa", "x", "a", np.ones((2, 1))),
+            proj("ab", "a", "b", np.ones((2, 2))),
+            proj("bc", "b", "c", np.ones((2, 2))),
+        ],
+    )
+
+
+def test_one_population_per_core_without_other_limits():
+    """``populations_per_core = 1`` (the FPGA targets): a core per population, numbered in
+    graph order, where an unlimited target puts all three on one core."""
+    mapped = Map().run(_chain(), PassContext(target=target(populations_per_core=1)))
+    assert [ranges(mapped, k) for k in "abc"] == [[(0, 2, 0, 0)], [(0, 2, 0, 1)], [(0, 2, 0, 2)]]
+    two = place(_chain(), target(populations_per_core=2).limits)
+    assert [ranges(two, k) for k in "abc"] == [[(0, 2, 0, 0)], [(0, 2, 0, 0)], [(0, 2, 0, 1)]]
+    assert cost.core_lower_bounds(_chain(), target(populations_per_core=1).limits) == {
+        "populations": 3
+    }
+
+
+def test_one_population_per_core_beside_a_neuron_limit():
+    """The next-fit loop: b and c would share a core by neurons (as in
+    ``test_small_populations_share_a_core``), but not with one population per core; a
+    population split by neurons keeps its cores to itself."""
+    t = target(neurons_per_core=4, populations_per_core=1)
+    mapped = Map().run(_chain(), PassContext(target=t))
+    assert [ranges(mapped, k) for k in "abc"] == [[(0, 2, 0, 0)], [(0, 2, 0, 1)], [(0, 2, 0, 2)]]
+    big = net({"x": (1,)}, [pop("a", 6), pop("b", 1)], [proj("xa", "x", "a", np.ones((6, 1)))])
+    mapped = place(big, t.limits)
+    assert ranges(mapped, "a") == [(0, 4, 0, 0), (4, 6, 0, 1)]
+    assert ranges(mapped, "b") == [(0, 1, 0, 2)]
+    assert cost.core_lower_bounds(big, t.limits)["populations"] == 3
+
+
+def test_two_populations_on_a_core_break_populations_per_core():
+    shared = place(_chain(), target(neurons_per_core=4).limits)  # b and c share core 1
+    with pytest.raises(DesignRuleError, match=r"core 1 \(b, c\): populations is 2, limit 1"):
+        check_design_rules(shared, target(neurons_per_core=4, populations_per_core=1))
+
+
 def test_unlimited_target_puts_everything_on_one_core():
     mapped = place(_random_net(0), load_target("sim").limits)
     assert cores_used(mapped) == 1

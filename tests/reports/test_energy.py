@@ -14,6 +14,7 @@ from snn_deploy.backends.base import Trace
 from snn_deploy.backends.sim.run import simulate
 from snn_deploy.ir.net import Gate, Net, Placement
 from snn_deploy.reports.energy import (
+    StepTime,
     activity,
     energy,
     messages,
@@ -183,6 +184,30 @@ def test_missing_figures_are_reported_not_guessed():
     }
     assert e["figures"]["synop_pj"]["source"].startswith('Davies et al., "Loihi: A Neuromorphic')
     assert e["per_inference"]["synops"] == 12
+
+
+def test_a_target_without_figures_has_no_energy_and_a_backend_step_time_gives_latency():
+    """The FPGA targets: no figure for any event, so the dynamic and total energy are None
+    (not 0); the backend's time per step (its cycles at its clock) gives the wall clock, in
+    place of the target's ``step_time_us``, which it has none of."""
+    inputs, trace = _hand_trace()
+    c = activity(_hand_net(), trace, inputs)
+    fpga = load_target("fpga-artix7-35t")
+    e = energy(c, fpga, cores_used=2)
+    assert e["energy_pj"] == {} and e["breakdown_uj"] == {}
+    assert e["dynamic_uj_per_inference"] is None and e["total_uj_per_inference"] is None
+    assert e["latency"]["wall_clock_s"] is None
+    assert "wall-clock time unknown" in e["latency"]["note"]
+    timed = energy(c, fpga, 2, StepTime(us=31.88, basis="3188 cycles at 100 MHz"))
+    assert timed["latency"]["wall_clock_s"] == pytest.approx(3 * 31.88e-6)
+    assert timed["latency"]["note"] == "3 steps x 31.88 us (3188 cycles at 100 MHz)"
+    assert timed["total_uj_per_inference"] is None
+    assert "no energy figure for any of these events" in "\n".join(
+        summary_lines({"target": fpga.name, "energy": timed, "paper_energy": None})
+    )
+    notes = {"latency": {"us_per_step": 31.88, "basis": "3188 cycles at 100 MHz"}}
+    assert StepTime.from_notes(notes) == StepTime(us=31.88, basis="3188 cycles at 100 MHz")
+    assert StepTime.from_notes({"lif_processes": 2}) is None and StepTime.from_notes(None) is None
 
 
 def test_per_inference_divides_by_samples():

@@ -58,11 +58,16 @@ def test_budgets_a_report_cannot_answer_are_broken():
 
 
 def test_an_energy_the_target_does_not_model_breaks_the_budget():
-    """The FPGA targets have no energy figure: a total of 0 uJ is no measurement."""
+    """The FPGA targets have no energy figure: their total is None ("not modelled"), and a
+    report written before, whose total was 0 uJ, is no measurement either."""
     fpga = {**REPORT, "target": "fpga-artix7-35t"}
-    fpga["energy"] = {"total_uj_per_inference": 0.0, "energy_pj": {}}
-    (got,) = check_budgets(fpga, max_energy_uj=1.0)
-    assert "fpga-artix7-35t models no energy" in got
+    for old_total in (None, 0.0):
+        fpga["energy"] = {"total_uj_per_inference": old_total, "energy_pj": {}}
+        (got,) = check_budgets(fpga, max_energy_uj=1.0)
+        assert got == (
+            "--max-energy-uj 1: target fpga-artix7-35t models no energy (no per-event energy "
+            "figure in its target file), so the energy per inference is unknown"
+        )
 
 
 def test_an_output_silent_in_the_float_reference_breaks_the_agreement_budget():

@@ -32,7 +32,7 @@ def test_binary_only_targets_reject_multi_level_spikes(target):
         assert line == (
             f"  [spike-payload] {pop}: spike payload bits (3 spike levels) is 2, limit 0; "
             "fix: train with binary spikes (spike levels 1), or use a target with graded spikes "
-            "(fpga-artix7-35t, fpga-ice40up5k, loihi-sim, loihi2, sim)"
+            "(fpga-artix7-35t, fpga-ice40up5k, loihi-sim, loihi2, sim, xylo-audio2)"
         )
 
 

@@ -5,8 +5,8 @@ Verilog, bit-exact with the simulator.
 product; ``emit`` writes
 the netlist JSON, the Verilog, the memory init files, a self-checking testbench with its
 vectors and the resource report (Yosys); ``run`` simulates the RTL in Icarus Verilog;
-``notes`` gives the report the estimated resources and the latency. docs/FPGA.md describes
-the architecture.
+``notes`` gives the report the resources (``resources.json`` after ``emit``) and the
+latency. docs/FPGA.md describes the architecture.
 """
 
 from __future__ import annotations
@@ -81,9 +81,12 @@ def emit(program: Program, out_dir: Path) -> list[Path]:
     return [*files, *extra, out_dir / "resources.json"]
 
 
-def notes(program: Program) -> dict[str, Any]:
-    """For the report: the analytical resource estimate, board capacity and latency
-    (``emit`` writes Yosys' numbers to ``resources.json``)."""
+def notes(program: Program, out_dir: Path | None = None) -> dict[str, Any]:
+    """For the report: resources, board capacity and latency. With ``out_dir`` (after
+    ``emit``), its ``resources.json``: Yosys' numbers when Yosys ran; otherwise, and before
+    ``emit``, the analytical estimate (``resources.tool`` says which)."""
+    if out_dir is not None and (out_dir / "resources.json").is_file():
+        return json.loads((out_dir / "resources.json").read_text())  # type: ignore[no-any-return]
     return resource_report(program, None)
 
 

@@ -157,7 +157,33 @@ def resources_fit_board(net: Net, target: Target) -> list[Violation]:
     return over_capacity(usage, target.fpga)
 
 
+def placement_is_cores(net: Net, target: Target) -> list[Violation]:
+    """A placed net has each population whole on chip 0 and core ``i``, the ``i``-th
+    population: the core ``lower`` generates for it (``lower.build_cores``), so
+    ``placement.json`` and the report's placement describe the RTL. ``map`` places so on a
+    target with ``populations_per_core = 1`` (the FPGA target files); an unplaced net (a
+    pipeline without ``map``) has nothing to compare."""
+    found = []
+    for i, pop in enumerate(net.populations.values()):
+        if pop.placement is None:
+            continue
+        placed = sorted((pl.chip, pl.core, pl.start, pl.stop) for pl in pop.placement)
+        if placed != [(0, i, 0, pop.size)]:
+            found.append(
+                Violation(
+                    "fpga-placement",
+                    pop.name,
+                    "placed (chip, core, start, stop)",
+                    placed,
+                    f"[(0, {i}, 0, {pop.size})]: its generated core",
+                    "give the target populations_per_core = 1 and run the map pass",
+                )
+            )
+    return found
+
+
 FPGA_RULES: list[Callable[[Net, Target], list[Violation]]] = [
+    placement_is_cores,
     numeric_format_supported,
     reset_timing_supported,  # lif_core.v: immediate reset, v > th (the target files say so)
     threshold_compare_supported,

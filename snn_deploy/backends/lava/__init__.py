@@ -50,8 +50,9 @@ def emit(program: LavaProgram, out_dir: Path) -> list[Path]:
     return [path, out_dir / "network.net"]
 
 
-def notes(program: LavaProgram) -> dict[str, object]:
-    """For the report: the Lava processes, and whether netx can hold the net (and why not)."""
+def notes(program: LavaProgram, out_dir: Path | None = None) -> dict[str, object]:
+    """For the report: the Lava processes, and whether netx can hold the net (and why not);
+    ``out_dir`` (the emitted folder) adds nothing."""
     return {
         "lif_processes": len(program.blocks),
         "product_processes": {k: type(u).__name__ for k, u in program.net.products.items()},

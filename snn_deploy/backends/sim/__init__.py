@@ -35,8 +35,8 @@ def emit(program: Net, out_dir: Path) -> list[Path]:
     return [path]
 
 
-def notes(program: Net) -> dict[str, object]:
-    """Nothing backend-specific to report."""
+def notes(program: Net, out_dir: Path | None = None) -> dict[str, object]:
+    """Nothing backend-specific to report (``out_dir``, the emitted folder, adds nothing)."""
     return {}
 
 

@@ -39,8 +39,19 @@ import scipy.sparse as sp
 
 from snn_deploy.backends.base import Trace
 from snn_deploy.backends.sim.kernels import shift
-from snn_deploy.ir.net import Attention, Net
-from snn_deploy.ir.types import FixedPoint, Overflow, ResetMode, ResetTiming, ThresholdCompare
+from snn_deploy.backends.sim.run import chip_order
+from snn_deploy.ir.net import Attention, Net, Projection
+from snn_deploy.ir.types import (
+    Accumulation,
+    CurrentUpdate,
+    DecayForm,
+    FixedPoint,
+    Overflow,
+    ResetMode,
+    ResetTiming,
+    ThresholdCompare,
+    VoltageUpdate,
+)
 
 IMMEDIATE, LATE, CARRY = 0, 1, 2
 """``ResetTiming`` codes in ``Packed.pops``."""
@@ -75,6 +86,19 @@ def _decay(x: int, code: int, bits: int) -> int:
     shift); ``code`` is already ``2**bits - (du + offset)``."""
     p = x * code
     return p >> bits if p >= 0 else -((-p) >> bits)
+
+
+@_jit
+def _lost(x: int, code: int, bits: int, shift_form: bool) -> int:
+    """``kernels.lost``: what a step's decay removes from ``x``. Multiply form:
+    ``x - _decay(x, code, bits)``; shift form (``code`` is the dash): ``x >> code``, or
+    ``sign(x)`` where that is 0 and ``x != 0`` (the minimum step of one)."""
+    if not shift_form:
+        return x - _decay(x, code, bits)
+    d = x >> code
+    if d == 0 and x != 0:
+        return 1 if x > 0 else -1
+    return d
 
 
 @_jit
@@ -126,15 +150,23 @@ def _project(
     ptr: Int,
     rows: npt.NDArray[np.int32],
     data: npt.NDArray[np.integer[Any]],
+    u: Int,
+    spec: Int,
 ) -> None:
     """Add every projection's input for step ``t`` into ``a`` (event-driven; see module).
 
-    ``acc`` and ``active`` are scratch space (the largest destination and source).
+    ``acc`` and ``active`` are scratch space (the largest destination and source). With the
+    source-by-source accumulation (``spec[10]``) each source's shifted weights go straight
+    into ``u``, saturating (``_accumulate``), and ``a`` stays 0.
     """
     for p in range(proj.shape[0]):
-        src, n_src, dst, n_dst, delay, exp, is_dense, off = proj[p]
-        ts = t - 1 - delay  # one step of synaptic delay, plus the projection's own
+        src, n_src, dst, n_dst, lag, exp, is_dense, off = proj[p]
+        ts = t - lag  # one step of synaptic delay (inputs: the format's latency) + the delay
         if ts < 0:
+            continue
+        if spec[10] == 1:
+            _accumulate(rec[ts, src : src + n_src], u, dst, n_dst, is_dense, off, dense, ptr,
+                        rows, data, spec[3], spec[4])  # fmt: skip
             continue
         x = rec[ts, src : src + n_src]
         events = 0  # the sources with a non-zero output: only their rows add anything
@@ -161,6 +193,36 @@ def _project(
 
 
 @_jit
+def _accumulate(
+    x: Int,
+    u: Int,
+    dst: int,
+    n_dst: int,
+    is_dense: int,
+    off: int,
+    dense: npt.NDArray[np.integer[Any]],
+    ptr: Int,
+    rows: npt.NDArray[np.int32],
+    data: npt.NDArray[np.integer[Any]],
+    lo: int,
+    hi: int,
+) -> None:
+    """``kernels.accumulate``: source by source (index order), ``u = sat(u + x_j·w)`` with
+    the weights already shifted (``code << exp``) when packed."""
+    for j in range(x.shape[0]):
+        if x[j] == 0:
+            continue
+        if is_dense:
+            row = dense[off + j * n_dst : off + (j + 1) * n_dst]
+            for i in range(n_dst):
+                u[dst + i] = min(max(u[dst + i] + int(row[i]) * x[j], lo), hi)
+            continue
+        for k in range(ptr[off + j], ptr[off + j + 1]):
+            i = dst + rows[k]
+            u[i] = min(max(u[i] + int(data[k]) * x[j], lo), hi)
+
+
+@_jit
 def _neurons(
     rec: Int,
     t: int,
@@ -178,13 +240,25 @@ def _neurons(
     bits, input_shift = spec[0], spec[1]
     u_wrap, u_lo, u_hi, u_width = spec[2] == 1, spec[3], spec[4], spec[5]
     v_wrap, v_lo, v_hi, v_width = spec[6] == 1, spec[7], spec[8], spec[9]
+    shift_form, add_first, each_term = spec[11] == 1, spec[12] == 1, spec[13] == 1
     for p in range(pops.shape[0]):
         start, stop, spiking, levels, subtract, timing, ge = pops[p]
         for n in range(start, stop):
             # the input enters u scaled by 2**input_shift (Lava's act_shift = 6)
-            un = _decay(u[n], cu[n], bits) + (a[n] << input_shift)
-            un = _overflow(un, u_wrap, u_lo, u_hi, u_width)
-            vn = _decay(v[n], cv[n], bits) + un + bias[n]  # the new u, as Lava does
+            if add_first:  # Xylo: the step's input is decayed too
+                un = _overflow(u[n] + (a[n] << input_shift), u_wrap, u_lo, u_hi, u_width)
+                un = un - _lost(un, cu[n], bits, shift_form)
+            else:  # Lava: kept(u) + input
+                un = u[n] - _lost(u[n], cu[n], bits, shift_form) + (a[n] << input_shift)
+                un = _overflow(un, u_wrap, u_lo, u_hi, u_width)
+            loss = _lost(v[n], cv[n], bits, shift_form)
+            if each_term:  # Xylo: three saturating additions; -loss in a v-wide register
+                neg = -loss if -loss <= v_hi else -loss - (1 << v_width)
+                dvn = _overflow(_overflow(neg + un, False, v_lo, v_hi, v_width) + bias[n],
+                                False, v_lo, v_hi, v_width)  # fmt: skip
+                vn = _overflow(v[n] + dvn, False, v_lo, v_hi, v_width)
+            else:
+                vn = v[n] - loss + un + bias[n]  # the new u, as Lava does
             th = vth_eff[n]
             if not spiking:  # a non-spiking population outputs its voltage
                 vn = _overflow(vn, v_wrap, v_lo, v_hi, v_width)
@@ -288,7 +362,7 @@ def _run(
         a = np.zeros(n_neurons, np.int64)
         for t in range(t0, t1):
             a[:] = 0
-            _project(rec[b], t, a, acc[b], active[b], proj, dense, ptr, rows, data)
+            _project(rec[b], t, a, acc[b], active[b], proj, dense, ptr, rows, data, u[b], spec)
             if t > 0:  # a product unit reads the previous step: nothing at step 0
                 _gates(rec[b], t, gates)
                 _attention(rec[b], t, s[b], att, att_idx, att_decay)
@@ -310,15 +384,21 @@ class Packed:
         neurons: number of population neurons (signals ``0 .. neurons - 1``).
         pops: per population ``(start, stop, spiking, levels, subtract, timing, ge)`` (timing:
             ``IMMEDIATE``, ``LATE``, ``CARRY``; ge: 1 for ``v >= θ``).
-        cu, cv: per neuron ``2**decay.width - (du + offset)`` and the same for ``dv``.
+        cu, cv: per neuron ``2**decay.width - (du + offset)`` and the same for ``dv``
+            (multiply form); the dash ``du + offset`` (shift form).
         bias: per neuron ``bias_mant << bias_exp``.
         vth_eff: per neuron ``vth << threshold_shift`` (0 for a non-spiking one).
-        spec: ``(decay bits, input_shift, u wrap, u min, u max, u width, v wrap, ...)``.
-        proj: per projection ``(src signal, src size, dst neuron, dst size, delay, exp,
-            dense, offset)``; the offset points into ``dense`` or ``ptr``.
+        spec: ``(decay bits, input_shift, u wrap, u min, u max, u width, v wrap, v min,
+            v max, v width, source-by-source accumulation, shift decay, add-then-decay,
+            saturate-each-term)``, the last four 0/1.
+        proj: per projection ``(src signal, src size, dst neuron, dst size, lag, exp,
+            dense, offset)``, in the order the accumulation adds them (``run.chip_order``);
+            the lag is ``Net.lag``, the offset points into ``dense`` or ``ptr``. With the
+            source-by-source accumulation the packed weights are already shifted.
         dense, ptr, rows, data: dense rows ``[src, dst]`` of every dense projection, and the
             per-source lists (CSC) of the others.
-        row_sum: per projection, the largest ``Σ_j |codes[i, j]|`` (for the accumulator width).
+        row_sum: per projection, its source and the largest ``Σ_j |codes[i, j]|`` (for the
+            accumulator width).
         gates: per Gate element ``(out, a, g, shift, min, max)`` (signal numbers).
         att, att_idx, att_decay: per Attention unit ``(out, heads, d, q, k, v, state offset,
             decay offset, causal, steps, S min, S max, A min, A max)``, the operand signals
@@ -339,7 +419,7 @@ class Packed:
     ptr: Int
     rows: npt.NDArray[np.int32]
     data: npt.NDArray[np.integer[Any]]
-    row_sum: list[int]
+    row_sum: list[tuple[str, int]]
     gates: Int
     att: Int
     att_idx: Int
@@ -374,6 +454,8 @@ def _pack(net: Net) -> Packed:
         end += signals[name][1]
     pops, cu, cv, bias, vth = [], [], [], [], []
     unity = 1 << spec.decay.width
+    shift_form = spec.decay_form is DecayForm.SHIFT
+    each = spec.accumulation is Accumulation.SATURATE_EACH_SOURCE
     for name, pop in net.populations.items():
         f = pop.fixed
         assert f is not None
@@ -382,17 +464,21 @@ def _pack(net: Net) -> Packed:
         ge = pop.threshold_compare is ThresholdCompare.GE
         timing = TIMING_CODE[pop.reset_timing]
         pops.append([start, start + size, int(pop.spiking), pop.levels, int(subtract), timing, ge])
-        cu.append(unity - (np.broadcast_to(f.du, size) + spec.current_decay_offset))
-        cv.append(unity - (np.broadcast_to(f.dv, size) + spec.voltage_decay_offset))
+        du = np.broadcast_to(f.du, size) + spec.current_decay_offset
+        dv = np.broadcast_to(f.dv, size) + spec.voltage_decay_offset
+        cu.append(du if shift_form else unity - du)
+        cv.append(dv if shift_form else unity - dv)
         bias.append(np.broadcast_to(shift(f.bias_mant, f.bias_exp), size))
         th = np.zeros(size, np.int64) if f.vth is None else f.vth << spec.threshold_shift
         vth.append(np.broadcast_to(th, size))
-    codes = [p.fixed.codes for p in net.projections if p.fixed is not None]
+    order = chip_order(net) if each else list(range(len(net.projections)))
+    projections = [net.projections[i] for i in order]
+    codes = [_codes(p, each) for p in projections]
     small = all(np.abs(c.data).max(initial=0) < 2**15 for c in codes)
     wtype = np.int16 if small else np.int64  # the targets' 9-bit codes fit int16
     proj, dense, ptr, rows, data = [], [], [], [], []
     n_dense = n_sparse = n_ptr = 0
-    for p, c in zip(net.projections, codes, strict=True):
+    for p, c in zip(projections, codes, strict=True):
         n_dst, n_src = c.shape
         is_dense = c.nnz > DENSE_ABOVE * n_dst * n_src
         if is_dense:
@@ -406,7 +492,7 @@ def _pack(net: Net) -> Packed:
             off, n_ptr, n_sparse = n_ptr, n_ptr + n_src, n_sparse + csc.nnz
         src, dst = signals[p.src][0], signals[p.dst][0]
         assert p.fixed is not None
-        proj.append([src, n_src, dst, n_dst, p.delay, p.fixed.exp, int(is_dense), off])
+        proj.append([src, n_src, dst, n_dst, net.lag(p), p.fixed.exp, int(is_dense), off])
     ptr.append(np.array([n_sparse]))  # closes the last source's list
     gates, att, att_idx, att_decay = _pack_products(net, signals)
     return Packed(
@@ -423,6 +509,10 @@ def _pack(net: Net) -> Packed:
                 spec.input_shift,
                 *_register(spec.current),
                 *_register(spec.voltage),
+                int(each),
+                int(shift_form),
+                int(spec.current_update is CurrentUpdate.ADD_THEN_DECAY),
+                int(spec.voltage_update is VoltageUpdate.SATURATE_EACH_TERM),
             ],
             np.int64,
         ),
@@ -431,13 +521,27 @@ def _pack(net: Net) -> Packed:
         ptr=_cat(ptr, np.int64),
         rows=_cat(rows, np.int32),
         data=_cat(data, wtype),
-        row_sum=[int(np.asarray(abs(c).sum(axis=1)).max(initial=0)) for c in codes],
+        row_sum=[
+            (p.src, int(np.asarray(abs(c).sum(axis=1)).max(initial=0)))
+            for p, c in zip(projections, codes, strict=True)
+        ],
         gates=gates,
         att=att,
         att_idx=att_idx,
         att_decay=att_decay,
         state=sum(u.size * u.size // u.heads for u in _attentions(net)),
     )
+
+
+def _codes(p: Projection, each: bool) -> sp.csr_matrix:
+    """A projection's codes as packed: shifted by its exponent for the source-by-source
+    accumulation (``run._shifted``), else as they are (the exponent shifts the sum)."""
+    assert p.fixed is not None
+    if not each:
+        return p.fixed.codes
+    out = p.fixed.codes.copy()
+    out.data = shift(out.data.astype(np.int64), p.fixed.exp)
+    return out
 
 
 def _cat(parts: list[npt.NDArray[Any]], dtype: type) -> npt.NDArray[Any]:
@@ -516,7 +620,7 @@ def simulate(
     # the accumulator is int32 where no partial sum of any projection can leave 31 bits
     peak = _peak(net, data)
     bound = max(
-        (s * peak[p.src] for s, p in zip(packed.row_sum, net.projections, strict=True)),
+        (s * peak[src] for src, s in packed.row_sum),
         default=0,
     )
     wide = bound >= 2**31 or packed.dense.dtype == np.int64

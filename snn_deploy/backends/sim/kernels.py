@@ -17,7 +17,14 @@ import numpy as np
 import numpy.typing as npt
 
 from snn_deploy.ir.net import NumericSpec
-from snn_deploy.ir.types import FixedPoint, Overflow, ResetTiming
+from snn_deploy.ir.types import (
+    CurrentUpdate,
+    DecayForm,
+    FixedPoint,
+    Overflow,
+    ResetTiming,
+    VoltageUpdate,
+)
 
 Int = npt.NDArray[np.int64]
 Float = npt.NDArray[np.float64]
@@ -53,6 +60,44 @@ def decay(x: Int, code: Int, bits: int) -> Int:
     p = x * ((1 << bits) - code)
     out: Int = np.sign(p) * (np.abs(p) >> bits)
     return out
+
+
+def shift_lost(x: Int, dash: Int) -> Int:
+    """The part of ``x`` a bit-shift ("dash") decay removes: ``x >> dash`` (floor), or
+    ``sign(x)`` where that is 0 and ``x != 0`` (Xylo's minimum decay step of one).
+
+    Examples:
+        >>> shift_lost(np.array([7, -7, 1, -1, 0, 16]), np.array(2))
+        array([ 1, -2,  1, -1,  0,  4])
+    """
+    d = x >> dash
+    out: Int = np.where((d == 0) & (x != 0), np.sign(x), d)
+    return out
+
+
+def lost(x: Int, code: Int, spec: NumericSpec, offset: int) -> Int:
+    """What one step's decay removes from ``x`` (``code + offset``: the population's decay
+    code and the format's offset), in the format's ``decay_form``: ``x - decay(...)``
+    (MULTIPLY, Lava) or ``shift_lost`` (SHIFT, Xylo)."""
+    if spec.decay_form is DecayForm.SHIFT:
+        return shift_lost(x, code + offset)
+    return x - decay(x, code + offset, spec.decay.width)
+
+
+def accumulate(u: Int, x: Int, weights: Int, reg: FixedPoint) -> Int:
+    """Add one projection's input into ``u`` source by source, saturating after each (the
+    ``SATURATE_EACH_SOURCE`` accumulation): ``u = sat(u + x_j · weights[:, j])`` for
+    ``j = 0, 1, ...``. ``u`` is ``[batch, dst]``, ``x`` ``[batch, src]``, ``weights`` the
+    shifted weights ``[dst, src]``. A silent source adds 0, which changes nothing.
+
+    Examples:
+        >>> reg = FixedPoint(width=8, signed=True)
+        >>> accumulate(np.array([[100]]), np.array([[1, 1]]), np.array([[100, -100]]), reg)
+        array([[27]])
+    """
+    for j in np.flatnonzero(np.any(x != 0, axis=0)):
+        u = np.clip(u + x[:, j, None] * weights[None, :, j], reg.min, reg.max)
+    return u
 
 
 def overflow(x: Int, reg: FixedPoint) -> Int:
@@ -125,21 +170,28 @@ def fixed_step(
 ) -> tuple[Int, Int, Int]:
     """One integer time step of a population; returns new ``u``, ``v`` and the output.
 
-    ``a`` is the summed (already exponent-shifted) synaptic input. The output of a spiking
-    population is its spikes: 0/1 when ``levels`` is 1, else the spike count
+    ``a`` is the summed (already exponent-shifted) synaptic input (0 when the format
+    accumulates source by source into ``u``, which ``u`` then already holds: ``accumulate``).
+    The current takes it before or after its decay (``spec.current_update``); the voltage
+    takes its decay, the new ``u`` and the bias with one overflow or three saturations
+    (``spec.voltage_update``). The output of a spiking population is its spikes: 0/1 when
+    ``levels`` is 1, else the spike count
     ``s = #{k in 1..levels : v ⋈ k * (vth << threshold_shift)}`` (``⋈`` is ``>=`` when ``ge``,
     else ``>``); zero reset sets ``v = 0`` where ``s > 0``, subtract reset removes
     ``s * (vth << threshold_shift)``, at the time ``timing`` says (docs/SEMANTICS.md §1.2). A
     non-spiking population outputs ``v``.
     """
-    bits = spec.decay.width
-    u = decay(u, du + spec.current_decay_offset, bits) + (a << spec.input_shift)
-    u = overflow(u, spec.current)
+    a = a << spec.input_shift  # Lava's act_shift = 6; Xylo: 0
+    if spec.current_update is CurrentUpdate.DECAY_THEN_ADD:
+        u = overflow(u - lost(u, du, spec, spec.current_decay_offset) + a, spec.current)
+    else:  # decay the input of this step too; kept(x) never leaves the register
+        u = overflow(u + a, spec.current)
+        u = u - lost(u, du, spec, spec.current_decay_offset)
+    summed = _voltage(v, u, dv, bias, spec)
     if vth is None:
-        v = overflow(decay(v, dv + spec.voltage_decay_offset, bits) + u + bias, spec.voltage)
+        v = overflow(summed, spec.voltage)
         return u, v, v
     vth_eff = vth << spec.threshold_shift
-    summed = decay(v, dv + spec.voltage_decay_offset, bits) + u + bias
     if timing is not ResetTiming.IMMEDIATE:
         return _fixed_delayed(u, v, summed, vth_eff, subtract, spec, timing, ge)
     v = overflow(summed, spec.voltage)
@@ -150,6 +202,21 @@ def fixed_step(
     spikes = crossed(v, vth_eff, ge)
     v[spikes] = (v - vth_eff)[spikes] if subtract else 0  # v is this step's own array
     return u, v, spikes.astype(np.int64)
+
+
+def _voltage(v: Int, u: Int, dv: Int, bias: Int, spec: NumericSpec) -> Int:
+    """The voltage before its overflow rule and the spike test: ``kept(v) + u + bias``
+    (SUM), or Xylo's three saturating additions (SATURATE_EACH_TERM, already in range)."""
+    loss = lost(v, dv, spec, spec.voltage_decay_offset)
+    if spec.voltage_update is VoltageUpdate.SUM:
+        out: Int = v - loss + u + bias
+        return out
+    # -lost is held in a register of the voltage's width: the one value out of range,
+    # -(-2**(w-1)) (dash 0 of the most negative v), wraps to itself (Xylo: int16 negation)
+    neg = -loss
+    neg = np.where(neg > spec.voltage.max, neg - (1 << spec.voltage.width), neg)
+    step = overflow(overflow(neg + u, spec.voltage) + bias, spec.voltage)
+    return overflow(v + step, spec.voltage)
 
 
 def _fixed_delayed(

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from snn_deploy.backends.base import Trace, check_inputs
 from snn_deploy.backends.sim.kernels import (
+    accumulate,
     attention_read,
     attention_update,
     fixed_step,
@@ -28,7 +29,7 @@ from snn_deploy.backends.sim.kernels import (
     shift,
 )
 from snn_deploy.ir.net import Attention, Net, Population, Product, Projection
-from snn_deploy.ir.types import ResetMode, ThresholdCompare
+from snn_deploy.ir.types import Accumulation, ResetMode, ThresholdCompare
 
 DENSE_ABOVE = 0.1
 """Weight density above which a projection is stored as a dense array (BLAS) rather than CSR."""
@@ -104,6 +105,9 @@ def simulate(
     dtype = np.int64 if fixed else np.float64
     if fixed:
         data = {k: _integer_input(k, v) for k, v in data.items()}
+        cap = net.numeric.input_payload_max if net.numeric else None
+        if cap is not None:  # events beyond the cap are dropped (Xylo: 15 per channel, step)
+            data = {k: np.minimum(v, cap) for k, v in data.items()}
     if fixed and kernel != "numpy":
         from snn_deploy.backends.sim import compiled  # imports numba (~0.5 s): only when run
 
@@ -118,6 +122,10 @@ def simulate(
         peak[name] = 2.0 ** (unit.fixed.output.width - 1) if fixed and unit.fixed else 2.0**62
     units = {k: _ProductState(u, batch, fixed) for k, u in net.products.items()}
     matrices = [_prepare(p, fixed, peak[p.src]) for p in net.projections]
+    spec = net.numeric if fixed else None
+    each = spec is not None and spec.accumulation is Accumulation.SATURATE_EACH_SOURCE
+    order = chip_order(net) if each else list(range(len(net.projections)))
+    shifted = {i: _shifted(net.projections[i]) for i in order} if each else {}
     states = {k: _State(p, batch, fixed, net) for k, p in net.populations.items()}
     us = (
         {k: np.zeros((batch, steps, p.size), dtype) for k, p in net.populations.items()}
@@ -133,9 +141,15 @@ def simulate(
         a: dict[str, Array] = {
             k: np.zeros((batch, p.size), dtype) for k, p in net.populations.items()
         }
-        for proj, m in zip(net.projections, matrices, strict=True):
-            src_t = t - 1 - proj.delay
+        for i in order:
+            proj, m = net.projections[i], matrices[i]
+            src_t = t - net.lag(proj)
             if src_t < 0:
+                continue
+            if each:  # source by source into u, saturating (docs/SEMANTICS.md §2.4)
+                assert spec is not None
+                st = states[proj.dst]
+                st.u = accumulate(st.u, record[proj.src][:, src_t], shifted[i], spec.current)
                 continue
             acc = m.apply(record[proj.src][:, src_t])
             a[proj.dst] += shift(acc.astype(np.int64), m.exp) if fixed else acc
@@ -151,6 +165,21 @@ def simulate(
     pops = {k: record[k] for k in net.populations}
     products = {k: record[k] for k in net.products}
     return Trace(outputs=outputs, populations=pops, u=us, v=vs, products=products)
+
+
+def chip_order(net: Net) -> list[int]:
+    """Indices of ``net.projections`` in the order a source-by-source accumulation adds them:
+    sources from inputs (in ``net.inputs`` order), then populations (``net.populations``),
+    then product units; projections of one source keep their order."""
+    rank = {k: i for i, k in enumerate([*net.inputs, *net.populations, *net.products])}
+    return sorted(range(len(net.projections)), key=lambda i: rank[net.projections[i].src])
+
+
+def _shifted(proj: Projection) -> npt.NDArray[np.int64]:
+    """A projection's weights with the exponent applied to each, ``[dst, src]`` (Xylo adds
+    ``(int16)(w << shift)`` per synapse; the exponent is >= 0 there)."""
+    assert proj.fixed is not None
+    return shift(proj.fixed.codes.toarray().astype(np.int64), proj.fixed.exp)
 
 
 def _integer_input(name: str, x: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:

@@ -8,6 +8,7 @@ backend equals both kernels.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import weakref
 
@@ -20,7 +21,15 @@ from numpy.testing import assert_array_equal
 from snn_deploy.backends.sim import compiled
 from snn_deploy.backends.sim.run import simulate
 from snn_deploy.ir.net import Net
-from snn_deploy.ir.types import ResetMode, ResetTiming, ThresholdCompare
+from snn_deploy.ir.types import (
+    Accumulation,
+    CurrentUpdate,
+    DecayForm,
+    ResetMode,
+    ResetTiming,
+    ThresholdCompare,
+    VoltageUpdate,
+)
 from snn_deploy.passes.lower import lower
 from snn_deploy.passes.quantize import quantize
 from tests.backends.lava.test_lava import CASES as LAVA_CASES
@@ -72,6 +81,44 @@ def nets(draw: st.DrawFn) -> tuple[Net, np.ndarray]:
 @given(case=nets())
 def test_compiled_equals_numpy_on_random_nets(case):
     net, x = case
+    assert_kernels_equal(net, {"x": x})
+
+
+@st.composite
+def generalised(draw: st.DrawFn) -> tuple[Net, np.ndarray]:
+    """``nets()`` run with any combination of the format's generalisations of Lava's
+    arithmetic (docs/SEMANTICS.md §2.4): decay form, current update, accumulation, voltage
+    update, input latency and input cap; narrow registers so that they saturate or wrap."""
+    net, x = draw(nets())
+    assert net.numeric is not None
+    shift_form = draw(st.sampled_from(DecayForm))
+    width = draw(st.sampled_from([10, 16, 24]))
+    spec = dataclasses.replace(
+        net.numeric,
+        decay_form=shift_form,
+        current_update=draw(st.sampled_from(CurrentUpdate)),
+        accumulation=draw(st.sampled_from(Accumulation)),
+        voltage_update=draw(st.sampled_from(VoltageUpdate)),
+        input_latency=draw(st.sampled_from([0, 1])),
+        input_payload_max=draw(st.sampled_from([None, 3])),
+        current=dataclasses.replace(net.numeric.current, width=width),
+        voltage=dataclasses.replace(net.numeric.voltage, width=width),
+    )
+    pops = {}
+    for name, pop in net.populations.items():
+        f = pop.fixed
+        assert f is not None
+        if shift_form is DecayForm.SHIFT:  # dash values 0..15
+            f = dataclasses.replace(f, du=f.du % 16, dv=f.dv % 16)
+        pops[name] = dataclasses.replace(pop, fixed=f)
+    return net.replace(populations=pops, numeric=spec, input_latency=spec.input_latency), x
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=generalised())
+def test_compiled_equals_numpy_on_every_numeric_format(case):
+    net, x = case
+    net.verify()
     assert_kernels_equal(net, {"x": x})
 
 
