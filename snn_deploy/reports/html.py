@@ -413,6 +413,53 @@ def _per_layer_section(report: Mapping[str, Any]) -> list[str]:
     return [f"<h2>{html.escape(per_layer_title(report))}</h2>", _table(*t)]
 
 
+def _accuracy_section(accuracy: Mapping[str, Any]) -> list[str]:
+    """Both runs' accuracy against labels per output and the quantized run's confusion matrix."""
+    rows = [
+        [name, o["classes"], o["quantized"], o["float"], o["quantized_correct"], o["float_correct"]]
+        for name, o in accuracy["outputs"].items()
+    ]
+    headers = ["output", "classes", "quantized", "float", "quantized correct", "float correct"]
+    out = [
+        f"<h2>Accuracy against labels ({accuracy['samples']} samples)</h2>",
+        _table(headers, rows),
+        '<p class="note">A prediction is the decision rule\'s (an undecided read-out matches'
+        " no label); the confusion matrix is the quantized run's.</p>",
+    ]
+    out += [_confusion_plot(name, o) for name, o in accuracy["outputs"].items()]
+    return out
+
+
+def _confusion_plot(name: str, o: Mapping[str, Any]) -> str:
+    """The quantized run's confusion matrix as a heatmap: labels down, predicted classes
+    across and a last column for undecided read-outs; a cell's shade is its share of the
+    label's samples, its text the count (left out past 40 classes)."""
+    import numpy as np
+
+    counts = np.asarray(o["confusion"], dtype=np.int64)
+    classes = counts.shape[0]
+    share = counts / np.maximum(1, counts.sum(axis=1, keepdims=True))
+    side = min(10.0, 2.5 + 0.22 * classes)
+    fig = _figure(side + 1.2, side)
+    ax = fig.subplots()
+    im = ax.imshow(share, vmin=0, vmax=1, cmap="Blues", aspect="equal")
+    font = 8 if classes <= 12 else 6 if classes <= 24 else 5
+    ax.set_xticks(range(classes + 1), [*map(str, range(classes)), "undec."], fontsize=font)
+    ax.set_yticks(range(classes), [str(k) for k in range(classes)], fontsize=font)
+    ax.tick_params(axis="x", labelrotation=90 if classes > 12 else 0)
+    if classes <= 40:
+        for (y, x), v in np.ndenumerate(counts):
+            if v:
+                color = "w" if share[y, x] > 0.5 else "#222222"
+                ax.text(x, y, str(v), ha="center", va="center", fontsize=font, color=color)
+    ax.axvline(classes - 0.5, color="#888888", linewidth=0.8)
+    ax.set_xlabel("predicted class (quantized run)")
+    ax.set_ylabel("label")
+    fig.colorbar(im, ax=ax, label="share of the label's samples", shrink=0.8)
+    ax.set_title(f"confusion matrix, output {name}")
+    return _svg(fig)
+
+
 def _page(title: str, body: Sequence[str]) -> str:
     """A complete HTML document: ``title`` as its title and heading, then ``body``."""
     head = f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
@@ -473,6 +520,10 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
         )
     if report.get("paper_energy") is not None:
         kpis.append(("paper-style uJ", report["paper_energy"]["snn_uj"]))
+    accuracy = (report.get("accuracy") or {}).get("outputs", {})
+    if len(accuracy) == 1:
+        o = next(iter(accuracy.values()))
+        kpis += [("accuracy, quantized", o["quantized"]), ("accuracy, float", o["float"])]
     out.append("".join(f'<div class="kpi">{html.escape(k)}<b>{_num(v)}</b></div>' for k, v in kpis))
     with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
         if summary is not None:
@@ -498,4 +549,13 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
         rule = agreement.get("decision_rule")  # reports written before the rule had none
         if rule is not None:
             out.append(f"<p>Decision rule: {html.escape(rule)}.</p>")
+    accuracy = report.get("accuracy")
+    if accuracy is not None:
+        with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
+            out += _accuracy_section(accuracy)
+    elif agreement is not None:
+        out.append(
+            '<p class="note">Accuracy: no labels (add an integer array <code>labels</code> '
+            "[batch] to the <code>--inputs</code> file).</p>"
+        )
     return _page(f"snn-deploy report: {report['model']} on {report['target']}", out)
