@@ -51,7 +51,7 @@ from snn_deploy.reports.energy import (
 from snn_deploy.reports.html import render_html
 from snn_deploy.reports.placement import placement, utilization
 from snn_deploy.reports.render import to_json
-from snn_deploy.reports.resources import quantization, resources
+from snn_deploy.reports.resources import quantization, resources, weight_histograms
 from snn_deploy.reports.verification import PREFIXES, Verification, compare, records_state, vectors
 from snn_deploy.target.load import load_target
 from snn_deploy.target.rules import check_design_rules
@@ -788,6 +788,7 @@ def compile(
                 float_net, _observed(float_net, calibrate, inputs), _declared(graph)
             ),
         },
+        "weights": weight_histograms(net),
         "energy": None,
         "paper_energy": None,
         "activity": None,

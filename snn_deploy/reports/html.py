@@ -460,6 +460,42 @@ def _confusion_plot(name: str, o: Mapping[str, Any]) -> str:
     return _svg(fig)
 
 
+_MAX_HISTOGRAMS = 16
+"""Projections whose weight histograms report.html draws; report.json ``weights`` has all."""
+
+
+def _weights_section(weights: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Small multiples, one per projection: the float weights against the dequantized integer
+    weights of the same synapses, on shared bins."""
+    shown = [w for w in weights if w["synapses"]][:_MAX_HISTOGRAMS]
+    if not shown:
+        return []
+    cols = min(4, len(shown))
+    rows = -(-len(shown) // cols)
+    fig = _figure(10, 0.4 + 2.0 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, w in zip(axes, shown, strict=False):
+        ax.stairs(w["float"], w["edges"], color="#7f7f7f", label="float", linewidth=1.2)
+        ax.stairs(
+            w["quantized"], w["edges"], color="#1f77b4", fill=True, alpha=0.5, label="quantized"
+        )
+        ax.set_title(f"{w['projection']} ({w['src']} \u2192 {w['dst']})", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel(f"weight (LSB {w['lsb']:.3g})", fontsize=7)
+    for ax in axes[len(shown) :]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle("weights per projection: float vs dequantized codes (synapse counts)")
+    out = ["<h2>Weights, float vs quantized</h2>", _svg(fig)]
+    if len(weights) > len(shown):
+        out.append(
+            f'<p class="note">{len(shown)} of {len(weights)} projections drawn (the first '
+            f"{_MAX_HISTOGRAMS} with synapses); report.json <code>weights</code> has every "
+            "histogram.</p>"
+        )
+    return out
+
+
 def _page(title: str, body: Sequence[str]) -> str:
     """A complete HTML document: ``title`` as its title and heading, then ``body``."""
     head = f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
@@ -542,6 +578,8 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
         out += [] if latency is None else [f"<p>Latency: {html.escape(latency)}.</p>"]
     out += ["<h2>Resources</h2>", _table(*resources_table(report), left=2)]
     out += ["<h2>Quantization</h2>", _table(*quantization_table(report))]
+    with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
+        out += _weights_section(report.get("weights") or [])
     agreement = report.get("agreement")
     if agreement is not None:
         out.append("<h2>Agreement, quantized vs float reference</h2>")
