@@ -38,13 +38,15 @@ _RC: dict[str, Any] = {
 }
 
 _CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; padding: 0 1em; max-width: 1100px;
+  color: #222; }
 h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
 td, th { border: 1px solid #ddd; padding: 0.2em 0.6em; text-align: right; }
 th { background: #f4f4f4; } td.l, th.l { text-align: left; }
 .note { color: #666; font-size: 0.85em; } .kpi { display: inline-block; margin: 0 2em 0.5em 0; }
 .kpi b { display: block; font-size: 1.3em; } svg { max-width: 100%; height: auto; }
+.wide { max-width: 100%; overflow-x: auto; }
 """
 
 
@@ -63,13 +65,24 @@ def _table(
 ) -> str:
     def cell(tag: str, i: int, v: Any) -> str:
         cls = ' class="l"' if i < left else ""
-        return f"<{tag}{cls}>{_num(v, missing) if tag == 'td' else html.escape(str(v))}</{tag}>"
+        text = _num(v, missing) if tag == "td" else html.escape(str(v))
+        if tag == "td" and i < left and isinstance(v, str) and " " not in v:
+            text = _breakable(text)
+        return f"<{tag}{cls}>{text}</{tag}>"
 
     head = "".join(cell("th", i, h) for i, h in enumerate(headers))
     body = "".join(
         "<tr>" + "".join(cell("td", i, v) for i, v in enumerate(r)) + "</tr>" for r in rows
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f'<div class="wide"><table><tr>{head}</tr>{body}</table></div>'
+
+
+def _breakable(name: str) -> str:
+    """An escaped name that may wrap after its separators (``encoder.layers.0.fc``): a table
+    of long dotted names fits the page; a name without any still scrolls (``.wide``)."""
+    for sep in "./":
+        name = name.replace(sep, f"{sep}<wbr>")
+    return name
 
 
 def _svg(fig: Any) -> str:
@@ -89,7 +102,7 @@ def _rates_plot(summary: Mapping[str, Any]) -> str:
     groups = [g for g in summary["groups"] if g["spiking"]]
     if not groups:
         return ""
-    fig = _figure(10, 3)
+    fig = _figure(10, max(3.0, 0.8 + 0.16 * len(groups)))  # a bar label per group
     ax1, ax2 = fig.subplots(1, 2, width_ratios=(1, 2))
     names = [g["name"] for g in groups]
     rates = [g["firing_rate"] for g in groups]
@@ -104,7 +117,10 @@ def _rates_plot(summary: Mapping[str, Any]) -> str:
     ax2.set_xlabel("time step")
     ax2.set_ylabel("firing rate")
     ax2.set_title(f"firing rate per step (mean over {summary['samples']} samples)")
-    ax2.legend(fontsize=7, loc="upper right")
+    if len(groups) <= 8:
+        ax2.legend(fontsize=7, loc="upper right")
+    else:  # beside the axes: inside it would cover the lines
+        ax2.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=2)
     return _svg(fig)
 
 

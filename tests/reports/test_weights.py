@@ -30,6 +30,10 @@ def test_histograms_match_the_hand_computation() -> None:
     w = np.array([[1.0, 0.026, 0.0], [0.0, 1.0, 0.001], [0.0, 0.0, 1.0]])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        for hidden in (DeprecationWarning, PendingDeprecationWarning, ImportWarning):
+            # Python's default filters keep these off a terminal (networkx, under Lava,
+            # misses pandas)
+            warnings.filterwarnings("ignore", category=hidden)
         report = sd.compile(_net(w), "sim").report
     (h,) = report["weights"]
     assert (h["projection"], h["src"], h["dst"], h["synapses"]) == ("fc", "input", "if", 5)
@@ -52,3 +56,40 @@ def test_page_draws_at_most_the_cap_and_says_so() -> None:
     assert "<h2>Weights, float vs quantized</h2>" in page
     assert f"p{_MAX_HISTOGRAMS - 1} (input" in page and f"p{_MAX_HISTOGRAMS} (input" not in page
     assert f"{_MAX_HISTOGRAMS} of {_MAX_HISTOGRAMS + 4} projections drawn" in page
+
+
+def _deep_net(layers: int, size: int) -> nir.NIRGraph:
+    """Input -> ``layers`` IF populations of ``size``, chained, with long dotted names."""
+    rng = np.random.default_rng(0)
+    nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type={"input": np.array([size])})}
+    edges, prev = [], "input"
+    for k in range(layers):
+        fc, pop = f"encoder.layers.{k}.self_attention.fc", f"encoder.layers.{k}.if"
+        nodes[fc] = nir.Linear(weight=rng.normal(0.2, 1.0, size=(size, size)))
+        nodes[pop] = nir.IF(r=np.ones(size), v_threshold=np.ones(size), v_reset=np.zeros(size))
+        edges += [(prev, fc), (fc, pop)]
+        prev = pop
+    nodes["output"] = nir.Output(output_type={"output": np.array([size])})
+    edges.append((prev, "output"))
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+def test_a_deep_net_page_fits_its_width_without_warnings() -> None:
+    """21 populations (issue 21 item 2, 'readable at 5,000 neurons'): every table scrolls in
+    its own box, long dotted names may wrap after a dot, and the rate plot's legend moves
+    beside its axes; nothing warns."""
+    x = (np.random.default_rng(1).random((3, 12, 8)) < 0.3).astype(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for hidden in (DeprecationWarning, PendingDeprecationWarning, ImportWarning):
+            # Python's default filters keep these off a terminal (networkx, under Lava,
+            # misses pandas)
+            warnings.filterwarnings("ignore", category=hidden)
+        report = sd.compile(
+            _deep_net(21, 8), "loihi1", inputs={"input": x}, labels=np.array([0, 1, 2])
+        ).report
+        page = render_html(report)
+    assert page.count("<table>") == page.count('<div class="wide"><table>') > 5
+    assert "encoder.<wbr>layers.<wbr>20.<wbr>self_attention.<wbr>fc" in page
+    assert f"{_MAX_HISTOGRAMS} of 21 projections drawn" in page
+    assert "Paper-style energy" in page and "confusion matrix, output output" in page
