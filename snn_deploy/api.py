@@ -40,7 +40,7 @@ from snn_deploy.passes import pipeline
 from snn_deploy.passes.base import PassContext
 from snn_deploy.passes.calibration import measure
 from snn_deploy.passes.quantize import input_ranges
-from snn_deploy.reports.decision import DECISION_RULE, NO_DECISION, decide
+from snn_deploy.reports.decision import DECISION_RULE, NO_DECISION, confusion, decide
 from snn_deploy.reports.energy import (
     StepTime,
     activity,
@@ -51,7 +51,7 @@ from snn_deploy.reports.energy import (
 from snn_deploy.reports.html import render_html
 from snn_deploy.reports.placement import placement, utilization
 from snn_deploy.reports.render import to_json
-from snn_deploy.reports.resources import quantization, resources
+from snn_deploy.reports.resources import quantization, resources, weight_histograms
 from snn_deploy.reports.verification import PREFIXES, Verification, compare, records_state, vectors
 from snn_deploy.target.load import load_target
 from snn_deploy.target.rules import check_design_rules
@@ -258,9 +258,27 @@ def convert(
     return conversion.nir_graph, report
 
 
+LABELS = "labels"
+"""The name of the labels array (``[batch]`` class indices) in an ``--inputs`` file."""
+
+
 def read_inputs(path: str | Path) -> dict[str, npt.NDArray[np.float64]]:
     """Read an ``.npz`` of input arrays (``[batch, time, *shape]``, keyed by Input name), or
-    the inputs ``input.<name>`` of a vectors file (``vectors.npz``, ``simulate -o``).
+    the inputs ``input.<name>`` of a vectors file (``vectors.npz``, ``simulate -o``); a
+    ``labels`` array is not an input and is left out (``read_labeled_inputs``).
+
+    Raises:
+        InputFileError: not an ``.npz`` of boolean, integer or finite float arrays.
+        ResourceLimitError: the arrays' declared sizes exceed ``limits.max_memory()``.
+    """
+    return read_labeled_inputs(path)[0]
+
+
+def read_labeled_inputs(
+    path: str | Path,
+) -> tuple[dict[str, npt.NDArray[np.float64]], npt.NDArray[Any] | None]:
+    """``read_inputs`` and the file's ``labels`` array as stored (None without one), for
+    ``compile``'s accuracy against labels, which checks it (``check_labels``).
 
     Raises:
         InputFileError: not an ``.npz`` of boolean, integer or finite float arrays.
@@ -270,7 +288,37 @@ def read_inputs(path: str | Path) -> dict[str, npt.NDArray[np.float64]]:
     arrays = read_npz(path)
     if _is_vectors(arrays):
         arrays = {k.removeprefix("input."): v for k, v in arrays.items() if k.startswith("input.")}
-    return {k: check_array(path, k, v, kinds="biuf").astype(np.float64) for k, v in arrays.items()}
+    labels = arrays.pop(LABELS, None)
+    inputs = {
+        k: check_array(path, k, v, kinds="biuf").astype(np.float64) for k, v in arrays.items()
+    }
+    return inputs, labels
+
+
+def check_labels(labels: npt.ArrayLike, net: Net, batch: int) -> npt.NDArray[np.int64]:
+    """The labels as int64 after checking them against the run: shape ``[batch]``, integer
+    class indices, each within every output's size.
+
+    Raises:
+        InputFileError: a labels array of another shape or dtype, or a class out of range.
+    """
+    y = np.asarray(labels)
+    if y.shape != (batch,):
+        raise InputFileError(
+            f"labels have shape {list(y.shape)}; expected [{batch}], one class per sample of "
+            "the inputs"
+        )
+    if y.dtype.kind not in "iu":
+        raise InputFileError(f"labels have dtype {y.dtype}; expected integer class indices")
+    for name, pop in net.outputs.items():
+        classes = net.size_of(pop)
+        bad = np.flatnonzero((y < 0) | (y >= classes))
+        if bad.size:
+            raise InputFileError(
+                f"label {int(y[bad[0]])} of sample {int(bad[0])} is not a class of output "
+                f"{name!r} (0..{classes - 1}); {bad.size} such label(s)"
+            )
+    return y.astype(np.int64)
 
 
 def arrange_inputs(
@@ -513,13 +561,7 @@ def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
                 **spike_metrics(f, q),
             }
     outputs = {}
-    for name, rec in trace.outputs.items():
-        scale = net.populations[net.outputs[name]].fixed
-        q = rec.sum(axis=1) / (
-            1.0 if scale is None or net.populations[net.outputs[name]].spiking else scale.scale
-        )
-        f = float_trace.outputs[name].sum(axis=1)
-        pf, pq = decide(f), decide(q)
+    for name, (f, pf, pq) in _predictions(float_trace, trace, net).items():
         outputs[name] = {
             "prediction_agreement": float(np.mean(pq == pf)),
             "float_active_samples": int(np.count_nonzero(np.any(f != 0, axis=-1))),
@@ -527,6 +569,55 @@ def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
             "quantized_undecided_samples": int(np.count_nonzero(pq == NO_DECISION)),
         }
     return {"decision_rule": DECISION_RULE, "populations": pops, "outputs": outputs}
+
+
+def _predictions(
+    float_trace: Trace, trace: Trace, net: Net
+) -> dict[str, tuple[npt.NDArray[Any], npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
+    """Per output: the float read-out summed over time and the float and quantized
+    predictions (``decide``; a quantized voltage read-out is dequantized first)."""
+    out = {}
+    for name, rec in trace.outputs.items():
+        pop = net.populations[net.outputs[name]]
+        scale = 1.0 if pop.fixed is None or pop.spiking else pop.fixed.scale
+        f = float_trace.outputs[name].sum(axis=1)
+        out[name] = (f, decide(f), decide(rec.sum(axis=1) / scale))
+    return out
+
+
+def accuracy(
+    float_trace: Trace, trace: Trace, net: Net, labels: npt.NDArray[np.int64]
+) -> dict[str, Any]:
+    """Accuracy against labels of the quantized run and the float reference, per output.
+
+    The prediction is ``agreement``'s (``reports.decision.decide``); an undecided read-out
+    matches no label. ``confusion`` is the quantized run's: row = label, column = predicted
+    class, the last column undecided (``reports.decision.confusion``).
+
+    Args:
+        float_trace: the float reference's run.
+        trace: the quantized run on the same inputs.
+        net: the quantized net.
+        labels: ``check_labels``'s class of each sample.
+    """
+    outputs = {}
+    for name, (_, pf, pq) in _predictions(float_trace, trace, net).items():
+        classes = net.size_of(net.outputs[name])
+        matrix = confusion(labels, pq, classes)
+        outputs[name] = {
+            "classes": classes,
+            "quantized": float(np.trace(matrix)) / labels.size,
+            "float": float(np.mean(pf == labels)),
+            "quantized_correct": int(np.trace(matrix)),
+            "float_correct": int(np.sum(pf == labels)),
+            "confusion": matrix.tolist(),
+        }
+    return {
+        "decision_rule": DECISION_RULE,
+        "samples": int(labels.size),
+        "confusion_axes": "rows: label; columns: quantized prediction, last column undecided",
+        "outputs": outputs,
+    }
 
 
 SATURATED_RATE = 0.95
@@ -572,6 +663,7 @@ def compile(
     reset: ResetMode | None = None,
     trust_pickle: bool = False,
     inputs: Mapping[str, npt.ArrayLike] | None = None,
+    labels: npt.ArrayLike | None = None,
     calibrate: Mapping[str, npt.ArrayLike] | None = None,
     passes: str | None = None,
     dump_after: Any = None,
@@ -602,6 +694,8 @@ def compile(
         inputs: sample inputs; when given, the program and the float reference run on them:
             the energy report counts the events, the report gives the float-vs-quantized
             agreement, and the inputs and outputs are written as test vectors.
+        labels: the class of each sample of ``inputs`` (``[batch]`` integers): the report
+            gives the accuracy of both runs against them and the quantized confusion matrix.
         calibrate: calibration inputs for the quantizer (see ``lower_and_quantize``).
         passes: a pipeline string replacing the default ``lower{dt=...},quantize,map``.
         dump_after: called with (pass name, IR) after each pass.
@@ -620,12 +714,18 @@ def compile(
         The graph, the float and quantized nets, the report (``report.json``'s content) and
         the files written.
 
+    Raises:
+        UsageError: ``labels`` without ``inputs``.
+        InputFileError: bad inputs or labels (``check_labels``).
+
     Examples:
         >>> import snn_deploy as sd  # doctest: +SKIP
         >>> result = sd.compile(model, "sim", inputs={"input": x}, out_dir="out")  # doctest: +SKIP
         >>> sd.verify("out").passed  # doctest: +SKIP
         True
     """
+    if labels is not None and inputs is None:
+        raise UsageError("labels are the classes of the --inputs samples; give inputs too")
     source = Path(model) if isinstance(model, str | Path) else None
     target_file = [target] if Path(target).suffix == ".toml" else []
     files_read = [*([source] if source is not None else []), *target_file, *reads]
@@ -688,16 +788,20 @@ def compile(
                 float_net, _observed(float_net, calibrate, inputs), _declared(graph)
             ),
         },
+        "weights": weight_histograms(net),
         "energy": None,
         "paper_energy": None,
         "activity": None,
         "agreement": None,
+        "accuracy": None,
         "backend_notes": backend.notes(program),
     }
     trace = None
     if inputs is not None:
         _check_run_memory(net, inputs, traces=2)  # the program's and the float reference's
         data = check_inputs(net, inputs)  # [batch, time, size]: what the reports count
+        batch = next(iter(data.values())).shape[0]
+        y = None if labels is None else check_labels(labels, net, batch)
         trace = backend.run(program, inputs, record_state=record_state, progress=progress)
         counts = activity(net, trace, data, tgt)
         cores = report["placement"]["cores_used"] if report["placement"] else None
@@ -705,7 +809,10 @@ def compile(
         report["energy"] = energy(counts, tgt, cores, step_time)
         report["paper_energy"] = paper_energy(counts, tgt)
         report["activity"] = trace_summary(net, trace, data)
-        report["agreement"] = agreement(run_sim(float_net, inputs, fixed=False), trace, net)
+        float_trace = run_sim(float_net, inputs, fixed=False)
+        report["agreement"] = agreement(float_trace, trace, net)
+        if y is not None:
+            report["accuracy"] = accuracy(float_trace, trace, net, y)
     files: tuple[Path, ...] = ()
     if out_dir is not None:
         files = tuple(

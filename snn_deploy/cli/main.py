@@ -271,7 +271,10 @@ def cli(ctx: click.Context, debug: bool) -> None:
     "--inputs",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Sample inputs (.npz) to run for the energy report and test vectors.",
+    help=(
+        "Sample inputs (.npz) to run for the energy report and test vectors; an array "
+        "'labels' [batch] of class indices adds the accuracy and a confusion matrix."
+    ),
 )
 @click.option(
     "--passes",
@@ -332,6 +335,7 @@ def compile(
         if dump_ir_after in (name, "all"):
             click.echo(f"--- IR after {name} ---\n{_describe(ir)}", err=True)
 
+    x, y = api.read_labeled_inputs(inputs) if inputs else (None, None)
     result = api.compile(
         model,
         target,
@@ -339,7 +343,8 @@ def compile(
         dt=dt,
         reset=ResetMode(reset) if reset else None,
         trust_pickle=trust_pickle,
-        inputs=api.read_inputs(inputs) if inputs else None,
+        inputs=x,
+        labels=y,
         calibrate=api.read_inputs(calibrate) if calibrate else None,
         passes=passes,
         dump_after=dump,

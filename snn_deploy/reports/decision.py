@@ -46,3 +46,27 @@ def decide(summed: npt.ArrayLike, *, undecided: int = NO_DECISION) -> npt.NDArra
     flat = np.all(x == x[..., :1], axis=-1)
     pred[flat] = undecided
     return pred
+
+
+def confusion(
+    labels: npt.ArrayLike, predicted: npt.ArrayLike, classes: int
+) -> npt.NDArray[np.int64]:
+    """Sample counts ``[classes, classes + 1]``: row = label, column = predicted class, the last
+    column the undecided read-outs (``NO_DECISION``), which match no label.
+
+    Args:
+        labels: the class of each sample, in ``range(classes)``.
+        predicted: ``decide``'s class of each sample, in ``range(classes)`` or ``NO_DECISION``.
+        classes: the number of classes (the output's size).
+
+    Returns:
+        The counts; their diagonal sum is the number of correct predictions.
+
+    Examples:
+        >>> confusion([0, 0, 1, 2], [0, -1, 2, 2], 3).tolist()
+        [[1, 0, 0, 1], [0, 0, 1, 0], [0, 0, 1, 0]]
+    """
+    y, p = np.asarray(labels, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
+    counts = np.zeros((classes, classes + 1), dtype=np.int64)
+    np.add.at(counts, (y, np.where(p == NO_DECISION, classes, p)), 1)
+    return counts

@@ -38,13 +38,15 @@ _RC: dict[str, Any] = {
 }
 
 _CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; padding: 0 1em; max-width: 1100px;
+  color: #222; }
 h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
 td, th { border: 1px solid #ddd; padding: 0.2em 0.6em; text-align: right; }
 th { background: #f4f4f4; } td.l, th.l { text-align: left; }
 .note { color: #666; font-size: 0.85em; } .kpi { display: inline-block; margin: 0 2em 0.5em 0; }
 .kpi b { display: block; font-size: 1.3em; } svg { max-width: 100%; height: auto; }
+.wide { max-width: 100%; overflow-x: auto; }
 """
 
 
@@ -63,13 +65,24 @@ def _table(
 ) -> str:
     def cell(tag: str, i: int, v: Any) -> str:
         cls = ' class="l"' if i < left else ""
-        return f"<{tag}{cls}>{_num(v, missing) if tag == 'td' else html.escape(str(v))}</{tag}>"
+        text = _num(v, missing) if tag == "td" else html.escape(str(v))
+        if tag == "td" and i < left and isinstance(v, str) and " " not in v:
+            text = _breakable(text)
+        return f"<{tag}{cls}>{text}</{tag}>"
 
     head = "".join(cell("th", i, h) for i, h in enumerate(headers))
     body = "".join(
         "<tr>" + "".join(cell("td", i, v) for i, v in enumerate(r)) + "</tr>" for r in rows
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f'<div class="wide"><table><tr>{head}</tr>{body}</table></div>'
+
+
+def _breakable(name: str) -> str:
+    """An escaped name that may wrap after its separators (``encoder.layers.0.fc``): a table
+    of long dotted names fits the page; a name without any still scrolls (``.wide``)."""
+    for sep in "./":
+        name = name.replace(sep, f"{sep}<wbr>")
+    return name
 
 
 def _svg(fig: Any) -> str:
@@ -89,7 +102,7 @@ def _rates_plot(summary: Mapping[str, Any]) -> str:
     groups = [g for g in summary["groups"] if g["spiking"]]
     if not groups:
         return ""
-    fig = _figure(10, 3)
+    fig = _figure(10, max(3.0, 0.8 + 0.16 * len(groups)))  # a bar label per group
     ax1, ax2 = fig.subplots(1, 2, width_ratios=(1, 2))
     names = [g["name"] for g in groups]
     rates = [g["firing_rate"] for g in groups]
@@ -104,7 +117,10 @@ def _rates_plot(summary: Mapping[str, Any]) -> str:
     ax2.set_xlabel("time step")
     ax2.set_ylabel("firing rate")
     ax2.set_title(f"firing rate per step (mean over {summary['samples']} samples)")
-    ax2.legend(fontsize=7, loc="upper right")
+    if len(groups) <= 8:
+        ax2.legend(fontsize=7, loc="upper right")
+    else:  # beside the axes: inside it would cover the lines
+        ax2.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=2)
     return _svg(fig)
 
 
@@ -413,6 +429,89 @@ def _per_layer_section(report: Mapping[str, Any]) -> list[str]:
     return [f"<h2>{html.escape(per_layer_title(report))}</h2>", _table(*t)]
 
 
+def _accuracy_section(accuracy: Mapping[str, Any]) -> list[str]:
+    """Both runs' accuracy against labels per output and the quantized run's confusion matrix."""
+    rows = [
+        [name, o["classes"], o["quantized"], o["float"], o["quantized_correct"], o["float_correct"]]
+        for name, o in accuracy["outputs"].items()
+    ]
+    headers = ["output", "classes", "quantized", "float", "quantized correct", "float correct"]
+    out = [
+        f"<h2>Accuracy against labels ({accuracy['samples']} samples)</h2>",
+        _table(headers, rows),
+        '<p class="note">A prediction is the decision rule\'s (an undecided read-out matches'
+        " no label); the confusion matrix is the quantized run's.</p>",
+    ]
+    out += [_confusion_plot(name, o) for name, o in accuracy["outputs"].items()]
+    return out
+
+
+def _confusion_plot(name: str, o: Mapping[str, Any]) -> str:
+    """The quantized run's confusion matrix as a heatmap: labels down, predicted classes
+    across and a last column for undecided read-outs; a cell's shade is its share of the
+    label's samples, its text the count (left out past 40 classes)."""
+    import numpy as np
+
+    counts = np.asarray(o["confusion"], dtype=np.int64)
+    classes = counts.shape[0]
+    share = counts / np.maximum(1, counts.sum(axis=1, keepdims=True))
+    side = min(10.0, 2.5 + 0.22 * classes)
+    fig = _figure(side + 1.2, side)
+    ax = fig.subplots()
+    im = ax.imshow(share, vmin=0, vmax=1, cmap="Blues", aspect="equal")
+    font = 8 if classes <= 12 else 6 if classes <= 24 else 5
+    ax.set_xticks(range(classes + 1), [*map(str, range(classes)), "undec."], fontsize=font)
+    ax.set_yticks(range(classes), [str(k) for k in range(classes)], fontsize=font)
+    ax.tick_params(axis="x", labelrotation=90 if classes > 12 else 0)
+    if classes <= 40:
+        for (y, x), v in np.ndenumerate(counts):
+            if v:
+                color = "w" if share[y, x] > 0.5 else "#222222"
+                ax.text(x, y, str(v), ha="center", va="center", fontsize=font, color=color)
+    ax.axvline(classes - 0.5, color="#888888", linewidth=0.8)
+    ax.set_xlabel("predicted class (quantized run)")
+    ax.set_ylabel("label")
+    fig.colorbar(im, ax=ax, label="share of the label's samples", shrink=0.8)
+    ax.set_title(f"confusion matrix, output {name}")
+    return _svg(fig)
+
+
+_MAX_HISTOGRAMS = 16
+"""Projections whose weight histograms report.html draws; report.json ``weights`` has all."""
+
+
+def _weights_section(weights: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Small multiples, one per projection: the float weights against the dequantized integer
+    weights of the same synapses, on shared bins."""
+    shown = [w for w in weights if w["synapses"]][:_MAX_HISTOGRAMS]
+    if not shown:
+        return []
+    cols = min(4, len(shown))
+    rows = -(-len(shown) // cols)
+    fig = _figure(10, 0.4 + 2.0 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, w in zip(axes, shown, strict=False):
+        ax.stairs(w["float"], w["edges"], color="#7f7f7f", label="float", linewidth=1.2)
+        ax.stairs(
+            w["quantized"], w["edges"], color="#1f77b4", fill=True, alpha=0.5, label="quantized"
+        )
+        ax.set_title(f"{w['projection']} ({w['src']} \u2192 {w['dst']})", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel(f"weight (LSB {w['lsb']:.3g})", fontsize=7)
+    for ax in axes[len(shown) :]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle("weights per projection: float vs dequantized codes (synapse counts)")
+    out = ["<h2>Weights, float vs quantized</h2>", _svg(fig)]
+    if len(weights) > len(shown):
+        out.append(
+            f'<p class="note">{len(shown)} of {len(weights)} projections drawn (the first '
+            f"{_MAX_HISTOGRAMS} with synapses); report.json <code>weights</code> has every "
+            "histogram.</p>"
+        )
+    return out
+
+
 def _page(title: str, body: Sequence[str]) -> str:
     """A complete HTML document: ``title`` as its title and heading, then ``body``."""
     head = f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
@@ -473,6 +572,10 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
         )
     if report.get("paper_energy") is not None:
         kpis.append(("paper-style uJ", report["paper_energy"]["snn_uj"]))
+    accuracy = (report.get("accuracy") or {}).get("outputs", {})
+    if len(accuracy) == 1:
+        o = next(iter(accuracy.values()))
+        kpis += [("accuracy, quantized", o["quantized"]), ("accuracy, float", o["float"])]
     out.append("".join(f'<div class="kpi">{html.escape(k)}<b>{_num(v)}</b></div>' for k, v in kpis))
     with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
         if summary is not None:
@@ -491,6 +594,8 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
         out += [] if latency is None else [f"<p>Latency: {html.escape(latency)}.</p>"]
     out += ["<h2>Resources</h2>", _table(*resources_table(report), left=2)]
     out += ["<h2>Quantization</h2>", _table(*quantization_table(report))]
+    with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
+        out += _weights_section(report.get("weights") or [])
     agreement = report.get("agreement")
     if agreement is not None:
         out.append("<h2>Agreement, quantized vs float reference</h2>")
@@ -498,4 +603,13 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
         rule = agreement.get("decision_rule")  # reports written before the rule had none
         if rule is not None:
             out.append(f"<p>Decision rule: {html.escape(rule)}.</p>")
+    accuracy = report.get("accuracy")
+    if accuracy is not None:
+        with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
+            out += _accuracy_section(accuracy)
+    elif agreement is not None:
+        out.append(
+            '<p class="note">Accuracy: no labels (add an integer array <code>labels</code> '
+            "[batch] to the <code>--inputs</code> file).</p>"
+        )
     return _page(f"snn-deploy report: {report['model']} on {report['target']}", out)

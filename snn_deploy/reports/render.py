@@ -263,6 +263,7 @@ def summary(report: dict[str, Any]) -> str:
         "",
     ]
     out += _agreement(report.get("agreement"), report.get("latency") or {})
+    out += _accuracy(report.get("accuracy"))
     out += _per_layer(report)
     out += summary_lines(report)
     return "\n".join(out)
@@ -277,6 +278,25 @@ def _agreement(agreement: Mapping[str, Any] | None, latency: Mapping[str, int]) 
         *(table(*t) for t in agreement_tables(agreement, latency)),
         f"decision rule: {agreement.get('decision_rule', 'not recorded')}",
         "",
+    ]
+
+
+def _accuracy(accuracy: Mapping[str, Any] | None) -> list[str]:
+    """One line per output: the accuracy against labels of the quantized and float runs."""
+    if accuracy is None:
+        return []
+    return [*accuracy_lines(accuracy), ""]
+
+
+def accuracy_lines(accuracy: Mapping[str, Any]) -> list[str]:
+    """``accuracy against labels (N samples): output y: quantized 0.75 (3/4), float 1 (4/4)``,
+    one line per output, for the text and HTML reports."""
+    n = accuracy["samples"]
+    return [
+        f"accuracy against labels ({n} samples): output {name}: quantized "
+        f"{o['quantized']:.4g} ({o['quantized_correct']}/{n}), float {o['float']:.4g} "
+        f"({o['float_correct']}/{n})"
+        for name, o in accuracy["outputs"].items()
     ]
 
 

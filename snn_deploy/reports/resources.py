@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from snn_deploy.ir.net import Net
+from snn_deploy.ir.net import Net, Projection
 from snn_deploy.passes.quantize import input_gain
 from snn_deploy.target import cost
 from snn_deploy.target.schema import Target
@@ -91,12 +91,8 @@ def quantization(net: Net) -> dict[str, Any]:
         assert sf is not None
         assert dst_fixed is not None
         scale = dst_fixed.scale
-        # the weights the codes stand for: times the destination's input gain, where the
-        # format decays a step's own input (Xylo, docs/SEMANTICS.md §2.4)
-        gain = input_gain(net.populations[proj.dst], spec)
-        weight = proj.weight if gain is None else sp.csr_matrix(sp.diags(gain) @ proj.weight)
+        weight, back, _ = _dequantized(net, proj)
         real = weight.data * scale / 2.0 ** (spec.input_shift + sf.exp)
-        back = sf.codes.astype(np.float64) * (2.0 ** (spec.input_shift + sf.exp) / scale)
         err = _frobenius(back - weight)  # sparse: a conv layer's dense matrix is GBs
         norm = _frobenius(weight)
         projs.append(
@@ -113,3 +109,61 @@ def quantization(net: Net) -> dict[str, Any]:
             }
         )
     return {"populations": pops, "projections": projs}
+
+
+def _dequantized(net: Net, proj: Projection) -> tuple[sp.csr_matrix, sp.csr_matrix, float]:
+    """A projection's float weights and the weights its integer codes stand for, both as the
+    destination sees them (times its input gain, where the format decays a step's own input:
+    Xylo, docs/SEMANTICS.md §2.4), and the weight of one code step."""
+    spec, sf, dst_fixed = net.numeric, proj.fixed, net.populations[proj.dst].fixed
+    assert spec is not None
+    assert sf is not None
+    assert dst_fixed is not None
+    gain = input_gain(net.populations[proj.dst], spec)
+    weight = proj.weight if gain is None else sp.csr_matrix(sp.diags(gain) @ proj.weight)
+    lsb = 2.0 ** (spec.input_shift + sf.exp) / dst_fixed.scale
+    return sp.csr_matrix(weight), sp.csr_matrix(sf.codes.astype(np.float64) * lsb), lsb
+
+
+WEIGHT_BINS = 40
+"""Bins of each projection's weight histogram (report.json ``weights``)."""
+
+
+def weight_histograms(net: Net) -> list[dict[str, Any]]:
+    """Per projection, histograms of its float weights and of the dequantized integer weights
+    of the same synapses (the float matrix's stored entries; a code rounded to zero counts as
+    0.0), on shared bins spanning both.
+
+    Returns:
+        One dict per projection: ``projection``, ``src``, ``dst``, ``synapses``, ``lsb`` (the
+        weight one code step stands for), ``edges`` (``WEIGHT_BINS + 1``), ``float`` and
+        ``quantized`` (counts per bin).
+    """
+    out = []
+    for proj in net.projections:
+        weight, back, lsb = _dequantized(net, proj)
+        held = sp.csr_matrix(back.multiply(weight != 0))  # codes at the float synapses
+        held.eliminate_zeros()
+        zeros = weight.nnz - held.nnz  # float synapses whose code is 0
+        values = np.concatenate([weight.data, held.data, [0.0] if zeros else []])
+        lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        if lo == hi:
+            lo, hi = lo - 0.5, hi + 0.5
+        edges = np.linspace(lo, hi, WEIGHT_BINS + 1)
+        f, _ = np.histogram(weight.data, edges)
+        q, _ = np.histogram(held.data, edges)
+        if zeros:
+            q[min(WEIGHT_BINS - 1, int(np.searchsorted(edges, 0.0, side="right")) - 1)] += zeros
+        out.append(
+            {
+                "projection": proj.name,
+                "src": proj.src,
+                "dst": proj.dst,
+                "synapses": int(weight.nnz),
+                "lsb": lsb,
+                "edges": edges.tolist(),
+                "float": f.tolist(),
+                "quantized": q.tolist(),
+            }
+        )
+    return out
