@@ -51,7 +51,12 @@ from snn_deploy.reports.energy import (
 from snn_deploy.reports.html import render_html
 from snn_deploy.reports.placement import placement, utilization
 from snn_deploy.reports.render import to_json
-from snn_deploy.reports.resources import quantization, resources, weight_histograms
+from snn_deploy.reports.resources import (
+    activation_histogram,
+    quantization,
+    resources,
+    weight_histograms,
+)
 from snn_deploy.reports.verification import PREFIXES, Verification, compare, records_state, vectors
 from snn_deploy.target.load import load_target
 from snn_deploy.target.rules import check_design_rules
@@ -544,11 +549,11 @@ def agreement(float_trace: Trace, trace: Trace, net: Net) -> dict[str, Any]:
     value, for multi-level spikes), and the spike counts (events: a spike of any level counts
     once, as in the energy report). Slot agreement is inflated by sparsity (two silent runs
     agree on every slot), so each population also has spike-weighted figures and flags
-    (``spike_metrics``). Per output: the fraction of samples with the same prediction
-    (``reports.decision.decide`` on the sum over time of spikes, i.e. of spike levels, or of
-    voltage; ``decision_rule`` states it), how many samples have any float output activity
-    (``float_active_samples``), and how many are undecided (every output equal, e.g. silent)
-    in the float and the quantized run: two undecided read-outs agree.
+    (``spike_metrics``). Per output: the fraction of samples with the same
+    prediction (``reports.decision.decide`` on the sum over time of spikes, i.e. of spike
+    levels, or of voltage; ``decision_rule`` states it), how many samples have any float output
+    activity (``float_active_samples``), and how many are undecided (every output equal, e.g.
+    silent) in the float and the quantized run: two undecided read-outs agree.
     """
     pops = {}
     for name, pop in net.populations.items():
@@ -793,6 +798,7 @@ def compile(
         "paper_energy": None,
         "activity": None,
         "agreement": None,
+        "activations": None,
         "accuracy": None,
         "backend_notes": backend.notes(program),
     }
@@ -811,6 +817,11 @@ def compile(
         report["activity"] = trace_summary(net, trace, data)
         float_trace = run_sim(float_net, inputs, fixed=False)
         report["agreement"] = agreement(float_trace, trace, net)
+        report["activations"] = {
+            k: activation_histogram(float_trace.populations[k], trace.populations[k])
+            for k, p in net.populations.items()
+            if p.spiking
+        }
         if y is not None:
             report["accuracy"] = accuracy(float_trace, trace, net, y)
     files: tuple[Path, ...] = ()

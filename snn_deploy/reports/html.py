@@ -480,34 +480,64 @@ _MAX_HISTOGRAMS = 16
 """Projections whose weight histograms report.html draws; report.json ``weights`` has all."""
 
 
+def _small_multiples(panels: Sequence[tuple[str, str, Any, Any, Any]], title: str) -> str:
+    """One histogram per panel ``(title, x label, edges, float counts, quantized counts)``: the
+    float run's as a line, the quantized one's filled, four panels a row."""
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    fig = _figure(10, 0.4 + 2.0 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, (name, xlabel, edges, f, q) in zip(axes, panels, strict=False):
+        ax.stairs(f, edges, color="#7f7f7f", label="float", linewidth=1.2)
+        ax.stairs(q, edges, color="#1f77b4", fill=True, alpha=0.5, label="quantized")
+        ax.set_title(name, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel(xlabel, fontsize=7)
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(title)
+    return _svg(fig)
+
+
 def _weights_section(weights: Sequence[Mapping[str, Any]]) -> list[str]:
     """Small multiples, one per projection: the float weights against the dequantized integer
     weights of the same synapses, on shared bins."""
     shown = [w for w in weights if w["synapses"]][:_MAX_HISTOGRAMS]
     if not shown:
         return []
-    cols = min(4, len(shown))
-    rows = -(-len(shown) // cols)
-    fig = _figure(10, 0.4 + 2.0 * rows)
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax, w in zip(axes, shown, strict=False):
-        ax.stairs(w["float"], w["edges"], color="#7f7f7f", label="float", linewidth=1.2)
-        ax.stairs(
-            w["quantized"], w["edges"], color="#1f77b4", fill=True, alpha=0.5, label="quantized"
-        )
-        ax.set_title(f"{w['projection']} ({w['src']} \u2192 {w['dst']})", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.set_xlabel(f"weight (LSB {w['lsb']:.3g})", fontsize=7)
-    for ax in axes[len(shown) :]:
-        ax.set_visible(False)
-    axes[0].legend(fontsize=7, loc="upper left")
-    fig.suptitle("weights per projection: float vs dequantized codes (synapse counts)")
-    out = ["<h2>Weights, float vs quantized</h2>", _svg(fig)]
+    panels = [
+        (f"{w['projection']} ({w['src']} \u2192 {w['dst']})", f"weight (LSB {w['lsb']:.3g})",
+         w["edges"], w["float"], w["quantized"])
+        for w in shown
+    ]  # fmt: skip
+    title = "weights per projection: float vs dequantized codes (synapse counts)"
+    out = ["<h2>Weights, float vs quantized</h2>", _small_multiples(panels, title)]
     if len(weights) > len(shown):
         out.append(
             f'<p class="note">{len(shown)} of {len(weights)} projections drawn (the first '
             f"{_MAX_HISTOGRAMS} with synapses); report.json <code>weights</code> has every "
             "histogram.</p>"
+        )
+    return out
+
+
+def _activations_section(hists: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Small multiples, one per spiking population: its neurons' events per inference in the
+    float reference against the quantized run (report.json ``activations``)."""
+    shown = list(hists.items())[:_MAX_HISTOGRAMS]
+    if not shown:
+        return []
+    panels = [
+        (name, "events per neuron per inference", h["edges"], h["float"], h["quantized"])
+        for name, h in shown
+    ]
+    title = "activations per population: float vs quantized run (neuron counts)"
+    out = ["<h2>Activations, float vs quantized</h2>", _small_multiples(panels, title)]
+    if len(hists) > len(shown):
+        out.append(
+            f'<p class="note">{len(shown)} of {len(hists)} populations drawn; report.json '
+            "<code>activations</code> has every histogram.</p>"
         )
     return out
 
@@ -603,6 +633,8 @@ def render_html(report: Mapping[str, Any], trace_summary: Mapping[str, Any] | No
         rule = agreement.get("decision_rule")  # reports written before the rule had none
         if rule is not None:
             out.append(f"<p>Decision rule: {html.escape(rule)}.</p>")
+        with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
+            out += _activations_section(report.get("activations") or {})
     accuracy = report.get("accuracy")
     if accuracy is not None:
         with matplotlib.rc_context(_RC):  # type: ignore[arg-type]

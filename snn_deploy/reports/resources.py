@@ -129,6 +129,30 @@ WEIGHT_BINS = 40
 """Bins of each projection's weight histogram (report.json ``weights``)."""
 
 
+ACTIVATION_BINS = 20
+
+
+def activation_histogram(f: npt.NDArray[Any], q: npt.NDArray[Any]) -> dict[str, Any]:
+    """Histograms of a population's activation, float run ``f`` against quantized run ``q``
+    (``[batch, time, *shape]`` spike records): per neuron, its events (steps with a spike of
+    any level) per inference, the mean over the samples, on shared bins from 0.
+
+    Examples:
+        >>> f = np.array([[[1, 0], [1, 0]]]); q = np.array([[[1, 1], [0, 0]]])
+        >>> h = activation_histogram(f, q)
+        >>> h["float"][0], h["float"][-1], h["quantized"][ACTIVATION_BINS // 2]
+        (1, 1, 2)
+    """
+    rf, rq = (np.count_nonzero(x, axis=1).mean(axis=0).ravel() for x in (f, q))
+    hi = max(float(rf.max(initial=0.0)), float(rq.max(initial=0.0)), 1.0)
+    edges = np.linspace(0.0, hi, ACTIVATION_BINS + 1)
+    return {
+        "edges": edges.tolist(),
+        "float": np.histogram(rf, edges)[0].tolist(),
+        "quantized": np.histogram(rq, edges)[0].tolist(),
+    }
+
+
 def weight_histograms(net: Net) -> list[dict[str, Any]]:
     """Per projection, histograms of its float weights and of the dequantized integer weights
     of the same synapses (the float matrix's stored entries; a code rounded to zero counts as

@@ -93,3 +93,22 @@ def test_a_deep_net_page_fits_its_width_without_warnings() -> None:
     assert "encoder.<wbr>layers.<wbr>20.<wbr>self_attention.<wbr>fc" in page
     assert f"{_MAX_HISTOGRAMS} of 21 projections drawn" in page
     assert "Paper-style energy" in page and "confusion matrix, output output" in page
+
+
+def test_activation_histograms_count_each_neurons_events_per_inference() -> None:
+    # the IF copies its input (weight 1, threshold 0.5): neuron k spikes one step after each
+    # input spike of channel k, so its events per inference are known by hand in both runs
+    x = np.zeros((2, 6, 3))
+    x[0, :4, 0] = 1  # sample 0: channel 0 fires 4 times, channel 1 twice
+    x[0, :2, 1] = 1
+    x[1, :2, 0] = 1  # sample 1: channel 0 twice; channel 2 never
+    report = sd.compile(_net(np.eye(3)), "sim", inputs={"input": x}).report
+    h = report["activations"]["if"]
+    # per neuron, the mean over the 2 samples: (4 + 2) / 2 = 3, (2 + 0) / 2 = 1, 0
+    np.testing.assert_allclose(h["edges"], np.linspace(0.0, 3.0, 21))
+    expected = [1] + [0] * 5 + [1] + [0] * 12 + [1]  # 0 in bin 0, 1.0 in bin 6, 3.0 last
+    assert h["float"] == h["quantized"] == expected
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        page = render_html(report)
+    assert "<h2>Activations, float vs quantized</h2>" in page
