@@ -44,6 +44,7 @@ from snn_deploy.reports.decision import DECISION_RULE, NO_DECISION, confusion, d
 from snn_deploy.reports.energy import (
     StepTime,
     activity,
+    cycles_of,
     energy,
     paper_energy,
     trace_summary,
@@ -812,7 +813,8 @@ def compile(
         counts = activity(net, trace, data, tgt)
         cores = report["placement"]["cores_used"] if report["placement"] else None
         step_time = StepTime.from_notes(report["backend_notes"])
-        report["energy"] = energy(counts, tgt, cores, step_time)
+        cycles = cycles_of(report["backend_notes"], counts)
+        report["energy"] = energy(counts, tgt, cores, step_time, cycles)
         report["paper_energy"] = paper_energy(counts, tgt)
         report["activity"] = trace_summary(net, trace, data)
         float_trace = run_sim(float_net, inputs, fixed=False)

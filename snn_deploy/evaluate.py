@@ -60,7 +60,6 @@ from snn_deploy.limits import check_array, read_npz
 from snn_deploy.passes import pipeline
 from snn_deploy.passes.base import PassContext
 from snn_deploy.reports import evaluation
-from snn_deploy.reports.energy import StepTime
 from snn_deploy.reports.render import to_json
 from snn_deploy.target.load import load_target
 from snn_deploy.target.schema import Target
@@ -476,7 +475,7 @@ def _result(
         load_target(str(compiled["target"])),
         placement["cores_used"] if placement else None,
         saturated_rate=api.SATURATED_RATE,
-        step_time=StepTime.from_notes(compiled.get("backend_notes")),
+        notes=compiled.get("backend_notes"),
     )
     return {
         "schema": evaluation.SCHEMA,

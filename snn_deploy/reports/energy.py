@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from snn_deploy.backends.base import Trace
+from snn_deploy.backends.xylo import cycles as xylo_cycles
 from snn_deploy.ir.net import Attention, Net, Product
 from snn_deploy.target import cost
 from snn_deploy.target.schema import Basis, Target
@@ -247,6 +248,7 @@ _UNITS = {"pj": "pJ", "mw": "mW", "us": "us"}
 _BASES = {
     Basis.PUBLISHED: "published for {target}",
     Basis.LOIHI1: "Loihi 1 figure, none published for {target}",
+    Basis.XYLO_AUDIO3: "Xylo Audio 3 measurement, none published for {target}",
     Basis.CMOS_45NM: "45 nm CMOS operation, no chip's figure",
 }
 """How the summaries describe a figure's basis."""
@@ -270,13 +272,14 @@ def basis_text(basis: str, target: str) -> str:
 
 def borrowed_lines(report: Mapping[str, Any]) -> list[str]:
     """One line per figure of the hardware model borrowed from another chip (basis
-    ``loihi1``), with its value and basis; the source is beside it in ``energy.figures`` and
+    ``loihi1``, ``xylo-audio3``), with its value and basis; the source is beside it in
+    ``energy.figures`` and
     in report.html's table of figures."""
     target = report.get("target", "")
     return [
         f"{name} {f['value']:g} {f['unit']}: {basis_text(f['basis'], target)}"
         for name, f in report["energy"]["figures"].items()
-        if f["basis"] == Basis.LOIHI1.value
+        if f["basis"] in (Basis.LOIHI1.value, Basis.XYLO_AUDIO3.value)
     ]
 
 
@@ -291,19 +294,30 @@ _TERMS = (
 """Per-inference count -> the ``EnergyModel`` figure it is multiplied by (None: no field)."""
 
 
+def cycles_of(notes: Mapping[str, Any] | None, counts: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The clock cycles per step of a run whose backend counts cycles (``cycle_model`` in its
+    notes: Xylo, ``backends.xylo.cycles``), else None."""
+    layout = (notes or {}).get("cycle_model")
+    return None if layout is None else xylo_cycles.per_step(layout, counts)
+
+
 def energy(
     counts: Mapping[str, Any],
     target: Target,
     cores_used: int | None = None,
     step_time: StepTime | None = None,
+    cycles: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The target's hardware energy model per inference (docs/ENERGY.md §1).
 
     ``dynamic = synops * synop_pj + neuron_updates * neuron_update_pj + sum over message
-    classes of messages * figure``; ``static = static_power_per_core_mw * cores_used * steps *
-    step_time_us``, only when the target has both figures. A count without a figure is listed
-    in ``not_modelled`` (then the total is a lower bound); with no figure for any event (the
-    FPGA targets) the dynamic and total energy are None: not modelled, never 0.
+    classes of messages * figure``, or, for a core whose backend counts clock cycles
+    (``cycles``, ``cycles_of``) and a target with ``cycle_pj``, ``cycles per step * steps *
+    cycle_pj`` (the cycles cover every event); ``static = static_power_per_core_mw *
+    cores_used * steps * step_time_us``, only when the target has both figures. A count
+    without a figure is listed in ``not_modelled`` (then the total is a lower bound); with
+    no figure for any event (the FPGA targets) the dynamic and total energy are None: not
+    modelled, never 0.
     An unplaced net counts one within-core message per spike. The wall-clock latency is
     ``steps x`` the backend's time per step (``step_time``: the FPGA's cycles per step at its
     clock) or else the target's ``step_time_us``; unknown without either.
@@ -314,6 +328,7 @@ def energy(
         cores_used: cores of the placement (for the static term).
         step_time: the backend's own time per step, which the target's ``step_time_us``
             gives way to.
+        cycles: the backend's clock cycles per step of this run (``cycles_of``).
 
     Returns:
         ``counts``, ``per_inference`` (count -> per inference), ``energy_pj`` (count -> the
@@ -321,7 +336,10 @@ def energy(
         and ``total_uj_per_inference`` (None if no event has a figure),
         ``static_uj_per_inference`` (None if not modelled),
         ``total_is_lower_bound``, ``latency`` (``steps``, ``model_time_s``, ``wall_clock_s``,
-        ``note``), ``not_modelled`` (reasons), ``figures`` (figure -> ``figure`` of it).
+        ``note``), ``not_modelled`` (reasons), ``figures`` (figure -> ``figure`` of it),
+        ``cycles`` (None without a cycle model; else ``cycles`` per step and stage, the
+        clock ``clock_mhz`` that runs them in the wall-clock time and the
+        ``dynamic_power_uw`` over it).
     """
     e = target.energy
     samples = counts["samples"]
@@ -332,7 +350,12 @@ def energy(
     }
     msgs = counts.get("messages")
     terms: list[tuple[str, str | None]] = list(_TERMS[:2])
-    if msgs is None:
+    by_cycles = cycles is not None and e.cycle_pj is not None
+    if by_cycles:
+        assert cycles is not None
+        per["clock_cycles"] = cycles["total"] * counts["steps"]
+        terms = [("clock_cycles", "cycle_pj")]
+    elif msgs is None:
         terms.append(("spikes", "spike_pj"))
     else:
         per.update({f"messages_{c}": msgs[c] / samples for c in MESSAGE_CLASSES})
@@ -348,7 +371,7 @@ def energy(
         elif per[key]:
             why = f"no {field} figure for target {target.name}" if field else "host I/O"
             not_modelled.append(f"{key}: {per[key]:.6g} per inference, not modelled ({why})")
-    if msgs is None:
+    if msgs is None and not by_cycles:
         not_modelled.append("messages: the net is not placed; one within-core message per spike")
     if counts.get("product_ops"):
         per["product_ops"] = counts["product_ops"] / samples
@@ -405,6 +428,13 @@ def energy(
         },
         "not_modelled": not_modelled,
         "figures": used,
+        "cycles": None
+        if not by_cycles or cycles is None
+        else {
+            "per_step": dict(cycles),
+            "clock_mhz": None if not step_us else cycles["total"] / step_us,
+            "dynamic_power_uw": None if dynamic is None or not wall else dynamic / wall,
+        },
     }
 
 
@@ -613,6 +643,7 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
             "for any of these events)"
         ),
         f"latency: {e['latency']['note']}",
+        *_cycle_lines(e.get("cycles")),
         *(f"  borrowed: {s}" for s in borrowed_lines(report)),
         *(["  sources: report.json energy.figures"] if borrowed_lines(report) else []),
         *(f"  note: {s}" for s in e["not_modelled"]),
@@ -638,3 +669,17 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
             f"{p['ann_macs']} MACs = {p['ann_uj']:.4g} uJ",
         ]
     return out
+
+
+def _cycle_lines(cycles: Mapping[str, Any] | None) -> list[str]:
+    """The cycle model's line of the summary (none without one)."""
+    if cycles is None:
+        return []
+    c = cycles["per_step"]
+    stages = ", ".join(f"{k} {c[k]:.4g}" for k in xylo_cycles.STAGES)
+    clock, power = cycles["clock_mhz"], cycles["dynamic_power_uw"]
+    return [
+        f"clock cycles: {c['total']:.4g} per step ({stages})"
+        + ("" if clock is None else f"; real time needs {clock:.4g} MHz")
+        + ("" if power is None else f", dynamic power {power:.4g} uW")
+    ]

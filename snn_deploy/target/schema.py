@@ -62,13 +62,15 @@ class Basis(enum.Enum):
     """What an energy figure was measured on: ``basis =`` of every figure in ``[energy]``.
 
     ``PUBLISHED``: published for the target's own hardware. ``LOIHI1``: borrowed from Loihi 1
-    because nothing is published for the target's hardware (the reports mark it). ``CMOS_45NM``:
+    because nothing is published for the target's hardware (the reports mark it). ``XYLO_AUDIO3``:
+    measured on SynSense's Xylo Audio 3, borrowed for Xylo Audio 2 likewise. ``CMOS_45NM``:
     one operation of 45 nm CMOS logic, no chip's figure (the paper-style energy, and the
     simulator's synaptic operation).
     """
 
     PUBLISHED = "published"
     LOIHI1 = "loihi1"
+    XYLO_AUDIO3 = "xylo-audio3"
     CMOS_45NM = "cmos-45nm"
 
 
@@ -87,6 +89,8 @@ class EnergyModel:
         step_time_us: wall-clock time of one time step (latency and static energy need it).
         mac_45nm_pj: one multiply-accumulate, 45 nm, for the paper-style "theoretical" energy.
         ac_45nm_pj: one accumulate, 45 nm, for the paper-style "theoretical" energy.
+        cycle_pj: one clock cycle of a core whose backend counts cycles (``cycle_model`` in its
+            notes: Xylo); then it replaces the per-event figures.
     """
 
     synop_pj: float | None = None
@@ -98,6 +102,7 @@ class EnergyModel:
     step_time_us: float | None = None
     mac_45nm_pj: float | None = None
     ac_45nm_pj: float | None = None
+    cycle_pj: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from snn_deploy.backends.base import Progress, Trace
-from snn_deploy.backends.xylo import xylosim_run
+from snn_deploy.backends.xylo import cycles, xylosim_run
 from snn_deploy.backends.xylo.program import MATRICES, XyloProgram, hop_latency, lower_program
 from snn_deploy.ir import serialize
 from snn_deploy.ir.net import Net
@@ -65,9 +65,10 @@ def emit(program: XyloProgram, out_dir: Path) -> list[Path]:
 
 
 def notes(program: XyloProgram, out_dir: Path | None = None) -> dict[str, object]:
-    """For the report: neurons and synapses used, shifts, aliases, the latency per hop and how
-    far each population's dash values are from its time constants (``out_dir``, the emitted
-    folder, adds nothing)."""
+    """For the report: neurons and synapses used, shifts, aliases, the latency per hop and the
+    real-time step (one step per ``dt``), how far each population's dash values are from its
+    time constants, and the layout the cycle model needs (``cycle_model``: ``cycles.structure``)
+    (``out_dir``, the emitted folder, adds nothing)."""
     net = program.net
     return {
         "input_channels": program.n_channels,
@@ -76,8 +77,13 @@ def notes(program: XyloProgram, out_dir: Path | None = None) -> dict[str, object
         "output_neurons": program.n_out,
         "recurrent_synapses": int(np.count_nonzero(program.w_rec)),
         "weight_shift": dict(program.shift),
-        "latency": hop_latency(net),
+        "latency": {
+            **hop_latency(net),
+            "us_per_step": net.dt * 1e6,
+            "basis": "real time: the chip runs one step per dt",
+        },
         "time_constants": {k: dash_error(net, k) for k in net.populations},
+        "cycle_model": cycles.structure(program),
     }
 
 

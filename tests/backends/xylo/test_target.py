@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from snn_deploy import api
 from snn_deploy.errors import DesignRuleError, TargetError
 from snn_deploy.ir import serialize
 from snn_deploy.ir.net import Net, Population, Projection, SynapseFixed
@@ -292,6 +293,8 @@ def test_a_nir_graph_compiles_runs_on_xylosim_and_verifies(compiled: Path):
         "hidden_hop_steps": 1,
         "output_hop_steps": 1,
         "outputs_first_step": {"output": 1},
+        "us_per_step": 1000.0,
+        "basis": "real time: the chip runs one step per dt",
     }
     assert notes["time_constants"]["hidden"]["tau_syn"] == {
         "dash": [2],
@@ -307,6 +310,36 @@ def test_a_nir_graph_compiles_runs_on_xylosim_and_verifies(compiled: Path):
         code, text = invoke("verify", compiled, "--target", target)
         assert code == 0, text
         assert f"on {target}: all 5 arrays equal" in text
+
+
+def test_energy_is_the_vendor_cycle_model_times_the_energy_of_a_cycle(compiled: Path):
+    """Cycles per step as SynSense's public model counts them (rockpool power_cycles_model),
+    recounted here from the run's own records, times 24.7 pJ a cycle."""
+    report = json.loads((compiled / "report.json").read_text())
+    e, layout = report["energy"], report["backend_notes"]["cycle_model"]
+    with np.load(compiled.parent / "x.npz") as z:
+        x = z["input"]
+    p_in = np.count_nonzero(x) / x.size
+    trace = api.simulate(compiled, {"input": x})
+    hidden = [np.asarray(trace.populations[k]) for k in layout["hidden_populations"]]
+    p = sum(np.count_nonzero(h) for h in hidden) / sum(h.size for h in hidden)
+    n_in, n_h, n_out = 16, layout["hidden_neurons"], 4
+    assert layout["alias_sources"] == 0  # the variable hidden cycles are then 3 p
+    expected = (
+        n_in * (p_in * n_h * 3.5 + 1)
+        + n_h * (layout["recurrent_synapses"] / n_h * 7 * p + 3)
+        + n_h * p * (1 + n_out * 8)
+        + n_h * (19 + 3 * p)
+        + 12 * n_out
+    )
+    cycles = e["cycles"]
+    assert cycles["per_step"]["total"] == pytest.approx(expected, rel=1e-12)
+    assert cycles["per_step"]["input_rate"] == pytest.approx(p_in)
+    assert e["breakdown_uj"] == {"clock_cycles": pytest.approx(expected * 50 * 24.7e-6)}
+    assert e["figures"]["cycle_pj"]["basis"] == "xylo-audio3"
+    assert cycles["clock_mhz"] == pytest.approx(expected / 1000.0)  # 1 ms steps
+    assert cycles["dynamic_power_uw"] == pytest.approx(expected * 24.7e-6 / 1e-3)
+    assert not any(line.startswith(("synops", "messages")) for line in e["not_modelled"])
 
 
 @pytest.mark.toolchain("xylosim")
