@@ -285,11 +285,14 @@ def _our_conv(m: Any, ctx: Ctx) -> Any:
 
 
 def _our_reset(m: Any) -> dict[str, Any]:
-    """Reset mode, and the spike level count ``D`` when the neuron sends multi-level spikes."""
+    """Reset mode, the spike level count ``D`` when the neuron sends multi-level spikes, and
+    the threshold test when it is ``>=``."""
     meta = _meta(ResetMode.ZERO if m.reset == "zero" else ResetMode.SUBTRACT)
     levels = int(getattr(m, "levels", 1))  # modules pickled before ``levels`` existed: binary
     if levels > 1:
         meta[LEVELS_KEY] = levels
+    if getattr(m, "compare", ">") == ">=":  # modules pickled before ``compare``: strict
+        meta[COMPARE_KEY] = ThresholdCompare.GE.value
     return meta
 
 

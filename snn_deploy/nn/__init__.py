@@ -11,8 +11,9 @@ our float simulator runs spike for spike like the PyTorch model::
   step's input (``W·x[t-1] + b``): the one-step synaptic delay of every projection. Put exactly
   one of them between two neuron layers (stateless ``AvgPool2d``/``Flatten`` may sit beside it).
 * ``LIF``: ``v = beta·v + x``; ``CubaLIF``: ``u = alpha·u + x; v = beta·v + u``;
-  ``IF``: ``v = v + x``. A spike is ``v > threshold`` (strict), then ``v = 0`` (``reset="zero"``)
-  or ``v -= threshold`` (``"subtract"``), in the same step.
+  ``IF``: ``v = v + x``. A spike is ``v > threshold`` (strict; ``compare=">="``: ``v >=
+  threshold``, what Xylo's neurons test, exported as ``"snn_deploy.threshold_compare"``), then
+  ``v = 0`` (``reset="zero"``) or ``v -= threshold`` (``"subtract"``), in the same step.
 * ``levels=D > 1`` (multi-level, "graded" spikes, e.g. Loihi 2): the spike is the integer
   ``s = #{k in 1..D : v > k·threshold}`` (``multispike``), then ``v = 0`` where ``s > 0`` or
   ``v -= s·threshold``; the next projection gets ``W·s``. ``export`` writes ``D`` to the node's

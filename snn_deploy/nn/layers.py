@@ -8,64 +8,73 @@ from typing import Any
 import torch
 
 RESETS = ("zero", "subtract")
+COMPARES = (">", ">=")
+"""The threshold tests: strict ``v > θ`` (the default, Lava's) or ``v >= θ`` (Xylo's)."""
 
 
 class _Spike(torch.autograd.Function):
-    """Heaviside ``x > 0`` forward; fast-sigmoid surrogate ``1/(1+10|x|)^2`` backward."""
+    """Heaviside ``x > 0`` (``x >= 0`` with ``ge``) forward; fast-sigmoid surrogate
+    ``1/(1+10|x|)^2`` backward."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, ge: bool) -> torch.Tensor:
         ctx.save_for_backward(x)
-        return (x > 0).to(x.dtype)
+        return (x >= 0 if ge else x > 0).to(x.dtype)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         x: torch.Tensor
         (x,) = ctx.saved_tensors
-        return grad / (1.0 + 10.0 * x.abs()) ** 2
+        return grad / (1.0 + 10.0 * x.abs()) ** 2, None
 
 
-def spike(x: torch.Tensor) -> torch.Tensor:
-    """Strict Heaviside step with a surrogate gradient."""
+def spike(x: torch.Tensor, ge: bool = False) -> torch.Tensor:
+    """Heaviside step with a surrogate gradient: ``x > 0``, or ``x >= 0`` with ``ge``."""
     # torch leaves ``Function.apply`` unannotated, so the call is untyped and returns Any
-    return _Spike.apply(x)  # type: ignore[no-untyped-call, no-any-return]
+    return _Spike.apply(x, ge)  # type: ignore[no-untyped-call, no-any-return]
 
 
 class _MultiSpike(torch.autograd.Function):
-    """Integer spike ``#{k in 1..D : v > k·θ}`` forward; backward the sum of the fast-sigmoid
-    surrogates of its D steps, ``Σ_k 1/(1+10|v - k·θ|)^2`` (for D = 1 exactly ``_Spike``'s)."""
+    """Integer spike ``#{k in 1..D : v > k·θ}`` (``>=`` with ``ge``) forward; backward the sum
+    of the fast-sigmoid surrogates of its D steps, ``Σ_k 1/(1+10|v - k·θ|)^2`` (for D = 1
+    exactly ``_Spike``'s)."""
 
     @staticmethod
-    def forward(ctx: Any, v: torch.Tensor, threshold: torch.Tensor, levels: int) -> torch.Tensor:
+    def forward(
+        ctx: Any, v: torch.Tensor, threshold: torch.Tensor, levels: int, ge: bool
+    ) -> torch.Tensor:
         ctx.save_for_backward(v, threshold)
         ctx.levels = levels
         s = torch.zeros_like(v)
         for k in range(1, levels + 1):  # strict, like the binary ``v > θ``: v == 2θ gives s = 1
-            s = s + (v > k * threshold).to(v.dtype)
+            s = s + (v >= k * threshold if ge else v > k * threshold).to(v.dtype)
         return s
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
         v: torch.Tensor
         threshold: torch.Tensor
         v, threshold = ctx.saved_tensors
         slope = torch.zeros_like(v)
         for k in range(1, ctx.levels + 1):
             slope = slope + 1.0 / (1.0 + 10.0 * (v - k * threshold).abs()) ** 2
-        return grad * slope, None, None
+        return grad * slope, None, None, None
 
 
-def multispike(v: torch.Tensor, threshold: torch.Tensor | float, levels: int) -> torch.Tensor:
+def multispike(
+    v: torch.Tensor, threshold: torch.Tensor | float, levels: int, ge: bool = False
+) -> torch.Tensor:
     """The integer spike of one step: how many of the levels ``θ, 2θ, …, D·θ`` ``v`` exceeds.
 
     ``s = #{k in 1..D : v > k·θ}`` (for ``v > 0`` that is ``clamp(ceil(v/θ) - 1, 0, D)``), with a
     surrogate gradient that is the sum of ``spike``'s surrogate at each level. ``levels = 1`` is
-    ``spike(v - θ)``.
+    ``spike(v - θ)``. With ``ge`` the test is ``v >= k·θ`` (``clamp(floor(v/θ), 0, D)``).
 
     Args:
         v: membrane voltage after this step's update.
         threshold: ``θ`` (broadcast against ``v``).
         levels: ``D``, the largest spike value.
+        ge: reach rather than exceed each level (``>=``).
 
     Returns:
         ``s`` in ``{0, 1, …, D}``, the dtype of ``v``.
@@ -73,12 +82,14 @@ def multispike(v: torch.Tensor, threshold: torch.Tensor | float, levels: int) ->
     Examples:
         >>> multispike(torch.tensor([0.5, 1.0, 1.5, 2.0, 2.5, 9.0]), 1.0, 3).tolist()
         [0.0, 0.0, 1.0, 1.0, 2.0, 3.0]
+        >>> multispike(torch.tensor([0.5, 1.0, 1.5, 2.0, 2.5, 9.0]), 1.0, 3, ge=True).tolist()
+        [0.0, 1.0, 1.0, 2.0, 2.0, 3.0]
     """
     if levels == 1:
-        return spike(v - threshold)
+        return spike(v - threshold, ge)
     theta = torch.as_tensor(threshold, dtype=v.dtype)
     # torch leaves ``Function.apply`` unannotated, so the call is untyped and returns Any
-    return _MultiSpike.apply(v, theta, levels)  # type: ignore[no-untyped-call, no-any-return]
+    return _MultiSpike.apply(v, theta, levels, ge)  # type: ignore[no-untyped-call, no-any-return]
 
 
 class _Delayed:
@@ -121,11 +132,18 @@ class Conv2d(_Delayed, torch.nn.Conv2d):
 
 class _Neuron(torch.nn.Module):
     def __init__(
-        self, shape: int | tuple[int, ...], threshold: float, reset: str, levels: int
+        self,
+        shape: int | tuple[int, ...],
+        threshold: float,
+        reset: str,
+        levels: int,
+        compare: str = ">",
     ) -> None:
         super().__init__()
         if reset not in RESETS:
             raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
+        if compare not in COMPARES:
+            raise ValueError(f"compare must be one of {COMPARES}, got {compare!r}")
         if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
             raise ValueError(f"levels must be an int >= 1 (1 = binary spikes), got {levels!r}")
         self.shape = (shape,) if isinstance(shape, int) else tuple(shape)
@@ -134,10 +152,11 @@ class _Neuron(torch.nn.Module):
         )
         self.reset = reset
         self.levels = levels
+        self.compare = compare
         self.v: torch.Tensor | None = None
 
     def _fire(self, v: torch.Tensor) -> torch.Tensor:
-        s = multispike(v, self.threshold, self.levels)
+        s = multispike(v, self.threshold, self.levels, ge=self.compare == ">=")
         if self.reset == "zero":  # v = 0 where s > 0 (s is 0/1 when binary: the same product)
             self.v = v * (1 - s.detach().clamp(max=1))
         else:  # v -= s·θ
@@ -168,8 +187,9 @@ class LIF(_Neuron):
         reset: str = "zero",
         learn_beta: bool = False,
         levels: int = 1,
+        compare: str = ">",
     ) -> None:
-        super().__init__(shape, threshold, reset, levels)
+        super().__init__(shape, threshold, reset, levels, compare)
         self.beta = self._decay("beta", beta, learn_beta)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -192,8 +212,9 @@ class CubaLIF(_Neuron):
         reset: str = "zero",
         learn_decays: bool = False,
         levels: int = 1,
+        compare: str = ">",
     ) -> None:
-        super().__init__(shape, threshold, reset, levels)
+        super().__init__(shape, threshold, reset, levels, compare)
         self.alpha = self._decay("alpha", alpha, learn_decays)
         self.beta = self._decay("beta", beta, learn_decays)
         self.u: torch.Tensor | None = None
@@ -221,8 +242,9 @@ class IF(_Neuron):
         threshold: float = 1.0,
         reset: str = "zero",
         levels: int = 1,
+        compare: str = ">",
     ) -> None:
-        super().__init__(shape, threshold, reset, levels)
+        super().__init__(shape, threshold, reset, levels, compare)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v = torch.zeros_like(x) if self.v is None else self.v

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from snn_deploy import nn as snn
-from snn_deploy.frontends.nir import LEVELS_KEY, RESET_KEY
+from snn_deploy.frontends.nir import COMPARE_KEY, LEVELS_KEY, RESET_KEY
 from snn_deploy.frontends.nir import load as load_nir
 from tests.frontends.test_torch import ours, spikes
 
@@ -156,6 +156,27 @@ def test_export_writes_spike_levels():
     assert nodes["cubalif2"].metadata == {RESET_KEY: "subtract", LEVELS_KEY: 2}
     assert nodes["if3"].metadata == {RESET_KEY: "zero"}  # binary: no key
     assert LEVELS_KEY == "snn_deploy.spike_levels"
+
+
+@pytest.mark.parametrize("compare", [">", ">="])
+def test_compare_decides_a_voltage_exactly_at_the_threshold(compare):
+    # weights 0.5: two input spikes bring v exactly to θ = 1 (and 2θ with four, levels 3);
+    # ``>=`` (Xylo's test) fires there and ``>`` does not, in torch and in our float run alike
+    model = torch.nn.Sequential(
+        snn.Linear(4, 2, bias=False),
+        snn.IF(2, threshold=1.0, reset="subtract", levels=3, compare=compare),
+    ).double()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.5, 0.5, 0.5, 0.5]]))
+    x = torch.zeros(3, 1, 4, dtype=torch.float64)
+    x[0, 0] = 1.0
+    with torch.no_grad():
+        out = snn.run(model, x).numpy()
+    expect = [[1.0, 2.0]] if compare == ">=" else [[0.0, 1.0]]  # v = 1 and 2 at step 1
+    np.testing.assert_array_equal(out[1], expect)
+    np.testing.assert_array_equal(ours(model, x)["float"], out)
+    meta = snn.export(model).nodes["if1"].metadata
+    assert meta.get(COMPARE_KEY, ">") == compare
 
 
 def test_levels_1_is_the_binary_neuron():
