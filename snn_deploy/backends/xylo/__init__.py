@@ -59,6 +59,10 @@ def emit(program: XyloProgram, out_dir: Path) -> list[Path]:
         "bias_out": program.bias_out,
         "alias": np.array([a[0] if a else -1 for a in program.aliases], np.int64),
     }
+    for key in ("w_in2", "w_rec2", "dash_syn2"):  # the second synapse bank, where used
+        value = getattr(program, key)
+        if value is not None:
+            arrays[key] = value
     with config.open("wb") as fh:
         np.savez(fh, **arrays)
     return [path, config]
@@ -74,7 +78,8 @@ def notes(program: XyloProgram, out_dir: Path | None = None) -> dict[str, object
         "hidden_neurons": program.n_hidden,
         "alias_neurons": sum(len(a) for a in program.aliases),
         "output_neurons": program.n_out,
-        "recurrent_synapses": int(np.count_nonzero(program.w_rec)),
+        "recurrent_synapses": int(np.count_nonzero(program.w_rec))
+        + int(np.count_nonzero(program.w_rec2 if program.w_rec2 is not None else 0)),
         "weight_shift": dict(program.shift),
         "latency": hop_latency(net),
         "time_constants": {k: dash_error(net, k) for k in net.populations},
