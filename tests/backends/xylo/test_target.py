@@ -418,6 +418,13 @@ def test_a_nir_graph_with_a_second_current_compiles_and_equals_xylosim(tmp_path:
         vectors = dict(np.load(out / "vectors.npz"))
     assert np.count_nonzero(config["w_in2"]) and np.count_nonzero(config["w_rec2"])
     assert set(config["dash_syn2"][:40].tolist()) == {5}  # 32 ms at dt = 1 ms
+    notes = json.loads((out / "report.json").read_text())["backend_notes"]
+    assert notes["time_constants"]["hidden"]["tau_syn2"] == {
+        "dash": [5],
+        "tau_s": [0.032],
+        "relative_error": 0.0,
+    }
+    assert "tau_syn2" not in notes["time_constants"]["out"]
     assert np.abs(vectors["u2.hidden"]).max() > 0
     for target in ("xylosim", "sim"):
         code, text = invoke("verify", out, "--target", target)
