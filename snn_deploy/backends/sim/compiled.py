@@ -9,6 +9,9 @@ read-outs and product units).
 **Layout.** One sample's whole run is one int64 array ``rec[time, signal]``: the populations'
 neurons first (so neuron ``n`` is signal ``n``), then the inputs, then the product units. A
 projection with delay ``d`` reads ``rec[t - 1 - d]`` directly (the record is the delay line).
+The currents ``u`` (and the input ``a``) of neuron ``n`` are ``u[n]``; when a population has a
+second current (docs/SEMANTICS.md §1.3) it is ``u[N + n]`` (``N`` neurons), so a projection
+into it is one into destination ``N + dst`` and the projection loops need no special case.
 
 **Projections are event-driven**: for every source whose output at that step is non-zero, its
 weight row (all its targets) is added, times the payload, into the projection's accumulator;
@@ -256,12 +259,13 @@ def _neurons(
     v_wrap, v_lo, v_hi, v_width = spec[6] == 1, spec[7], spec[8], spec[9]
     shift_form, each_term = spec[11] == 1, spec[13] == 1
     second = cu.shape[0]  # where the second currents start in u and a
+    two = cu2.shape[0] > 0  # some population has a second current
     for p in range(pops.shape[0]):
         start, stop, spiking, levels, subtract, timing, ge = pops[p]
         for n in range(start, stop):
             un = _current(u[n], a[n], cu[n], spec)
             ui = un  # what v integrates: u, or the exact sum u + u2
-            if cu2.shape[0] > 0 and cu2[n] >= 0:
+            if two and cu2[n] >= 0:
                 u[second + n] = _current(u[second + n], a[second + n], cu2[n], spec)
                 ui = un + u[second + n]
             loss = _lost(v[n], cv[n], bits, shift_form)
