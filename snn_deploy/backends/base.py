@@ -30,6 +30,8 @@ class Trace:
         u: population name -> current, when state recording was asked for.
         v: population name -> voltage (after reset), when state recording was asked for.
         products: product unit name -> its output at every step (docs/SEMANTICS.md §4).
+        u2: population name -> its second synaptic current, when state recording was asked
+            for and it has one.
     """
 
     outputs: Mapping[str, npt.NDArray[np.generic]]
@@ -37,6 +39,7 @@ class Trace:
     u: Mapping[str, npt.NDArray[np.generic]]
     v: Mapping[str, npt.NDArray[np.generic]]
     products: Mapping[str, npt.NDArray[np.generic]] = field(default_factory=dict)
+    u2: Mapping[str, npt.NDArray[np.generic]] = field(default_factory=dict)
 
 
 def check_inputs(

@@ -89,7 +89,7 @@ class Profile:
 def _scale_time(params: Params, factor: float) -> Params:
     """Every time constant times ``factor``: the per-step fractions ``dt/tau`` are kept."""
     out = dict(params)
-    for key in ("tau", "tau_syn", "tau_mem"):
+    for key in ("tau", "tau_syn", "tau_mem", "tau_syn2"):
         if key in out:
             out[key] = out[key] * factor
     return out

@@ -6,7 +6,11 @@ not record, is kept in node metadata under ``snn_deploy.reset`` so that ``dump``
 round-trips it; likewise the number of spike levels of a multi-level (graded-spike) neuron under
 ``snn_deploy.spike_levels`` (absent: 1, binary spikes; docs/SEMANTICS.md §1.1), the reset
 timing under ``snn_deploy.reset_timing`` (absent: immediate) and the threshold compare under
-``snn_deploy.threshold_compare`` (absent: ``>``; docs/SEMANTICS.md §1.2). The product
+``snn_deploy.threshold_compare`` (absent: ``>``; docs/SEMANTICS.md §1.2). A CubaLIF with a
+second synaptic current carries its time constant under ``snn_deploy.tau_syn2`` (seconds), and
+an Affine or Linear node on a path into that current ``snn_deploy.synapse = 1`` (absent: 0;
+docs/SEMANTICS.md §1.3): NIR has no two-current neuron, and a plain NIR reader sees one current
+fed by both paths. The product
 nodes NIR lacks (``Attention``, ``Gate``; docs/SEMANTICS.md §4) are NIR nodes of our own types
 ``snn_deploy.Attention`` and ``snn_deploy.Gate``, which plain NIR readers reject.
 """
@@ -43,6 +47,8 @@ LEVELS_KEY = "snn_deploy.spike_levels"
 """Metadata of a spiking neuron node (LIF, CubaLIF, IF): its spike levels D, an int >= 1."""
 SCALE_KEY = "snn_deploy.voltage_scale"
 INPUT_MAX_KEY = "snn_deploy.input_max"
+TAU_SYN2_KEY = "snn_deploy.tau_syn2"
+SYNAPSE_KEY = "snn_deploy.synapse"
 """Metadata of an Input node: the largest |payload| it will be fed, a number > 0
 (docs/SEMANTICS.md §3; absent: binary spikes unless the compile's data shows more)."""
 
@@ -187,6 +193,13 @@ def _params(*names: str) -> Callable[[Any, tuple[int, ...]], dict[str, Any]]:
                 )
         if SCALE_KEY in node.metadata:
             out["voltage_scale"] = float(node.metadata[SCALE_KEY])
+        if TAU_SYN2_KEY in node.metadata:
+            if names[:1] != ("tau_syn",) or "v_threshold" not in names:
+                raise VerificationError(
+                    f"{type(node).__name__} cannot have {TAU_SYN2_KEY}: only CubaLIF nodes have "
+                    "a second synaptic current"
+                )
+            out["tau_syn2"] = _tau_syn2(node.metadata[TAU_SYN2_KEY], shape)
         return out
 
     return convert
@@ -213,6 +226,34 @@ def _levels(raw: Any) -> int:
     return int(value)
 
 
+def _tau_syn2(raw: Any, shape: tuple[int, ...]) -> Any:
+    """``snn_deploy.tau_syn2``: finite seconds > 0, a number or one per neuron."""
+    value = np.asarray(raw)
+    if value.dtype.kind not in "iuf" or not np.all(np.isfinite(value) & (value > 0)):
+        raise VerificationError(f"metadata {TAU_SYN2_KEY!r} must be seconds > 0, got {raw!r}")
+    try:
+        return np.broadcast_to(value.astype(np.float64), shape)
+    except ValueError as exc:
+        raise VerificationError(
+            f"metadata {TAU_SYN2_KEY!r} has shape {list(value.shape)}, which does not fit the "
+            f"node shape {list(shape)}"
+        ) from exc
+
+
+def _synapse(node: Any) -> dict[str, Any]:
+    """An Affine or Linear node's ``snn_deploy.synapse``: 0 or 1 (absent: 0, written as no key)."""
+    if SYNAPSE_KEY not in node.metadata:
+        return {}
+    raw = node.metadata[SYNAPSE_KEY]
+    value = np.asarray(raw)
+    if value.ndim != 0 or not np.issubdtype(value.dtype, np.integer) or int(value) not in (0, 1):
+        raise VerificationError(
+            f"metadata {SYNAPSE_KEY!r} must be 0 (the current) or 1 (the second current), "
+            f"got {raw!r}"
+        )
+    return {"synapse": int(value)}
+
+
 def _input(node: Any, shape: tuple[int, ...]) -> dict[str, Any]:
     """An Input node's declared payload range, if its metadata has one."""
     if INPUT_MAX_KEY not in node.metadata:
@@ -228,8 +269,10 @@ def _input(node: Any, shape: tuple[int, ...]) -> dict[str, Any]:
 
 _converter(nir.Input, n.Input)(_input)
 _converter(nir.Output, n.Output)(lambda node, shape: {})
-_converter(nir.Affine, n.Affine)(lambda node, shape: {"weight": node.weight, "bias": node.bias})
-_converter(nir.Linear, n.Linear)(lambda node, shape: {"weight": node.weight})
+_converter(nir.Affine, n.Affine)(
+    lambda node, shape: {"weight": node.weight, "bias": node.bias, **_synapse(node)}
+)
+_converter(nir.Linear, n.Linear)(lambda node, shape: {"weight": node.weight, **_synapse(node)})
 _converter(nir.Scale, n.Scale)(_params("scale"))
 _converter(nir.Conv1d, n.Conv1d)(_conv(1))
 _converter(nir.Conv2d, n.Conv2d)(_conv(2))
@@ -550,6 +593,10 @@ def _to_nir(node: n.Node) -> Any:
         metadata[LEVELS_KEY] = node.levels  # absent means binary: binary nets write no key
     if isinstance(node, n.Neuron) and node.voltage_scale is not None:
         metadata[SCALE_KEY] = node.voltage_scale
+    if isinstance(node, n.CubaLIF) and node.tau_syn2 is not None:
+        metadata[TAU_SYN2_KEY] = np.array(node.tau_syn2)
+    if isinstance(node, (n.Affine, n.Linear)) and node.synapse != 0:
+        metadata[SYNAPSE_KEY] = node.synapse
     result = nir_type(**kwargs, metadata=metadata) if metadata else nir_type(**kwargs)
     if isinstance(node, (n.Affine, n.Linear, n.Conv1d, n.Conv2d, n.SumPool2d)) or not node.ARRAYS:
         result.input_type = {"input": shape}

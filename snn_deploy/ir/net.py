@@ -106,6 +106,7 @@ class NeuronFixed:
         vth: threshold mantissas (compared as ``vth << threshold_shift``); None if non-spiking.
         bias_mant: bias mantissas; ``v`` gains ``bias_mant * 2**bias_exp`` every step.
         bias_exp: bias exponents.
+        du2: decay codes of the second current ``u2`` (as ``du``); None: no second current.
     """
 
     scale: float
@@ -114,9 +115,10 @@ class NeuronFixed:
     vth: IntArray | None
     bias_mant: IntArray
     bias_exp: IntArray
+    du2: IntArray | None = None
 
     def __post_init__(self) -> None:
-        for name in ("du", "dv", "vth", "bias_mant", "bias_exp"):
+        for name in ("du", "dv", "vth", "bias_mant", "bias_exp", "du2"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, _frozen(getattr(self, name), np.int64))
 
@@ -153,6 +155,9 @@ class Population:
             ``s * threshold`` (docs/SEMANTICS.md §1.1). 1: binary spikes.
         voltage_scale: the integer voltage units per unit of ``v`` the source model fixes
             (``ir.nodes.Neuron.voltage_scale``); None lets the quantizer choose.
+        alpha2: fraction of the second synaptic current ``u2`` lost per step; ``v``
+            integrates ``u + u2`` (docs/SEMANTICS.md §1.3). None: one current (every
+            target but Xylo, whose hidden neurons have two).
         fixed: integer parameters, set by quantization.
         placement: core placement, set by mapping.
     """
@@ -169,11 +174,12 @@ class Population:
     reset_timing: ResetTiming = ResetTiming.IMMEDIATE
     threshold_compare: ThresholdCompare = ThresholdCompare.GT
     voltage_scale: float | None = None
+    alpha2: FloatArray | None = None
     fixed: NeuronFixed | None = None
     placement: tuple[Placement, ...] | None = None
 
     def __post_init__(self) -> None:
-        for name in ("alpha", "beta", "bias", "threshold"):
+        for name in ("alpha", "beta", "bias", "threshold", "alpha2"):
             if getattr(self, name) is not None:
                 arr = np.broadcast_to(getattr(self, name), (self.size,))
                 object.__setattr__(self, name, _frozen(arr, np.float64))
@@ -187,6 +193,11 @@ class Population:
     def spiking(self) -> bool:
         """True if the population emits spikes, False if it outputs its voltage."""
         return self.threshold is not None
+
+    @property
+    def currents(self) -> int:
+        """Synaptic currents per neuron: 1, or 2 with ``alpha2``."""
+        return 1 if self.alpha2 is None else 2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -215,6 +226,8 @@ class Projection:
         dst: a population name.
         weight: ``[dst.size, src.size]`` float weights in units of ``v`` per unit of input.
         delay: extra steps beyond the one every projection has.
+        synapse: the synaptic current of ``dst`` it adds into: 0 (``u``) or 1 (``u2``, which
+            ``dst`` must have).
         fixed: integer weights, set by quantization.
     """
 
@@ -223,6 +236,7 @@ class Projection:
     dst: str
     weight: sp.csr_matrix
     delay: int = 0
+    synapse: int = 0
     fixed: SynapseFixed | None = None
 
     def __post_init__(self) -> None:
@@ -430,6 +444,12 @@ class Net:
                 )
             if p.delay < 0:
                 raise VerificationError(f"projection {p.name!r}: negative delay {p.delay}")
+            currents = self.populations[p.dst].currents
+            if isinstance(p.synapse, bool) or p.synapse not in range(currents):
+                raise VerificationError(
+                    f"projection {p.name!r}: synapse {p.synapse!r}, but {p.dst!r} has "
+                    f"{currents} synaptic current(s) (synapse 0..{currents - 1})"
+                )
             if (p.fixed is None) == self.quantized:
                 raise VerificationError(
                     f"projection {p.name!r}: integer weights must be set exactly when the "
@@ -444,6 +464,11 @@ class Net:
                 raise VerificationError(
                     f"population {pop.name!r}: integer parameters must be set exactly when "
                     "the net is quantized"
+                )
+            if pop.fixed is not None and (pop.fixed.du2 is None) != (pop.alpha2 is None):
+                raise VerificationError(
+                    f"population {pop.name!r}: the second current's decay codes (du2) must be "
+                    "set exactly when it has a second current (alpha2)"
                 )
 
     def _verify_product(self, unit: Product) -> None:

@@ -85,10 +85,16 @@ class Output(Node):
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Affine(Node):
-    """``y = W x + b``; ``weight`` is ``[out, in]``."""
+    """``y = W x + b``; ``weight`` is ``[out, in]``.
+
+    ``synapse`` (NIR metadata ``snn_deploy.synapse``): the synaptic current of the neuron node
+    that a path through this node adds into: 0, its current; 1, its second current
+    (``CubaLIF.tau_syn2``; docs/SEMANTICS.md §1.3). The same for ``Linear``.
+    """
 
     weight: Array
     bias: Array
+    synapse: int = 0
     ARRAYS: ClassVar[tuple[str, ...]] = ("weight", "bias")
 
     @classmethod
@@ -99,9 +105,10 @@ class Affine(Node):
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Linear(Node):
-    """``y = W x``; ``weight`` is ``[out, in]``."""
+    """``y = W x``; ``weight`` is ``[out, in]``; ``synapse`` as for ``Affine``."""
 
     weight: Array
+    synapse: int = 0
     ARRAYS: ClassVar[tuple[str, ...]] = ("weight",)
 
     @classmethod
@@ -307,7 +314,10 @@ class CubaLI(Neuron):
 class CubaLIF(Neuron):
     """Current-based LIF: CubaLI plus spike when ``v > v_threshold``, then reset.
 
-    ``levels``: the number of spike levels D, as for ``IF``.
+    ``levels``: the number of spike levels D, as for ``IF``. ``tau_syn2`` (NIR metadata
+    ``snn_deploy.tau_syn2``, seconds): a second synaptic current
+    ``tau_syn2 dI2/dt = -I2 + w_in S2``, fed by the paths marked ``synapse = 1``, with
+    ``tau_mem dv/dt = (v_leak - v) + R (I + I2)`` (docs/SEMANTICS.md §1.3); None: one current.
     """
 
     tau_syn: Array
@@ -321,6 +331,7 @@ class CubaLIF(Neuron):
     levels: int = 1
     reset_timing: ResetTiming = ResetTiming.IMMEDIATE
     threshold_compare: ThresholdCompare = ThresholdCompare.GT
+    tau_syn2: Array | None = None
     ARRAYS: ClassVar[tuple[str, ...]] = (
         "tau_syn",
         "tau_mem",
@@ -330,6 +341,13 @@ class CubaLIF(Neuron):
         "v_reset",
         "w_in",
     )
+
+    def __post_init__(self) -> None:
+        Node.__post_init__(self)
+        if self.tau_syn2 is not None:
+            arr = np.array(np.broadcast_to(self.tau_syn2, self.out_shape), dtype=np.float64)
+            arr.setflags(write=False)
+            object.__setattr__(self, "tau_syn2", arr)
 
 
 # --------------------------------------------------------------------------- products

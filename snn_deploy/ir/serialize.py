@@ -58,11 +58,11 @@ def to_bytes(net: Net) -> bytes:
     arrays: dict[str, npt.NDArray[Any]] = {}
     pops = []
     for i, p in enumerate(net.populations.values()):
-        for f in ("alpha", "beta", "bias", "threshold"):
+        for f in ("alpha", "beta", "bias", "threshold", "alpha2"):  # None: not written
             if getattr(p, f) is not None:
                 arrays[f"pop{i}.{f}"] = getattr(p, f)
         if p.fixed is not None:
-            for f in ("du", "dv", "vth", "bias_mant", "bias_exp"):
+            for f in ("du", "dv", "vth", "bias_mant", "bias_exp", "du2"):
                 if getattr(p.fixed, f) is not None:
                     arrays[f"pop{i}.fixed.{f}"] = getattr(p.fixed, f)
         pops.append(
@@ -87,16 +87,17 @@ def to_bytes(net: Net) -> bytes:
         _put_csr(arrays, f"proj{i}.weight", proj.weight)
         if proj.fixed is not None:
             _put_csr(arrays, f"proj{i}.codes", proj.fixed.codes)
-        projs.append(
-            {
-                "name": proj.name,
-                "src": proj.src,
-                "dst": proj.dst,
-                "delay": proj.delay,
-                "exp": None if proj.fixed is None else proj.fixed.exp,
-                "rounding": None if proj.fixed is None else proj.fixed.rounding,
-            }
-        )
+        entry = {
+            "name": proj.name,
+            "src": proj.src,
+            "dst": proj.dst,
+            "delay": proj.delay,
+            "exp": None if proj.fixed is None else proj.fixed.exp,
+            "rounding": None if proj.fixed is None else proj.fixed.rounding,
+        }
+        if proj.synapse != 0:  # written only when not the default: older folders stay the same
+            entry["synapse"] = proj.synapse
+        projs.append(entry)
     units = []
     for i, unit in enumerate(net.products.values()):
         for j, op in enumerate(unit.operands):
@@ -274,6 +275,7 @@ def _net(arrays: _Arrays, header: dict[str, Any]) -> Net:
             )
 
         threshold = arrays.get(f"pop{i}.threshold", kinds="f", shape=(size,))
+        alpha2 = arrays.get(f"pop{i}.alpha2", kinds="f", shape=(size,))  # a second current
         fixed = None
         if p["scale"] is not None:
             if numeric is None:
@@ -294,6 +296,7 @@ def _net(arrays: _Arrays, header: dict[str, Any]) -> Net:
                     low=numeric.bias_exp_min,
                     high=numeric.bias_exp_max,
                 ),
+                du2=None if alpha2 is None else codes("du2", numeric.decay),
             )
         placement = None
         if p["placement"] is not None:
@@ -323,6 +326,7 @@ def _net(arrays: _Arrays, header: dict[str, Any]) -> Net:
             reset_timing=ResetTiming(p.get("reset_timing", ResetTiming.IMMEDIATE.value)),
             threshold_compare=ThresholdCompare(p.get("threshold_compare", ">")),
             voltage_scale=p["voltage_scale"],
+            alpha2=alpha2,
             fixed=fixed,
             placement=placement,
         )
@@ -384,6 +388,17 @@ def _net(arrays: _Arrays, header: dict[str, Any]) -> Net:
                     )
                 ),
                 weight=arrays.csr(f"proj{i}.weight", shape, None),
+                synapse=int(  # written since second synaptic currents; Net.verify checks it
+                    check_array(
+                        arrays.path,
+                        f"proj{i}.synapse",
+                        p.get("synapse", 0),
+                        kinds="i",
+                        shape=(),
+                        low=0,
+                        high=1,
+                    )
+                ),
                 fixed=syn_fixed,
             )
         )

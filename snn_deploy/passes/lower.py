@@ -2,8 +2,10 @@
 
 Every neuron node becomes a population; every chain of stateless nodes between populations
 (Affine, Linear, Scale, Conv, pooling, Flatten, Delay, including branches that merge) folds into
-one sparse matrix per (source, delay). The continuous-time parameters become per-step
-fractions with the forward-Euler rule ``x += dt/tau * (...)`` that snnTorch and Norse use.
+one sparse matrix per (source, delay, synapse): a path through an Affine or Linear node with
+``synapse = 1`` adds into its neuron's second current (docs/SEMANTICS.md §1.3). The
+continuous-time parameters become per-step fractions with the forward-Euler rule
+``x += dt/tau * (...)`` that snnTorch and Norse use.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from snn_deploy.ir.net import Attention, Gate, Net, Operand, Population, Product
 from snn_deploy.ir.types import ResetMode, ResetTiming, ThresholdCompare
 from snn_deploy.passes.base import Pass, PassContext
 
-Terms = dict[tuple[str, int], tuple[sp.csr_matrix, tuple[str, ...]]]
+Terms = dict[tuple[str, int, int], tuple[sp.csr_matrix, tuple[str, ...]]]
+"""(source, delay, synapse) -> the folded matrix and the names of the nodes folded into it."""
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -59,13 +62,21 @@ def lower(graph: Graph, dt: float) -> Net:
     for name in graph.of_type(n.NEURONS):
         node = graph.nodes[name]
         terms, bias = folder.inputs_of(name)
-        pop, gain = _population(name, node, dt, bias)
+        pop, gains = _population(name, node, dt, bias)
         populations[name] = pop
-        for (src, delay), (matrix, names) in terms.items():
-            weight = sp.diags(gain) @ matrix
+        for (src, delay, synapse), (matrix, names) in terms.items():
+            if synapse >= len(gains):
+                raise VerificationError(
+                    f"node {name!r} ({type(node).__name__}) has one synaptic current, but "
+                    f"{' -> '.join(names)} adds into its second (snn_deploy.synapse = 1); give "
+                    "it a second current (a CubaLIF with metadata snn_deploy.tau_syn2)"
+                )
+            weight = sp.diags(gains[synapse]) @ matrix
             label = "+".join(names) if names else f"{src}->{name}"
             projections.append(
-                Projection(name=label, src=src, dst=name, weight=weight, delay=delay)
+                Projection(
+                    name=label, src=src, dst=name, weight=weight, delay=delay, synapse=synapse
+                )
             )
     products = {
         name: _product(name, graph.nodes[name], *folder.inputs_of(name))
@@ -92,10 +103,10 @@ def _product(name: str, node: n.Node, terms: Terms, bias: FloatArray) -> Product
     size = int(node.out_shape[0])
     src = np.full(len(bias), "", dtype=object)
     index = np.full(len(bias), -1, dtype=np.int64)
-    for (source, delay), (matrix, _) in terms.items():
+    for (source, delay, synapse), (matrix, _) in terms.items():
         m = sp.coo_matrix(matrix)
         m.sum_duplicates()
-        if delay or np.any(m.data != 1) or np.any(src[m.row] != ""):
+        if delay or synapse or np.any(m.data != 1) or np.any(src[m.row] != ""):
             raise UnsupportedOpError(
                 f"{kind} {name!r}: each operand element must be one output of one population "
                 f"or input, unweighted and undelayed; {source!r} reaches it with weights "
@@ -175,7 +186,7 @@ class _Folder:
     def _output_of(self, name: str) -> tuple[Terms, FloatArray]:
         size = int(np.prod(self.graph.nodes[name].out_shape))
         if self._source(name):
-            return {(name, 0): (sp.identity(size, format="csr"), ())}, np.zeros(size)
+            return {(name, 0, 0): (sp.identity(size, format="csr"), ())}, np.zeros(size)
         if name not in self.memo:
             self._fold(name)
         return self.memo[name]
@@ -212,14 +223,18 @@ class _Folder:
             out: Terms = {}
             for d in np.unique(steps):
                 mask = sp.diags((steps == d).astype(np.float64))
-                for (src, delay), (m, names) in terms.items():
-                    out[(src, delay + int(d))] = (sp.csr_matrix(mask @ m), (*names, name))
+                for (src, delay, syn), (m, names) in terms.items():
+                    out[(src, delay + int(d), syn)] = (sp.csr_matrix(mask @ m), (*names, name))
             return out, bias
         matrix, own_bias = linear_map(node)
-        return (
-            {k: (sp.csr_matrix(matrix @ m), (*names, name)) for k, (m, names) in terms.items()},
-            matrix @ bias + own_bias,
-        )
+        marked = getattr(node, "synapse", 0)  # Affine, Linear: a path through it uses synapse 1
+        out = {}
+        for (src, delay, syn), (m, names) in terms.items():
+            key = (src, delay, max(syn, marked))
+            folded = (sp.csr_matrix(matrix @ m), (*names, name))
+            old = out.get(key)
+            out[key] = folded if old is None else (old[0] + folded[0], old[1] + folded[1])
+        return out, matrix @ bias + own_bias
 
 
 def _delay_steps(name: str, node: n.Delay, dt: float) -> npt.NDArray[np.int64]:
@@ -306,8 +321,9 @@ def _conv_matrix(
 
 def _population(
     name: str, node: n.Node, dt: float, in_bias: FloatArray
-) -> tuple[Population, FloatArray]:
-    """The discrete population for a neuron node and the gain applied to its input weights."""
+) -> tuple[Population, list[FloatArray]]:
+    """The discrete population for a neuron node and, per synaptic current, the gain applied
+    to the weights into it."""
     p: Mapping[str, FloatArray] = {f: np.ravel(getattr(node, f)) for f in node.ARRAYS}
     size = int(np.prod(node.out_shape))
     ones, zeros = np.ones(size), np.zeros(size)
@@ -325,7 +341,11 @@ def _population(
         gain = beta * p["r"] * (alpha * p["w_in"] if "w_in" in p else ones)
         leak = beta * (p["v_leak"] - v_reset)
         threshold = p["v_threshold"] - v_reset if "v_threshold" in p else None
-    for label, frac in (("dt/tau_syn", alpha), ("dt/tau_mem", beta)):
+    tau_syn2 = getattr(node, "tau_syn2", None)
+    alpha2 = None if tau_syn2 is None else dt / np.ravel(tau_syn2)
+    gains = [gain] if alpha2 is None else [gain, beta * p["r"] * alpha2 * p["w_in"]]
+    fractions = [("dt/tau_syn", alpha), ("dt/tau_mem", beta)]
+    for label, frac in fractions + ([] if alpha2 is None else [("dt/tau_syn2", alpha2)]):
         if np.any(frac > 1):
             raise VerificationError(
                 f"node {name!r} ({type(node).__name__}): {label} = {float(frac.max()):g} > 1 with "
@@ -344,5 +364,6 @@ def _population(
         reset_timing=getattr(node, "reset_timing", ResetTiming.IMMEDIATE),
         threshold_compare=getattr(node, "threshold_compare", ThresholdCompare.GT),
         voltage_scale=node.voltage_scale if isinstance(node, n.Neuron) else None,
+        alpha2=alpha2,
     )
-    return pop, gain
+    return pop, gains

@@ -152,9 +152,9 @@ def quantize(
                 if src not in units:
                     units[src], tops[src] = product_fixed(net.products[src], pops, spec, tops)
             pop = net.populations[name]
-            gain = input_gain(pop, spec)
+            gains = [input_gain(pop, spec, synapse) for synapse in range(pop.currents)]
             incoming = [
-                (i, _gained(_per_integer_unit(p, units), gain))
+                (i, _gained(_per_integer_unit(p, units), gains[p.synapse]))
                 for i, p in enumerate(net.projections)
                 if p.dst == name
             ]
@@ -172,7 +172,7 @@ def quantize(
                 if p.src in net.products and p.src not in settled:  # the first reader decides
                     settled.add(p.src)
                     units[p.src] = gate_shift(units[p.src], p, scale, spec)
-                    p = _gained(_per_integer_unit(net.projections[i], units), gain)
+                    p = _gained(_per_integer_unit(net.projections[i], units), gains[p.synapse])
                 fixed = _synapse_fixed(p, scale, spec, percentile, grams.get(i))
                 projs[i] = dataclasses.replace(net.projections[i], fixed=fixed)
                 used[i] = (p, scale)
@@ -208,11 +208,12 @@ def matrix_exponents(net: Net, projs: Mapping[int, Projection]) -> dict[int, int
     return out
 
 
-def input_gain(pop: Population, spec: NumericSpec) -> FloatArray | None:
+def input_gain(pop: Population, spec: NumericSpec, synapse: int = 0) -> FloatArray | None:
     """Per neuron, the gain on incoming weights that makes a format whose current decays the
     step's own input (``CurrentUpdate.ADD_THEN_DECAY``: ``u = kept(u + a)``) follow the float
     ``u = (1 - α)·u + a``: ``1 / (1 - lost)``, ``lost`` the fraction the current's decay code
-    removes (exact where α is a code's fraction); None for Lava's order (no gain).
+    removes (exact where α is a code's fraction); None for Lava's order (no gain). ``synapse``
+    1: of the second current (``alpha2``).
 
     Examples:
         With Xylo's dash decays, α = 1/4 is dash 2 (gain 4/3) and α = 1 dash 1 (gain 2):
@@ -230,7 +231,9 @@ def input_gain(pop: Population, spec: NumericSpec) -> FloatArray | None:
     """
     if spec.current_update is CurrentUpdate.DECAY_THEN_ADD:
         return None
-    return 1.0 / (1.0 - decay_fraction(_decay_code(pop.alpha, spec, current=True), spec, True))
+    alpha = pop.alpha if synapse == 0 else pop.alpha2
+    assert alpha is not None  # Net.verify: a projection into u2 needs one
+    return 1.0 / (1.0 - decay_fraction(_decay_code(alpha, spec, current=True), spec, True))
 
 
 def decay_fraction(code: IntArray, spec: NumericSpec, current: bool) -> FloatArray:
@@ -438,11 +441,18 @@ def choose_scale(
             limits.append(math.log2(top / w))
     if state_peak is None:
         top = source_levels or {}
-        row_sums = sum(
-            (abs(p.weight) @ np.full(p.weight.shape[1], top.get(p.src, 1.0)) for p in incoming),
-            np.zeros(pop.size),
-        )
-        u_bound = float(np.max(row_sums / pop.alpha, initial=0.0))
+        u_bound = 0.0
+        alphas = [pop.alpha] if pop.alpha2 is None else [pop.alpha, pop.alpha2]
+        for synapse, alpha in enumerate(alphas):
+            row_sums = sum(
+                (
+                    abs(p.weight) @ np.full(p.weight.shape[1], top.get(p.src, 1.0))
+                    for p in incoming
+                    if p.synapse == synapse
+                ),
+                np.zeros(pop.size),
+            )
+            u_bound = max(u_bound, float(np.max(row_sums / alpha, initial=0.0)))
     else:
         u_bound = state_peak
     if u_bound > 0:
@@ -548,6 +558,7 @@ def _neuron_fixed(pop: Population, scale: float, spec: NumericSpec) -> NeuronFix
         vth=vth,
         bias_mant=mant,
         bias_exp=exp,
+        du2=None if pop.alpha2 is None else _decay_code(pop.alpha2, spec, current=True),
     )
 
 

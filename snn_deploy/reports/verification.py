@@ -3,7 +3,8 @@
 A vectors file (``vectors.npz``, written by ``compile --inputs`` and by ``simulate -o``) holds
 ``input.<name>`` (the inputs as given), ``output.<name>`` (what each Output node recorded,
 ``[batch, time, neurons]``) and, with ``compile --record-state``, ``u.<population>`` and
-``v.<population>``. Two runs agree when every array other than the inputs is equal, as in
+``v.<population>`` (and ``u2.<population>`` for a population with a second current). Two
+runs agree when every array other than the inputs is equal, as in
 ``numpy.testing.assert_array_equal``: same shape, same values.
 """
 
@@ -19,7 +20,7 @@ import numpy.typing as npt
 
 from snn_deploy.backends.base import Trace
 
-PREFIXES = ("input.", "output.", "u.", "v.")
+PREFIXES = ("input.", "output.", "u.", "v.", "u2.")
 """The keys of a vectors file: ``<prefix><name>``."""
 
 
@@ -28,14 +29,15 @@ def vectors(
 ) -> dict[str, npt.NDArray[np.generic]]:
     """The vectors of a run: its inputs, its outputs and, when recorded, every ``u`` and ``v``."""
     arrays = {f"input.{k}": np.asarray(v) for k, v in inputs.items()}
-    for prefix, records in (("output.", trace.outputs), ("u.", trace.u), ("v.", trace.v)):
+    records_of = (("output.", trace.outputs), ("u.", trace.u), ("v.", trace.v), ("u2.", trace.u2))
+    for prefix, records in records_of:
         arrays.update({f"{prefix}{k}": np.asarray(v) for k, v in records.items()})
     return arrays
 
 
 def records_state(expected: Mapping[str, object]) -> bool:
     """Whether the expected vectors hold ``u`` or ``v`` (so the run must record them)."""
-    return any(k.startswith(("u.", "v.")) for k in expected)
+    return any(k.startswith(("u.", "v.", "u2.")) for k in expected)
 
 
 @dataclass(frozen=True, slots=True)

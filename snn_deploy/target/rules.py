@@ -175,6 +175,42 @@ def threshold_compare_supported(net: Net, target: Target) -> list[Violation]:
     ]
 
 
+def synaptic_currents_supported(net: Net, target: Target) -> list[Violation]:
+    """Every population has no more synaptic currents (``Population.currents``: a second one
+    with ``alpha2``) than the target's neurons (``synaptic-currents``): ``synaptic_currents``,
+    and on a core of three matrices ``output_synaptic_currents`` for the read-outs."""
+    lim = target.limits
+    readouts = set(net.readouts()) if lim.output_neurons is not None else set()
+    found = []
+    for name, pop in net.populations.items():
+        limit = lim.output_synaptic_currents if name in readouts else lim.synaptic_currents
+        if limit is None or pop.currents <= limit:
+            continue
+        if name in readouts:
+            kind, fix = "read-out neuron", "feed the read-out through one current"
+        else:
+            runs = [n for n in available() if _currents_of(load_target(n)) >= pop.currents]
+            kind = "neuron"
+            fix = f"feed it through one current, or use a target with two ({', '.join(runs)})"
+        found.append(
+            Violation(
+                "synaptic-currents",
+                name,
+                f"synaptic currents per {kind}",
+                pop.currents,
+                limit,
+                fix,
+            )
+        )
+    return found
+
+
+def _currents_of(target: Target) -> float:
+    """The synaptic currents a target's (hidden) neurons have (None: any number)."""
+    limit = target.limits.synaptic_currents
+    return float("inf") if limit is None else limit
+
+
 def _targets_running(net: Net) -> str:
     """The shipped targets that run every population's reset timing and threshold compare
     (loaded only when a violation needs the suggestion), or ``sim``."""
@@ -434,14 +470,15 @@ def _hidden(net: Net) -> list[str]:
     return [k for k in net.populations if k not in readouts]
 
 
-def _recurrent_fan_out(net: Net) -> npt.NDArray[np.int64]:
-    """Per hidden neuron (hidden populations in order), its synapses to hidden neurons."""
+def _recurrent_fan_out(net: Net, synapse: int | None = None) -> npt.NDArray[np.int64]:
+    """Per hidden neuron (hidden populations in order), its synapses to hidden neurons (into
+    the synaptic current ``synapse`` of their targets; None: into either)."""
     hidden = _hidden(net)
     parts = []
     for name in hidden:
         deg = np.zeros(net.populations[name].size, np.int64)
         for p in net.projections:
-            if p.src == name and p.dst in hidden:
+            if p.src == name and p.dst in hidden and synapse in (None, p.synapse):
                 deg += np.diff(sp.csc_matrix(cost.codes_of(p)).indptr)
         parts.append(deg)
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
@@ -494,8 +531,8 @@ def core_sizes_fit(net: Net, target: Target) -> list[Violation]:
 def recurrent_synapses_fit(net: Net, target: Target) -> list[Violation]:
     """Recurrent synapses (between hidden populations): at most ``hidden_fan_out`` from one
     neuron when the target has no alias neurons to carry more (``recurrent-fan-out``), and at
-    most ``synapse_bank_entries`` in the (one) synaptic state they all use
-    (``synapse-bank-entries``)."""
+    most ``synapse_bank_entries`` in each synaptic state (``synapse-bank-entries``: the
+    synapses into the first currents, and those into the second ones)."""
     lim = target.limits
     if lim.hidden_fan_out is None and lim.synapse_bank_entries is None:
         return []
@@ -514,18 +551,19 @@ def recurrent_synapses_fit(net: Net, target: Target) -> list[Violation]:
                     "prune the recurrent weights",
                 )
             )
-    entries = int(fan_out.sum())
-    if lim.synapse_bank_entries is not None and entries > lim.synapse_bank_entries:
-        found.append(
-            Violation(
-                "synapse-bank-entries",
-                "(recurrent matrix)",
-                "recurrent synapses in one synaptic state",
-                entries,
-                lim.synapse_bank_entries,
-                "prune the recurrent weights",
+    for synapse in (0, 1):  # one bank per synaptic current
+        entries = int(_recurrent_fan_out(net, synapse).sum())
+        if lim.synapse_bank_entries is not None and entries > lim.synapse_bank_entries:
+            found.append(
+                Violation(
+                    "synapse-bank-entries",
+                    "(recurrent matrix)" if synapse == 0 else "(recurrent matrix, synapse 1)",
+                    "recurrent synapses in one synaptic state",
+                    entries,
+                    lim.synapse_bank_entries,
+                    "prune the recurrent weights",
+                )
             )
-        )
     return found
 
 
@@ -599,6 +637,7 @@ def core_structure_fits(net: Net, target: Target) -> list[Violation]:
 
 
 DESIGN_RULES: list[Callable[[Net, Target], list[Violation]]] = [
+    synaptic_currents_supported,
     reset_mode_supported,
     reset_timing_supported,
     threshold_compare_supported,

@@ -34,6 +34,10 @@ class Limits:
     ``synapse_bank_entries`` (recurrent synapses of one synaptic state), and the spike
     levels every hidden and every read-out neuron has (``hidden_spike_levels``,
     ``output_spike_levels``: the chip's, not a maximum).
+
+    ``synaptic_currents`` bounds the synaptic currents of a neuron (``Population.currents``:
+    1, or 2 with a second current); on a core of three matrices it bounds the hidden neurons
+    and ``output_synaptic_currents`` the read-outs.
     """
 
     neurons_per_core: int | None = None
@@ -56,6 +60,8 @@ class Limits:
     aliases_per_neuron: int | None = None
     hidden_spike_levels: int | None = None
     output_spike_levels: int | None = None
+    synaptic_currents: int | None = None
+    output_synaptic_currents: int | None = None
 
 
 class Basis(enum.Enum):

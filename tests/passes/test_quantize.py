@@ -15,7 +15,7 @@ from snn_deploy.api import lower_and_quantize
 from snn_deploy.backends.sim.run import simulate
 from snn_deploy.errors import QuantizationError
 from snn_deploy.frontends.nir import load
-from snn_deploy.ir.net import Population, Projection
+from snn_deploy.ir.net import Net, Population, Projection
 from snn_deploy.ir.types import FixedPoint, ResetMode
 from snn_deploy.passes.calibration import measure
 from snn_deploy.passes.lower import lower
@@ -266,3 +266,31 @@ def test_a_declared_input_range_sizes_the_registers_and_bounds_the_data(tmp_path
     with pytest.raises(InputFileError, match=r"'input': --inputs holds \|x\| = 101, beyond"):
         compile_model(tmp_path / "declared.nir", "sim", inputs={"input": np.full((1, 2, 4), 101)})
     assert dump(result.graph).nodes["input"].metadata == {INPUT_MAX_KEY: 100.0}
+
+
+def test_a_second_current_gets_its_own_decay_code_gain_and_register_bound():
+    """On Xylo (add-then-decay, dash decays): ``du2`` is the dash of ``alpha2`` (1/32: 5), the
+    weights into ``u2`` carry ``alpha2``'s gain ``1/(1 - 2**-5)`` where those into ``u`` carry
+    ``alpha``'s ``1/(1 - 2**-2)``, and the current register is sized for the larger current
+    (``u2``'s worst case, ``row sum / alpha2``)."""
+    xylo = load_target("xylo-audio2").numeric
+    pop = Population(
+        name="p", node_type="CubaLIF", shape=(1,), alpha=0.25, beta=0.5, bias=0.0,
+        threshold=1.0, reset=ResetMode.SUBTRACT, alpha2=1 / 32,
+    )  # fmt: skip
+    projs = [
+        Projection(name=f"x->p.{s}", src="x", dst="p", weight=sp.csr_matrix([[0.5]]), synapse=s)
+        for s in (0, 1)
+    ]
+    net = Net(dt=1e-3, inputs={"x": (1,)}, populations={"p": pop}, projections=projs,
+              outputs={"y": "p"})  # fmt: skip
+    q = quantize(net, xylo)
+    f = q.populations["p"].fixed
+    assert f is not None and f.du.tolist() == [2] and f.du2 is not None and f.du2.tolist() == [5]
+    (exp,) = {p.fixed.exp for p in q.projections if p.fixed is not None}  # one input matrix
+    for p, gain in zip(q.projections, (4 / 3, 32 / 31), strict=True):
+        assert p.fixed is not None
+        want, _ = xylo.weight.quantize(np.array([0.5 * gain * f.scale / 2**exp]))
+        assert p.fixed.codes.toarray().ravel().tolist() == want.tolist()
+    u2_bound = 0.5 * 32 / 31 / (1 / 32)  # row sum of the gained weights into u2 over alpha2
+    assert f.scale * u2_bound <= xylo.current.max < 2 * f.scale * u2_bound

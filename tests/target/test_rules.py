@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import nir
@@ -13,7 +14,11 @@ from snn_deploy.backends import fpga, lava
 from snn_deploy.backends.lava import netx
 from snn_deploy.errors import DesignRuleError
 from snn_deploy.target.load import load_target
-from snn_deploy.target.rules import check_design_rules, spike_payload_fits
+from snn_deploy.target.rules import (
+    check_design_rules,
+    spike_payload_fits,
+    synaptic_currents_supported,
+)
 from tests.backends.sim.test_against_reference import random_net
 from tests.graphs import multilevel_chain
 
@@ -147,3 +152,44 @@ def test_the_fpga_backend_refuses_a_late_reset_itself():
     net = random_net(np.random.default_rng(0), reset=ResetMode.SUBTRACT, timing=ResetTiming.LATE)
     with pytest.raises(DesignRuleError, match=r"\[reset-timing\] p1"):
         fpga.lower(net, load_target("fpga-artix7-35t"))
+
+
+def two_current_net(readout: bool = False):
+    """``random_net`` with a second current in ``p1`` (or ``p2``, the read-out), fed by a copy
+    of its input projection."""
+    net = random_net(np.random.default_rng(0))
+    name = "p2" if readout else "p1"
+    pop = net.populations[name]
+    assert pop.fixed is not None
+    fixed = dataclasses.replace(pop.fixed, du2=pop.fixed.du)
+    pops = {**net.populations, name: dataclasses.replace(pop, alpha2=0.5, fixed=fixed)}
+    extra = dataclasses.replace(net.incoming(name)[0], name="into-u2", synapse=1)
+    return net.replace(populations=pops, projections=[*net.projections, extra])
+
+
+ONE_CURRENT_TARGETS = [
+    "fpga-artix7-35t", "fpga-ice40up5k", "loihi-sim", "loihi1", "loihi2", "loihi2-netx"
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("target", ONE_CURRENT_TARGETS)
+def test_targets_of_one_current_refuse_a_second_by_population(target):
+    net = two_current_net()
+    check_design_rules(random_net(np.random.default_rng(0)), load_target(target))
+    found = synaptic_currents_supported(net, load_target(target))
+    assert [str(v) for v in found] == [
+        "[synaptic-currents] p1: synaptic currents per neuron is 2, limit 1; fix: feed it "
+        "through one current, or use a target with two (sim, xylo-audio2)"
+    ]
+    with pytest.raises(DesignRuleError, match=r"\[synaptic-currents\] p1"):
+        check_design_rules(net, load_target(target))
+
+
+def test_xylo_takes_two_currents_in_hidden_neurons_and_one_in_read_outs():
+    xylo = load_target("xylo-audio2")
+    assert synaptic_currents_supported(two_current_net(), xylo) == []
+    assert synaptic_currents_supported(two_current_net(), load_target("sim")) == []
+    assert [str(v) for v in synaptic_currents_supported(two_current_net(True), xylo)] == [
+        "[synaptic-currents] p2: synaptic currents per read-out neuron is 2, limit 1; fix: "
+        "feed the read-out through one current"
+    ]

@@ -9,6 +9,9 @@ read-outs and product units).
 **Layout.** One sample's whole run is one int64 array ``rec[time, signal]``: the populations'
 neurons first (so neuron ``n`` is signal ``n``), then the inputs, then the product units. A
 projection with delay ``d`` reads ``rec[t - 1 - d]`` directly (the record is the delay line).
+The currents ``u`` (and the input ``a``) of neuron ``n`` are ``u[n]``; when a population has a
+second current (docs/SEMANTICS.md §1.3) it is ``u[N + n]`` (``N`` neurons), so a projection
+into it is one into destination ``N + dst`` and the projection loops need no special case.
 
 **Projections are event-driven**: for every source whose output at that step is non-zero, its
 weight row (all its targets) is added, times the payload, into the projection's accumulator;
@@ -223,6 +226,19 @@ def _accumulate(
 
 
 @_jit
+def _current(u: int, a: int, code: int, spec: Int) -> int:
+    """``kernels.current_step`` of one synaptic current (``code``: its ``cu`` or ``cu2``)."""
+    bits, input_shift, shift_form = spec[0], spec[1], spec[11] == 1
+    u_wrap, u_lo, u_hi, u_width = spec[2] == 1, spec[3], spec[4], spec[5]
+    # the input enters u scaled by 2**input_shift (Lava's act_shift = 6)
+    if spec[12] == 1:  # add-then-decay (Xylo): the step's input is decayed too
+        un = _overflow(u + (a << input_shift), u_wrap, u_lo, u_hi, u_width)
+        return un - _lost(un, code, bits, shift_form)
+    un = u - _lost(u, code, bits, shift_form) + (a << input_shift)  # Lava: kept(u) + input
+    return _overflow(un, u_wrap, u_lo, u_hi, u_width)
+
+
+@_jit
 def _neurons(
     rec: Int,
     t: int,
@@ -231,34 +247,35 @@ def _neurons(
     v: Int,
     pops: Int,
     cu: Int,
+    cu2: Int,
     cv: Int,
     bias: Int,
     vth_eff: Int,
     spec: Int,
 ) -> None:
-    """``kernels.fixed_step`` for every neuron, writing its output to ``rec[t, n]``."""
-    bits, input_shift = spec[0], spec[1]
-    u_wrap, u_lo, u_hi, u_width = spec[2] == 1, spec[3], spec[4], spec[5]
+    """``kernels.fixed_step`` for every neuron, writing its output to ``rec[t, n]``; the
+    second current of neuron ``n`` (where ``cu2[n] >= 0``) is ``u[N + n]``, ``N`` neurons."""
+    bits = spec[0]
     v_wrap, v_lo, v_hi, v_width = spec[6] == 1, spec[7], spec[8], spec[9]
-    shift_form, add_first, each_term = spec[11] == 1, spec[12] == 1, spec[13] == 1
+    shift_form, each_term = spec[11] == 1, spec[13] == 1
+    second = cu.shape[0]  # where the second currents start in u and a
+    two = cu2.shape[0] > 0  # some population has a second current
     for p in range(pops.shape[0]):
         start, stop, spiking, levels, subtract, timing, ge = pops[p]
         for n in range(start, stop):
-            # the input enters u scaled by 2**input_shift (Lava's act_shift = 6)
-            if add_first:  # Xylo: the step's input is decayed too
-                un = _overflow(u[n] + (a[n] << input_shift), u_wrap, u_lo, u_hi, u_width)
-                un = un - _lost(un, cu[n], bits, shift_form)
-            else:  # Lava: kept(u) + input
-                un = u[n] - _lost(u[n], cu[n], bits, shift_form) + (a[n] << input_shift)
-                un = _overflow(un, u_wrap, u_lo, u_hi, u_width)
+            un = _current(u[n], a[n], cu[n], spec)
+            ui = un  # what v integrates: u, or the exact sum u + u2
+            if two and cu2[n] >= 0:
+                u[second + n] = _current(u[second + n], a[second + n], cu2[n], spec)
+                ui = un + u[second + n]
             loss = _lost(v[n], cv[n], bits, shift_form)
             if each_term:  # Xylo: three saturating additions; -loss in a v-wide register
                 neg = -loss if -loss <= v_hi else -loss - (1 << v_width)
-                dvn = _overflow(_overflow(neg + un, False, v_lo, v_hi, v_width) + bias[n],
+                dvn = _overflow(_overflow(neg + ui, False, v_lo, v_hi, v_width) + bias[n],
                                 False, v_lo, v_hi, v_width)  # fmt: skip
                 vn = _overflow(v[n] + dvn, False, v_lo, v_hi, v_width)
             else:
-                vn = v[n] - loss + un + bias[n]  # the new u, as Lava does
+                vn = v[n] - loss + ui + bias[n]  # the new u, as Lava does
             th = vth_eff[n]
             if not spiking:  # a non-spiking population outputs its voltage
                 vn = _overflow(vn, v_wrap, v_lo, v_hi, v_width)
@@ -342,6 +359,7 @@ def _run(
     t1: int,
     pops: Int,
     cu: Int,
+    cu2: Int,
     cv: Int,
     bias: Int,
     vth_eff: Int,
@@ -366,7 +384,7 @@ def _run(
             if t > 0:  # a product unit reads the previous step: nothing at step 0
                 _gates(rec[b], t, gates)
                 _attention(rec[b], t, s[b], att, att_idx, att_decay)
-            _neurons(rec[b], t, a, u[b], v[b], pops, cu, cv, bias, vth_eff, spec)
+            _neurons(rec[b], t, a, u[b], v[b], pops, cu, cu2, cv, bias, vth_eff, spec)
             if record_u.shape[1] > 0:
                 record_u[b, t] = u[b]
                 record_v[b, t] = v[b]
@@ -386,6 +404,8 @@ class Packed:
             ``IMMEDIATE``, ``LATE``, ``CARRY``; ge: 1 for ``v >= θ``).
         cu, cv: per neuron ``2**decay.width - (du + offset)`` and the same for ``dv``
             (multiply form); the dash ``du + offset`` (shift form).
+        cu2: per neuron the same for ``du2``, -1 for a neuron with one current; empty when no
+            population has a second current (then ``u`` holds no second currents).
         bias: per neuron ``bias_mant << bias_exp``.
         vth_eff: per neuron ``vth << threshold_shift`` (0 for a non-spiking one).
         spec: ``(decay bits, input_shift, u wrap, u min, u max, u width, v wrap, v min,
@@ -410,6 +430,7 @@ class Packed:
     neurons: int
     pops: Int
     cu: Int
+    cu2: Int
     cv: Int
     bias: Int
     vth_eff: Int
@@ -452,7 +473,7 @@ def _pack(net: Net) -> Packed:
     for name in [*net.populations, *net.inputs, *net.products]:
         signals[name] = (end, net.size_of(name))
         end += signals[name][1]
-    pops, cu, cv, bias, vth = [], [], [], [], []
+    pops, cu, cu2, cv, bias, vth = [], [], [], [], [], []
     unity = 1 << spec.decay.width
     shift_form = spec.decay_form is DecayForm.SHIFT
     each = spec.accumulation is Accumulation.SATURATE_EACH_SOURCE
@@ -468,11 +489,14 @@ def _pack(net: Net) -> Packed:
         dv = np.broadcast_to(f.dv, size) + spec.voltage_decay_offset
         cu.append(du if shift_form else unity - du)
         cv.append(dv if shift_form else unity - dv)
+        du2 = np.broadcast_to(0 if f.du2 is None else f.du2, size) + spec.current_decay_offset
+        cu2.append(np.full(size, -1) if f.du2 is None else du2 if shift_form else unity - du2)
         bias.append(np.broadcast_to(shift(f.bias_mant, f.bias_exp), size))
         th = np.zeros(size, np.int64) if f.vth is None else f.vth << spec.threshold_shift
         vth.append(np.broadcast_to(th, size))
     order = chip_order(net) if each else list(range(len(net.projections)))
     projections = [net.projections[i] for i in order]
+    n_neurons = sum(p.size for p in net.populations.values())
     codes = [_codes(p, each) for p in projections]
     small = all(np.abs(c.data).max(initial=0) < 2**15 for c in codes)
     wtype = np.int16 if small else np.int64  # the targets' 9-bit codes fit int16
@@ -491,15 +515,19 @@ def _pack(net: Net) -> Packed:
             data.append(csc.data.astype(wtype))
             off, n_ptr, n_sparse = n_ptr, n_ptr + n_src, n_sparse + csc.nnz
         src, dst = signals[p.src][0], signals[p.dst][0]
+        dst += p.synapse * n_neurons  # the second currents follow the first in u and a
         assert p.fixed is not None
         proj.append([src, n_src, dst, n_dst, net.lag(p), p.fixed.exp, int(is_dense), off])
     ptr.append(np.array([n_sparse]))  # closes the last source's list
     gates, att, att_idx, att_decay = _pack_products(net, signals)
     return Packed(
         signals=signals,
-        neurons=sum(p.size for p in net.populations.values()),
+        neurons=n_neurons,
         pops=np.array(pops, np.int64).reshape(-1, 7),
         cu=_cat(cu, np.int64),
+        cu2=_cat(cu2, np.int64)
+        if any(p.currents == 2 for p in net.populations.values())
+        else np.zeros(0, np.int64),
         cv=_cat(cv, np.int64),
         bias=_cat(bias, np.int64),
         vth_eff=_cat(vth, np.int64),
@@ -629,25 +657,27 @@ def simulate(
     )
     active = np.zeros((batch, max(packed.proj[:, 1], default=0)), np.int64)
     n = packed.neurons
-    u, v = np.zeros((batch, n), np.int64), np.zeros((batch, n), np.int64)
-    kept = (batch, steps, n) if record_state else (batch, 0, n)
-    record_u, record_v = np.zeros(kept, np.int64), np.zeros(kept, np.int64)
+    width = n + len(packed.cu2)  # the first currents, then the second ones (if any)
+    u, v = np.zeros((batch, width), np.int64), np.zeros((batch, n), np.int64)
+    record_u = np.zeros((batch, steps if record_state else 0, width), np.int64)
+    record_v = np.zeros((batch, steps if record_state else 0, n), np.int64)
     s = np.zeros((batch, packed.state), np.int64)
     chunk = steps if progress is None else max(1, steps // 100)
     for t0 in range(0, steps, chunk):
         t1 = min(steps, t0 + chunk)
         _run(
             rec, record_u, record_v, u, v, s, acc, active, t0, t1,
-            packed.pops, packed.cu, packed.cv, packed.bias, packed.vth_eff, packed.spec,
+            packed.pops, packed.cu, packed.cu2, packed.cv, packed.bias, packed.vth_eff,
+            packed.spec,
             packed.proj, packed.dense, packed.ptr, packed.rows, packed.data,
             packed.gates, packed.att, packed.att_idx, packed.att_decay,
         )  # fmt: skip
         if progress is not None:
             progress(t1, steps)
 
-    def part(name: str, arr: Int) -> Int:
+    def part(name: str, arr: Int, offset: int = 0) -> Int:
         start, size = packed.signals[name]
-        return arr[:, :, start : start + size]
+        return arr[:, :, offset + start : offset + start + size]
 
     pops = {k: part(k, rec) for k in net.populations}
     return Trace(
@@ -656,4 +686,7 @@ def simulate(
         u={k: part(k, record_u) for k in net.populations} if record_state else {},
         v={k: part(k, record_v) for k in net.populations} if record_state else {},
         products={k: part(k, rec) for k in net.products},
+        u2={k: part(k, record_u, n) for k, p in net.populations.items() if p.currents == 2}
+        if record_state
+        else {},
     )

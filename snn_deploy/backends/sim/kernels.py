@@ -167,6 +167,7 @@ def fixed_step(
     levels: int = 1,
     timing: ResetTiming = ResetTiming.IMMEDIATE,
     ge: bool = False,
+    u2: Int | None = None,
 ) -> tuple[Int, Int, Int]:
     """One integer time step of a population; returns new ``u``, ``v`` and the output.
 
@@ -174,20 +175,17 @@ def fixed_step(
     accumulates source by source into ``u``, which ``u`` then already holds: ``accumulate``).
     The current takes it before or after its decay (``spec.current_update``); the voltage
     takes its decay, the new ``u`` and the bias with one overflow or three saturations
-    (``spec.voltage_update``). The output of a spiking population is its spikes: 0/1 when
-    ``levels`` is 1, else the spike count
+    (``spec.voltage_update``); a population with a second current passes ``u2``, already
+    updated this step (``current_step``), and the voltage takes ``u + u2`` (one exact sum,
+    as xylosim adds its ``i_syn``s, docs/SEMANTICS.md §1.3). The output of a spiking
+    population is its spikes: 0/1 when ``levels`` is 1, else the spike count
     ``s = #{k in 1..levels : v ⋈ k * (vth << threshold_shift)}`` (``⋈`` is ``>=`` when ``ge``,
     else ``>``); zero reset sets ``v = 0`` where ``s > 0``, subtract reset removes
     ``s * (vth << threshold_shift)``, at the time ``timing`` says (docs/SEMANTICS.md §1.2). A
     non-spiking population outputs ``v``.
     """
-    a = a << spec.input_shift  # Lava's act_shift = 6; Xylo: 0
-    if spec.current_update is CurrentUpdate.DECAY_THEN_ADD:
-        u = overflow(u - lost(u, du, spec, spec.current_decay_offset) + a, spec.current)
-    else:  # decay the input of this step too; kept(x) never leaves the register
-        u = overflow(u + a, spec.current)
-        u = u - lost(u, du, spec, spec.current_decay_offset)
-    summed = _voltage(v, u, dv, bias, spec)
+    u = current_step(u, a, du, spec)
+    summed = _voltage(v, u if u2 is None else u + u2, dv, bias, spec)
     if vth is None:
         v = overflow(summed, spec.voltage)
         return u, v, v
@@ -202,6 +200,25 @@ def fixed_step(
     spikes = crossed(v, vth_eff, ge)
     v[spikes] = (v - vth_eff)[spikes] if subtract else 0  # v is this step's own array
     return u, v, spikes.astype(np.int64)
+
+
+def current_step(u: Int, a: Int, du: Int, spec: NumericSpec) -> Int:
+    """One step of a synaptic current: ``u`` takes the input ``a`` (scaled by ``input_shift``)
+    before or after its decay (``spec.current_update``), within the current's register.
+
+    Examples:
+        >>> from snn_deploy.target.load import load_target
+        >>> xylo = load_target("xylo-audio2").numeric
+        >>> current_step(np.array([0, 32767]), np.array([8, 8]), np.array(2), xylo)
+        array([    6, 24575])
+    """
+    a = a << spec.input_shift  # Lava's act_shift = 6; Xylo: 0
+    if spec.current_update is CurrentUpdate.DECAY_THEN_ADD:
+        return overflow(u - lost(u, du, spec, spec.current_decay_offset) + a, spec.current)
+    # decay the input of this step too; kept(x) never leaves the register
+    u = overflow(u + a, spec.current)
+    out: Int = u - lost(u, du, spec, spec.current_decay_offset)
+    return out
 
 
 def _voltage(v: Int, u: Int, dv: Int, bias: Int, spec: NumericSpec) -> Int:
@@ -255,8 +272,11 @@ def float_step(
     levels: int = 1,
     timing: ResetTiming = ResetTiming.IMMEDIATE,
     ge: bool = False,
+    u2: Float | None = None,
 ) -> tuple[Float, Float, Float]:
     """One float time step: the same equations as ``fixed_step`` without rounding or overflow.
+
+    ``u2``: the second current after this step's ``(1 - alpha2) * u2 + a2``, which ``v`` adds.
 
     With ``levels > 1`` the output is ``#{k in 1..levels : v ⋈ k * threshold}``, each product
     ``k * threshold`` rounded as a float (thresholds must be > 0). A late or carried reset
@@ -267,7 +287,7 @@ def float_step(
         None if threshold is None or timing is ResetTiming.IMMEDIATE else crossed(v, threshold, ge)
     )
     u = (1.0 - alpha) * u + a
-    v = (1.0 - beta) * v + u + bias
+    v = (1.0 - beta) * v + (u if u2 is None else u + u2) + bias
     if threshold is None:
         return u, v, v
     if pending is not None:

@@ -23,6 +23,7 @@ from snn_deploy.backends.sim.kernels import (
     accumulate,
     attention_read,
     attention_update,
+    current_step,
     fixed_step,
     float_step,
     gate,
@@ -137,10 +138,15 @@ def simulate(
         if record_state
         else {}
     )
+    two = {k: p for k, p in net.populations.items() if p.currents == 2}
+    u2s = (
+        {k: np.zeros((batch, steps, p.size), dtype) for k, p in two.items()} if record_state else {}
+    )
     for t in range(steps):
         a: dict[str, Array] = {
             k: np.zeros((batch, p.size), dtype) for k, p in net.populations.items()
         }
+        a2: dict[str, Array] = {k: np.zeros((batch, p.size), dtype) for k, p in two.items()}
         for i in order:
             proj, m = net.projections[i], matrices[i]
             src_t = t - net.lag(proj)
@@ -149,22 +155,29 @@ def simulate(
             if each:  # source by source into u, saturating (docs/SEMANTICS.md §2.4)
                 assert spec is not None
                 st = states[proj.dst]
-                st.u = accumulate(st.u, record[proj.src][:, src_t], shifted[i], spec.current)
+                x = record[proj.src][:, src_t]
+                if proj.synapse:
+                    st.u2 = accumulate(st.u2, x, shifted[i], spec.current)
+                else:
+                    st.u = accumulate(st.u, x, shifted[i], spec.current)
                 continue
             acc = m.apply(record[proj.src][:, src_t])
-            a[proj.dst] += shift(acc.astype(np.int64), m.exp) if fixed else acc
+            into = a2 if proj.synapse else a
+            into[proj.dst] += shift(acc.astype(np.int64), m.exp) if fixed else acc
         for name, unit_state in units.items():
             record[name][:, t] = unit_state.step(record, t)
         for name, state in states.items():
-            record[name][:, t] = state.step(a[name])
+            record[name][:, t] = state.step(a[name], a2.get(name))
             if record_state:
                 us[name][:, t], vs[name][:, t] = state.u, state.v
+                if name in u2s:
+                    u2s[name][:, t] = state.u2
         if progress is not None:
             progress(t + 1, steps)
     outputs = {out: record[src] for out, src in net.outputs.items()}
     pops = {k: record[k] for k in net.populations}
     products = {k: record[k] for k in net.products}
-    return Trace(outputs=outputs, populations=pops, u=us, v=vs, products=products)
+    return Trace(outputs=outputs, populations=pops, u=us, v=vs, products=products, u2=u2s)
 
 
 def chip_order(net: Net) -> list[int]:
@@ -244,6 +257,7 @@ class _State:
         dtype = np.int64 if fixed else np.float64
         self.u: Array = np.zeros((batch, pop.size), dtype)
         self.v: Array = np.zeros((batch, pop.size), dtype)
+        self.u2: Array = np.zeros((batch, pop.size), dtype)  # used with a second current
         self.subtract = pop.reset is ResetMode.SUBTRACT
         self.ge = pop.threshold_compare is ThresholdCompare.GE
         if fixed:
@@ -251,13 +265,19 @@ class _State:
             assert f is not None
             self.bias = shift(f.bias_mant, f.bias_exp)
 
-    def step(self, a: Array) -> Array:
+    def step(self, a: Array, a2: Array | None = None) -> Array:
+        """One step with the input ``a`` into ``u`` and ``a2`` into ``u2`` (None: one current);
+        ``u2`` updates first, then ``fixed_step``/``float_step`` take it into ``v``."""
         pop = self.pop
         out: Array
+        u2: Array | None = None
         if self.fixed:
             f = pop.fixed
             assert f is not None
             assert self.spec is not None
+            if a2 is not None:
+                assert f.du2 is not None
+                self.u2 = u2 = current_step(self.u2, a2, f.du2, self.spec)
             self.u, self.v, out = fixed_step(
                 self.u,
                 self.v,
@@ -271,8 +291,12 @@ class _State:
                 levels=pop.levels,
                 timing=pop.reset_timing,
                 ge=self.ge,
+                u2=u2,
             )
         else:
+            if a2 is not None:
+                assert pop.alpha2 is not None
+                self.u2 = u2 = (1.0 - pop.alpha2) * self.u2 + a2
             self.u, self.v, out = float_step(
                 self.u,
                 self.v,
@@ -285,5 +309,6 @@ class _State:
                 levels=pop.levels,
                 timing=pop.reset_timing,
                 ge=self.ge,
+                u2=u2,
             )
         return out

@@ -59,6 +59,10 @@ def emit(program: XyloProgram, out_dir: Path) -> list[Path]:
         "bias_out": program.bias_out,
         "alias": np.array([a[0] if a else -1 for a in program.aliases], np.int64),
     }
+    for key in ("w_in2", "w_rec2", "dash_syn2"):  # the second synapse bank, where used
+        value = getattr(program, key)
+        if value is not None:
+            arrays[key] = value
     with config.open("wb") as fh:
         np.savez(fh, **arrays)
     return [path, config]
@@ -75,7 +79,8 @@ def notes(program: XyloProgram, out_dir: Path | None = None) -> dict[str, object
         "hidden_neurons": program.n_hidden,
         "alias_neurons": sum(len(a) for a in program.aliases),
         "output_neurons": program.n_out,
-        "recurrent_synapses": int(np.count_nonzero(program.w_rec)),
+        "recurrent_synapses": int(np.count_nonzero(program.w_rec))
+        + int(np.count_nonzero(program.w_rec2 if program.w_rec2 is not None else 0)),
         "weight_shift": dict(program.shift),
         "latency": {
             **hop_latency(net),
@@ -90,15 +95,16 @@ def notes(program: XyloProgram, out_dir: Path | None = None) -> dict[str, object
 def dash_error(net: Net, name: str) -> dict[str, object]:
     """A population's time constants as the dash values give them, ``τ = dt·2**dash``, and
     their largest relative error against the float net's ``τ = dt/fraction``
-    (``u``: ``tau_syn``, from α; ``v``: ``tau_mem``, from β; None where the float net keeps
-    no memory, fraction 1, or never decays, fraction 0)."""
+    (``u``: ``tau_syn``, from α; ``v``: ``tau_mem``, from β; a second current ``u2``:
+    ``tau_syn2``, from α2; None where the float net keeps no memory, fraction 1, or never
+    decays, fraction 0)."""
     pop = net.populations[name]
     assert pop.fixed is not None
     out: dict[str, object] = {}
-    for key, fraction, dash in (
-        ("tau_syn", pop.alpha, pop.fixed.du),
-        ("tau_mem", pop.beta, pop.fixed.dv),
-    ):
+    states = [("tau_syn", pop.alpha, pop.fixed.du), ("tau_mem", pop.beta, pop.fixed.dv)]
+    if pop.alpha2 is not None and pop.fixed.du2 is not None:
+        states.append(("tau_syn2", pop.alpha2, pop.fixed.du2))
+    for key, fraction, dash in states:
         dash = np.broadcast_to(dash, fraction.shape)
         real = np.where((fraction > 0) & (fraction < 1), net.dt / np.maximum(fraction, 1e-300), 0)
         chip = net.dt * 2.0**dash

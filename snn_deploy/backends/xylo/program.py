@@ -16,6 +16,13 @@ and not after every hidden neuron: a destination receives a source's spikes from
 or from one of its aliases, so the sources still add into its saturating current in source
 order, as the simulator adds them. The net's semantics are unchanged, and the tests compare
 the populations of the net with xylosim's.
+
+**Second synaptic currents.** A projection into a population's second current
+(``Projection.synapse`` 1) goes to the chip's second synapse bank (``w_in2``, ``w_rec2``;
+xylosim's ``XyloSynapse`` target synapse 1) and the population's ``du2`` to each neuron's
+second ``dash_syn``. When any hidden population has a second current, every hidden neuron
+gets two synaptic states (the unused one stays 0 and adds nothing to ``v``); otherwise one,
+and the program is what it was before second currents existed.
 """
 
 from __future__ import annotations
@@ -48,8 +55,11 @@ class XyloProgram:
         n_hidden: hidden neurons including the alias neurons.
         w_in: ``[channels, n_hidden]`` int8 weights; w_rec: ``[n_hidden, n_hidden]`` (source,
             target); w_out: ``[n_hidden, outputs]``.
+        w_in2, w_rec2: the same into the hidden neurons' second synaptic states; None when
+            no hidden population has a second current (one state per hidden neuron).
         shift: per matrix (``input``, ``recurrent``, ``output``) its weight left shift.
         dash_syn, dash_mem, threshold, bias: per hidden neuron (aliases included).
+        dash_syn2: per hidden neuron the dash of its second state (None with ``w_in2``).
         dash_syn_out, dash_mem_out, threshold_out, bias_out: per read-out neuron.
         aliases: per hidden neuron, the neurons its spike count is copied to (0 or 1).
     """
@@ -73,6 +83,9 @@ class XyloProgram:
     threshold_out: Int
     bias_out: Int
     aliases: list[list[int]] = field(default_factory=list)
+    w_in2: Int | None = None
+    w_rec2: Int | None = None
+    dash_syn2: Int | None = None
 
     @property
     def n_channels(self) -> int:
@@ -113,8 +126,9 @@ def lower_program(net: Net, target: Target) -> XyloProgram:
     n_in = sum(n for _, n in channels.values())
     n_h = sum(n for _, n in hidden.values())
     n_out = sum(n for _, n in readout.values())
-    w_in = np.zeros((n_in, n_h), np.int64)
-    w_rec = np.zeros((n_h, n_h), np.int64)
+    banks = max([net.populations[k].currents for k in hidden], default=1)  # synapses/neuron
+    w_in = np.zeros((n_in, n_h, banks), np.int64)
+    w_rec = np.zeros((n_h, n_h, banks), np.int64)
     w_out = np.zeros((n_h, n_out), np.int64)
     shift = dict.fromkeys(MATRICES, 0)
     for proj in net.projections:
@@ -124,16 +138,16 @@ def lower_program(net: Net, target: Target) -> XyloProgram:
         shift[kind] = proj.fixed.exp  # one per matrix (rule weight-shift-per-matrix)
         if kind == "input":
             (s0, ns), (d0, nd) = channels[proj.src], hidden[proj.dst]
-            w_in[s0 : s0 + ns, d0 : d0 + nd] = codes
+            w_in[s0 : s0 + ns, d0 : d0 + nd, proj.synapse] = codes
         elif kind == "output":
             (s0, ns), (d0, nd) = hidden[proj.src], readout[proj.dst]
             w_out[s0 : s0 + ns, d0 : d0 + nd] = codes
         else:
             (s0, ns), (d0, nd) = hidden[proj.src], hidden[proj.dst]
-            w_rec[s0 : s0 + ns, d0 : d0 + nd] = codes
+            w_rec[s0 : s0 + ns, d0 : d0 + nd, proj.synapse] = codes
     params = {k: _params(net, k) for k in net.populations}
     top = (1 << net.numeric.threshold.width) - 1 if net.numeric else 0
-    alias = {"dash_syn": 1, "dash_mem": 1, "threshold": top, "bias": 0}  # a pure copy
+    alias = {"dash_syn": 1, "dash_syn2": 1, "dash_mem": 1, "threshold": top, "bias": 0}
     w_rec, aliases, chip = _alias(w_rec, target.limits.hidden_fan_out)
     n_chip = len(aliases)
     hid: dict[str, Int] = {}
@@ -142,7 +156,7 @@ def lower_program(net: Net, target: Target) -> XyloProgram:
         if hidden:
             values[chip] = np.concatenate([params[k][key] for k in hidden])
         hid[key] = values
-    chip_in = np.zeros((n_in, n_chip), np.int64)
+    chip_in = np.zeros((n_in, n_chip, banks), np.int64)
     chip_in[:, chip] = w_in
     chip_out = np.zeros((n_chip, n_out), np.int64)
     chip_out[chip] = w_out
@@ -158,9 +172,12 @@ def lower_program(net: Net, target: Target) -> XyloProgram:
         chip=chip,
         readout=readout,
         n_hidden=n_chip,
-        w_in=chip_in,
-        w_rec=w_rec,
+        w_in=np.ascontiguousarray(chip_in[:, :, 0]),
+        w_rec=np.ascontiguousarray(w_rec[:, :, 0]),
         w_out=chip_out,
+        w_in2=np.ascontiguousarray(chip_in[:, :, 1]) if banks == 2 else None,
+        w_rec2=np.ascontiguousarray(w_rec[:, :, 1]) if banks == 2 else None,
+        dash_syn2=hid["dash_syn2"] if banks == 2 else None,
         shift=shift,
         dash_syn=hid["dash_syn"],
         dash_mem=hid["dash_mem"],
@@ -182,6 +199,7 @@ def _params(net: Net, name: str) -> dict[str, Int]:
     size = pop.size
     return {
         "dash_syn": np.broadcast_to(f.du, size),
+        "dash_syn2": np.broadcast_to(1 if f.du2 is None else f.du2, size),  # 1: unused
         "dash_mem": np.broadcast_to(f.dv, size),
         "threshold": np.broadcast_to(f.vth, size),
         "bias": np.broadcast_to(f.bias_mant << f.bias_exp, size),
@@ -191,26 +209,28 @@ def _params(net: Net, name: str) -> dict[str, Int]:
 def _alias(w_rec: Int, limit: int | None) -> tuple[Int, list[list[int]], Int]:
     """Move recurrent synapses beyond ``limit`` per source to chains of alias neurons right
     after it; returns the chip's recurrent matrix, the alias lists (chip indices) and each
-    hidden neuron's chip index."""
-    n = w_rec.shape[0]
-    fan_out = np.count_nonzero(w_rec, axis=1)
+    hidden neuron's chip index. ``w_rec`` is ``[source, target, synapse]``; a synapse is a
+    (target, synapse) pair, counted in that order."""
+    n, _, banks = w_rec.shape
+    fan_out = np.count_nonzero(w_rec.reshape(n, -1), axis=1)
     chunks: list[list[Int]] = []
     for k in range(n):
-        targets = np.flatnonzero(w_rec[k])
+        targets = np.flatnonzero(w_rec[k])  # target * banks + synapse
         step = limit if limit is not None else max(len(targets), 1)
         chunks.append([targets[i : i + step] for i in range(0, max(len(targets), 1), step)])
     sizes = np.array([len(c) for c in chunks], np.int64)  # the neuron and its aliases
     chip = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     total = int(sizes.sum())
     assert limit is None or total == n + aliases_needed(fan_out, limit)
-    grown = np.zeros((total, total), np.int64)
+    grown = np.zeros((total, total, banks), np.int64)
     aliases: list[list[int]] = [[] for _ in range(total)]
     for k in range(n):
         for c, chunk in enumerate(chunks[k]):
             holder = chip[k] + c
             if c + 1 < len(chunks[k]):
                 aliases[holder].append(holder + 1)
-            grown[holder, chip[chunk]] = w_rec[k, chunk]
+            to, syn = chunk // banks, chunk % banks
+            grown[holder, chip[to], syn] = w_rec[k, to, syn]
     return grown, aliases, chip
 
 

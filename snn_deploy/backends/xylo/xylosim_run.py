@@ -39,14 +39,25 @@ class _Layer:
     def __init__(self, program: XyloProgram) -> None:
         v2 = _xylosim()
 
-        def synapses(w: npt.NDArray[np.int64]) -> list[list[Any]]:
+        def synapses(*banks: npt.NDArray[np.int64] | None) -> list[list[Any]]:
+            """Per source its synapses: to each target in bank ``b``, its synapse ``b``."""
+            used = [(b, w) for b, w in enumerate(banks) if w is not None]
             return [
-                [v2.XyloSynapse(int(t), 0, int(w[s, t])) for t in np.flatnonzero(w[s])]
-                for s in range(w.shape[0])
+                [
+                    v2.XyloSynapse(int(t), b, int(w[s, t]))
+                    for b, w in used
+                    for t in np.flatnonzero(w[s])
+                ]
+                for s in range(used[0][1].shape[0])
             ]
 
-        self.keep = (synapses(program.w_in), synapses(program.w_rec), synapses(program.w_out))
         p = program
+        self.keep = (
+            synapses(p.w_in, p.w_in2),
+            synapses(p.w_rec, p.w_rec2),
+            synapses(p.w_out),
+        )
+        dash_syns = [p.dash_syn] if p.dash_syn2 is None else [p.dash_syn, p.dash_syn2]
         self.layer = v2.XyloLayer(
             synapses_in=self.keep[0],
             synapses_rec=self.keep[1],
@@ -62,7 +73,7 @@ class _Layer:
             weight_shift_out=p.shift["output"],
             dash_mem=p.dash_mem.tolist(),
             dash_mem_out=p.dash_mem_out.tolist(),
-            dash_syns=[[int(d)] for d in p.dash_syn],
+            dash_syns=[[int(d) for d in ds] for ds in zip(*dash_syns, strict=True)],
             dash_syns_out=[[int(d)] for d in p.dash_syn_out],
             name="snn-deploy",
         )
@@ -98,8 +109,8 @@ def run(
     xl = _Layer(program)
     hidden = np.zeros((batch, steps, program.n_hidden), np.int64)
     out = np.zeros((batch, steps, program.n_out), np.int64)
-    state = {k: np.zeros_like(a) for k, a in (("u", hidden), ("v", hidden))}
-    state_out = {k: np.zeros_like(a) for k, a in (("u", out), ("v", out))}
+    state = {k: np.zeros_like(hidden) for k in ("u", "v", "u2")}
+    state_out = {k: np.zeros_like(out) for k in ("u", "v", "u2")}  # u2: read-outs have none
     for b in range(batch):
         xl.layer.reset_all()
         out[b] = np.array(xl.layer.evolve(events[b].tolist()), np.int64).reshape(steps, -1)
@@ -108,11 +119,13 @@ def run(
             for key, rec, rec_out in (
                 ("u", xl.layer.rec_i_syn, xl.layer.rec_i_syn_out),
                 ("v", xl.layer.rec_v_mem, xl.layer.rec_v_mem_out),
+                *([("u2", xl.layer.rec_i_syn2, [])] if program.dash_syn2 is not None else []),
             ):
                 state[key][b] = np.array([list(r) for r in rec], np.int64).reshape(-1, steps).T
-                state_out[key][b] = (
-                    np.array([list(r) for r in rec_out], np.int64).reshape(-1, steps).T
-                )
+                if rec_out:
+                    state_out[key][b] = (
+                        np.array([list(r) for r in rec_out], np.int64).reshape(-1, steps).T
+                    )
         if progress is not None:
             progress(b + 1, batch)
 
@@ -134,6 +147,13 @@ def run(
         if record_state
         else {},
         v={k: part(k, (state["v"], state_out["v"])) for k in net.populations}
+        if record_state
+        else {},
+        u2={
+            k: part(k, (state["u2"], state_out["u2"]))
+            for k, pop in net.populations.items()
+            if pop.currents == 2
+        }
         if record_state
         else {},
     )

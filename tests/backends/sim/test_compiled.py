@@ -1,5 +1,6 @@
 """Equivalence: the compiled kernel (``kernel="numba"``, the default of integer runs) == the
-readable NumPy loop (``kernel="numpy"``), bit for bit: outputs, ``u``, ``v`` and product units.
+readable NumPy loop (``kernel="numpy"``), bit for bit: outputs, ``u``, ``u2``, ``v`` and product
+units.
 
 The NumPy loop equals the independent reference loop (test_against_reference.py), and Lava
 and the RTL equal the default kernel (tests/backends/lava, tests/backends/fpga), so every
@@ -41,7 +42,8 @@ from tests.backends.sim.test_products import SPEC, cases, narrowed, product_grap
 def assert_kernels_equal(net: Net, x: dict[str, np.ndarray]) -> None:
     want = simulate(net, x, kernel="numpy", record_state=True)
     got = simulate(net, x, kernel="numba", record_state=True)
-    for part in ("populations", "u", "v", "outputs", "products"):
+    assert set(got.u2) == set(want.u2) == {k for k, p in net.populations.items() if p.currents == 2}
+    for part in ("populations", "u", "u2", "v", "outputs", "products"):
         for name, arr in getattr(want, part).items():
             assert arr.dtype == np.int64
             assert_array_equal(getattr(got, part)[name], arr, err_msg=f"{part} {name}")
@@ -118,6 +120,38 @@ def generalised(draw: st.DrawFn) -> tuple[Net, np.ndarray]:
 @given(case=generalised())
 def test_compiled_equals_numpy_on_every_numeric_format(case):
     net, x = case
+    net.verify()
+    assert_kernels_equal(net, {"x": x})
+
+
+def with_second_currents(net: Net, rng: np.random.Generator) -> Net:
+    """``net`` with a second current (its own decay codes) in each population where a coin
+    says so, fed by a copy of every projection into it with other weights (input, forward,
+    recurrent and skip projections, delays included)."""
+    assert net.numeric is not None
+    top = 16 if net.numeric.decay_form is DecayForm.SHIFT else 1 << net.numeric.decay.width
+    pops = dict(net.populations)
+    projs = list(net.projections)
+    for name, pop in net.populations.items():
+        if rng.random() < 0.3:
+            continue
+        assert pop.fixed is not None
+        fixed = dataclasses.replace(pop.fixed, du2=rng.integers(0, top, pop.size))
+        pops[name] = dataclasses.replace(pop, alpha2=0.25, fixed=fixed)
+        for p in net.incoming(name):
+            assert p.fixed is not None
+            codes = p.fixed.codes.copy()
+            codes.data = rng.permutation(-codes.data)
+            fixed_w = dataclasses.replace(p.fixed, codes=codes)
+            projs.append(dataclasses.replace(p, name=p.name + ".2", synapse=1, fixed=fixed_w))
+    return net.replace(populations=pops, projections=projs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=st.one_of(nets(), generalised()), seed=st.integers(0, 2**16))
+def test_compiled_equals_numpy_with_second_currents(case, seed):
+    net, x = case
+    net = with_second_currents(net, np.random.default_rng(seed))
     net.verify()
     assert_kernels_equal(net, {"x": x})
 

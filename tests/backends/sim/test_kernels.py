@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from numpy.testing import assert_array_equal
 
 from snn_deploy.backends.sim.kernels import (
@@ -14,6 +15,9 @@ from snn_deploy.backends.sim.kernels import (
     shift,
     spike_count,
 )
+from snn_deploy.backends.sim.run import simulate
+from snn_deploy.ir.net import Net, NeuronFixed, Population, Projection, SynapseFixed
+from snn_deploy.ir.types import ResetMode
 from snn_deploy.target.load import load_target
 
 SPEC = load_target("sim").numeric
@@ -206,3 +210,61 @@ def test_float_levels_compare_against_each_float_multiple(subtract):
     assert_array_equal(s, [0, 0, 1, 1, 2, 2, 3, 3])
     want = np.where(s > 0, v0 - s * 0.1, v0) if subtract else np.where(s > 0, 0.0, v0)
     assert_array_equal(v, want)
+
+
+def second_current_net() -> Net:
+    """x -> p (non-spiking, no leak, no synaptic memory in u) twice: weight 1 into u, weight 2
+    into u2 (alpha2 = 1/4); quantized for the sim target with u2's decay code 1024 (1/4)."""
+    pop = Population(
+        name="p",
+        node_type="CubaLI",
+        shape=(1,),
+        alpha=1.0,
+        beta=0.0,
+        bias=0.0,
+        threshold=None,
+        reset=ResetMode.ZERO,
+        alpha2=0.25,
+        fixed=NeuronFixed(
+            scale=1.0, du=[4095], dv=[0], vth=None, bias_mant=[0], bias_exp=[0], du2=[1024]
+        ),
+    )
+    projections = [
+        Projection(
+            name=f"x->p.{syn}",
+            src="x",
+            dst="p",
+            weight=sp.csr_matrix([[w]]),
+            synapse=syn,
+            fixed=SynapseFixed(codes=sp.csr_matrix([[w]]), exp=0),
+        )
+        for syn, w in ((0, 1.0), (1, 2.0))
+    ]
+    return Net(
+        dt=1e-3,
+        inputs={"x": (1,)},
+        populations={"p": pop},
+        projections=projections,
+        outputs={"v": "p"},
+        numeric=SPEC,
+    )
+
+
+def test_second_current_impulse_response_matches_closed_form():
+    """An input event at step 0 reaches both currents at step 1 (Lava's latency): ``u`` holds
+    it for one step (α = 1), ``u2[t] = 2·(3/4)**(t-1)``, and ``v`` (no leak) sums both:
+    ``v[t] = 1 + 2·Σ_{k<t} (3/4)**k`` in float; in integers (×64) ``u2`` keeps
+    ``u2·(4096 - 1024 - 1) >> 12`` each step (Lava's current decay offset of 1, rounded toward
+    zero): ``128, 95, 71, 53, 39``, and ``v`` adds ``u + u2`` each step."""
+    net = second_current_net()
+    x = np.zeros((1, 6, 1))
+    x[0, 0, 0] = 1
+    t = np.arange(1, 6)
+    floats = simulate(net, {"x": x}, fixed=False, record_state=True)
+    assert_array_equal(floats.u2["p"][0, 1:, 0], 2 * 0.75 ** (t - 1))
+    assert np.allclose(floats.v["p"][0, 1:, 0], 1 + 2 * (1 - 0.75**t) / 0.25, rtol=1e-14)
+    for kernel in ("numpy", "numba"):
+        ints = simulate(net, {"x": x}, kernel=kernel, record_state=True)
+        assert ints.u2["p"][0, :, 0].tolist() == [0, 128, 95, 71, 53, 39]
+        assert ints.u["p"][0, :, 0].tolist() == [0, 64, 0, 0, 0, 0]
+        assert ints.v["p"][0, :, 0].tolist() == [0, 192, 287, 358, 411, 450]

@@ -16,10 +16,12 @@ import pytest
 import scipy.sparse as sp
 
 from snn_deploy import api
-from snn_deploy.errors import DesignRuleError, TargetError
+from snn_deploy.errors import DesignRuleError, TargetError, VerificationError
+from snn_deploy.frontends import nir as nir_frontend
 from snn_deploy.ir import serialize
 from snn_deploy.ir.net import Net, Population, Projection, SynapseFixed
 from snn_deploy.ir.types import ResetMode, ThresholdCompare
+from snn_deploy.passes.lower import lower
 from snn_deploy.passes.quantize import quantize
 from snn_deploy.target.load import load_target, targets_dir
 from snn_deploy.target.rules import check_design_rules
@@ -379,3 +381,93 @@ def test_evaluate_verifies_xylosim_against_the_simulator(compiled: Path, tmp_pat
     assert "output.output: 0 of 360 values differ from sim" in text
     result = json.loads((tmp_path / "r" / "evaluation.json").read_text())
     assert result["backend"] == "xylosim" and result["verify"]["passed"]
+
+
+# --------------------------------------------------------------------------- second currents
+
+
+def two_current_graph(rng: np.random.Generator, n_in=16, n_h=40, n_out=4) -> nir.NIRGraph:
+    """``xylo_graph`` whose hidden CubaLIF has a second synaptic current (metadata
+    ``snn_deploy.tau_syn2`` = 32 ms, dash 5), fed by a second input Linear and by a second
+    recurrent Linear, both marked ``snn_deploy.synapse = 1``."""
+    graph = xylo_graph(rng, n_in, n_h, n_out)
+    nodes, edges = dict(graph.nodes), list(graph.edges)
+    nodes["hidden"].metadata["snn_deploy.tau_syn2"] = 32e-3
+    synapse = {"snn_deploy.synapse": 1}
+    nodes["w_in2"] = nir.Linear(weight=rng.normal(0, 0.5, (n_h, n_in)), metadata=dict(synapse))
+    nodes["w_rec2"] = nir.Linear(weight=rng.normal(0, 0.2, (n_h, n_h)), metadata=dict(synapse))
+    edges += [("input", "w_in2"), ("w_in2", "hidden"), ("hidden", "w_rec2"), ("w_rec2", "hidden")]
+    return nir.NIRGraph(nodes=nodes, edges=edges)
+
+
+def test_a_nir_graph_with_a_second_current_lowers_to_it(tmp_path: Path):
+    """The metadata gives the hidden population ``alpha2 = dt/tau_syn2`` and routes both marked
+    paths into it, with the CubaLIF gain of ``tau_syn2``; a round trip through a NIR file
+    keeps it."""
+    graph = nir_frontend.load(two_current_graph(np.random.default_rng(0)))
+    nir.write(tmp_path / "back.nir", nir_frontend.dump(graph))
+    assert nir_frontend.load(tmp_path / "back.nir") == graph
+    assert graph.nodes["w_rec2"].synapse == 1 and graph.nodes["w_rec"].synapse == 0
+    net = lower(graph, 1e-3)
+    hidden = net.populations["hidden"]
+    assert hidden.alpha2 is not None and np.all(hidden.alpha2 == 1e-3 / 32e-3)
+    assert net.populations["out"].alpha2 is None
+    into = {p.name: p.synapse for p in net.incoming("hidden")}
+    assert into == {"w_in": 0, "w_rec": 0, "w_in2": 1, "w_rec2": 1}
+    w_in2 = next(p for p in net.projections if p.name == "w_in2")
+    node = graph.nodes["w_in2"]
+    gain = (1e-3 / 16e-3) * 16 * (1e-3 / 32e-3) * 4  # beta * r * alpha2 * w_in
+    assert np.allclose(w_in2.weight.toarray(), gain * node.weight, rtol=1e-12)
+
+
+def test_a_path_into_a_missing_second_current_is_an_error():
+    graph = two_current_graph(np.random.default_rng(0))
+    del graph.nodes["hidden"].metadata["snn_deploy.tau_syn2"]
+    with pytest.raises(VerificationError, match=r"'hidden' .*one synaptic current.*w_in2"):
+        lower(nir_frontend.load(graph), 1e-3)
+    bad = two_current_graph(np.random.default_rng(0))
+    bad.nodes["w_in2"].metadata["snn_deploy.synapse"] = 2
+    with pytest.raises(VerificationError, match=r"'w_in2'.*snn_deploy\.synapse.*got 2"):
+        nir_frontend.load(bad)
+
+
+@pytest.mark.toolchain("xylosim")
+def test_a_nir_graph_with_a_second_current_compiles_and_equals_xylosim(tmp_path: Path):
+    """From the user's entry point: the NIR file compiled for xylo-audio2 with the CLI puts
+    the marked paths into the chip's second synapse bank, and sim == xylosim in outputs, u,
+    u2 and v (``verify`` on both), with the second current really driving the neurons."""
+    rng = np.random.default_rng(1)
+    nir.write(tmp_path / "model.nir", two_current_graph(rng))
+    x = np.where(rng.random((2, 50, 16)) < 0.3, rng.integers(1, 20, (2, 50, 16)), 0)
+    np.savez(tmp_path / "x.npz", input=x.astype(float))
+    out = tmp_path / "out"
+    code, text = invoke(
+        "compile", tmp_path / "model.nir", "-t", "xylo-audio2", "--dt", "1e-3", "-o", out,
+        "--inputs", tmp_path / "x.npz", "--record-state",
+    )  # fmt: skip
+    assert code == 0, text
+    with np.load(out / "xylo_config.npz") as z:
+        config = dict(z)
+        vectors = dict(np.load(out / "vectors.npz"))
+    assert np.count_nonzero(config["w_in2"]) and np.count_nonzero(config["w_rec2"])
+    assert set(config["dash_syn2"][:40].tolist()) == {5}  # 32 ms at dt = 1 ms
+    notes = json.loads((out / "report.json").read_text())["backend_notes"]
+    assert notes["time_constants"]["hidden"]["tau_syn2"] == {
+        "dash": [5],
+        "tau_s": [0.032],
+        "relative_error": 0.0,
+    }
+    assert "tau_syn2" not in notes["time_constants"]["out"]
+    assert np.abs(vectors["u2.hidden"]).max() > 0
+    for target in ("xylosim", "sim"):
+        code, text = invoke("verify", out, "--target", target)
+        assert code == 0, text
+        assert f"on {target}: all 6 arrays equal" in text
+
+
+@pytest.mark.parametrize("target", ["loihi-sim", "fpga-artix7-35t"])
+def test_a_second_current_is_refused_by_name_on_targets_without_one(target, tmp_path: Path):
+    nir.write(tmp_path / "model.nir", two_current_graph(np.random.default_rng(0)))
+    code, text = invoke("compile", tmp_path / "model.nir", "-t", target, "--dt", "1e-3")
+    assert code != 0
+    assert "[synaptic-currents] hidden: synaptic currents per neuron is 2, limit 1" in text

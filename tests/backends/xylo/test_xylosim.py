@@ -3,9 +3,11 @@
 Random Xylo Audio 2 nets (Hypothesis) with every feature the chip has: saturation of the
 current and the voltage, multi-spike hidden neurons (up to 31 per step), alias neurons (a
 target with a small fan-out makes them on small nets), biases, every dash value 0..15, input
-events above the chip's cap of 15, one to two hidden populations with recurrence and skips.
+events above the chip's cap of 15, one to two hidden populations with recurrence and skips,
+and second synaptic currents (input and recurrent projections into them, their own dashes).
 Both simulator kernels must equal xylosim (``xylosim.v2.XyloLayer``, driven by
-``backends.xylo``) in spikes, ``u`` (``i_syn``) and ``v`` (``v_mem``) at every step.
+``backends.xylo``) in spikes, ``u`` (``i_syn``), ``u2`` (``i_syn2``) and ``v`` (``v_mem``) at
+every step.
 """
 
 from __future__ import annotations
@@ -47,11 +49,13 @@ def xylo_net(
     n_out: int = 3,
     big: bool = False,
     density: float = 0.6,
+    second: bool = False,
 ) -> Net:
     """A random quantized Xylo net: input -> h1 (-> h2), recurrence on h1, h2 -> h1, a skip
     input -> h2, read-out from every hidden population; shared shifts per matrix. ``big``:
     weights, shifts and inputs that saturate ``u`` and ``v``, and small thresholds (many
-    spikes per step)."""
+    spikes per step). ``second``: every hidden population has a second current with its own
+    dashes, fed by the input and by the recurrent projections h1 -> h1 and h2 -> h1."""
     pops = {}
     names = [f"h{i + 1}" for i in range(len(hidden))]
     layers = [*zip(names, hidden, [31] * len(hidden), strict=True), ("o", n_out, 1)]
@@ -63,6 +67,7 @@ def xylo_net(
             vth=rng.integers(1, 60, n) if big else rng.integers(1, 2**15, n),
             bias_mant=rng.integers(-(2**15), 2**15, n) if big else rng.integers(-40, 40, n),
             bias_exp=np.zeros(n, np.int64),
+            du2=rng.integers(0, 16, n) if second and name != "o" else None,
         )
         pops[name] = Population(
             name=name,
@@ -75,11 +80,14 @@ def xylo_net(
             reset=ResetMode.SUBTRACT,
             levels=levels,
             threshold_compare=ThresholdCompare.GE,
+            alpha2=None if fixed.du2 is None else 0.25,
             fixed=fixed,
         )
     shifts = {m: int(rng.integers(4 if big else 0, 8)) for m in ("input", "recurrent", "output")}
 
-    def proj(src: str, dst: str, n_src: int, n_dst: int, matrix: str) -> Projection:
+    def proj(
+        src: str, dst: str, n_src: int, n_dst: int, matrix: str, synapse: int = 0
+    ) -> Projection:
         codes = sp.random(
             n_dst,
             n_src,
@@ -88,10 +96,11 @@ def xylo_net(
             data_rvs=lambda k: rng.integers(-128, 128, k),
         )
         return Projection(
-            name=f"{src}->{dst}",
+            name=f"{src}->{dst}" + (".2" if synapse else ""),
             src=src,
             dst=dst,
             weight=sp.csr_matrix(codes, dtype=float),
+            synapse=synapse,
             fixed=SynapseFixed(codes=codes, exp=shifts[matrix]),
         )
 
@@ -105,6 +114,16 @@ def xylo_net(
             proj("h2", "h1", hidden[1], hidden[0], "recurrent"),
             proj("x", "h2", n_in, hidden[1], "input"),
         ]
+    if second:
+        projs += [
+            proj("h1", "h1", *hidden[:1] * 2, "recurrent", synapse=1),
+            proj("x", "h1", n_in, hidden[0], "input", synapse=1),
+        ]
+        if len(hidden) > 1:
+            projs += [
+                proj("x", "h2", n_in, hidden[1], "input", synapse=1),
+                proj("h2", "h1", hidden[1], hidden[0], "recurrent", synapse=1),
+            ]
     projs += [proj(h, "o", n, n_out, "output") for h, n in zip(names, hidden, strict=True)]
     net = Net(
         dt=1e-3,
@@ -130,7 +149,9 @@ def assert_equal_to_xylosim(net: Net, x: np.ndarray, target: Target = TARGET) ->
     want = xylo.run(program, {"x": x}, record_state=True)
     for kernel in ("numba", "numpy"):
         got = simulate(net, {"x": x}, kernel=kernel, record_state=True)
-        for part in ("populations", "u", "v", "outputs"):
+        two = {k for k, p in net.populations.items() if p.currents == 2}
+        assert set(got.u2) == set(want.u2) == two, kernel
+        for part in ("populations", "u", "v", "u2", "outputs"):
             for name, arr in getattr(want, part).items():
                 assert_array_equal(
                     getattr(got, part)[name], arr, err_msg=f"{kernel}: {part} {name}"
@@ -149,6 +170,7 @@ def cases(draw: st.DrawFn) -> tuple[Net, np.ndarray, Target]:
         n_out=draw(st.integers(1, 8)),
         big=big,
         density=draw(st.sampled_from([0.2, 0.6, 1.0])),
+        second=draw(st.booleans()),
     )
     x = events(rng, (draw(st.integers(1, 2)), draw(st.integers(1, 40)), net.inputs["x"][0]), big)
     return net, x, small_fan_out(draw(st.sampled_from([2, 5, 64])))
@@ -164,12 +186,15 @@ def test_simulator_equals_xylosim_on_random_nets(case):
 def test_the_random_nets_reach_every_feature():
     """The equivalence above is not vacuous: over a few fixed nets, both saturations change
     the result (a run with 24-bit registers differs), hidden neurons emit 31 spikes in a step,
-    alias chains carry synapses, inputs above 15 are clipped and every dash value is used."""
+    alias chains carry synapses, inputs above 15 are clipped and every dash value is used; the
+    second currents saturate and change ``v`` (a run without their projections differs)."""
     seen = {"u_saturates": 0, "v_saturates": 0, "aliases": 0, "spikes": 0}
+    seen |= {"u2_saturates": 0, "u2_matters": 0}
     dashes: set[int] = set()
+    dashes2: set[int] = set()
     for seed in range(6):
         rng = np.random.default_rng(seed)
-        net = xylo_net(rng, hidden=(12, 8), big=seed % 2 == 0)
+        net = xylo_net(rng, hidden=(12, 8), big=seed % 2 == 0, second=seed < 4)
         x = events(rng, (1, 40, 5), big=True)
         assert np.any(x > 15)
         target = small_fan_out(3)
@@ -184,13 +209,21 @@ def test_the_random_nets_reach_every_feature():
             )
             seen[key] += any(not np.array_equal(trace.v[k], other.v[k]) for k in net.populations)
         seen["spikes"] = max(seen["spikes"], int(trace.populations["h1"].max()))
+        if trace.u2:
+            seen["u2_saturates"] += any(np.abs(u2).max() >= 2**15 - 1 for u2 in trace.u2.values())
+            one = net.replace(projections=[p for p in net.projections if p.synapse == 0])
+            other = simulate(one, {"x": x}, record_state=True)
+            seen["u2_matters"] += not np.array_equal(trace.v["h1"], other.v["h1"])
         seen["aliases"] += sum(map(len, xylo.lower(net, target).aliases))
         for pop in net.populations.values():
             assert pop.fixed is not None
             dashes |= set(pop.fixed.du.tolist()) | set(pop.fixed.dv.tolist())
+            if pop.fixed.du2 is not None:
+                dashes2 |= set(pop.fixed.du2.tolist())
     assert all(count > 0 for count in seen.values()), seen
     assert seen["spikes"] == 31
     assert dashes == set(range(16))
+    assert dashes2 == set(range(16))
 
 
 def test_the_negated_decay_of_the_lowest_voltage_wraps_as_on_xylosim():
