@@ -100,11 +100,12 @@ def simulate(
         raise ValueError("integer simulation needs a quantized net")
     if kernel == "numba" and not fixed:
         raise ValueError("the compiled kernel runs integer simulations only")
-    data: dict[str, Array] = check_inputs(net, inputs)
+    data: dict[str, Array] = (
+        check_inputs(net, inputs, integer=True) if fixed else check_inputs(net, inputs)
+    )
     batch, steps = next(iter(data.values())).shape[:2]
     dtype = np.int64 if fixed else np.float64
     if fixed:
-        data = {k: _integer_input(k, v) for k, v in data.items()}
         cap = net.numeric.input_payload_max if net.numeric else None
         if cap is not None:  # events beyond the cap are dropped (Xylo: 15 per channel, step)
             data = {k: np.minimum(v, cap) for k, v in data.items()}
@@ -180,17 +181,6 @@ def _shifted(proj: Projection) -> npt.NDArray[np.int64]:
     ``(int16)(w << shift)`` per synapse; the exponent is >= 0 there)."""
     assert proj.fixed is not None
     return shift(proj.fixed.codes.toarray().astype(np.int64), proj.fixed.exp)
-
-
-def _integer_input(name: str, x: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
-    if not np.array_equal(x, np.rint(x)):
-        from snn_deploy.errors import InputFileError
-
-        raise InputFileError(
-            f"input {name!r} has non-integer values; integer simulation takes spikes or "
-            "integer graded payloads"
-        )
-    return x.astype(np.int64)
 
 
 class _ProductState:
