@@ -74,7 +74,7 @@ def simulate(
     fixed: bool | None = None,
     record_state: bool = False,
     progress: Callable[[int, int], None] | None = None,
-    kernel: Literal["auto", "numba", "numpy"] = "auto",
+    kernel: Literal["auto", "numba", "numpy", "torch"] = "auto",
 ) -> Trace:
     """Simulate ``net`` on ``inputs`` (``[batch, time, *shape]`` per input name).
 
@@ -85,21 +85,26 @@ def simulate(
         record_state: also record ``u`` and ``v`` of every population.
         progress: called as ``progress(steps_done, steps)`` after every time step (e.g. to
             advance a progress bar).
-        kernel: ``numba``, the compiled event-driven loop (``compiled.py``; integer runs
-            only), or ``numpy``, this module's readable loop, which it is proven equal to;
-            ``auto``: ``numba`` for integer runs, ``numpy`` for float runs.
+        kernel: ``numba``, the compiled event-driven loop (``compiled.py``), ``torch``, the
+            batched loop on torch tensors (``torch_kernel.py``: on CUDA when torch sees a
+            GPU, else the CPU; no product units), or ``numpy``, this module's readable loop,
+            which both are proven equal to; ``numba`` and ``torch`` run integer simulations
+            only. ``auto``: ``numba`` for integer runs, ``numpy`` for float runs.
 
     Returns:
         The trace; integer runs record int64, float runs float64.
 
     Raises:
-        ValueError: an integer run of a float net, or a float run with ``kernel="numba"``.
+        ValueError: an integer run of a float net, or a float run with ``kernel="numba"`` or
+            ``"torch"``.
+        UnsupportedOpError: ``kernel="torch"`` and a net it does not cover (product units).
+        BackendUnavailableError: ``kernel="torch"`` and PyTorch is not installed.
     """
     fixed = net.quantized if fixed is None else fixed
     if fixed and not net.quantized:
         raise ValueError("integer simulation needs a quantized net")
-    if kernel == "numba" and not fixed:
-        raise ValueError("the compiled kernel runs integer simulations only")
+    if kernel in ("numba", "torch") and not fixed:
+        raise ValueError(f"the {kernel} kernel runs integer simulations only")
     data: dict[str, Array] = (
         check_inputs(net, inputs, integer=True) if fixed else check_inputs(net, inputs)
     )
@@ -109,6 +114,10 @@ def simulate(
         cap = net.numeric.input_payload_max if net.numeric else None
         if cap is not None:  # events beyond the cap are dropped (Xylo: 15 per channel, step)
             data = {k: np.minimum(v, cap) for k, v in data.items()}
+    if fixed and kernel == "torch":
+        from snn_deploy.backends.sim import torch_kernel  # imports torch: only when asked
+
+        return torch_kernel.simulate(net, data, record_state=record_state, progress=progress)
     if fixed and kernel != "numpy":
         from snn_deploy.backends.sim import compiled  # imports numba (~0.5 s): only when run
 
