@@ -98,10 +98,13 @@ def check_inputs(
 
 
 def _check_values(name: str, arr: npt.NDArray[Any]) -> None:
-    """No NaN or inf, no magnitude beyond ``MAX_INPUT_PAYLOAD`` (two reductions, no copy; the
-    bound is compared as a Python number, so int64's minimum cannot wrap past it)."""
+    """No NaN or inf, no magnitude beyond ``MAX_INPUT_PAYLOAD``: two reductions, no copy (the
+    bound is compared as a Python number, so int64's minimum cannot wrap past it), none for
+    integer types of 32 bits or fewer, whose every value is within it."""
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise InputFileError(f"input {name!r} contains NaN or inf")
+    if arr.dtype.kind in "biu" and arr.dtype.itemsize <= 4:
+        return
     if max(arr.max().item(), -arr.min().item()) > MAX_INPUT_PAYLOAD:
         f = np.abs(arr.astype(np.float64))
         where = np.unravel_index(int(np.argmax(f)), arr.shape)
