@@ -17,7 +17,7 @@ fixed_pt on one sample over a few steps (its whole run of 10 steps, and its marg
 from runs of 10 and 50 steps, ``LAVA_STEPS``; spikes checked equal); snnTorch (Synaptic/RSynaptic)
 and Norse (LIFCell/LIFRecurrentCell) float32 on batch 32 (one and two threads) and one
 sample, torch CPU, no_grad: their dynamics are theirs, so only the time is comparable. Our
-torch kernel (``kernel="torch"``, batch 32, on the CPU here; nets without product units) is
+torch kernel (``kernel="torch"``, batch 32, on the CPU here) is
 timed like our other kernels, its spikes checked equal to the compiled kernel's.
 
 Floors: the synaptic events per sample-step (each non-zero source output times its fan-out),
@@ -261,14 +261,13 @@ def bench_net(
             runners[f"{fw}_single_1t"] = (threads(1, peer(fw, *peer_layers, x[:1])), 1)
             for n in (1, 2):
                 runners[f"{fw}_batch_{n}t"] = (threads(n, peer(fw, *peer_layers, x[:BATCH])), batch)
-    if not net.products:  # the torch kernel has none
-        got, want = simulate(net, many, kernel="torch"), simulate(net, many)
-        assert all(np.array_equal(got.populations[k], want.populations[k]) for k in net.populations)
-        for n in (1, 2):
-            runners[f"torch_kernel_batch_{n}t"] = (
-                threads(n, lambda: simulate(net, many, kernel="torch")),
-                batch,
-            )
+    got, want = simulate(net, many, kernel="torch"), simulate(net, many)
+    assert all(np.array_equal(got.populations[k], want.populations[k]) for k in net.populations)
+    for n in (1, 2):
+        runners[f"torch_kernel_batch_{n}t"] = (
+            threads(n, lambda: simulate(net, many, kernel="torch")),
+            batch,
+        )
     if only is not None:
         runners = {k: r for k, r in runners.items() if k in only}
     row: dict[str, object] = {

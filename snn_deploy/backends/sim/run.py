@@ -87,7 +87,7 @@ def simulate(
             advance a progress bar).
         kernel: ``numba``, the compiled event-driven loop (``compiled.py``), ``torch``, the
             batched loop on torch tensors (``torch_kernel.py``: on CUDA when torch sees a
-            GPU, else the CPU; no product units), or ``numpy``, this module's readable loop,
+            GPU, else the CPU), or ``numpy``, this module's readable loop,
             which both are proven equal to; ``numba`` and ``torch`` run integer simulations
             only. ``auto``: ``numba`` for integer runs, ``numpy`` for float runs.
 
@@ -97,7 +97,8 @@ def simulate(
     Raises:
         ValueError: an integer run of a float net, or a float run with ``kernel="numba"`` or
             ``"torch"``.
-        UnsupportedOpError: ``kernel="torch"`` and a net it does not cover (product units).
+        UnsupportedOpError: ``kernel="torch"`` on CUDA and a projection whose sums need int64
+            products (beyond 2**53).
         BackendUnavailableError: ``kernel="torch"`` and PyTorch is not installed.
     """
     fixed = net.quantized if fixed is None else fixed

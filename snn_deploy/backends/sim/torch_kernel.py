@@ -2,11 +2,10 @@
 sees a GPU, else on the CPU; bit-exact (tests/backends/sim/test_torch_kernel.py proves it
 equal to the NumPy reference on the compiled kernel's Hypothesis nets).
 
-It covers populations and projections with everything the numeric formats have (wrap and
-saturation, decay forms, current and voltage updates, source-by-source accumulation, input
-latency and cap), delays, multi-level spikes, zero and subtract reset, late and carried
-resets, ``>=`` thresholds and voltage read-outs; not product units (attention, gate), which
-raise ``UnsupportedOpError``.
+It covers everything the compiled kernel does: every numeric format (wrap and saturation,
+decay forms, current and voltage updates, source-by-source accumulation, input latency and
+cap), delays, multi-level spikes, zero and subtract reset, late and carried resets, ``>=``
+thresholds, voltage read-outs and product units (attention, gate; ``run._ProductState``).
 
 State is int64, as in ``kernels.py``, whose functions these are (the same operations on
 tensors; the comments there give each shift and bound its reason). A projection's product
@@ -28,7 +27,7 @@ import numpy.typing as npt
 from snn_deploy.backends.base import Trace
 from snn_deploy.backends.sim.run import _shifted, chip_order
 from snn_deploy.errors import BackendUnavailableError, UnsupportedOpError
-from snn_deploy.ir.net import Net, NumericSpec, Population, Projection
+from snn_deploy.ir.net import Attention, Net, NumericSpec, Population, Product, Projection
 from snn_deploy.ir.types import (
     Accumulation,
     CurrentUpdate,
@@ -135,6 +134,50 @@ def _step(
     return u, v, count
 
 
+class _Unit:
+    """``run._ProductState`` on tensors: the unit reads its operands' outputs of step
+    ``t - 1``; causal attention updates ``S`` and reads it every step, whole-clip attention
+    updates ``S`` and keeps ``q`` for ``n < steps`` and reads the kept ``q[n - steps]`` for
+    ``steps <= n < 2·steps`` (output 0 otherwise)."""
+
+    def __init__(self, unit: Product, batch: int, dev: str) -> None:
+        assert unit.fixed is not None
+        self.unit, self.fixed, self.batch, self.dev = unit, unit.fixed, batch, dev
+        self.index = [torch.tensor(op.index, device=dev) for op in unit.operands]
+        if isinstance(unit, Attention):
+            d = unit.size // unit.heads
+            self.shifts = torch.as_tensor(unit.decay, device=dev)[None, :, None, None]
+            self.s = torch.zeros((batch, unit.heads, d, d), dtype=torch.int64, device=dev)
+            self.kept_q: list[torch.Tensor] = []
+
+    def step(self, record: dict[str, torch.Tensor], t: int) -> torch.Tensor:
+        unit, f = self.unit, self.fixed
+        out = torch.zeros((self.batch, unit.size), dtype=torch.int64, device=self.dev)
+        if t == 0:  # no operand has an output yet
+            return out
+        x = [
+            record[op.src][:, t - 1][:, i] for op, i in zip(unit.operands, self.index, strict=True)
+        ]
+        if not isinstance(unit, Attention):  # kernels.gate
+            return ((x[0] * x[1]) >> f.shift).clamp(f.output.min, f.output.max)
+        assert f.state is not None
+        q, k, v = (o.reshape(self.batch, unit.heads, -1) for o in x)
+        n = t - 1
+        if unit.causal or n < unit.steps:  # kernels.attention_update, decay_shift
+            lost = torch.sign(self.s) * (torch.abs(self.s) >> self.shifts)
+            s = torch.where(self.shifts > 0, self.s - lost, self.s)
+            self.s = (s + k[..., :, None] * v[..., None, :]).clamp(f.state.min, f.state.max)
+        if not unit.causal:
+            if n < unit.steps:
+                self.kept_q.append(q)
+                return out
+            if n >= 2 * unit.steps:
+                return out
+            q = self.kept_q[n - unit.steps]
+        a = (q[..., :, None] * self.s).sum(dim=-2)  # kernels.attention_read (no int64 bmm on CUDA)
+        return a.clamp(f.output.min, f.output.max).reshape(self.batch, unit.size)
+
+
 # --------------------------------------------------------------------------- per-net tensors
 
 
@@ -238,23 +281,22 @@ def simulate(
     samples at once, on ``device()``.
 
     Raises:
-        UnsupportedOpError: the net has product units, or (CUDA) a projection's sums need
-            int64 products.
+        UnsupportedOpError: (CUDA) a projection's sums need int64 products.
     """
-    if net.products:
-        raise UnsupportedOpError(
-            f"the torch kernel has no product units (attention, gate): {sorted(net.products)}; "
-            "it runs populations and projections; use kernel='numba' or 'numpy'"
-        )
     spec, dev = net.numeric, device()
     assert spec is not None
     prepared = _prepare(net, dev)
     batch, steps = next(iter(data.values())).shape[:2]
-    record = {k: torch.as_tensor(x, device=dev) for k, x in data.items()}
+    record = {k: torch.tensor(x, device=dev) for k, x in data.items()}
     peak = {k: int(np.abs(x).max()) for k, x in data.items()}
     for name, pop in net.populations.items():
         record[name] = torch.zeros((batch, steps, pop.size), dtype=torch.int64, device=dev)
         peak[name] = pop.levels if pop.spiking else 1 << (spec.voltage.width - 1)
+    for name, unit in net.products.items():
+        assert unit.fixed is not None
+        record[name] = torch.zeros((batch, steps, unit.size), dtype=torch.int64, device=dev)
+        peak[name] = 1 << (unit.fixed.output.width - 1)
+    units = {k: _Unit(unit, batch, dev) for k, unit in net.products.items()}
     matrices = (
         []
         if prepared.each
@@ -288,6 +330,8 @@ def simulate(
             acc = (x.to(matrices[i].dtype) @ matrices[i]).long()  # exact: see module
             assert proj.fixed is not None
             a[proj.dst] += _shift(acc, proj.fixed.exp)
+        for name, unit_state in units.items():
+            record[name][:, step] = unit_state.step(record, step)
         for name, p in prepared.pops.items():
             u[name], v[name], record[name][:, step] = _step(u[name], v[name], a[name], p, spec)
             if record_state:
@@ -304,5 +348,5 @@ def simulate(
         populations={k: out(record[k]) for k in net.populations},
         u={k: out(x) for k, x in us.items()},
         v={k: out(x) for k, x in vs.items()},
-        products={},
+        products={k: out(record[k]) for k in net.products},
     )
