@@ -87,9 +87,9 @@ def simulate(
             advance a progress bar).
         kernel: ``numba``, the compiled event-driven loop (``compiled.py``), ``torch``, the
             batched loop on torch tensors (``torch_kernel.py``: on CUDA when torch sees a
-            GPU, else the CPU), or ``numpy``, this module's readable loop,
-            which both are proven equal to; ``numba`` and ``torch`` run integer simulations
-            only. ``auto``: ``numba`` for integer runs, ``numpy`` for float runs.
+            GPU, else the CPU), or ``numpy``, this module's readable loop, which both are
+            proven equal to; ``numba`` and ``torch`` run integer simulations only.
+            ``auto``: ``numba`` for integer runs, ``numpy`` for float runs.
 
     Returns:
         The trace; integer runs record int64, float runs float64.
