@@ -1,6 +1,6 @@
 """Simulator speed: compiled and NumPy kernels vs Lava, Norse and snnTorch, with the floors.
 
-    .venv/bin/python bench/bench_simulator.py [--quick]
+    .venv/bin/python bench/bench_simulator.py [--quick] [--only RUNNER,...]
 
 Networks (CUBA LIF, T = 100, Poisson inputs at 5 % per step, weights seeded; issue 20):
   rnn-700-256-20     700 -> 256 (recurrent) -> 20
@@ -16,14 +16,17 @@ and on a batch of 32, on one and two threads; its NumPy reference kernel; Lava 0
 fixed_pt on one sample over a few steps (its whole run of 10 steps, and its marginal step
 from runs of 10 and 50 steps, ``LAVA_STEPS``; spikes checked equal); snnTorch (Synaptic/RSynaptic)
 and Norse (LIFCell/LIFRecurrentCell) float32 on batch 32 (one and two threads) and one
-sample, torch CPU, no_grad: their dynamics are theirs, so only the time is comparable.
+sample, torch CPU, no_grad: their dynamics are theirs, so only the time is comparable. Our
+torch kernel (``kernel="torch"``, batch 32, on the CPU here) is
+timed like our other kernels, its spikes checked equal to the compiled kernel's.
 
 Floors: the synaptic events per sample-step (each non-zero source output times its fan-out),
 divided by the measured rate of the event kernel's inner loop (int16 weight rows added into
 int32 accumulators, rows in L1, one thread), is the event floor; the weight bytes those
 events read, divided by the measured single-thread memory read bandwidth, the memory floor;
 the float32 GEMM peak (one thread) is recorded for the dense alternative.
-Writes bench/results/simulator.json.
+Writes bench/results/simulator.json; with ``--only`` (a re-run of some runners, no Lava),
+bench/results/simulator_only.json.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from snn_deploy.ir.net import Net
 T, RATE, SEED, BATCH, LAVA_STEPS = 100, 0.05, 0, 32, (10, 50)
 MODELS = Path(__file__).parents[1] / "models"
 OUT = Path(__file__).parent / "results" / "simulator.json"
+OUT_ONLY = Path(__file__).parent / "results" / "simulator_only.json"
 
 
 def cuba(n: int) -> nir.CubaLIF:
@@ -233,7 +237,14 @@ def machine_peaks() -> dict[str, float]:
     }
 
 
-def bench_net(name: str, net: Net, x: np.ndarray, peer_layers: tuple | None, repeats: int) -> dict:
+def bench_net(
+    name: str,
+    net: Net,
+    x: np.ndarray,
+    peer_layers: tuple | None,
+    repeats: int,
+    only: set[str] | None,
+) -> dict:
     (inp,) = net.inputs
     x = x.reshape(*x.shape[:2], *net.inputs[inp])
     one, many = {inp: x[:1]}, {inp: x[:BATCH]}
@@ -250,6 +261,15 @@ def bench_net(name: str, net: Net, x: np.ndarray, peer_layers: tuple | None, rep
             runners[f"{fw}_single_1t"] = (threads(1, peer(fw, *peer_layers, x[:1])), 1)
             for n in (1, 2):
                 runners[f"{fw}_batch_{n}t"] = (threads(n, peer(fw, *peer_layers, x[:BATCH])), batch)
+    got, want = simulate(net, many, kernel="torch"), simulate(net, many)
+    assert all(np.array_equal(got.populations[k], want.populations[k]) for k in net.populations)
+    for n in (1, 2):
+        runners[f"torch_kernel_batch_{n}t"] = (
+            threads(n, lambda: simulate(net, many, kernel="torch")),
+            batch,
+        )
+    if only is not None:
+        runners = {k: r for k, r in runners.items() if k in only}
     row: dict[str, object] = {
         "network": name,
         "synapses": int(sum(p.fixed.codes.nnz for p in net.projections)),
@@ -281,8 +301,12 @@ def bench_lava(net: Net, x: np.ndarray) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no Lava")
+    parser.add_argument(
+        "--only", help="comma-separated runners to time (e.g. sim_single_1t); no Lava"
+    )
     args = parser.parse_args()
     repeats = 3 if args.quick else 5
+    only = None if args.only is None else set(args.only.split(","))
     load_before = os.getloadavg()
     rows = []
     for name, (sizes, recurrent) in NETWORKS.items():
@@ -291,14 +315,14 @@ def main() -> None:
         rng = np.random.default_rng(SEED + 1)
         x = (rng.random((BATCH, T, sizes[0])) < RATE).astype(np.int64)
         # Lava first: it sets multiprocessing's start method, which the peers' imports fix
-        lava_row = {} if args.quick else bench_lava(net, x)
-        rows.append({**bench_net(name, net, x, (sizes, recurrent), repeats), **lava_row})
+        lava_row = {} if args.quick or only else bench_lava(net, x)
+        rows.append({**bench_net(name, net, x, (sizes, recurrent), repeats, only), **lava_row})
         row = rows[-1]
         print(json.dumps(row), flush=True)
     test = np.load(MODELS / "kws_test_inputs.npz")["input"][:BATCH].astype(np.int64)
     for model in KWS:
         _, net = api.lower_and_quantize(api.load(MODELS / f"{model}.pt"), api.load_target("sim"))
-        rows.append(bench_net(model, net, test, None, repeats))
+        rows.append(bench_net(model, net, test, None, repeats, only))
         print(json.dumps(rows[-1]), flush=True)
     machine = {
         "python": platform.python_version(),
@@ -319,12 +343,13 @@ def main() -> None:
         "numba_cpu_features": os.environ.get("NUMBA_CPU_FEATURES", "host"),
         **machine_peaks(),
     }
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(
+    out = OUT if only is None else OUT_ONLY
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(
         json.dumps({"machine": machine, "T": T, "rate": RATE, "results": rows}, indent=2) + "\n"
     )
     print(json.dumps(machine, indent=2))
-    print(f"wrote {OUT}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -80,15 +80,16 @@ def _jit_parallel(fn: F) -> F:
 
 # --------------------------------------------------------------------------- scalar kernels
 # Each is kernels.py's array function for one value; the comments give the reason of each
-# shift, width and bound there.
+# shift, width and bound there. They have no data-dependent branch (both forms are computed
+# and one is selected), so that the neuron loops vectorise.
 
 
 @_jit
 def _decay(x: int, code: int, bits: int) -> int:
     """``kernels.decay``: ``x·code / 2**bits`` rounded toward zero (Lava's sign-magnitude
     shift); ``code`` is already ``2**bits - (du + offset)``."""
-    p = x * code
-    return p >> bits if p >= 0 else -((-p) >> bits)
+    p = x * code  # a negative p adds 2**bits - 1 first: its floor shift then rounds up
+    return (p + ((p >> 63) & ((1 << bits) - 1))) >> bits
 
 
 @_jit
@@ -96,26 +97,20 @@ def _lost(x: int, code: int, bits: int, shift_form: bool) -> int:
     """``kernels.lost``: what a step's decay removes from ``x``. Multiply form:
     ``x - _decay(x, code, bits)``; shift form (``code`` is the dash): ``x >> code``, or
     ``sign(x)`` where that is 0 and ``x != 0`` (the minimum step of one)."""
-    if not shift_form:
-        return x - _decay(x, code, bits)
-    d = x >> code
-    if d == 0 and x != 0:
-        return 1 if x > 0 else -1
-    return d
+    multiply = x - _decay(x, code, bits)
+    d = x >> (code & 63)  # the mask keeps the unused shift of a multiply-form code defined
+    dash = d + ((d == 0) & (x != 0)) * ((x > 0) - (x < 0))
+    return dash if shift_form else multiply
 
 
 @_jit
 def _overflow(x: int, wrap: bool, lo: int, hi: int, width: int) -> int:
     """``kernels.overflow``: Lava's wrap-once (one add or subtract of ``2**width`` outside
     ``(-2**(width-1), 2**(width-1)]``), or saturation to ``[lo, hi]``."""
-    if wrap:
-        half = 1 << (width - 1)
-        if x > half:
-            return x - (1 << width)
-        if x <= -half:
-            return x + (1 << width)
-        return x
-    return min(max(x, lo), hi)
+    half, full = 1 << (width - 1), 1 << width
+    wrapped = x - full * (x > half) + full * (x <= -half)
+    saturated = min(max(x, lo), hi)
+    return wrapped if wrap else saturated
 
 
 @_jit
@@ -130,12 +125,6 @@ def _spike_count(v: int, vth_eff: int, levels: int, ge: bool) -> int:
     if vth_eff > 0:
         return min(max((v - (0 if ge else 1)) // vth_eff, 0), levels)
     return levels if _crossed(v, 0, ge) else 0
-
-
-@_jit
-def _shift(x: int, exp: int) -> int:
-    """``kernels.shift``: a left shift, or a floor (arithmetic) right shift for ``exp < 0``."""
-    return x << exp if exp >= 0 else x >> -exp
 
 
 # --------------------------------------------------------------------------- one step
@@ -172,27 +161,55 @@ def _project(
                         rows, data, spec[3], spec[4])  # fmt: skip
             continue
         x = rec[ts, src : src + n_src]
-        events = 0  # the sources with a non-zero output: only their rows add anything
-        for j in range(n_src):
-            if x[j] != 0:
-                active[events] = j
-                events += 1
+        events = 0  # the sources with a non-zero output (only their rows add anything),
+        for j in range(n_src):  # gathered without a branch: a written j is kept if non-zero
+            active[events] = j
+            events += x[j] != 0
         acc[:n_dst] = 0
-        for e in range(events):
-            j = active[e]
-            if not is_dense:
+        if is_dense:
+            _add_rows(x, active[:events], dense[off : off + n_src * n_dst], n_dst, acc)
+        else:
+            for j in active[:events]:
                 for k in range(ptr[off + j], ptr[off + j + 1]):
                     acc[rows[k]] += data[k] * x[j]
-                continue
-            row = dense[off + j * n_dst : off + (j + 1) * n_dst]
-            if x[j] == 1:  # a binary spike adds its row as is
-                for i in range(n_dst):
-                    acc[i] += row[i]
-            else:  # a graded payload or spike count multiplies it
-                for i in range(n_dst):
-                    acc[i] += row[i] * x[j]
-        for i in range(n_dst):  # the exponent floors the SUM (Lava shifts a_buff, not weights)
-            a[dst + i] += _shift(int(acc[i]), exp)  # int64 before << (no int32 overflow)
+        out = a[dst : dst + n_dst]
+        if exp >= 0:  # the exponent floors the SUM (Lava shifts a_buff, not weights)
+            for i in range(n_dst):
+                out[i] += np.int64(acc[i]) << exp  # int64 before << (no int32 overflow)
+        else:
+            for i in range(n_dst):
+                out[i] += np.int64(acc[i]) >> -exp
+
+
+@_jit
+def _add_rows(
+    x: Int,
+    active: Int,
+    rows: npt.NDArray[np.integer[Any]],
+    n_dst: int,
+    acc: npt.NDArray[np.integer[Any]],
+) -> None:
+    """``acc += x[j] · rows[j]`` for every active source ``j`` (``rows`` is ``[src, dst]``,
+    flat): the binary spikes (``x[j] == 1``) first, four rows per pass over ``acc`` (a
+    quarter of its loads and stores), then the rest times their payload. Integer sums do not
+    depend on the order (no partial sum leaves the accumulator: ``simulate``)."""
+    ones = 0
+    for e in range(active.shape[0]):  # the binary spikes to the front
+        if x[active[e]] == 1:
+            active[ones], active[e] = active[e], active[ones]
+            ones += 1
+    for e in range(0, ones - ones % 4, 4):
+        r0 = rows[active[e] * n_dst : (active[e] + 1) * n_dst]
+        r1 = rows[active[e + 1] * n_dst : (active[e + 1] + 1) * n_dst]
+        r2 = rows[active[e + 2] * n_dst : (active[e + 2] + 1) * n_dst]
+        r3 = rows[active[e + 3] * n_dst : (active[e + 3] + 1) * n_dst]
+        for i in range(n_dst):
+            acc[i] += (r0[i] + r1[i]) + (r2[i] + r3[i])
+    for e in range(ones - ones % 4, active.shape[0]):
+        j = active[e]
+        row = rows[j * n_dst : (j + 1) * n_dst]
+        for i in range(n_dst):
+            acc[i] += row[i] * x[j]
 
 
 @_jit
@@ -243,6 +260,7 @@ def _neurons(
     rec: Int,
     t: int,
     a: Int,
+    w: Int,
     u: Int,
     v: Int,
     pops: Int,
@@ -254,7 +272,12 @@ def _neurons(
     spec: Int,
 ) -> None:
     """``kernels.fixed_step`` for every neuron, writing its output to ``rec[t, n]``; the
-    second current of neuron ``n`` (where ``cu2[n] >= 0``) is ``u[N + n]``, ``N`` neurons."""
+    second current of neuron ``n`` (where ``cu2[n] >= 0``) is ``u[N + n]``, ``N`` neurons.
+
+    Population by population in loops (the currents, the summed voltage into the scratch
+    ``w``, the spikes and reset), each with its format's and population's choices made
+    outside it and over slices indexed from 0, so that each loop vectorises.
+    """
     bits = spec[0]
     v_wrap, v_lo, v_hi, v_width = spec[6] == 1, spec[7], spec[8], spec[9]
     shift_form, each_term = spec[11] == 1, spec[13] == 1
@@ -262,44 +285,54 @@ def _neurons(
     two = cu2.shape[0] > 0  # some population has a second current
     for p in range(pops.shape[0]):
         start, stop, spiking, levels, subtract, timing, ge = pops[p]
-        for n in range(start, stop):
-            un = _current(u[n], a[n], cu[n], spec)
-            ui = un  # what v integrates: u, or the exact sum u + u2
-            if two and cu2[n] >= 0:
-                u[second + n] = _current(u[second + n], a[second + n], cu2[n], spec)
-                ui = un + u[second + n]
-            loss = _lost(v[n], cv[n], bits, shift_form)
-            if each_term:  # Xylo: three saturating additions; -loss in a v-wide register
+        n_pop, pa, pw = stop - start, a[start:stop], w[start:stop]
+        pu, pv, pcu, pcv = u[start:stop], v[start:stop], cu[start:stop], cv[start:stop]
+        pbias, pth, out = bias[start:stop], vth_eff[start:stop], rec[t, start:stop]
+        for n in range(n_pop):
+            pu[n] = _current(pu[n], pa[n], pcu[n], spec)
+            pw[n] = pu[n]  # what v integrates: u, or the exact sum u + u2
+        if two:
+            pu2, pa2 = u[second + start : second + stop], a[second + start : second + stop]
+            pcu2 = cu2[start:stop]
+            for n in range(n_pop):
+                if pcu2[n] >= 0:
+                    pu2[n] = _current(pu2[n], pa2[n], pcu2[n], spec)
+                    pw[n] += pu2[n]
+        if each_term:  # Xylo: three saturating additions; -loss in a v-wide register
+            for n in range(n_pop):
+                loss = _lost(pv[n], pcv[n], bits, shift_form)
                 neg = -loss if -loss <= v_hi else -loss - (1 << v_width)
-                dvn = _overflow(_overflow(neg + ui, False, v_lo, v_hi, v_width) + bias[n],
+                dvn = _overflow(_overflow(neg + pw[n], False, v_lo, v_hi, v_width) + pbias[n],
                                 False, v_lo, v_hi, v_width)  # fmt: skip
-                vn = _overflow(v[n] + dvn, False, v_lo, v_hi, v_width)
-            else:
-                vn = v[n] - loss + ui + bias[n]  # the new u, as Lava does
-            th = vth_eff[n]
-            if not spiking:  # a non-spiking population outputs its voltage
-                vn = _overflow(vn, v_wrap, v_lo, v_hi, v_width)
-                out = vn
-            elif timing != IMMEDIATE:  # binary spikes; the pending bit from the stored v
-                r = _crossed(v[n], th, ge == 1)
-                if subtract:  # inside the saturation
-                    vn = _overflow(vn - r * th, v_wrap, v_lo, v_hi, v_width)
-                else:  # the late zero reset drops this step's input
-                    vn = 0 if r else _overflow(vn, v_wrap, v_lo, v_hi, v_width)
-                out = _crossed(vn, th, ge == 1)
+                pw[n] = _overflow(pv[n] + dvn, False, v_lo, v_hi, v_width)
+        else:  # the new u, as Lava does
+            for n in range(n_pop):
+                pw[n] = pv[n] - _lost(pv[n], pcv[n], bits, shift_form) + pw[n] + pbias[n]
+        if not spiking:  # a non-spiking population outputs its voltage
+            for n in range(n_pop):
+                pv[n] = _overflow(pw[n], v_wrap, v_lo, v_hi, v_width)
+                out[n] = pv[n]
+        elif timing != IMMEDIATE:  # binary spikes; the pending bit from the stored v
+            for n in range(n_pop):
+                th = pth[n]
+                r = _crossed(pv[n], th, ge == 1)
+                vn = _overflow(pw[n] - subtract * r * th, v_wrap, v_lo, v_hi, v_width)
+                if not subtract:  # the late zero reset drops this step's input
+                    vn = vn * (1 - r)  # (subtract: inside the saturation)
+                s = _crossed(vn, th, ge == 1)
                 if timing == CARRY:  # the spike's own reset, less the θ already taken
-                    vn = _overflow(vn - (out - r) * th, v_wrap, v_lo, v_hi, v_width)
-            else:
-                vn = _overflow(vn, v_wrap, v_lo, v_hi, v_width)
-                # binary: > as Lava (or >=); multi-level: the levels crossed (§1.1)
-                if levels == 1:
-                    out = _crossed(vn, th, ge == 1)
-                else:
-                    out = _spike_count(vn, th, levels, ge == 1)
-                if out > 0:
-                    vn = vn - out * th if subtract else 0
-            u[n], v[n] = un, vn
-            rec[t, n] = out
+                    vn = _overflow(vn - (s - r) * th, v_wrap, v_lo, v_hi, v_width)
+                pv[n], out[n] = vn, s
+        elif levels == 1:  # binary: > as Lava (or >=)
+            for n in range(n_pop):
+                vn = _overflow(pw[n], v_wrap, v_lo, v_hi, v_width)
+                s = _crossed(vn, pth[n], ge == 1)
+                pv[n], out[n] = vn - s * pth[n] if subtract else vn * (1 - s), s
+        else:  # multi-level: the levels crossed (§1.1)
+            for n in range(n_pop):
+                vn = _overflow(pw[n], v_wrap, v_lo, v_hi, v_width)
+                s = _spike_count(vn, pth[n], levels, ge == 1)
+                pv[n], out[n] = vn - s * pth[n] if subtract else vn * (s == 0), s
 
 
 @_jit
@@ -378,13 +411,14 @@ def _run(
     n_neurons = u.shape[1]
     for b in numba.prange(rec.shape[0]):
         a = np.zeros(n_neurons, np.int64)
+        w = np.zeros(n_neurons, np.int64)  # _neurons' scratch
         for t in range(t0, t1):
             a[:] = 0
             _project(rec[b], t, a, acc[b], active[b], proj, dense, ptr, rows, data, u[b], spec)
             if t > 0:  # a product unit reads the previous step: nothing at step 0
                 _gates(rec[b], t, gates)
                 _attention(rec[b], t, s[b], att, att_idx, att_decay)
-            _neurons(rec[b], t, a, u[b], v[b], pops, cu, cu2, cv, bias, vth_eff, spec)
+            _neurons(rec[b], t, a, w, u[b], v[b], pops, cu, cu2, cv, bias, vth_eff, spec)
             if record_u.shape[1] > 0:
                 record_u[b, t] = u[b]
                 record_v[b, t] = v[b]
@@ -614,11 +648,26 @@ def _pack_products(net: Net, signals: dict[str, tuple[int, int]]) -> tuple[Int, 
     )
 
 
-def _peak(net: Net, data: dict[str, Int]) -> dict[str, int]:
-    """The largest |output| of every source: the inputs' own, a spiking population's top
-    level, ``2**(width - 1)`` for a voltage or a product unit (their registers' bound)."""
+@_jit
+def _load(rec: Int, start: int, x: Int) -> int:
+    """Copy the input ``x`` (``[batch, time, size]``) into its signals of ``rec`` (from
+    ``start``) and return its largest ``|x|``, in one pass."""
+    peak = 0
+    for b in range(x.shape[0]):
+        for t in range(x.shape[1]):
+            row, out = x[b, t], rec[b, t, start : start + x.shape[2]]
+            for i in range(x.shape[2]):
+                out[i] = row[i]
+                peak = max(peak, abs(row[i]))  # |x| <= 2**53 (check_inputs): no overflow
+    return peak
+
+
+def _peak(net: Net, inputs: dict[str, int]) -> dict[str, int]:
+    """The largest |output| of every source: the inputs' own (``inputs``), a spiking
+    population's top level, ``2**(width - 1)`` for a voltage or a product unit (their
+    registers' bound)."""
     assert net.numeric is not None
-    peak = {k: int(np.abs(x).max(initial=0)) for k, x in data.items()}
+    peak = dict(inputs)
     for name, pop in net.populations.items():
         peak[name] = pop.levels if pop.spiking else 1 << (net.numeric.voltage.width - 1)
     for name, unit in net.products.items():
@@ -642,20 +691,14 @@ def simulate(
     packed = prepare(net)
     batch, steps = next(iter(data.values())).shape[:2]
     rec = np.zeros((batch, steps, sum(n for _, n in packed.signals.values())), np.int64)
-    for name, x in data.items():
-        start, size = packed.signals[name]
-        rec[:, :, start : start + size] = x
+    peak = _peak(net, {k: _load(rec, packed.signals[k][0], x) for k, x in data.items()})
     # the accumulator is int32 where no partial sum of any projection can leave 31 bits
-    peak = _peak(net, data)
-    bound = max(
-        (s * peak[src] for src, s in packed.row_sum),
-        default=0,
-    )
+    bound = max((s * peak[src] for src, s in packed.row_sum), default=0)
     wide = bound >= 2**31 or packed.dense.dtype == np.int64
     acc: npt.NDArray[np.integer[Any]] = np.zeros(
-        (batch, max(packed.proj[:, 3], default=0)), np.int64 if wide else np.int32
+        (batch, packed.proj[:, 3].max(initial=0)), np.int64 if wide else np.int32
     )
-    active = np.zeros((batch, max(packed.proj[:, 1], default=0)), np.int64)
+    active = np.zeros((batch, packed.proj[:, 1].max(initial=0)), np.int64)
     n = packed.neurons
     width = n + len(packed.cu2)  # the first currents, then the second ones (if any)
     u, v = np.zeros((batch, width), np.int64), np.zeros((batch, n), np.int64)

@@ -75,7 +75,7 @@ def simulate(
     fixed: bool | None = None,
     record_state: bool = False,
     progress: Callable[[int, int], None] | None = None,
-    kernel: Literal["auto", "numba", "numpy"] = "auto",
+    kernel: Literal["auto", "numba", "numpy", "torch"] = "auto",
 ) -> Trace:
     """Simulate ``net`` on ``inputs`` (``[batch, time, *shape]`` per input name).
 
@@ -86,29 +86,40 @@ def simulate(
         record_state: also record ``u`` and ``v`` of every population.
         progress: called as ``progress(steps_done, steps)`` after every time step (e.g. to
             advance a progress bar).
-        kernel: ``numba``, the compiled event-driven loop (``compiled.py``; integer runs
-            only), or ``numpy``, this module's readable loop, which it is proven equal to;
+        kernel: ``numba``, the compiled event-driven loop (``compiled.py``), ``torch``, the
+            batched loop on torch tensors (``torch_kernel.py``: on CUDA when torch sees a
+            GPU, else the CPU), or ``numpy``, this module's readable loop, which both are
+            proven equal to; ``numba`` and ``torch`` run integer simulations only.
             ``auto``: ``numba`` for integer runs, ``numpy`` for float runs.
 
     Returns:
         The trace; integer runs record int64, float runs float64.
 
     Raises:
-        ValueError: an integer run of a float net, or a float run with ``kernel="numba"``.
+        ValueError: an integer run of a float net, or a float run with ``kernel="numba"`` or
+            ``"torch"``.
+        UnsupportedOpError: ``kernel="torch"`` on CUDA and a projection whose sums need int64
+            products (beyond 2**53).
+        BackendUnavailableError: ``kernel="torch"`` and PyTorch is not installed.
     """
     fixed = net.quantized if fixed is None else fixed
     if fixed and not net.quantized:
         raise ValueError("integer simulation needs a quantized net")
-    if kernel == "numba" and not fixed:
-        raise ValueError("the compiled kernel runs integer simulations only")
-    data: dict[str, Array] = check_inputs(net, inputs)
+    if kernel in ("numba", "torch") and not fixed:
+        raise ValueError(f"the {kernel} kernel runs integer simulations only")
+    data: dict[str, Array] = (
+        check_inputs(net, inputs, integer=True) if fixed else check_inputs(net, inputs)
+    )
     batch, steps = next(iter(data.values())).shape[:2]
     dtype = np.int64 if fixed else np.float64
     if fixed:
-        data = {k: _integer_input(k, v) for k, v in data.items()}
         cap = net.numeric.input_payload_max if net.numeric else None
         if cap is not None:  # events beyond the cap are dropped (Xylo: 15 per channel, step)
             data = {k: np.minimum(v, cap) for k, v in data.items()}
+    if fixed and kernel == "torch":
+        from snn_deploy.backends.sim import torch_kernel  # imports torch: only when asked
+
+        return torch_kernel.simulate(net, data, record_state=record_state, progress=progress)
     if fixed and kernel != "numpy":
         from snn_deploy.backends.sim import compiled  # imports numba (~0.5 s): only when run
 
@@ -193,17 +204,6 @@ def _shifted(proj: Projection) -> npt.NDArray[np.int64]:
     ``(int16)(w << shift)`` per synapse; the exponent is >= 0 there)."""
     assert proj.fixed is not None
     return shift(proj.fixed.codes.toarray().astype(np.int64), proj.fixed.exp)
-
-
-def _integer_input(name: str, x: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
-    if not np.array_equal(x, np.rint(x)):
-        from snn_deploy.errors import InputFileError
-
-        raise InputFileError(
-            f"input {name!r} has non-integer values; integer simulation takes spikes or "
-            "integer graded payloads"
-        )
-    return x.astype(np.int64)
 
 
 class _ProductState:
