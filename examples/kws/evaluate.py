@@ -31,7 +31,7 @@ import numpy as np
 from scipy.stats import binomtest
 
 from examples.kws import dataset
-from examples.kws.train import BUILD, MODELS, classify, features
+from examples.kws.train import BUILD, MODELS, XYLO_CHANNELS, classify, features, xylo_labels
 from snn_deploy import api
 from snn_deploy.backends.base import Trace
 from snn_deploy.errors import DesignRuleError
@@ -72,14 +72,14 @@ def score(pred: np.ndarray, y: np.ndarray) -> dict[str, Any]:
 
 
 def quantization_study(
-    graph: Any, x: np.ndarray, y: np.ndarray, calibrate: np.ndarray
+    graph: Any, x: np.ndarray, y: np.ndarray, calibrate: np.ndarray, target_name: str = "loihi2"
 ) -> tuple[dict[str, Any], Net, Trace]:
-    """Accuracy on ``x`` of the float net and of the ``loihi2`` quantization, ``max-abs`` and
+    """Accuracy on ``x`` of the float net and of the target's quantization, ``max-abs`` and
     ``--calibrate`` (on ``calibrate``), with each one's prediction agreement with the float
     net and its discordant clips (float right and quantized wrong, and the reverse). Also
     returns the ``max-abs`` net and its ``sim`` trace on ``x``."""
     inputs = {"input": x.astype(np.float64)}
-    target = load_target("loihi2")
+    target = load_target(target_name)
     float_net, net = api.lower_and_quantize(graph, target)
     _, cnet = api.lower_and_quantize(
         graph, target, calibrate={"input": calibrate.astype(np.float64)}
@@ -197,6 +197,42 @@ MODELS_EVALUATED = {
     "iml_t100": ("kws_iml_t100.pt", 100),
     "iml_t40": ("kws_iml_t40.pt", 40),
 }
+
+
+def evaluate_xylo(
+    path: Path, x: np.ndarray, y: np.ndarray, calibrate: np.ndarray, *, n_energy: int
+) -> dict[str, Any]:
+    """The Xylo Audio 2 model on ``x [n, 100, 16]``: float, quantized (``sim``, max-abs and
+    calibrated) and XyloSim accuracy (SynSense's simulator on every clip, asserted equal to
+    ``sim`` output for output, for the calibrated net: the one shipped), and the cycle-model
+    energy of ``compile --target xylo-audio2`` on the first ``n_energy`` clips."""
+    graph = api.load(path)
+    study, _, _ = quantization_study(graph, x, y, calibrate, "xylo-audio2")
+    target = load_target("xylo-audio2")
+    _, net = api.lower_and_quantize(graph, target, calibrate={"input": calibrate.astype(float)})
+    inputs = {"input": x.astype(np.float64)}
+    t0 = time.time()
+    chip = api.simulate(net, inputs, target="xylo-audio2")
+    seconds = time.time() - t0
+    sim = api.simulate(net, inputs, target="sim")
+    for k in sim.outputs:  # bit-exact: every output value of every step of every clip
+        np.testing.assert_array_equal(np.asarray(chip.outputs[k]), np.asarray(sim.outputs[k]))
+    study["xylosim"] = {**score(predictions(chip), y), "equal_to_sim": True,
+                        "seconds": round(seconds, 1)}  # fmt: skip
+    res = api.compile(path, "xylo-audio2", inputs={"input": inputs["input"][:n_energy]},
+                      calibrate={"input": calibrate.astype(float)})  # fmt: skip
+    e, notes = res.report["energy"], res.report["backend_notes"]
+    study["energy"] = {
+        "samples": n_energy,
+        "uj_per_inference": e["total_uj_per_inference"],
+        "cycles": e["cycles"],
+        "paper_snn_uj": res.report["paper_energy"]["snn_uj"],
+    }
+    study["chip"] = {k: notes[k] for k in ("hidden_neurons", "alias_neurons", "output_neurons",
+                                           "recurrent_synapses", "weight_shift")}  # fmt: skip
+    return study
+
+
 READOUT_PAD = {"spikescr_t40": 10, "spikescr_k15_t40": 10, "iml_t40": 10}
 """Steps of zero input after the clip before the read-out, per model (chosen on the validation
 split: docs/SPEECH.md §4); also evaluated without."""
@@ -207,7 +243,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--loihi", type=int, default=24)
     ap.add_argument("--fpga", type=int, default=4)
     ap.add_argument("--energy", type=int, default=64)
-    ap.add_argument("--only", default=",".join(MODELS_EVALUATED), help="what to (re-)evaluate")
+    ap.add_argument("--only", default=",".join([*MODELS_EVALUATED, "xylo"]),
+                    help="what to (re-)evaluate")  # fmt: skip
     ap.add_argument(
         "--test",
         type=Path,
@@ -222,6 +259,22 @@ def main(argv: list[str] | None = None) -> None:
         )
     only = args.only.split(",")
     results: dict[str, Any] = {}
+    if "xylo" in only:
+        t0 = time.time()
+        audio = (BUILD / "kws_audio.npz", args.test)
+        d, t = (features(100, p, channels=XYLO_CHANNELS) for p in audio)
+        with np.load(MODELS / "kws_xylo_calibrate_inputs.npz") as z:
+            cal = z["input"]
+        val = d["test"]
+        results["xylo"] = {
+            "model": "models/kws_xylo_t100.pt",
+            "test": evaluate_xylo(MODELS / "kws_xylo_t100.pt", t["x"], xylo_labels(t["y"]), cal,
+                                  n_energy=args.energy),
+            "validation": quantization_study(api.load(MODELS / "kws_xylo_t100.pt"), d["x"][val],
+                                             xylo_labels(d["y"][val]), cal, "xylo-audio2")[0],
+        }  # fmt: skip
+        results["xylo"]["seconds"] = round(time.time() - t0, 1)
+        print(json.dumps(results["xylo"], indent=1, default=str), flush=True)
     for key in (k for k in MODELS_EVALUATED if k in only):
         name, steps = MODELS_EVALUATED[key]
         d, t = features(steps), features(steps, args.test)

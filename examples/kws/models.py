@@ -10,6 +10,11 @@ the torch model.
   ``snn_deploy.nn.export``); ``save_checkpoint`` stores it in the documented checkpoint form
   ``{"architecture": <bytes of a .nir file>, "dt": ...}`` (docs/FRONTENDS.md §1), loadable by
   ``snn-deploy compile`` without ``--trust-pickle``.
+* Spiking read-out (issue 23, ``readout="spiking"``): the read-out is a CubaLIF population
+  (``alpha_out``, ``beta_out``, θ = 1, subtract reset, binary spikes) instead of the LI voltage,
+  and the logits are its spike counts over the clip: what a chip whose output neurons spike
+  (Xylo Audio 2: at most one spike per output and step) reports. ``compare=">="`` makes every
+  threshold test ``v >= θ`` (Xylo's; metadata ``"snn_deploy.threshold_compare"``).
 * Multi-level spikes (2d): ``RecurrentCuba(levels=D)``, whose hidden neurons emit the integer
   spike ``s = #{k in 1..D : v > k·θ}`` = ``clamp(ceil(v/θ) - 1, 0, D)`` per step (θ = 1; strict
   like the binary ``v > θ``; IML-Spikeformer's multi-level spike, Loihi 2's graded spike),
@@ -33,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from examples.kws import frontend
-from snn_deploy.frontends.nir import INPUT_MAX_KEY, LEVELS_KEY, RESET_KEY
+from snn_deploy.frontends.nir import COMPARE_KEY, INPUT_MAX_KEY, LEVELS_KEY, RESET_KEY
 from snn_deploy.ir.net import DEFAULT_DT
 from snn_deploy.nn import multispike, spike
 
@@ -73,7 +78,7 @@ def li_readout(a: torch.Tensor, beta: float) -> torch.Tensor:
 
 
 class RecurrentCuba(torch.nn.Module):
-    """Recurrent CUBA LIF, LI read-out; input ``[T, B, C]`` -> logits ``[B, classes]``."""
+    """Recurrent CUBA LIF, LI or spiking read-out: ``[T, B, C]`` -> logits ``[B, classes]``."""
 
     def __init__(
         self,
@@ -85,6 +90,9 @@ class RecurrentCuba(torch.nn.Module):
         beta_out: float = 0.9,
         levels: int = 1,
         reset: str = "zero",
+        readout: str = "li",
+        alpha_out: float = 0.8,
+        compare: str = ">",
     ) -> None:
         super().__init__()
         self.w_in = torch.nn.Parameter(torch.randn(hidden, channels) * (2.0 / channels) ** 0.5)
@@ -93,6 +101,9 @@ class RecurrentCuba(torch.nn.Module):
         self.alpha, self.beta, self.beta_out = alpha, beta, beta_out
         self.levels = levels  # 1: binary spikes; D > 1: multi-level spikes 0..D
         self.reset = reset  # "zero" or "subtract" (v -= s·θ)
+        self.readout = readout  # "li": voltage averaged over time; "spiking": spike counts
+        self.alpha_out = alpha_out  # the spiking read-out's current decay
+        self.ge = compare == ">="  # threshold test v >= θ rather than v > θ
 
     def forward(self, x: torch.Tensor, *, return_spikes: bool = False) -> Any:
         steps, b = x.shape[0], x.shape[1]
@@ -106,12 +117,30 @@ class RecurrentCuba(torch.nn.Module):
         for t in range(steps):
             u = self.alpha * u + a_in[t] + F.linear(s, self.w_rec)
             v = self.beta * v + u
-            s = spike(v - 1.0) if self.levels == 1 else _multilevel(v, self.levels)
+            s = multispike(v, 1.0, self.levels, self.ge)
             v = v - s.detach() if self.reset == "subtract" else v * (s.detach() == 0)
             out.append(s)
         spikes = torch.stack(out)
-        total = li_readout(F.linear(shift(spikes), self.w_out), self.beta_out)
+        a_out = F.linear(shift(spikes), self.w_out)
+        if self.readout == "spiking":
+            total = self._spike_counts(a_out)
+        else:
+            total = li_readout(a_out, self.beta_out)
         return (total, spikes) if return_spikes else total
+
+    def _spike_counts(self, a: torch.Tensor) -> torch.Tensor:
+        """The spiking read-out's spike counts over ``a [T, B, classes]``: CubaLIF, θ = 1,
+        subtract reset, binary."""
+        u = torch.zeros_like(a[0])
+        v = torch.zeros_like(u)
+        total = torch.zeros_like(u)
+        for t in range(a.shape[0]):
+            u = self.alpha_out * u + a[t]
+            v = self.beta_out * v + u
+            s = spike(v - 1.0, self.ge)
+            v = v - s.detach()
+            total = total + s
+        return total
 
     def to_nir(self, steps: int, dt: float = DEFAULT_DT) -> nir.NIRGraph:
         """The exact NIR graph (LIF/CubaLIF formulas of ``snn_deploy.nn.export``) for inputs of
@@ -124,7 +153,6 @@ class RecurrentCuba(torch.nn.Module):
         k = self.w_out.shape[0]
         ones = np.ones(h)
         tau_syn, tau_mem = decay_tau(self.alpha, dt), decay_tau(self.beta, dt)
-        tau_o = decay_tau(self.beta_out, dt)
         w = lambda p: p.detach().double().numpy().copy()  # noqa: E731
         nodes = {
             "input": input_node(c, steps),
@@ -141,9 +169,7 @@ class RecurrentCuba(torch.nn.Module):
             ),
             "w_rec": nir.Linear(weight=w(self.w_rec)),
             "w_out": nir.Linear(weight=w(self.w_out)),
-            "readout": nir.LI(
-                tau=tau_o * np.ones(k), r=tau_o / dt * np.ones(k), v_leak=np.zeros(k)
-            ),
+            "readout": self._readout_node(k, dt),
             "output": nir.Output(output_type={"output": np.array([k])}),
         }
         edges = [
@@ -157,17 +183,30 @@ class RecurrentCuba(torch.nn.Module):
         ]
         return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
 
+    def _readout_node(self, k: int, dt: float) -> nir.NIRNode:
+        tau_o, ones = decay_tau(self.beta_out, dt), np.ones(k)
+        if self.readout == "li":
+            return nir.LI(tau=tau_o * ones, r=tau_o / dt * ones, v_leak=0 * ones)
+        tau_so = decay_tau(self.alpha_out, dt)
+        return nir.CubaLIF(
+            tau_syn=tau_so * ones,
+            tau_mem=tau_o * ones,
+            r=tau_o / dt * ones,
+            v_leak=0 * ones,
+            v_threshold=ones.copy(),
+            v_reset=0 * ones,
+            w_in=tau_so / dt * ones,
+            metadata={RESET_KEY: "subtract", **self._compare_metadata()},
+        )
+
     def _hidden_metadata(self) -> dict[str, Any]:
-        meta: dict[str, Any] = {RESET_KEY: self.reset}
+        meta: dict[str, Any] = {RESET_KEY: self.reset, **self._compare_metadata()}
         if self.levels > 1:
             meta[LEVELS_KEY] = int(self.levels)
         return meta
 
-
-def _multilevel(v: torch.Tensor, levels: int) -> torch.Tensor:
-    """The integer spike of one step, θ = 1: ``#{k in 1..D : v > k}`` = ``clamp(ceil(v) - 1, 0,
-    D)`` (``snn_deploy.nn.multispike``; surrogate: the sum of the fast-sigmoid bumps at 1..D)."""
-    return multispike(v, 1.0, levels)
+    def _compare_metadata(self) -> dict[str, Any]:
+        return {COMPARE_KEY: ">="} if self.ge else {}
 
 
 def save_checkpoint(
@@ -192,6 +231,7 @@ def load_checkpoint(path: Any) -> RecurrentCuba:
     dt = float(ckpt["dt"])
     hidden, readout = graph.nodes["hidden"], graph.nodes["readout"]
     decay = lambda tau: round(1.0 - dt / float(np.asarray(tau).flat[0]), 12)  # noqa: E731
+    spiking = isinstance(readout, nir.CubaLIF)
     w = {k: torch.tensor(np.asarray(graph.nodes[k].weight), dtype=torch.float32)
          for k in ("w_in", "w_rec", "w_out")}  # fmt: skip
     model = RecurrentCuba(
@@ -200,9 +240,12 @@ def load_checkpoint(path: Any) -> RecurrentCuba:
         classes=w["w_out"].shape[0],
         alpha=decay(hidden.tau_syn),
         beta=decay(hidden.tau_mem),
-        beta_out=decay(readout.tau),
+        beta_out=decay(readout.tau_mem if spiking else readout.tau),
         levels=int(hidden.metadata.get(LEVELS_KEY, 1)),
         reset=str(hidden.metadata.get(RESET_KEY, "zero")),
+        readout="spiking" if spiking else "li",
+        alpha_out=decay(readout.tau_syn) if spiking else 0.8,
+        compare=str(hidden.metadata.get(COMPARE_KEY, ">")),
     )
     model.load_state_dict(w)
     return model.eval()

@@ -186,6 +186,51 @@ def test_shipped_multilevel_model() -> None:
             np.testing.assert_array_equal(np.asarray(got[name]), np.asarray(want[name]), name)
 
 
+def _xylo_readme_counts() -> dict[str, tuple[int, int]]:
+    """models/README.md's Xylo row: ``| `kws_xylo_t100.pt` | float | quantized | XyloSim |``
+    counts on the shipped 16-channel slice."""
+    for line in (MODELS / "README.md").read_text().splitlines():
+        cells = [c.strip(" `") for c in line.split("|")]
+        if len(cells) > 5 and cells[1] == "kws_xylo_t100.pt" and "/" in cells[2]:
+            return {k: tuple(map(int, cells[i].split("/"))) for k, i in  # type: ignore[misc]
+                    (("float", 2), ("quantized", 3), ("xylosim", 4))}  # fmt: skip
+    raise AssertionError("models/README.md has no kws_xylo_t100.pt row")
+
+
+@pytest.mark.toolchain("xylosim")
+def test_shipped_xylo_model() -> None:
+    # models/kws_xylo_t100.pt (issue 23 item 5): 16 channels, 8 classes, compiles for
+    # xylo-audio2 with no flag but --calibrate; float, quantized and XyloSim counts on the shipped
+    # slice are models/README.md's, and XyloSim equals sim output for output
+    import torch
+
+    from examples.kws.models import load_checkpoint
+
+    path = MODELS / "kws_xylo_t100.pt"
+    assert path.stat().st_size < 1_000_000
+    with np.load(MODELS / "kws_xylo_test_inputs.npz") as z:
+        x, labels = z["input"], z["labels"]
+    with np.load(MODELS / "kws_xylo_calibrate_inputs.npz") as z:
+        cal = {"input": z["input"].astype(np.float64)}
+    assert x.shape == (96, 100, 16) and set(labels.tolist()) <= set(range(8))
+    want = _xylo_readme_counts()
+    model = load_checkpoint(path)
+    assert (model.readout, model.levels, model.ge) == ("spiking", 31, True)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(x.astype(np.float32)).transpose(0, 1))
+    assert (int(np.sum(classify(logits.numpy()) == labels)), 96) == want["float"]
+    _, net = api.lower_and_quantize(api.load(path), load_target("xylo-audio2"), calibrate=cal)
+    inputs = {"input": x.astype(np.float64)}
+    sim = api.simulate(net, inputs, target="sim")
+    (out,) = sim.outputs.values()
+    assert (int(np.sum(classify(np.asarray(out).sum(axis=1)) == labels)), 96) == want["quantized"]
+    chip = api.simulate(net, inputs, target="xylo-audio2")
+    for k in sim.outputs:
+        np.testing.assert_array_equal(np.asarray(chip.outputs[k]), np.asarray(sim.outputs[k]))
+    (out,) = chip.outputs.values()
+    assert (int(np.sum(classify(np.asarray(out).sum(axis=1)) == labels)), 96) == want["xylosim"]
+
+
 def test_recurrent_cuba_exports_levels_and_reloads(tmp_path: Path) -> None:
     import torch
 
@@ -203,6 +248,35 @@ def test_recurrent_cuba_exports_levels_and_reloads(tmp_path: Path) -> None:
         assert torch.equal(model(x), again(x))
     binary = RecurrentCuba(channels=4, hidden=5, classes=3).to_nir(100)
     assert binary.nodes["hidden"].metadata == {"snn_deploy.reset": "zero"}
+
+
+def test_spiking_read_out_exports_runs_like_torch_and_reloads(tmp_path: Path) -> None:
+    # the Xylo model's read-out: CubaLIF output neurons whose spike counts are the logits; the
+    # exported graph's float run spikes like the torch model (float64 both) and reloads
+    import torch
+
+    from examples.kws.models import load_checkpoint, save_checkpoint
+    from examples.kws.train import xylo_model
+
+    torch.manual_seed(0)
+    model = xylo_model().double()
+    with torch.no_grad():
+        model.w_out.mul_(8.0)  # read-out neurons that spike
+    x = (torch.rand(30, 3, 16) < 0.3).double()
+    with torch.no_grad():
+        counts = model(x).numpy()
+    assert counts.max() >= 2
+    save_checkpoint(model, tmp_path / "x.pt", steps=30)
+    graph = api.load(tmp_path / "x.pt")
+    float_net, _ = api.lower_and_quantize(graph, load_target("sim"))
+    out = api.simulate(float_net, {"input": x.transpose(0, 1).numpy()}, fixed=False)
+    np.testing.assert_array_equal(np.asarray(out.outputs["output"]).sum(axis=1), counts)
+    again = load_checkpoint(tmp_path / "x.pt").double()
+    assert (again.readout, again.alpha_out, again.beta_out, again.levels) == (
+        "spiking", 0.875, 0.9375, 31,
+    )  # fmt: skip
+    with torch.no_grad():
+        np.testing.assert_array_equal(again(x).numpy(), counts)
 
 
 def test_calibrated_multilevel_model_rounds_with_compensation() -> None:
