@@ -94,12 +94,12 @@ def _with_synop(tmp_path: Path, synop: str) -> Path:
         (
             'synop_pj = { value = 23.6, basis = "loihi3", source = "x" }',
             r"bad\.toml: energy\.synop_pj has basis 'loihi3', not in \['published', 'loihi1', "
-            r"'cmos-45nm'\]$",
+            r"'xylo-audio3', 'cmos-45nm'\]$",
         ),
         (
             'synop_pj = { value = 23.6, source = "x" }',
             r"bad\.toml: energy\.synop_pj has no basis; one of \['published', 'loihi1', "
-            r"'cmos-45nm'\]$",
+            r"'xylo-audio3', 'cmos-45nm'\]$",
         ),
     ],
 )

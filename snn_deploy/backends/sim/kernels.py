@@ -210,7 +210,7 @@ def current_step(u: Int, a: Int, du: Int, spec: NumericSpec) -> Int:
         >>> from snn_deploy.target.load import load_target
         >>> xylo = load_target("xylo-audio2").numeric
         >>> current_step(np.array([0, 32767]), np.array([8, 8]), np.array(2), xylo)
-        array([    6, 24575])
+        array([    6, 24576])
     """
     a = a << spec.input_shift  # Lava's act_shift = 6; Xylo: 0
     if spec.current_update is CurrentUpdate.DECAY_THEN_ADD:

@@ -72,8 +72,8 @@ def per_step(layout: Mapping[str, Any], counts: Mapping[str, Any]) -> dict[str, 
         >>> counts = {"samples": 1, "steps": 10,
         ...           "inputs": {"x": {"neurons": 2, "events": 0}},
         ...           "populations": {"h": {"neurons": 4, "spikes": 0}}}
-        >>> per_step(layout, counts)["total"]  # 2 channels, 4 x 19 hidden, 12 output
-        90.0
+        >>> per_step(layout, counts)["total"]  # 2 channels, 4 x (3 + 19) hidden, 12 output
+        102.0
     """
     slots = counts["samples"] * counts["steps"]
     n_in, n_hid, n_out = (
