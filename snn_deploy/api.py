@@ -93,11 +93,24 @@ Model: TypeAlias = "str | Path | nir.NIRGraph | torch.nn.Module"
 ``torch.nn.Module`` (torch is imported only when a module is given)."""
 
 
+def model_dt(model: Model) -> float:
+    """The time step a model declares: a ``.pt``/``.pth`` checkpoint's ``dt`` (docs/FRONTENDS.md
+    §1), else ``DEFAULT_DT``. It is the default compile ``dt``, so a checkpoint whose NIR time
+    constants were written at its ``dt`` keeps its per-step dynamics with no flag."""
+    if isinstance(model, str | Path) and Path(model).suffix in (".pt", ".pth"):
+        from snn_deploy.frontends import torch as torch_frontend
+
+        declared = torch_frontend.declared_dt(Path(model))
+        if declared is not None:
+            return declared
+    return DEFAULT_DT
+
+
 def load(
     path: Model,
     *,
     reset: ResetMode | None = None,
-    dt: float = DEFAULT_DT,
+    dt: float | None = None,
     trust_pickle: bool = False,
     exporter: str | None = None,
     input_shape: Sequence[int] | None = None,
@@ -110,8 +123,9 @@ def load(
             snnTorch, Norse, SpikingJelly, Sinabs or ``snn_deploy.nn`` layers (a ``Sequential``
             chain, or model code traced with ``torch.fx``: docs/FRONTENDS.md §6).
         reset: override the reset mode of every spiking neuron.
-        dt: the compile time step; PyTorch models and NIR files read with an ``exporter``
-            profile are converted so that their per-step dynamics hold exactly at it.
+        dt: the compile time step (default ``model_dt``); PyTorch models and NIR files read
+            with an ``exporter`` profile are converted so that their per-step dynamics hold
+            exactly at it.
         trust_pickle: allow a pickled ``torch.nn.Module`` (runs code from the file).
         exporter: the framework whose NIR exporter wrote a ``.nir`` file (``snntorch``,
             ``norse``, ...; ``NAME{dt=SECONDS}`` for its time step; docs/FRONTENDS.md §7);
@@ -123,6 +137,7 @@ def load(
         UsageError: ``exporter`` given for a file it does not apply to, or ``input_shape``
             for a model that is not a live module.
     """
+    dt = model_dt(path) if dt is None else dt
     if not isinstance(path, str | Path):
         return _load_live(path, reset=reset, dt=dt, exporter=exporter, input_shape=input_shape)
     if input_shape is not None:
@@ -665,7 +680,7 @@ def compile(
     target: str | Path = "sim",
     *,
     out_dir: str | Path | None = None,
-    dt: float = DEFAULT_DT,
+    dt: float | None = None,
     reset: ResetMode | None = None,
     trust_pickle: bool = False,
     inputs: Mapping[str, npt.ArrayLike] | None = None,
@@ -694,7 +709,8 @@ def compile(
         target: a built-in target name (``snn-deploy targets``) or a TOML path.
         out_dir: where to write, all at once when the whole compile succeeded; an existing
             folder is replaced only if snn-deploy wrote it (``snn_deploy.outdir``).
-        dt: seconds per time step for discretising continuous-time NIR neurons.
+        dt: seconds per time step for discretising continuous-time NIR neurons (default
+            ``model_dt``: a checkpoint's ``dt``, else ``DEFAULT_DT``).
         reset: override the reset mode of every spiking neuron.
         trust_pickle: allow a pickled PyTorch module (runs code from the file).
         inputs: sample inputs; when given, the program and the float reference run on them:
@@ -738,6 +754,7 @@ def compile(
     if out_dir is not None:  # refuse before any work
         out_dir = outdir.check(out_dir, reads=files_read, force=force)
     tgt = load_target(target)
+    dt = model_dt(model) if dt is None else dt
     graph = load(
         source if source is not None else model,
         reset=reset,

@@ -65,9 +65,11 @@ _T = TypeVar("_T")
 dt_option = click.option(
     "--dt",
     type=_Finite(min=0, min_open=True),
-    default=DEFAULT_DT,
-    show_default=True,
-    help="Seconds per time step used to discretise NIR neurons.",
+    default=None,
+    help=(
+        "Seconds per time step used to discretise NIR neurons "
+        f"[default: a checkpoint's dt, else {DEFAULT_DT:g}]."
+    ),
 )
 reset_option = click.option(
     "--reset",
@@ -309,7 +311,7 @@ def compile(
     target: str,
     output: Path | None,
     force: bool,
-    dt: float,
+    dt: float | None,
     reset: str | None,
     exporter: str | None,
     trust_pickle: bool,
@@ -417,7 +419,7 @@ def simulate(
     as_json: bool,
     align: bool,
     time_first: bool,
-    dt: float,
+    dt: float | None,
     reset: str | None,
     exporter: str | None,
     trust_pickle: bool,
@@ -445,6 +447,7 @@ def simulate(
         latency = _folder_latency(model) if align else None
         x, lines = api.arrange_inputs(api.read_inputs(inputs), net, time_first=time_first)
     else:
+        dt = api.model_dt(model) if dt is None else dt
         graph = api.load(
             model,
             reset=ResetMode(reset) if reset else None,
@@ -783,7 +786,7 @@ def verify(folder: Path, target: str | None, junit: Path | None, as_json: bool) 
 def check(
     model: Path,
     target: str,
-    dt: float,
+    dt: float | None,
     reset: str | None,
     exporter: str | None,
     trust_pickle: bool,
@@ -794,6 +797,7 @@ def check(
     from snn_deploy.target.rules import check_design_rules
 
     tgt = load_target(target)
+    dt = api.model_dt(model) if dt is None else dt
     graph = api.load(
         model,
         reset=ResetMode(reset) if reset else None,

@@ -955,6 +955,17 @@ class _AllocationLimit(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+def declared_dt(path: Path) -> float | None:
+    """The ``dt`` a checkpoint dict declares (validated as ``read_model`` does), None for a
+    file without one or one that ``read_model`` refuses without ``trust_pickle`` (its error
+    comes when the model is read)."""
+    try:
+        _, options = read_model(path)
+    except InputFileError:
+        return None
+    return None if "dt" not in options else float(options["dt"])
+
+
 def _options(checkpoint: dict[str, Any], path: Path) -> dict[str, Any]:
     """The checkpoint's ``input_shape`` (positive integers) and ``dt`` (a positive number)."""
     options: dict[str, Any] = {k: checkpoint[k] for k in ("input_shape", "dt") if k in checkpoint}

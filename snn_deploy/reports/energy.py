@@ -643,7 +643,7 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
             "for any of these events)"
         ),
         f"latency: {e['latency']['note']}",
-        *_cycle_lines(e.get("cycles")),
+        *([] if e.get("cycles") is None else [cycle_line(e["cycles"])]),
         *(f"  borrowed: {s}" for s in borrowed_lines(report)),
         *(["  sources: report.json energy.figures"] if borrowed_lines(report) else []),
         *(f"  note: {s}" for s in e["not_modelled"]),
@@ -671,15 +671,13 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def _cycle_lines(cycles: Mapping[str, Any] | None) -> list[str]:
-    """The cycle model's line of the summary (none without one)."""
-    if cycles is None:
-        return []
+def cycle_line(cycles: Mapping[str, Any]) -> str:
+    """The cycle model in one line (``energy``'s ``cycles``), for the summary and report.html."""
     c = cycles["per_step"]
     stages = ", ".join(f"{k} {c[k]:.4g}" for k in xylo_cycles.STAGES)
     clock, power = cycles["clock_mhz"], cycles["dynamic_power_uw"]
-    return [
+    return (
         f"clock cycles: {c['total']:.4g} per step ({stages})"
         + ("" if clock is None else f"; real time needs {clock:.4g} MHz")
         + ("" if power is None else f", dynamic power {power:.4g} uW")
-    ]
+    )

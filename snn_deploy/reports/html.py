@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from snn_deploy.reports.compare import MISSING, side_by_side
-from snn_deploy.reports.energy import basis_text, borrowed_lines
+from snn_deploy.reports.energy import basis_text, borrowed_lines, cycle_line
 from snn_deploy.reports.render import (
     NO_ACTIVITY,
     agreement_tables,
@@ -336,6 +336,8 @@ def _energy_section(report: Mapping[str, Any]) -> list[str]:
         ),
         f"{total} Latency: {html.escape(energy['latency']['note'])}.</p>",
     ]
+    if energy.get("cycles") is not None:
+        out.append(f"<p>{html.escape(cycle_line(energy['cycles']).capitalize())}.</p>")
     if energy["not_modelled"]:
         items = "".join(f"<li>{html.escape(s)}</li>" for s in energy["not_modelled"])
         out.append(f'<p class="note">Not modelled:</p><ul class="note">{items}</ul>')

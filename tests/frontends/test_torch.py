@@ -105,6 +105,24 @@ def test_checkpoint_with_nir_bytes(tmp_path: Path):
     assert load(tmp_path / "m.pt") == load(_model())
 
 
+def test_a_checkpoint_dt_is_the_default_compile_dt(tmp_path: Path):
+    # NIR bytes written at dt = 10 ms: compiled with no dt, the per-step decays are the model's
+    # (beta 0.8: the IR keeps the fraction lost, 0.2); at the old fixed default (1e-4 s) it
+    # would lose 0.002 per step. An explicit dt wins.
+    from snn_deploy import api
+
+    nir.write(tmp_path / "m.nir", to_nir(_model(), dt=0.01))
+    torch.save({"architecture": (tmp_path / "m.nir").read_bytes(), "dt": 0.01}, tmp_path / "m.pt")
+    torch.save({"architecture": (tmp_path / "m.nir").read_bytes()}, tmp_path / "bare.pt")
+    assert api.model_dt(tmp_path / "m.pt") == 0.01
+    assert api.model_dt(tmp_path / "bare.pt") == api.model_dt(tmp_path / "m.nir") == DT
+    result = api.compile(tmp_path / "m.pt", "sim")
+    assert result.report["dt"] == 0.01
+    betas = {float(np.asarray(p.beta).flat[0]) for p in result.float_net.populations.values()}
+    assert 0.2 in {round(b, 6) for b in betas}
+    assert api.compile(tmp_path / "m.pt", "sim", dt=DT).report["dt"] == DT
+
+
 def test_pickled_module_needs_trust(tmp_path: Path):
     torch.save(_model(), tmp_path / "m.pt")
     with pytest.raises(InputFileError, match="--trust-pickle"):

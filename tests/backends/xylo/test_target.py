@@ -342,6 +342,8 @@ def test_energy_is_the_vendor_cycle_model_times_the_energy_of_a_cycle(compiled: 
     assert cycles["clock_mhz"] == pytest.approx(expected / 1000.0)  # 1 ms steps
     assert cycles["dynamic_power_uw"] == pytest.approx(expected * 24.7e-6 / 1e-3)
     assert not any(line.startswith(("synops", "messages")) for line in e["not_modelled"])
+    html_text = (compiled / "report.html").read_text()
+    assert f"Clock cycles: {expected:.4g} per step (input " in html_text
 
 
 @pytest.mark.toolchain("xylosim")
