@@ -781,9 +781,7 @@ def compile(
         dump_after=dump_after,
         inputs=inputs,
     )
-    check_design_rules(net, tgt)
-    backend = _backend(tgt)
-    program = backend.lower(net, tgt)
+    backend, program = lower_for_target(net, tgt)
     report: dict[str, Any] = {
         "schema": REPORT_SCHEMA,
         "snn_deploy_version": __version__,
@@ -853,6 +851,26 @@ def compile(
             )
         )
     return CompileResult(graph=graph, float_net=float_net, net=net, report=report, files=files)
+
+
+def lower_for_target(net: Net, target: Target) -> tuple[Any, Any]:
+    """Check ``net`` against every design rule of ``target`` and lower it for the target's
+    backend: what ``compile`` does before it runs or writes anything, and all ``check`` does.
+
+    The target's rules run first (``target.rules.check_design_rules``), then the backend's
+    ``lower``, which checks the backend's own (the fpga board's ``fpga-*`` rules, with the
+    analytical resource estimate; the Lava backend's spike payload and product registers).
+
+    Returns:
+        The backend (its module) and its program.
+
+    Raises:
+        DesignRuleError: listing every violation of the first check that fails.
+        TargetError: the target names an unknown backend.
+    """
+    check_design_rules(net, target)
+    backend = _backend(target)
+    return backend, backend.lower(net, target)
 
 
 def latency(graph: Graph, dt: float) -> dict[str, int]:
@@ -1146,7 +1164,9 @@ def replay(
     backend, compiled_for = compiled.get("backend"), str(compiled.get("target"))
     if run == "rtl":
         program = get_all_backends()["fpga"]().lower(net, load_target(compiled_for))
-        return simulate_rtl(program, inputs, record_state=record_state, design=out)[0]
+        return simulate_rtl(
+            program, inputs, record_state=record_state, design=out, progress=progress
+        )[0]
     if run == "xylosim":  # the folder's network.npz laid out again on the chip, on xylosim
         xylo = get_all_backends()["xylo"]()
         program = xylo.lower(net, load_target(compiled_for))

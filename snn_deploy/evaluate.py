@@ -277,10 +277,18 @@ def _load(deployment: Deployment) -> _Loaded:
 
 
 def run_shard(
-    job: Job, deployment: Deployment, shard: Shard, arrays: dict[str, npt.NDArray[Any]] | None
+    job: Job,
+    deployment: Deployment,
+    shard: Shard,
+    arrays: dict[str, npt.NDArray[Any]] | None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run one shard (a task): the program on ``job.backend``, the float reference and, with
-    ``job.verify``, ``sim``; return the shard's record (``shard_stats`` and the arrays' hash)."""
+    ``job.verify``, ``sim``; return the shard's record (``shard_stats`` and the arrays' hash).
+
+    ``progress`` (a task run in this process) is passed to the backend: Lava, Icarus and
+    xylosim call it as ``progress(samples_done, shard_samples)`` after each sample.
+    """
     if job.threads is not None:
         set_threads(job.threads)
     d = _load(deployment)
@@ -297,7 +305,7 @@ def run_shard(
             )
         inputs = {k: v[:, : job.steps] for k, v in inputs.items()}
     data = check_inputs(d.net, inputs)
-    trace = api.replay(d.folder, d.report, job.backend, d.net, inputs)
+    trace = api.replay(d.folder, d.report, job.backend, d.net, inputs, progress=progress)
     reference = None
     if job.verify:
         reference = trace if job.backend == "sim" else run_sim(d.net, inputs)
@@ -387,7 +395,9 @@ def evaluate(
         shard_size: samples per shard.
         engine: where the shards run (``engine.open_engine``); default: this process.
         force: replace a results folder snn-deploy did not write, or one of another run.
-        progress: called as shards finish.
+        progress: called as shards finish and, when they run in this process (no
+            ``engine``, or ``InProcess``) on ``loihi-sim``, ``rtl`` or ``xylosim``, after
+            each sample of a shard too.
         time_first: the inputs are ``[time, batch, *shape]`` (module docstring).
 
     Returns:
@@ -431,12 +441,26 @@ def evaluate(
     job = Job(backend, labels, steps, verify, runner.threads)
     shared = runner.share(deployment)
 
+    finished = sum(shards[i].stop - shards[i].start for i in done)
+
+    def within(shard: Shard) -> Progress | None:
+        """The shard's per-sample progress, when it runs here (one task at a time) on a
+        backend that reports samples (``sim`` reports time steps, and is fast)."""
+        tell = progress
+        if tell is None or backend == "sim" or not isinstance(runner, InProcess):
+            return None
+
+        def report(samples: int, _: int) -> None:
+            if samples < shard.stop - shard.start:  # the last: when its record is written
+                tell(finished + samples, total)
+
+        return report
+
     def tasks() -> Iterator[tuple[Any, ...]]:
         for s in shards:
             if s.index not in done:
-                yield job, shared, s, read_shard(s) if runner.ships_data else None
+                yield job, shared, s, read_shard(s) if runner.ships_data else None, within(s)
 
-    finished = sum(shards[i].stop - shards[i].start for i in done)
     for record in runner.imap(run_shard, tasks()):
         text = to_json(record)
         _write(where / SHARDS / f"{record['shard']:06d}.json", text + "\n")

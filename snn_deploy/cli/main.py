@@ -792,9 +792,12 @@ def check(
     trust_pickle: bool,
     as_json: bool,
 ) -> None:
-    """Run the design rules for MODEL on a target; exit 5 listing every violation."""
+    """Run the design rules for MODEL on a target; exit 5 listing every violation.
+
+    The same rules as compile, the backend's included (an fpga target's board capacity, by
+    the analytical estimate), with nothing written.
+    """
     from snn_deploy.target import cost
-    from snn_deploy.target.rules import check_design_rules
 
     tgt = load_target(target)
     dt = api.model_dt(model) if dt is None else dt
@@ -808,7 +811,7 @@ def check(
     result: dict[str, Any] = {"model": model.name, "target": tgt.name}
     try:
         _, net = api.lower_and_quantize(graph, tgt, dt=dt)
-        check_design_rules(net, tgt)
+        api.lower_for_target(net, tgt)
     except DesignRuleError as exc:
         if not as_json:
             raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -98,6 +99,73 @@ def test_check_reports_every_violation(tmp_path: Path):
     assert out.count("[reset-mode]") == 2 and "lif1.lif" in out and "lif2" in out
     code, out = invoke("check", BRAILLE, "--target", "loihi1")
     assert code == 0 and "no design-rule violations" in out
+
+
+def _tiny_fpga(tmp_path: Path, bram_blocks: int) -> Path:
+    """The iCE40 target with only ``bram_blocks`` block RAMs, as a user's own target file."""
+    (tmp_path / "formats").mkdir(parents=True)
+    shutil.copy(REPO / "targets/formats/lava_fixed_pt.toml", tmp_path / "formats")
+    text = (REPO / "targets/fpga_ice40up5k.toml").read_text()
+    text = text.replace('"fpga-ice40up5k"', '"tiny-fpga"', 1)
+    text = re.sub(
+        r"(?m)^bram_blocks = \{ value = \d+", f"bram_blocks = {{ value = {bram_blocks}", text
+    )
+    (tmp_path / "tiny.toml").write_text(text)
+    return tmp_path / "tiny.toml"
+
+
+def test_check_runs_the_fpga_board_rules_as_compile_does(tmp_path: Path):
+    """Braille's cores need 16 block RAMs (the estimate); a board of 8 refuses it in
+    ``check`` with compile's exit code and lines, and neither writes anything."""
+    target = _tiny_fpga(tmp_path, bram_blocks=8)
+    before = sorted(tmp_path.rglob("*"))
+    code, compiled = invoke("compile", BRAILLE, "--target", target, "-o", tmp_path / "out")
+    assert code == 5
+    code, checked = invoke("check", BRAILLE, "--target", target)
+    assert code == 5 and checked == compiled
+    assert checked.splitlines()[-2:] == [  # after the loader's warning
+        "error: 1 design-rule violation(s) for target 'tiny-fpga':",
+        "  [fpga-bram-blocks] (network): bram_blocks (estimate) is 16, limit 8; fix: use a "
+        "larger board, fewer neurons or synapses, or prune the network",
+    ]
+    code, text = invoke("check", BRAILLE, "--target", target, "--json")
+    (violation,) = json.loads(text[text.index("{") : text.rindex("}") + 1])["violations"]
+    assert code == 5 and violation["rule"] == "fpga-bram-blocks" and violation["used"] == 16
+    assert sorted(tmp_path.rglob("*")) == before
+    code, text = invoke("check", BRAILLE, "--target", _tiny_fpga(tmp_path / "big", 16))
+    assert code == 0 and "no design-rule violations for target tiny-fpga" in text
+
+
+@pytest.mark.toolchain("iverilog")
+def test_fpga_runs_report_progress_per_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``compile``, ``simulate`` and ``verify`` on an fpga target hand Icarus' per-sample
+    reports to their progress bar, as for Lava; ``evaluate --target rtl`` to its rate line,
+    within a shard too."""
+    from snn_deploy.cli import main
+
+    calls: list[tuple[str, int, int]] = []
+    monkeypatch.setattr(
+        main._ProgressBar, "__call__", lambda s, d, t: calls.append((s.label, d, t))
+    )
+    monkeypatch.setattr(main._Rate, "__call__", lambda s, d, t: calls.append((s.label, d, t)))
+    monkeypatch.setattr("snn_deploy.backends.fpga.synth.yosys_command", lambda: None)
+    with np.load(INPUTS) as z:
+        np.savez(tmp_path / "x.npz", input=z["input"][:3, :20])
+    out, x = tmp_path / "fpga", tmp_path / "x.npz"
+    per_sample = [(1, 3), (2, 3), (3, 3)]
+    code, text = invoke("compile", BRAILLE, "-t", "fpga-ice40up5k", "-o", out, "--inputs", x)
+    assert code == 0, text
+    assert calls == [("simulating", *c) for c in per_sample]
+    calls.clear()
+    code, text = invoke("simulate", out, "-t", "fpga-ice40up5k", "--inputs", x)
+    assert code == 0 and calls == [("simulating", *c) for c in per_sample], text
+    calls.clear()
+    code, text = invoke("verify", out)
+    assert code == 0 and calls == [("verifying", *c) for c in per_sample], text
+    calls.clear()
+    code, text = invoke("evaluate", out, "--inputs", x, "-t", "rtl", "-o", tmp_path / "e")
+    assert code == 0, text
+    assert calls == [("evaluate", 0, 3), *(("evaluate", *c) for c in per_sample)]
 
 
 def _nir_bytes_with(tmp_path: Path, mutate) -> Path:

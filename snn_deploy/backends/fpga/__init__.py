@@ -98,8 +98,5 @@ def run(
     progress: Progress | None = None,
 ) -> Trace:
     """Simulate the RTL in Icarus Verilog on ``inputs`` (and record ``u``, ``v`` if asked);
-    one simulator run for the whole batch, reported to ``progress`` when it ends."""
-    trace = simulate_rtl(program, inputs, record_state=record_state)[0]
-    if progress is not None:
-        progress(1, 1)
-    return trace
+    one simulator run for the whole batch, ``progress`` after each sample."""
+    return simulate_rtl(program, inputs, record_state=record_state, progress=progress)[0]

@@ -596,8 +596,9 @@ def _extend(h: str, kind: str, width: int, xw: int) -> str:
 def testbench(program: Program, batch: int, steps: int) -> str:
     """Self-checking testbench: drives ``stim.mem``; with ``+check`` compares every output
     (cores' and product units') with ``expected.mem`` and prints ``PASS``, or the first mismatch
-    and ``FAIL n mismatches`` through ``$fatal`` (so ``vvp`` exits with status 1); prints the
-    cycles per step; always writes ``dump.txt`` (``sample step core index output u v`` per neuron
+    and ``FAIL n mismatches`` through ``$fatal`` (so ``vvp`` exits with status 1); prints
+    ``SAMPLE_DONE n`` (flushed, for progress) after the ``n``-th sample and the cycles per step
+    at the end; always writes ``dump.txt`` (``sample step core index output u v`` per neuron
     update; u and v are read from inside the core, after the overflow rules and the reset; a
     product unit's rows carry its bus number as ``core`` and 0 for u and v)."""
     ib = program.index_bits
@@ -701,6 +702,8 @@ module tb;
                 while (!done) begin @(posedge clk); cycles = cycles + 1; end
                 if (cycles > max_cycles) max_cycles = cycles;
             end
+            $display("SAMPLE_DONE %0d", s + 1);  // progress, read while vvp runs
+            $fflush;
         end
         @(posedge clk);
         $fclose(fd);

@@ -6,18 +6,20 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from snn_deploy.backends.base import Trace, check_inputs
+from snn_deploy.backends.base import Progress, Trace, check_inputs
 from snn_deploy.backends.fpga.emit import TESTBENCH, emit, rtl_files
 from snn_deploy.backends.fpga.lower import INPUT_BITS, Program
 from snn_deploy.errors import BackendUnavailableError, InputFileError, MismatchError
 
 SIMULATOR = ("iverilog", "vvp")
+SAMPLE_DONE = "SAMPLE_DONE"
+"""The testbench prints ``SAMPLE_DONE n`` (and flushes) when it has run ``n`` samples."""
 
 
 def simulate_rtl(
@@ -27,6 +29,7 @@ def simulate_rtl(
     expected: Mapping[str, npt.NDArray[np.int64]] | None = None,
     record_state: bool = False,
     design: Path | None = None,
+    progress: Progress | None = None,
 ) -> tuple[Trace, int]:
     """Run the RTL on ``inputs`` in Icarus Verilog.
 
@@ -40,6 +43,8 @@ def simulate_rtl(
         design: a folder holding the emitted design (a compile output folder): its Verilog
             and memory files are simulated instead of freshly generated ones; the testbench
             and its vectors are always generated for ``inputs``.
+        progress: called as ``progress(samples_done, samples)`` as the simulator finishes
+            each sample (read from its output while it runs).
 
     Returns:
         The trace (every population's and product unit's output) and the measured cycles per
@@ -64,7 +69,11 @@ def simulate_rtl(
         if design is not None:
             _use_design(design, [f for f in written if f.suffix in (".v", ".mem")])
         _call(["iverilog", "-g2005", "-o", "sim.vvp", "tb.v", *rtl_files(program)], d)
-        log = _call(["vvp", "-n", "sim.vvp", *(["+check"] if expected else [])], d)
+        log = _call(
+            ["vvp", "-n", "sim.vvp", *(["+check"] if expected else [])],
+            d,
+            on_line=None if progress is None else _samples_done(progress, batch),
+        )
         dump = np.loadtxt(d / "dump.txt", dtype=np.int64, ndmin=2).reshape(-1, 7)
     cycles = int(log.split("CYCLES_PER_STEP")[1].split()[0])
     columns: list[dict[str, npt.NDArray[np.int64]]] = [{}, {}, {}]  # output, u, v
@@ -111,16 +120,38 @@ def _use_design(design: Path, files: list[Path]) -> None:
         shutil.copyfile(design / f.name, f)
 
 
-def _call(cmd: list[str], cwd: Path) -> str:
-    """Run a tool; a failing exit status raises: the testbench's check (``FAIL``) as a
-    mismatch, anything else as a bug."""
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
-    log = done.stdout + done.stderr
-    if done.returncode != 0 and "FAIL" in log:
+def _samples_done(progress: Progress, batch: int) -> Callable[[str], None]:
+    """A reader of the testbench's output lines that reports each ``SAMPLE_DONE n``."""
+
+    def read(line: str) -> None:
+        if line.startswith(SAMPLE_DONE):
+            progress(int(line.split()[1]), batch)
+
+    return read
+
+
+def _call(cmd: list[str], cwd: Path, *, on_line: Callable[[str], None] | None = None) -> str:
+    """Run a tool and return its output (stdout and stderr), handing each line to
+    ``on_line`` as it comes; a failing exit status raises: the testbench's check (``FAIL``)
+    as a mismatch, anything else as a bug. An interruption kills the tool."""
+    lines = []
+    with subprocess.Popen(
+        cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None  # stdout=PIPE
+            for line in proc.stdout:
+                lines.append(line)
+                if on_line is not None:
+                    on_line(line)
+            status = proc.wait()
+        except BaseException:  # Ctrl-C, SIGTERM (as KeyboardInterrupt), a failing on_line
+            proc.kill()
+            raise
+    log = "".join(lines)
+    if status != 0 and "FAIL" in log:
         verdict = re.findall(r"first mismatch: .*|FAIL \d+ mismatches", log)
-        raise MismatchError(
-            f"the RTL testbench exited with status {done.returncode}: {'; '.join(verdict)}"
-        )
-    if done.returncode != 0:
+        raise MismatchError(f"the RTL testbench exited with status {status}: {'; '.join(verdict)}")
+    if status != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{log}")
-    return done.stdout
+    return log

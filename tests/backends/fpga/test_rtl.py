@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from snn_deploy import api
 from snn_deploy.backends import fpga
 from snn_deploy.backends.fpga.emit import netlist
 from snn_deploy.backends.fpga.lower import build_cores
-from snn_deploy.backends.fpga.run import simulate_rtl
+from snn_deploy.backends.fpga.run import _call, _samples_done, simulate_rtl
 from snn_deploy.backends.sim.run import simulate
 from snn_deploy.errors import BackendUnavailableError, InputFileError, MismatchError
 from snn_deploy.target.load import load_target
@@ -173,6 +174,47 @@ def test_a_failing_testbench_check_is_a_mismatch():
         r"neuron 2 .*; FAIL 1 mismatches",
     ):
         simulate_rtl(fpga.lower(net, TARGET), {"x": x}, expected=want)
+
+
+@pytest.mark.toolchain("iverilog")
+def test_progress_after_every_sample():
+    """``run`` reports each sample as Icarus finishes it (the testbench's ``SAMPLE_DONE``
+    lines), as the Lava backend does, and the trace is the simulator's."""
+    net = random_net(np.random.default_rng(0))
+    x = (np.random.default_rng(1).random((3, 12, 6)) < 0.4).astype(np.int64)
+    calls: list[tuple[int, int]] = []
+    got = fpga.run(fpga.lower(net, TARGET), {"x": x}, progress=lambda *a: calls.append(a))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    want = simulate(net, {"x": x})
+    for name in net.populations:
+        assert_array_equal(got.populations[name], want.populations[name], err_msg=name)
+
+
+def test_tool_output_is_read_while_the_tool_runs(tmp_path):
+    """Each line reaches ``on_line`` as it is printed: the child prints one line, then waits
+    for the file the reader makes on seeing it (it would give up after 60 s)."""
+    child = (
+        "import pathlib, sys, time\n"
+        "print('SAMPLE_DONE 1', flush=True)\n"
+        "end = time.monotonic() + 60\n"
+        "while not pathlib.Path('seen').exists():\n"
+        "    if time.monotonic() > end: sys.exit(3)\n"
+        "    time.sleep(0.01)\n"
+        "print('SAMPLE_DONE 2')\n"
+    )
+    calls: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int) -> None:
+        calls.append((done, total))
+        (tmp_path / "seen").touch()
+
+    log = _call(
+        [sys.executable, "-c", child],
+        tmp_path,
+        on_line=_samples_done(progress, 2),
+    )
+    assert calls == [(1, 2), (2, 2)]
+    assert log == "SAMPLE_DONE 1\nSAMPLE_DONE 2\n"
 
 
 def test_netlist_describes_cores_memories_and_routes():
