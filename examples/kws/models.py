@@ -151,22 +151,11 @@ class RecurrentCuba(torch.nn.Module):
         """
         h, c = self.w_in.shape
         k = self.w_out.shape[0]
-        ones = np.ones(h)
-        tau_syn, tau_mem = decay_tau(self.alpha, dt), decay_tau(self.beta, dt)
         w = lambda p: p.detach().double().numpy().copy()  # noqa: E731
         nodes = {
             "input": input_node(c, steps),
             "w_in": nir.Linear(weight=w(self.w_in)),
-            "hidden": nir.CubaLIF(
-                tau_syn=tau_syn * ones,
-                tau_mem=tau_mem * ones,
-                r=tau_mem / dt * ones,
-                v_leak=0 * ones,
-                v_threshold=ones.copy(),
-                v_reset=0 * ones,
-                w_in=tau_syn / dt * ones,
-                metadata=self._hidden_metadata(),
-            ),
+            "hidden": cuba_node(h, self.alpha, self.beta, dt, self._hidden_metadata()),
             "w_rec": nir.Linear(weight=w(self.w_rec)),
             "w_out": nir.Linear(weight=w(self.w_out)),
             "readout": self._readout_node(k, dt),
@@ -184,20 +173,11 @@ class RecurrentCuba(torch.nn.Module):
         return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
 
     def _readout_node(self, k: int, dt: float) -> nir.NIRNode:
-        tau_o, ones = decay_tau(self.beta_out, dt), np.ones(k)
         if self.readout == "li":
+            tau_o, ones = decay_tau(self.beta_out, dt), np.ones(k)
             return nir.LI(tau=tau_o * ones, r=tau_o / dt * ones, v_leak=0 * ones)
-        tau_so = decay_tau(self.alpha_out, dt)
-        return nir.CubaLIF(
-            tau_syn=tau_so * ones,
-            tau_mem=tau_o * ones,
-            r=tau_o / dt * ones,
-            v_leak=0 * ones,
-            v_threshold=ones.copy(),
-            v_reset=0 * ones,
-            w_in=tau_so / dt * ones,
-            metadata={RESET_KEY: "subtract", **self._compare_metadata()},
-        )
+        meta = {RESET_KEY: "subtract", **self._compare_metadata()}
+        return cuba_node(k, self.alpha_out, self.beta_out, dt, meta)
 
     def _hidden_metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {RESET_KEY: self.reset, **self._compare_metadata()}
@@ -207,6 +187,24 @@ class RecurrentCuba(torch.nn.Module):
 
     def _compare_metadata(self) -> dict[str, Any]:
         return {COMPARE_KEY: ">="} if self.ge else {}
+
+
+def cuba_node(
+    n: int, alpha: float, beta: float, dt: float, metadata: dict[str, Any]
+) -> nir.CubaLIF:
+    """``n`` CubaLIF neurons stepping ``u = alpha·u + x; v = beta·v + u`` at ``dt``, θ = 1
+    (the formulas of ``snn_deploy.nn.export``)."""
+    tau_syn, tau_mem, ones = decay_tau(alpha, dt), decay_tau(beta, dt), np.ones(n)
+    return nir.CubaLIF(
+        tau_syn=tau_syn * ones,
+        tau_mem=tau_mem * ones,
+        r=tau_mem / dt * ones,
+        v_leak=0 * ones,
+        v_threshold=ones.copy(),
+        v_reset=0 * ones,
+        w_in=tau_syn / dt * ones,
+        metadata=metadata,
+    )
 
 
 def save_checkpoint(
