@@ -93,17 +93,14 @@ Model: TypeAlias = "str | Path | nir.NIRGraph | torch.nn.Module"
 ``torch.nn.Module`` (torch is imported only when a module is given)."""
 
 
-def model_dt(model: Model) -> float:
-    """The time step a model declares: a ``.pt``/``.pth`` checkpoint's ``dt`` (docs/FRONTENDS.md
-    §1), else ``DEFAULT_DT``. It is the default compile ``dt``, so a checkpoint whose NIR time
-    constants were written at its ``dt`` keeps its per-step dynamics with no flag."""
-    if isinstance(model, str | Path) and Path(model).suffix in (".pt", ".pth"):
-        from snn_deploy.frontends import torch as torch_frontend
-
-        declared = torch_frontend.declared_dt(Path(model))
-        if declared is not None:
-            return declared
-    return DEFAULT_DT
+def graph_dt(graph: Graph, dt: float | None = None) -> float:
+    """The step to lower ``graph`` with: ``dt`` when given, else the step its time constants
+    were written for (``Graph.dt``: a PyTorch model's conversion step, a checkpoint's ``"dt"``,
+    docs/FRONTENDS.md §1), else ``DEFAULT_DT``. So a checkpoint of NIR bytes written at 10 ms
+    steps keeps its per-step dynamics with no flag."""
+    if dt is not None:
+        return dt
+    return DEFAULT_DT if graph.dt is None else graph.dt
 
 
 def load(
@@ -123,9 +120,9 @@ def load(
             snnTorch, Norse, SpikingJelly, Sinabs or ``snn_deploy.nn`` layers (a ``Sequential``
             chain, or model code traced with ``torch.fx``: docs/FRONTENDS.md §6).
         reset: override the reset mode of every spiking neuron.
-        dt: the compile time step (default ``model_dt``); PyTorch models and NIR files read
-            with an ``exporter`` profile are converted so that their per-step dynamics hold
-            exactly at it.
+        dt: the compile time step (default: a checkpoint's ``dt``, else ``DEFAULT_DT``); PyTorch
+            models and NIR files read with an ``exporter`` profile are converted so that their
+            per-step dynamics hold exactly at it (``Graph.dt`` keeps it; ``graph_dt``).
         trust_pickle: allow a pickled ``torch.nn.Module`` (runs code from the file).
         exporter: the framework whose NIR exporter wrote a ``.nir`` file (``snntorch``,
             ``norse``, ...; ``NAME{dt=SECONDS}`` for its time step; docs/FRONTENDS.md §7);
@@ -137,7 +134,6 @@ def load(
         UsageError: ``exporter`` given for a file it does not apply to, or ``input_shape``
             for a model that is not a live module.
     """
-    dt = model_dt(path) if dt is None else dt
     if not isinstance(path, str | Path):
         return _load_live(path, reset=reset, dt=dt, exporter=exporter, input_shape=input_shape)
     if input_shape is not None:
@@ -160,7 +156,7 @@ def load(
                 f"--exporter {exporter} applies to .nir files (and lava-dl to .net); {path} is "
                 "read from the framework's own modules, whose conventions the converter knows"
             )
-        options.update(exporter=exporter, dt=dt)
+        options.update(exporter=exporter, dt=DEFAULT_DT if dt is None else dt)
     return frontends[path.suffix]()(path, **options)  # type: ignore[no-any-return]
 
 
@@ -168,7 +164,7 @@ def _load_live(
     model: Any,
     *,
     reset: ResetMode | None,
-    dt: float,
+    dt: float | None,
     exporter: str | None,
     input_shape: Sequence[int] | None,
 ) -> Graph:
@@ -176,7 +172,9 @@ def _load_live(
     if isinstance(model, nir.NIRGraph):
         if input_shape is not None:
             raise UsageError("input_shape applies to a live torch.nn.Module, not a NIR graph")
-        return nir_frontend.load(model, reset=reset, exporter=exporter, dt=dt)
+        return nir_frontend.load(
+            model, reset=reset, exporter=exporter, dt=DEFAULT_DT if dt is None else dt
+        )
     if exporter is not None:
         raise UsageError(
             f"exporter {exporter!r} applies to .nir files; a live module is read from its own "
@@ -485,13 +483,16 @@ def lower_and_quantize(
     graph: Graph,
     target: Target,
     *,
-    dt: float = DEFAULT_DT,
+    dt: float | None = None,
     passes: str | None = None,
     calibrate: Mapping[str, npt.ArrayLike] | None = None,
     dump_after: Any = None,
     inputs: Mapping[str, npt.ArrayLike] | None = None,
 ) -> tuple[Net, Net]:
     """Run the pipeline; return the float net (after ``lower``) and the quantized net.
+
+    ``dt`` (default ``graph_dt``: the step the graph's time constants were written for, else
+    ``DEFAULT_DT``) discretises the NIR neurons.
 
     With ``calibrate`` inputs the float net is simulated on them first, and the default
     pipeline quantizes with ``method=calibrate``: the current register (which wraps) is sized
@@ -504,6 +505,7 @@ def lower_and_quantize(
     (``quantize.input_ranges``; ``compile`` reports it).
     """
     _check_compile_memory(graph)
+    dt = graph_dt(graph, dt)
     steps = pipeline.parse(passes or default_pipeline(dt, calibrated=calibrate is not None))
     float_net = pipeline.run(graph, steps[:1], PassContext(target=target), dump_after=dump_after)
     assert isinstance(float_net, Net)
@@ -710,7 +712,7 @@ def compile(
         out_dir: where to write, all at once when the whole compile succeeded; an existing
             folder is replaced only if snn-deploy wrote it (``snn_deploy.outdir``).
         dt: seconds per time step for discretising continuous-time NIR neurons (default
-            ``model_dt``: a checkpoint's ``dt``, else ``DEFAULT_DT``).
+            ``graph_dt``: a checkpoint's ``dt``, else ``DEFAULT_DT``).
         reset: override the reset mode of every spiking neuron.
         trust_pickle: allow a pickled PyTorch module (runs code from the file).
         inputs: sample inputs; when given, the program and the float reference run on them:
@@ -754,7 +756,6 @@ def compile(
     if out_dir is not None:  # refuse before any work
         out_dir = outdir.check(out_dir, reads=files_read, force=force)
     tgt = load_target(target)
-    dt = model_dt(model) if dt is None else dt
     graph = load(
         source if source is not None else model,
         reset=reset,
@@ -763,6 +764,7 @@ def compile(
         exporter=exporter,
         input_shape=input_shape,
     )
+    dt = graph_dt(graph, dt)
     lines: list[str] = []
     if inputs is not None:
         inputs, lines = arrange_inputs(inputs, graph, time_first=time_first)

@@ -447,7 +447,6 @@ def simulate(
         latency = _folder_latency(model) if align else None
         x, lines = api.arrange_inputs(api.read_inputs(inputs), net, time_first=time_first)
     else:
-        dt = api.model_dt(model) if dt is None else dt
         graph = api.load(
             model,
             reset=ResetMode(reset) if reset else None,
@@ -455,6 +454,7 @@ def simulate(
             trust_pickle=trust_pickle,
             exporter=exporter,
         )
+        dt = api.graph_dt(graph, dt)
         x, lines = api.arrange_inputs(api.read_inputs(inputs), graph, time_first=time_first)
         # graded payloads size the registers, as in compile
         float_net, net = api.lower_and_quantize(graph, load_target(target), dt=dt, inputs=x)
@@ -800,7 +800,6 @@ def check(
     from snn_deploy.target import cost
 
     tgt = load_target(target)
-    dt = api.model_dt(model) if dt is None else dt
     graph = api.load(
         model,
         reset=ResetMode(reset) if reset else None,

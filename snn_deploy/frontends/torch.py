@@ -955,17 +955,6 @@ class _AllocationLimit(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def declared_dt(path: Path) -> float | None:
-    """The ``dt`` a checkpoint dict declares (validated as ``read_model`` does), None for a
-    file without one or one that ``read_model`` refuses without ``trust_pickle`` (its error
-    comes when the model is read)."""
-    try:
-        _, options = read_model(path)
-    except InputFileError:
-        return None
-    return None if "dt" not in options else float(options["dt"])
-
-
 def _options(checkpoint: dict[str, Any], path: Path) -> dict[str, Any]:
     """The checkpoint's ``input_shape`` (positive integers) and ``dt`` (a positive number)."""
     options: dict[str, Any] = {k: checkpoint[k] for k in ("input_shape", "dt") if k in checkpoint}
@@ -1215,7 +1204,8 @@ def load(
         source: a ``.pt``/``.pth`` file (formats in the module docstring) or a module.
         reset: override the reset mode of every spiking neuron.
         trust_pickle: allow unpickling a whole module (runs code from the file).
-        dt: the compile time step (default: the checkpoint's ``dt``, else ``DEFAULT_DT``).
+        dt: the compile time step (default: the checkpoint's ``dt``, else ``DEFAULT_DT``); the
+            graph keeps the step its time constants are written for (``Graph.dt``).
         input_shape: per-sample input shape (default: the checkpoint's, else from a first Linear).
 
     Raises:
@@ -1226,9 +1216,11 @@ def load(
     model: Any = source
     if isinstance(source, Path):
         model, options = read_model(source, trust_pickle=trust_pickle)
+    written = options.get("dt")  # NIR bytes: their time constants are at the checkpoint's dt
     if isinstance(model, torch.nn.Module):
         shape = input_shape or options.get("input_shape")
         step = float(dt or options.get("dt") or DEFAULT_DT)
+        written = step
         shape = tuple(shape) if shape is not None else None
         if isinstance(model, torch.nn.Sequential) or _has_converter(model):
             model = to_nir(model.eval(), dt=step, input_shape=shape)
@@ -1238,7 +1230,7 @@ def load(
             traced = trace(model.eval(), dt=step, input_shape=shape)
             logger.info("traced model: the output lags the source by %d steps", traced.latency)
             model = traced.graph
-    return load_nir(
+    graph = load_nir(
         model,
         reset=reset,
         origin=source if isinstance(source, Path) else None,
@@ -1246,3 +1238,4 @@ def load(
         # (docs/FRONTENDS.md §1) at its ``dt`` with our conventions, never another exporter's
         detect_exporter=False,
     )
+    return graph if written is None else dataclasses.replace(graph, dt=float(written))

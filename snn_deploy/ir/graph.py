@@ -27,10 +27,15 @@ class Graph:
     Attributes:
         nodes: node name -> node, in a stable (insertion) order.
         edges: ``(source, destination)`` pairs; a node's input is the sum of its sources.
+        dt: the time step the model's time constants were written for, when the source says
+            (a PyTorch model converted at a ``dt``, a checkpoint's ``"dt"``): the default
+            step to lower it with. None: the source does not say (a ``.nir`` file). Not part of
+            equality: it says how the graph was read, not what it is.
     """
 
     nodes: Mapping[str, n.Node]
     edges: tuple[tuple[str, str], ...]
+    dt: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", MappingProxyType(dict(self.nodes)))

@@ -114,8 +114,11 @@ def test_a_checkpoint_dt_is_the_default_compile_dt(tmp_path: Path):
     nir.write(tmp_path / "m.nir", to_nir(_model(), dt=0.01))
     torch.save({"architecture": (tmp_path / "m.nir").read_bytes(), "dt": 0.01}, tmp_path / "m.pt")
     torch.save({"architecture": (tmp_path / "m.nir").read_bytes()}, tmp_path / "bare.pt")
-    assert api.model_dt(tmp_path / "m.pt") == 0.01
-    assert api.model_dt(tmp_path / "bare.pt") == api.model_dt(tmp_path / "m.nir") == DT
+    assert api.load(tmp_path / "m.pt").dt == 0.01
+    assert api.load(tmp_path / "bare.pt").dt is api.load(tmp_path / "m.nir").dt is None
+    assert api.load(_model()).dt == DT  # a live module is converted at the compile dt
+    float_net, _ = api.lower_and_quantize(api.load(tmp_path / "m.pt"), api.load_target("sim"))
+    assert float_net.dt == 0.01  # load, then lower_and_quantize: the graph keeps the step
     result = api.compile(tmp_path / "m.pt", "sim")
     assert result.report["dt"] == 0.01
     betas = {float(np.asarray(p.beta).flat[0]) for p in result.float_net.populations.values()}
