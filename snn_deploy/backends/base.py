@@ -45,24 +45,41 @@ class Trace:
 
 @overload
 def check_inputs(
-    net: Net, inputs: Mapping[str, npt.ArrayLike], *, integer: Literal[False] = False
+    net: Net,
+    inputs: Mapping[str, npt.ArrayLike],
+    *,
+    integer: Literal[False] = False,
+    int64_range: bool = True,
 ) -> dict[str, npt.NDArray[np.float64]]: ...
 
 
 @overload
 def check_inputs(
-    net: Net, inputs: Mapping[str, npt.ArrayLike], *, integer: Literal[True]
+    net: Net,
+    inputs: Mapping[str, npt.ArrayLike],
+    *,
+    integer: Literal[True],
+    int64_range: bool = True,
 ) -> dict[str, npt.NDArray[np.int64]]: ...
 
 
 def check_inputs(
-    net: Net, inputs: Mapping[str, npt.ArrayLike], *, integer: bool = False
+    net: Net,
+    inputs: Mapping[str, npt.ArrayLike],
+    *,
+    integer: bool = False,
+    int64_range: bool = True,
 ) -> dict[str, npt.NDArray[Any]]:
     """Validate inputs against the net: returns ``[batch, time, size]`` arrays, one per input.
 
     A single-input net accepts any one key; ``[time, *shape]`` arrays get a batch axis of 1.
     The arrays are float64, or int64 with ``integer`` (integer runs); integer-typed inputs
     are then checked without a float copy (they are finite and integral by type).
+
+    With ``int64_range=False`` (and ``integer``) an int64 array is returned without its range
+    check: the caller must run ``check_range``'s test on it, or one of its own that raises
+    through ``check_range`` (the compiled simulator's one pass that also finds the peak).
+    Every other type is checked here: only int64 arrays reach the caller unconverted.
 
     Raises:
         InputFileError: a missing input, a wrong shape, no sample or no time step, a value
@@ -90,7 +107,8 @@ def check_inputs(
                 f"input {name!r} has shape {list(arr.shape)}: it needs at least one sample and "
                 "one time step"
             )
-        _check_values(name, arr)
+        if not (integer and not int64_range and arr.dtype == np.int64):
+            _check_values(name, arr)
         batch = arr.shape[0] if arr.ndim == len(shape) + 2 else 1
         arr = arr.reshape(batch, arr.shape[-len(shape) - 1], -1)
         steps.add(arr.shape[1])
@@ -108,6 +126,16 @@ def _check_values(name: str, arr: npt.NDArray[Any]) -> None:
         raise InputFileError(f"input {name!r} contains NaN or inf")
     if arr.dtype.kind in "biu" and arr.dtype.itemsize <= 4:
         return
+    if max(arr.max().item(), -arr.min().item()) > MAX_INPUT_PAYLOAD:
+        check_range(name, arr)
+
+
+def check_range(name: str, arr: npt.NDArray[Any]) -> None:
+    """The range check of ``check_inputs``: no magnitude beyond ``MAX_INPUT_PAYLOAD``.
+
+    Raises:
+        InputFileError: naming the largest value and where it is.
+    """
     if max(arr.max().item(), -arr.min().item()) > MAX_INPUT_PAYLOAD:
         f = np.abs(arr.astype(np.float64))
         where = np.unravel_index(int(np.argmax(f)), arr.shape)

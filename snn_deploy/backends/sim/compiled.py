@@ -7,8 +7,13 @@ multi-level spikes, subtract reset, late and carried resets, ``>=`` thresholds, 
 read-outs and product units).
 
 **Layout.** One sample's whole run is one int64 array ``rec[time, signal]``: the populations'
-neurons first (so neuron ``n`` is signal ``n``), then the inputs, then the product units. A
-projection with delay ``d`` reads ``rec[t - 1 - d]`` directly (the record is the delay line).
+neurons first (so neuron ``n`` is signal ``n``), then the product units. The inputs are the
+signals after those; they are read where they are, ``xin[time, signal - len(rec)]`` (the
+caller's int64 array, or the inputs side by side when there are several), never copied into
+the record. A projection with delay ``d`` reads ``rec[t - 1 - d]`` (or ``xin``) directly (the
+record is the delay line). Every population signal of every step is written by ``_neurons``,
+so the record is allocated without zero-filling; only the product units' columns are zeroed
+(a unit writes nothing at step 0 and whole-clip attention nothing before its read-out).
 The currents ``u`` (and the input ``a``) of neuron ``n`` are ``u[n]``; when a population has a
 second current (docs/SEMANTICS.md §1.3) it is ``u[N + n]`` (``N`` neurons), so a projection
 into it is one into destination ``N + dst`` and the projection loops need no special case.
@@ -21,7 +26,8 @@ exponent shifts the *sum*) and added to the destinations' input. Weight rows are
 density, else as per-source lists (CSC). The cost is proportional to the activity, so no
 per-projection choice of a dense product is needed: at 100 % activity the loop is the dense
 matrix-vector product. Weights are int16 when every code fits (the targets' 9-bit codes), and
-the accumulator int32 when the largest possible sum fits in 31 bits, else both are int64.
+the accumulator int32 when the largest possible sum fits in 31 bits, else both are int64; at a
+step whose active sources bound the sum below 2**15 (a sparse step) dense rows add in int16.
 
 **Batch**: samples run in parallel (``numba.prange``), one sample per thread at a time, on
 ``numba.get_num_threads()`` threads. Per-net setup (the packed weights) is cached per ``Net``
@@ -40,7 +46,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from snn_deploy.backends.base import Trace
+from snn_deploy.backends.base import MAX_INPUT_PAYLOAD, Trace, check_range
 from snn_deploy.backends.sim.kernels import shift
 from snn_deploy.backends.sim.run import chip_order
 from snn_deploy.ir.net import Attention, Net, Projection
@@ -131,11 +137,43 @@ def _spike_count(v: int, vth_eff: int, levels: int, ge: bool) -> int:
 
 
 @_jit
+def _signals(rec: Int, xin: Int, t: int, start: int, size: int) -> Int:
+    """Signals ``start .. start + size - 1`` at step ``t``: from the record, or (``start`` at or
+    beyond its width) from the inputs ``xin``."""
+    n_rec = rec.shape[1]
+    if start >= n_rec:
+        return xin[t, start - n_rec : start - n_rec + size]
+    return rec[t, start : start + size]
+
+
+@_jit
+def _signal(rec: Int, xin: Int, t: int, i: int) -> int:
+    """Signal ``i`` at step ``t`` (``_signals`` of one)."""
+    n_rec = rec.shape[1]
+    return int(xin[t, i - n_rec] if i >= n_rec else rec[t, i])
+
+
+@_jit
+def _gather(rec: Int, xin: Int, t: int, idx: Int, start: int, ops: Int, size: int) -> None:
+    """``ops[e] = signal idx[e]`` at step ``t`` for ``e`` in ``start .. start + size - 1``:
+    one operand, whose elements all come from one source (the record or the inputs)."""
+    n_rec = rec.shape[1]
+    if idx[start] >= n_rec:
+        for e in range(start, start + size):
+            ops[e] = xin[t, idx[e] - n_rec]
+    else:
+        for e in range(start, start + size):
+            ops[e] = rec[t, idx[e]]
+
+
+@_jit
 def _project(
     rec: Int,
+    xin: Int,
     t: int,
     a: Int,
     acc: npt.NDArray[np.integer[Any]],
+    acc16: npt.NDArray[np.int16],
     active: Int,
     proj: Int,
     dense: npt.NDArray[np.integer[Any]],
@@ -147,38 +185,60 @@ def _project(
 ) -> None:
     """Add every projection's input for step ``t`` into ``a`` (event-driven; see module).
 
-    ``acc`` and ``active`` are scratch space (the largest destination and source). With the
-    source-by-source accumulation (``spec[10]``) each source's shifted weights go straight
-    into ``u``, saturating (``_accumulate``), and ``a`` stays 0.
+    ``acc``, ``acc16`` and ``active`` are scratch space (the largest destination and source).
+    Dense rows add into the int16 ``acc16`` (``vpaddw``, 16 lanes per AVX2 instruction,
+    against ``vpmovsxwd`` + ``vpaddd`` on 8) at a step whose events bound every partial sum
+    below 2**15, ``Σ|x_j| · max|w| < 2**15`` over the active sources ``j`` (``narrow``: the
+    largest such ``Σ|x_j|``), else into ``acc``. With the source-by-source accumulation
+    (``spec[10]``) each source's shifted weights go straight into ``u``, saturating
+    (``_accumulate``), and ``a`` stays 0.
     """
     for p in range(proj.shape[0]):
-        src, n_src, dst, n_dst, lag, exp, is_dense, off = proj[p]
+        src, n_src, dst, n_dst, lag, exp, is_dense, off, narrow = proj[p]
         ts = t - lag  # one step of synaptic delay (inputs: the format's latency) + the delay
         if ts < 0:
             continue
+        x = _signals(rec, xin, ts, src, n_src)
         if spec[10] == 1:
-            _accumulate(rec[ts, src : src + n_src], u, dst, n_dst, is_dense, off, dense, ptr,
-                        rows, data, spec[3], spec[4])  # fmt: skip
+            _accumulate(x, u, dst, n_dst, is_dense, off, dense, ptr, rows, data, spec[3],
+                        spec[4])  # fmt: skip
             continue
-        x = rec[ts, src : src + n_src]
         events = 0  # the sources with a non-zero output (only their rows add anything),
         for j in range(n_src):  # gathered without a branch: a written j is kept if non-zero
             active[events] = j
             events += x[j] != 0
-        acc[:n_dst] = 0
-        if is_dense:
-            _add_rows(x, active[:events], dense[off : off + n_src * n_dst], n_dst, acc)
-        else:
-            for j in active[:events]:
-                for k in range(ptr[off + j], ptr[off + j + 1]):
-                    acc[rows[k]] += data[k] * x[j]
         out = a[dst : dst + n_dst]
-        if exp >= 0:  # the exponent floors the SUM (Lava shifts a_buff, not weights)
-            for i in range(n_dst):
-                out[i] += np.int64(acc[i]) << exp  # int64 before << (no int32 overflow)
-        else:
-            for i in range(n_dst):
-                out[i] += np.int64(acc[i]) >> -exp
+        if is_dense:
+            mass = 0  # Σ|x_j|, each term capped at 2**15 (no overflow; a capped one fails)
+            for e in range(events):
+                mass += min(abs(x[active[e]]), 1 << 15)
+            rows_p = dense[off : off + n_src * n_dst]
+            if mass <= narrow:  # no partial sum leaves int16 (see above)
+                acc16[:n_dst] = 0
+                _add_rows(x, active[:events], rows_p, n_dst, acc16)
+                _flush(acc16, out, exp)
+                continue
+            acc[:n_dst] = 0
+            _add_rows(x, active[:events], rows_p, n_dst, acc)
+            _flush(acc, out, exp)
+            continue
+        acc[:n_dst] = 0
+        for j in active[:events]:
+            for k in range(ptr[off + j], ptr[off + j + 1]):
+                acc[rows[k]] += data[k] * x[j]
+        _flush(acc, out, exp)
+
+
+@_jit
+def _flush(acc: npt.NDArray[np.integer[Any]], out: Int, exp: int) -> None:
+    """``out += acc`` shifted by the projection's exponent (``out``'s length of ``acc``): the
+    exponent floors the SUM (Lava shifts a_buff, not the weights)."""
+    if exp >= 0:
+        for i in range(out.shape[0]):
+            out[i] += np.int64(acc[i]) << exp  # int64 before << (no int32 overflow)
+    else:
+        for i in range(out.shape[0]):
+            out[i] += np.int64(acc[i]) >> -exp
 
 
 @_jit
@@ -336,57 +396,67 @@ def _neurons(
 
 
 @_jit
-def _gates(rec: Int, t: int, gates: Int) -> None:
+def _gates(rec: Int, xin: Int, t: int, gates: Int) -> None:
     """``kernels.gate`` for every element of every Gate: ``sat((a·g) >> shift)``."""
     for e in range(gates.shape[0]):
         out, pa, pg, sh, lo, hi = gates[e]
-        y = (rec[t - 1, pa] * rec[t - 1, pg]) >> sh  # floor shift of the exact product
+        y = (_signal(rec, xin, t - 1, pa) * _signal(rec, xin, t - 1, pg)) >> sh  # exact, floored
         rec[t, out] = min(max(y, lo), hi)  # product registers saturate, never wrap
 
 
 @_jit
-def _attention(rec: Int, t: int, s: Int, att: Int, idx: Int, decays: Int) -> None:
+def _attention(
+    rec: Int, xin: Int, t: int, s: Int, att: Int, idx: Int, decays: Int, ops: Int
+) -> None:
     """``kernels.attention_update`` and ``attention_read`` for every Attention unit.
 
     At step ``t`` the unit reads input step ``n = t - 1``; whole-clip units accumulate for
     ``n < steps`` and then read the kept ``q`` of input step ``n - steps``, i.e. the record at
-    ``t - 1 - steps`` (output 0 otherwise: ``rec`` starts at 0).
+    ``t - 1 - steps`` (output 0 otherwise: ``rec`` starts at 0). The operands are first
+    gathered into the scratch ``ops`` (laid out as ``idx``), so the loops over ``S`` read a
+    contiguous array.
     """
     n = t - 1
     for w in range(att.shape[0]):
         out, heads, d, q, k, v, s_off, dec, causal, steps, s_lo, s_hi, a_lo, a_hi = att[w]
+        size = heads * d
         if causal or n < steps:
+            _gather(rec, xin, n, idx, k, ops, size)
+            _gather(rec, xin, n, idx, v, ops, size)
             for h in range(heads):
                 sh = decays[dec + h]
                 for i in range(d):
-                    kv = rec[n, idx[k + h * d + i]]
+                    kv = ops[k + h * d + i]
                     for j in range(d):
                         c = s_off + (h * d + i) * d + j
                         x = s[c]
                         if sh > 0:  # γ = 1 - 2**-sh, the lost part rounded toward zero
                             x -= x >> sh if x >= 0 else -((-x) >> sh)
-                        x += kv * rec[n, idx[v + h * d + j]]
+                        x += kv * ops[v + h * d + j]
                         s[c] = min(max(x, s_lo), s_hi)  # S saturates, never wraps
         if not causal and (n < steps or n >= 2 * steps):
             continue
         tq = n if causal else n - steps
+        _gather(rec, xin, tq, idx, q, ops, size)
         for h in range(heads):
             for j in range(d):
                 y = 0
                 for i in range(d):
-                    y += rec[tq, idx[q + h * d + i]] * s[s_off + (h * d + i) * d + j]
+                    y += ops[q + h * d + i] * s[s_off + (h * d + i) * d + j]
                 rec[t, out + h * d + j] = min(max(y, a_lo), a_hi)  # A saturates
 
 
 @_jit_parallel
 def _run(
     rec: Int,
+    xin: Int,
     record_u: Int,
     record_v: Int,
     u: Int,
     v: Int,
     s: Int,
     acc: npt.NDArray[np.integer[Any]],
+    acc16: npt.NDArray[np.int16],
     active: Int,
     t0: int,
     t1: int,
@@ -412,12 +482,14 @@ def _run(
     for b in numba.prange(rec.shape[0]):
         a = np.zeros(n_neurons, np.int64)
         w = np.zeros(n_neurons, np.int64)  # _neurons' scratch
+        ops = np.empty(att_idx.shape[0], np.int64)  # _attention's
         for t in range(t0, t1):
             a[:] = 0
-            _project(rec[b], t, a, acc[b], active[b], proj, dense, ptr, rows, data, u[b], spec)
+            _project(rec[b], xin[b], t, a, acc[b], acc16[b], active[b], proj, dense, ptr, rows,
+                     data, u[b], spec)  # fmt: skip
             if t > 0:  # a product unit reads the previous step: nothing at step 0
-                _gates(rec[b], t, gates)
-                _attention(rec[b], t, s[b], att, att_idx, att_decay)
+                _gates(rec[b], xin[b], t, gates)
+                _attention(rec[b], xin[b], t, s[b], att, att_idx, att_decay, ops)
             _neurons(rec[b], t, a, w, u[b], v[b], pops, cu, cu2, cv, bias, vth_eff, spec)
             if record_u.shape[1] > 0:
                 record_u[b, t] = u[b]
@@ -432,8 +504,11 @@ class Packed:
     """A quantized net as the arrays ``_run`` takes (built once per net, ``prepare``).
 
     Attributes:
-        signals: name -> (first signal, size) for populations, inputs and product units.
+        signals: name -> (first signal, size) for populations, product units and inputs.
         neurons: number of population neurons (signals ``0 .. neurons - 1``).
+        width: signals in the record, the neurons and the product units (the inputs follow).
+        scratch: the largest source and the largest destination of any projection (the sizes
+            of ``_run``'s ``active`` and ``acc``).
         pops: per population ``(start, stop, spiking, levels, subtract, timing, ge)`` (timing:
             ``IMMEDIATE``, ``LATE``, ``CARRY``; ge: 1 for ``v >= θ``).
         cu, cv: per neuron ``2**decay.width - (du + offset)`` and the same for ``dv``
@@ -446,8 +521,10 @@ class Packed:
             v max, v width, source-by-source accumulation, shift decay, add-then-decay,
             saturate-each-term)``, the last four 0/1.
         proj: per projection ``(src signal, src size, dst neuron, dst size, lag, exp,
-            dense, offset)``, in the order the accumulation adds them (``run.chip_order``);
-            the lag is ``Net.lag``, the offset points into ``dense`` or ``ptr``. With the
+            dense, offset, narrow)``, in the order the accumulation adds them
+            (``run.chip_order``); the lag is ``Net.lag``, the offset points into ``dense`` or
+            ``ptr``, ``narrow`` is ``(2**15 - 1) // max|code|``, the largest ``Σ|x_j|`` of a
+            step whose sums fit int16 (``_project``). With the
             source-by-source accumulation the packed weights are already shifted.
         dense, ptr, rows, data: dense rows ``[src, dst]`` of every dense projection, and the
             per-source lists (CSC) of the others.
@@ -462,6 +539,8 @@ class Packed:
 
     signals: dict[str, tuple[int, int]]
     neurons: int
+    width: int
+    scratch: tuple[int, int]
     pops: Int
     cu: Int
     cu2: Int
@@ -504,9 +583,10 @@ def _pack(net: Net) -> Packed:
     assert spec is not None
     signals: dict[str, tuple[int, int]] = {}
     end = 0
-    for name in [*net.populations, *net.inputs, *net.products]:
+    for name in [*net.populations, *net.products, *net.inputs]:
         signals[name] = (end, net.size_of(name))
         end += signals[name][1]
+    width = end - sum(net.size_of(k) for k in net.inputs)
     pops, cu, cu2, cv, bias, vth = [], [], [], [], [], []
     unity = 1 << spec.decay.width
     shift_form = spec.decay_form is DecayForm.SHIFT
@@ -551,12 +631,17 @@ def _pack(net: Net) -> Packed:
         src, dst = signals[p.src][0], signals[p.dst][0]
         dst += p.synapse * n_neurons  # the second currents follow the first in u and a
         assert p.fixed is not None
-        proj.append([src, n_src, dst, n_dst, net.lag(p), p.fixed.exp, int(is_dense), off])
+        top = int(np.abs(c.data).max(initial=0))
+        narrow = (2**15 - 1) // max(top, 1)  # int16 sums: Σ|x_j| up to this (_project)
+        row = [src, n_src, dst, n_dst, net.lag(p), p.fixed.exp, int(is_dense), off, narrow]
+        proj.append(row)
     ptr.append(np.array([n_sparse]))  # closes the last source's list
     gates, att, att_idx, att_decay = _pack_products(net, signals)
     return Packed(
         signals=signals,
         neurons=n_neurons,
+        width=width,
+        scratch=(max((r[1] for r in proj), default=0), max((r[3] for r in proj), default=0)),
         pops=np.array(pops, np.int64).reshape(-1, 7),
         cu=_cat(cu, np.int64),
         cu2=_cat(cu2, np.int64)
@@ -578,7 +663,7 @@ def _pack(net: Net) -> Packed:
             ],
             np.int64,
         ),
-        proj=np.array(proj, np.int64).reshape(-1, 8),
+        proj=np.array(proj, np.int64).reshape(-1, 9),
         dense=_cat(dense, wtype),
         ptr=_cat(ptr, np.int64),
         rows=_cat(rows, np.int32),
@@ -649,17 +734,31 @@ def _pack_products(net: Net, signals: dict[str, tuple[int, int]]) -> tuple[Int, 
 
 
 @_jit
-def _load(rec: Int, start: int, x: Int) -> int:
-    """Copy the input ``x`` (``[batch, time, size]``) into its signals of ``rec`` (from
-    ``start``) and return its largest ``|x|``, in one pass."""
-    peak = 0
-    for b in range(x.shape[0]):
-        for t in range(x.shape[1]):
-            row, out = x[b, t], rec[b, t, start : start + x.shape[2]]
-            for i in range(x.shape[2]):
-                out[i] = row[i]
-                peak = max(peak, abs(row[i]))  # |x| <= 2**53 (check_inputs): no overflow
-    return peak
+def _range(x: Int) -> tuple[int, int]:
+    """The smallest and the largest value of ``x`` (flat), in one pass."""
+    lo, hi = 0, 0
+    for i in range(x.shape[0]):
+        lo, hi = min(lo, x[i]), max(hi, x[i])
+    return lo, hi
+
+
+def _inputs(net: Net, data: dict[str, Int]) -> tuple[Int, dict[str, int]]:
+    """The inputs as one int64 array ``[batch, time, signal]`` (the given array itself when
+    there is one and it is C-contiguous), and each input's largest ``|x|``.
+
+    Raises:
+        InputFileError: a value beyond ``MAX_INPUT_PAYLOAD`` (``check_inputs`` leaves that check
+            of int64 arrays to this pass; the message is ``check_inputs``'s).
+    """
+    peak = {}
+    for name, x in data.items():
+        lo, hi = _range(x.reshape(-1))  # a view: check_inputs' arrays are reshaped, not copied
+        if max(hi, -lo) > MAX_INPUT_PAYLOAD:  # Python ints: -(-2**63) does not wrap
+            check_range(name, x)
+        peak[name] = max(hi, -lo)
+    xs = [data[k] for k in net.inputs]
+    xin = xs[0] if len(xs) == 1 else np.concatenate(xs, axis=2)
+    return np.ascontiguousarray(xin), peak
 
 
 def _peak(net: Net, inputs: dict[str, int]) -> dict[str, int]:
@@ -690,26 +789,29 @@ def simulate(
     """
     packed = prepare(net)
     batch, steps = next(iter(data.values())).shape[:2]
-    rec = np.zeros((batch, steps, sum(n for _, n in packed.signals.values())), np.int64)
-    peak = _peak(net, {k: _load(rec, packed.signals[k][0], x) for k, x in data.items()})
+    xin, inputs = _inputs(net, data)
+    peak = _peak(net, inputs)
+    rec = np.empty((batch, steps, packed.width), np.int64)  # every neuron's every step is written
+    rec[:, :, packed.neurons :] = 0  # product units: not every step (see module)
     # the accumulator is int32 where no partial sum of any projection can leave 31 bits
     bound = max((s * peak[src] for src, s in packed.row_sum), default=0)
     wide = bound >= 2**31 or packed.dense.dtype == np.int64
-    acc: npt.NDArray[np.integer[Any]] = np.zeros(
-        (batch, packed.proj[:, 3].max(initial=0)), np.int64 if wide else np.int32
-    )
-    active = np.zeros((batch, packed.proj[:, 1].max(initial=0)), np.int64)
+    acc: npt.NDArray[np.integer[Any]] = np.empty(
+        (batch, packed.scratch[1]), np.int64 if wide else np.int32
+    )  # zeroed per projection
+    acc16 = np.empty((batch, packed.scratch[1]), np.int16)
+    active = np.empty((batch, packed.scratch[0]), np.int64)  # written before read
     n = packed.neurons
     width = n + len(packed.cu2)  # the first currents, then the second ones (if any)
     u, v = np.zeros((batch, width), np.int64), np.zeros((batch, n), np.int64)
-    record_u = np.zeros((batch, steps if record_state else 0, width), np.int64)
-    record_v = np.zeros((batch, steps if record_state else 0, n), np.int64)
+    record_u = np.empty((batch, steps if record_state else 0, width), np.int64)  # every step
+    record_v = np.empty((batch, steps if record_state else 0, n), np.int64)  # written whole
     s = np.zeros((batch, packed.state), np.int64)
     chunk = steps if progress is None else max(1, steps // 100)
     for t0 in range(0, steps, chunk):
         t1 = min(steps, t0 + chunk)
         _run(
-            rec, record_u, record_v, u, v, s, acc, active, t0, t1,
+            rec, xin, record_u, record_v, u, v, s, acc, acc16, active, t0, t1,
             packed.pops, packed.cu, packed.cu2, packed.cv, packed.bias, packed.vth_eff,
             packed.spec,
             packed.proj, packed.dense, packed.ptr, packed.rows, packed.data,
@@ -722,9 +824,12 @@ def simulate(
         start, size = packed.signals[name]
         return arr[:, :, offset + start : offset + start + size]
 
+    def output(src: str) -> Int:  # an input read out is copied, not the caller's array
+        return data[src].copy() if src in net.inputs else part(src, rec)
+
     pops = {k: part(k, rec) for k in net.populations}
     return Trace(
-        outputs={out: part(src, rec) for out, src in net.outputs.items()},
+        outputs={out: output(src) for out, src in net.outputs.items()},
         populations=pops,
         u={k: part(k, record_u) for k in net.populations} if record_state else {},
         v={k: part(k, record_v) for k in net.populations} if record_state else {},

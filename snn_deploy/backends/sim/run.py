@@ -107,20 +107,24 @@ def simulate(
         raise ValueError("integer simulation needs a quantized net")
     if kernel in ("numba", "torch") and not fixed:
         raise ValueError(f"the {kernel} kernel runs integer simulations only")
+    cap = net.numeric.input_payload_max if fixed and net.numeric else None
+    compiled_kernel = fixed and kernel in ("auto", "numba")
     data: dict[str, Array] = (
-        check_inputs(net, inputs, integer=True) if fixed else check_inputs(net, inputs)
+        # the compiled kernel checks int64 inputs' range in its own pass (not under a cap,
+        # which would hide the values beyond it)
+        check_inputs(net, inputs, integer=True, int64_range=not compiled_kernel or cap is not None)
+        if fixed
+        else check_inputs(net, inputs)
     )
     batch, steps = next(iter(data.values())).shape[:2]
     dtype = np.int64 if fixed else np.float64
-    if fixed:
-        cap = net.numeric.input_payload_max if net.numeric else None
-        if cap is not None:  # events beyond the cap are dropped (Xylo: 15 per channel, step)
-            data = {k: np.minimum(v, cap) for k, v in data.items()}
+    if cap is not None:  # events beyond the cap are dropped (Xylo: 15 per channel, step)
+        data = {k: np.minimum(v, cap) for k, v in data.items()}
     if fixed and kernel == "torch":
         from snn_deploy.backends.sim import torch_kernel  # imports torch: only when asked
 
         return torch_kernel.simulate(net, data, record_state=record_state, progress=progress)
-    if fixed and kernel != "numpy":
+    if compiled_kernel:
         from snn_deploy.backends.sim import compiled  # imports numba (~0.5 s): only when run
 
         return compiled.simulate(net, data, record_state=record_state, progress=progress)

@@ -21,7 +21,7 @@ from numpy.testing import assert_array_equal
 
 from snn_deploy.backends.sim import compiled
 from snn_deploy.backends.sim.run import simulate
-from snn_deploy.ir.net import Net
+from snn_deploy.ir.net import Net, Operand
 from snn_deploy.ir.types import (
     Accumulation,
     CurrentUpdate,
@@ -167,6 +167,53 @@ def test_compiled_equals_numpy_on_product_units(case, seed, narrow):
     assert_kernels_equal(net, {"x": x})
 
 
+def with_inputs_read_everywhere(net: Net, rng: np.random.Generator) -> Net:
+    """``net`` with a second input ``x2`` (a copy of every projection from ``x``, other
+    weights), every product unit's first operand reading ``x2`` and its last ``x``, and two
+    outputs that read the inputs: the compiled kernel reads inputs in place (``xin``), not
+    from its record, and must do so for projections, product units and outputs."""
+    (name,) = net.inputs
+    projs = list(net.projections)
+    for p in net.projections:
+        if p.src == name:
+            assert p.fixed is not None
+            codes = p.fixed.codes.copy()
+            codes.data = rng.permutation(codes.data)
+            fixed_w = dataclasses.replace(p.fixed, codes=codes)
+            projs.append(dataclasses.replace(p, name=p.name + ".x2", src="x2", fixed=fixed_w))
+    size = net.size_of(name)
+    units = {}
+    for k, unit in net.products.items():
+        first, *_, last = (f.name for f in dataclasses.fields(unit) if f.type == "Operand")
+        index = np.arange(unit.size) % size
+        units[k] = dataclasses.replace(
+            unit,
+            **{first: Operand(src="x2", index=index), last: Operand(src=name, index=index)},
+        )
+    return net.replace(
+        inputs={**net.inputs, "x2": net.inputs[name]},
+        projections=projs,
+        products=units,
+        outputs={**net.outputs, "x_out": name, "x2_out": "x2"},
+    )
+
+
+@settings(max_examples=15, deadline=None)
+@given(case=cases(), seed=st.integers(0, 2**16))
+def test_compiled_reads_inputs_in_place(case, seed):
+    rng = np.random.default_rng(seed)
+    net = quantize(lower(product_graph(rng, **case), 1e-4), SPEC)
+    net = with_inputs_read_everywhere(net, rng)
+    net.verify()
+    assert {op.src for u in net.products.values() for op in u.operands} >= {"x", "x2"}
+    shape = (2, 2 * case["steps"] + 3, 5)
+    x = {"x": rng.integers(0, 3, shape), "x2": (rng.random(shape) < 0.6).astype(np.int64)}
+    assert_kernels_equal(net, x)
+    got = simulate(net, x)
+    assert_array_equal(got.outputs["x2_out"], x["x2"])
+    assert not np.shares_memory(got.outputs["x2_out"], x["x2"])  # a copy, not the caller's
+
+
 @pytest.mark.parametrize("case", sorted(LAVA_CASES))
 def test_numpy_kernel_on_the_lava_test_nets(case):
     """The nets tests/backends/lava compares with Lava (on the default, compiled kernel) also
@@ -208,3 +255,26 @@ def test_compiled_kernel_is_integer_only():
     net = random_net(np.random.default_rng(0))
     with pytest.raises(ValueError, match="integer simulations only"):
         simulate(net, {"x": np.ones((1, 3, 6))}, fixed=False, kernel="numba")
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+@pytest.mark.parametrize("spikes", [1, 128, 129, 200])
+def test_int16_sums_at_their_bound(sign, spikes):
+    """Dense rows add in int16 exactly while ``Σ|x| · max|w| < 2**15``: all-255 weights and
+    128 spikes (32,640) stay in int16, 129 (32,895) take the int32 accumulator; both equal
+    the NumPy kernel, and so does a payload that alone exceeds the bound."""
+    net = random_net(np.random.default_rng(5), sizes=(200, 3, 2), density=1.0)
+    projs = []
+    for p in net.projections:
+        assert p.fixed is not None
+        if p.src == "x":
+            codes = p.fixed.codes.copy()
+            codes.data[:] = sign * 255
+            p = dataclasses.replace(p, fixed=dataclasses.replace(p.fixed, codes=codes))
+        projs.append(p)
+    net = net.replace(projections=projs)
+    x = np.zeros((2, 6, 200), np.int64)
+    x[0, :, :spikes] = 1
+    x[1, :, 0] = 200  # one graded payload: 200 · 255 > 2**15
+    assert compiled.prepare(net).proj[0, 8] == 128
+    assert_kernels_equal(net, {"x": x})
