@@ -42,9 +42,7 @@ from snn_deploy.passes.calibration import measure
 from snn_deploy.passes.quantize import input_ranges
 from snn_deploy.reports.decision import DECISION_RULE, NO_DECISION, confusion, decide
 from snn_deploy.reports.energy import (
-    StepTime,
     activity,
-    cycles_of,
     energy,
     paper_energy,
     trace_summary,
@@ -829,9 +827,7 @@ def compile(
         trace = backend.run(program, inputs, record_state=record_state, progress=progress)
         counts = activity(net, trace, data, tgt)
         cores = report["placement"]["cores_used"] if report["placement"] else None
-        step_time = StepTime.from_notes(report["backend_notes"])
-        cycles = cycles_of(report["backend_notes"], counts)
-        report["energy"] = energy(counts, tgt, cores, step_time, cycles)
+        report["energy"] = energy(counts, tgt, cores, report["backend_notes"])
         report["paper_energy"] = paper_energy(counts, tgt)
         report["activity"] = trace_summary(net, trace, data)
         float_trace = run_sim(float_net, inputs, fixed=False)

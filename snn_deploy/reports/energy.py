@@ -294,7 +294,7 @@ _TERMS = (
 """Per-inference count -> the ``EnergyModel`` figure it is multiplied by (None: no field)."""
 
 
-def cycles_of(notes: Mapping[str, Any] | None, counts: Mapping[str, Any]) -> dict[str, Any] | None:
+def _cycles(notes: Mapping[str, Any] | None, counts: Mapping[str, Any]) -> dict[str, Any] | None:
     """The clock cycles per step of a run whose backend counts cycles (``cycle_model`` in its
     notes: Xylo, ``backends.xylo.cycles``), else None."""
     layout = (notes or {}).get("cycle_model")
@@ -305,30 +305,29 @@ def energy(
     counts: Mapping[str, Any],
     target: Target,
     cores_used: int | None = None,
-    step_time: StepTime | None = None,
-    cycles: Mapping[str, Any] | None = None,
+    notes: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The target's hardware energy model per inference (docs/ENERGY.md §1).
 
     ``dynamic = synops * synop_pj + neuron_updates * neuron_update_pj + sum over message
     classes of messages * figure``, or, for a core whose backend counts clock cycles
-    (``cycles``, ``cycles_of``) and a target with ``cycle_pj``, ``cycles per step * steps *
+    (``cycle_model`` in its notes) and a target with ``cycle_pj``, ``cycles per step * steps *
     cycle_pj`` (the cycles cover every event); ``static = static_power_per_core_mw *
     cores_used * steps * step_time_us``, only when the target has both figures. A count
     without a figure is listed in ``not_modelled`` (then the total is a lower bound); with
     no figure for any event (the FPGA targets) the dynamic and total energy are None: not
     modelled, never 0.
     An unplaced net counts one within-core message per spike. The wall-clock latency is
-    ``steps x`` the backend's time per step (``step_time``: the FPGA's cycles per step at its
-    clock) or else the target's ``step_time_us``; unknown without either.
+    ``steps x`` the backend's time per step (``StepTime.from_notes``: the FPGA's cycles per
+    step at its clock, Xylo's real-time ``dt``) or else the target's ``step_time_us``; unknown
+    without either.
 
     Args:
         counts: ``activity`` counts.
         target: the target whose ``energy`` figures apply.
         cores_used: cores of the placement (for the static term).
-        step_time: the backend's own time per step, which the target's ``step_time_us``
-            gives way to.
-        cycles: the backend's clock cycles per step of this run (``cycles_of``).
+        notes: the backend's notes (a report's ``backend_notes``): its own time per step,
+            which the target's ``step_time_us`` gives way to, and its cycle model.
 
     Returns:
         ``counts``, ``per_inference`` (count -> per inference), ``energy_pj`` (count -> the
@@ -342,6 +341,7 @@ def energy(
         ``dynamic_power_uw`` over it).
     """
     e = target.energy
+    step_time, cycles = StepTime.from_notes(notes), _cycles(notes, counts)
     samples = counts["samples"]
     per: dict[str, float] = {
         "synops": counts["synops"] / samples,

@@ -22,7 +22,7 @@ import numpy.typing as npt
 from snn_deploy.backends.base import Trace
 from snn_deploy.ir.net import Net
 from snn_deploy.reports.decision import DECISION_RULE, NO_DECISION, decide
-from snn_deploy.reports.energy import StepTime, activity, cycles_of, energy, paper_energy
+from snn_deploy.reports.energy import activity, energy, paper_energy
 from snn_deploy.reports.render import table
 from snn_deploy.reports.verification import Check, compare, vectors
 from snn_deploy.target.schema import Target
@@ -189,8 +189,8 @@ def finish(
     """The evaluation figures from ``merge``'s sums.
 
     ``cores`` (the placement's) sizes the static energy, ``notes`` (the compile's
-    ``backend_notes``) give the wall-clock time per step (``StepTime.from_notes``) and the
-    clock cycles of a cycle-counting backend (``cycles_of``); a population whose float run spikes
+    ``backend_notes``) give the wall-clock time per step and the clock cycles of a
+    cycle-counting backend (``reports.energy.energy``); a population whose float run spikes
     in at least ``saturated_rate`` of its slots is flagged ``saturated`` (``api.SATURATED_RATE``).
 
     Returns:
@@ -222,9 +222,7 @@ def finish(
         "samples": samples,
         "accuracy": accuracy,
         "agreement": {"decision_rule": DECISION_RULE, "populations": pops, "outputs": outputs},
-        "energy": energy(
-            counts, target, cores, StepTime.from_notes(notes), cycles_of(notes, counts)
-        ),
+        "energy": energy(counts, target, cores, notes),
         "paper_energy": paper_energy(counts, target),
         "firing_rates": {k: p["firing_rate"] for k, p in counts["populations"].items()},
         "verify": None

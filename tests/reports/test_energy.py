@@ -198,14 +198,14 @@ def test_a_target_without_figures_has_no_energy_and_a_backend_step_time_gives_la
     assert e["dynamic_uj_per_inference"] is None and e["total_uj_per_inference"] is None
     assert e["latency"]["wall_clock_s"] is None
     assert "wall-clock time unknown" in e["latency"]["note"]
-    timed = energy(c, fpga, 2, StepTime(us=31.88, basis="3188 cycles at 100 MHz"))
+    notes = {"latency": {"us_per_step": 31.88, "basis": "3188 cycles at 100 MHz"}}
+    timed = energy(c, fpga, 2, notes)
     assert timed["latency"]["wall_clock_s"] == pytest.approx(3 * 31.88e-6)
     assert timed["latency"]["note"] == "3 steps x 31.88 us (3188 cycles at 100 MHz)"
     assert timed["total_uj_per_inference"] is None
     assert "no energy figure for any of these events" in "\n".join(
         summary_lines({"target": fpga.name, "energy": timed, "paper_energy": None})
     )
-    notes = {"latency": {"us_per_step": 31.88, "basis": "3188 cycles at 100 MHz"}}
     assert StepTime.from_notes(notes) == StepTime(us=31.88, basis="3188 cycles at 100 MHz")
     assert StepTime.from_notes({"lif_processes": 2}) is None and StepTime.from_notes(None) is None
 

@@ -159,12 +159,18 @@ def test_compiled_equals_numpy_with_second_currents(case, seed):
 @settings(max_examples=15, deadline=None)
 @given(case=cases(), seed=st.integers(0, 2**16), narrow=st.sampled_from([0, 3]))
 def test_compiled_equals_numpy_on_product_units(case, seed, narrow):
+    net, x = product_case(case, seed, narrow)
+    assert_kernels_equal(net, {"x": x})
+
+
+def product_case(case: dict, seed: int, narrow: int) -> tuple[Net, np.ndarray]:
+    """A quantized random product graph (``test_products.cases``) and binary inputs for it;
+    with ``narrow`` its registers so narrow that S, A and the gate saturate."""
     rng = np.random.default_rng(seed)
     net = quantize(lower(product_graph(rng, **case), 1e-4), SPEC)
-    if narrow:  # registers too narrow: S, A and the gate saturate
+    if narrow:
         net = narrowed(net, narrow)
-    x = (rng.random((2, 2 * case["steps"] + 3, 5)) < 0.6).astype(np.int64)
-    assert_kernels_equal(net, {"x": x})
+    return net, (rng.random((2, 2 * case["steps"] + 3, 5)) < 0.6).astype(np.int64)
 
 
 def with_inputs_read_everywhere(net: Net, rng: np.random.Generator) -> Net:

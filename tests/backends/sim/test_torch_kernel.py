@@ -12,11 +12,14 @@ from numpy.testing import assert_array_equal
 
 from snn_deploy.backends.sim.run import simulate
 from snn_deploy.ir.net import Net
-from snn_deploy.passes.lower import lower
-from snn_deploy.passes.quantize import quantize
 from tests.backends.sim.test_against_reference import random_net
-from tests.backends.sim.test_compiled import generalised, nets, with_second_currents
-from tests.backends.sim.test_products import SPEC, cases, narrowed, product_graph
+from tests.backends.sim.test_compiled import (
+    generalised,
+    nets,
+    product_case,
+    with_second_currents,
+)
+from tests.backends.sim.test_products import cases
 
 
 def assert_torch_equals_numpy(net: Net, x: dict[str, np.ndarray]) -> None:
@@ -65,11 +68,7 @@ def test_progress_after_every_step():
 @settings(max_examples=15, deadline=None)
 @given(case=cases(), seed=st.integers(0, 2**16), narrow=st.sampled_from([0, 3]))
 def test_torch_equals_numpy_on_product_units(case, seed, narrow):
-    rng = np.random.default_rng(seed)
-    net = quantize(lower(product_graph(rng, **case), 1e-4), SPEC)
-    if narrow:  # registers too narrow: S, A and the gate saturate
-        net = narrowed(net, narrow)
-    x = (rng.random((2, 2 * case["steps"] + 3, 5)) < 0.6).astype(np.int64)
+    net, x = product_case(case, seed, narrow)
     assert_torch_equals_numpy(net, {"x": x})
 
 

@@ -79,11 +79,11 @@ def xylo_graph(rng: np.random.Generator, n_in=16, n_h=40, n_out=4, hidden=HIDDEN
     return nir.NIRGraph(nodes=nodes, edges=edges)
 
 
-@pytest.fixture(scope="module")
-def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rng = np.random.default_rng(0)
-    root = tmp_path_factory.mktemp("xylo")
-    nir.write(root / "model.nir", xylo_graph(rng))
+def compile_with_inputs(graph: nir.NIRGraph, rng: np.random.Generator, root: Path) -> Path:
+    """``graph`` written to ``root/model.nir`` and compiled with the CLI for xylo-audio2
+    (dt = 1 ms) on 2 samples of 50 steps of input events (up to 19: some above the chip's
+    cap), recording the state; returns the output folder."""
+    nir.write(root / "model.nir", graph)
     x = np.where(rng.random((2, 50, 16)) < 0.3, rng.integers(1, 20, (2, 50, 16)), 0)
     np.savez(root / "x.npz", input=x.astype(float))
     out = root / "out"
@@ -93,6 +93,12 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )  # fmt: skip
     assert code == 0, text
     return out
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rng = np.random.default_rng(0)
+    return compile_with_inputs(xylo_graph(rng), rng, tmp_path_factory.mktemp("xylo"))
 
 
 # --------------------------------------------------------------------------- format
@@ -439,15 +445,7 @@ def test_a_nir_graph_with_a_second_current_compiles_and_equals_xylosim(tmp_path:
     the marked paths into the chip's second synapse bank, and sim == xylosim in outputs, u,
     u2 and v (``verify`` on both), with the second current really driving the neurons."""
     rng = np.random.default_rng(1)
-    nir.write(tmp_path / "model.nir", two_current_graph(rng))
-    x = np.where(rng.random((2, 50, 16)) < 0.3, rng.integers(1, 20, (2, 50, 16)), 0)
-    np.savez(tmp_path / "x.npz", input=x.astype(float))
-    out = tmp_path / "out"
-    code, text = invoke(
-        "compile", tmp_path / "model.nir", "-t", "xylo-audio2", "--dt", "1e-3", "-o", out,
-        "--inputs", tmp_path / "x.npz", "--record-state",
-    )  # fmt: skip
-    assert code == 0, text
+    out = compile_with_inputs(two_current_graph(rng), rng, tmp_path)
     with np.load(out / "xylo_config.npz") as z:
         config = dict(z)
         vectors = dict(np.load(out / "vectors.npz"))
