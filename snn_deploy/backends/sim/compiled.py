@@ -29,6 +29,14 @@ matrix-vector product. Weights are int16 when every code fits (the targets' 9-bi
 the accumulator int32 when the largest possible sum fits in 31 bits, else both are int64; at a
 step whose active sources bound the sum below 2**15 (a sparse step) dense rows add in int16.
 
+**Neurons** update population by population in loops that vectorise (AVX2, four int64
+lanes). AVX2 has no int64 multiply, so the multiply-form decay ``x · code >> bits`` is taken
+from the float64 product of ``x`` as int32 (exact: ``|x · code| < 2**53``) wherever every
+value a loop decays is below 2**31 in magnitude, which ``_mode`` checks per population and
+step; elsewhere (wide registers, wrapped or huge inputs) it is the int64 product. The net's
+format flags are a tuple (``Packed.spec``): constants to the compiled loops, where an array
+could alias every store.
+
 **Batch**: samples run in parallel (``numba.prange``), one sample per thread at a time, on
 ``numba.get_num_threads()`` threads. Per-net setup (the packed weights) is cached per ``Net``
 object (``prepare``).
@@ -66,11 +74,21 @@ IMMEDIATE, LATE, CARRY = 0, 1, 2
 """``ResetTiming`` codes in ``Packed.pops``."""
 TIMING_CODE = {ResetTiming.IMMEDIATE: IMMEDIATE, ResetTiming.LATE: LATE, ResetTiming.CARRY: CARRY}
 
+INTEGER, FLOAT, SHIFT = 0, 1, 2
+"""How ``_lost`` computes a decay: the multiply form in int64 or, where every value it decays
+fits int32, in float64 (chosen per population and step, ``_neurons``); the shift form."""
+
 DENSE_ABOVE = 1 / 8
 """Weight density above which a projection's rows are stored dense: a contiguous row adds 8 or
 more lanes per instruction (AVX2, int32), a scattered entry one."""
 
+PAD = 32
+"""Dense rows are stored ``PAD`` weights apart (zeros after the last destination): the row
+loop of ``_add_rows`` then runs whole vector iterations (LLVM's AVX2 int16 loop adds 32
+lanes per iteration), with no scalar remainder (a 20-wide row took 12 ns, 4 once padded)."""
+
 Int = npt.NDArray[np.int64]
+Spec = tuple[int, ...]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -99,14 +117,28 @@ def _decay(x: int, code: int, bits: int) -> int:
 
 
 @_jit
-def _lost(x: int, code: int, bits: int, shift_form: bool) -> int:
+def _lost(x: int, code: int, scaled: float, bits: int, mode: int) -> int:
     """``kernels.lost``: what a step's decay removes from ``x``. Multiply form:
-    ``x - _decay(x, code, bits)``; shift form (``code`` is the dash): ``x >> code``, or
-    ``sign(x)`` where that is 0 and ``x != 0`` (the minimum step of one)."""
-    multiply = x - _decay(x, code, bits)
-    d = x >> (code & 63)  # the mask keeps the unused shift of a multiply-form code defined
-    dash = d + ((d == 0) & (x != 0)) * ((x > 0) - (x < 0))
-    return dash if shift_form else multiply
+    ``x - _decay(x, code, bits)``, or (``FLOAT``, for ``|x| < 2**31``) the same from the
+    float64 product ``x · scaled`` (``scaled = code / 2**bits``: exact, as ``|x · code| <
+    2**53``, and truncated toward zero as ``_decay`` rounds; AVX2 has no int64 multiply, so
+    only this form vectorises); shift form (``SHIFT``, ``code`` is the dash): ``x >> code``,
+    or ``sign(x)`` where that is 0 and ``x != 0`` (the minimum step of one)."""
+    if mode == SHIFT:
+        d = x >> code
+        return d + ((d == 0) & (x != 0)) * ((x > 0) - (x < 0))
+    if mode == FLOAT:
+        return x - int(np.int32(np.float64(np.int32(x)) * scaled))
+    return x - _decay(x, code, bits)
+
+
+@_jit
+def _within(x: Int, limit: int) -> bool:
+    """Every ``|x[i]| < limit`` (min and max: ``abs`` of the smallest int64 would wrap)."""
+    lo, hi = 0, 0
+    for i in range(x.shape[0]):
+        lo, hi = min(lo, x[i]), max(hi, x[i])
+    return -limit < lo and hi < limit
 
 
 @_jit
@@ -181,7 +213,7 @@ def _project(
     rows: npt.NDArray[np.int32],
     data: npt.NDArray[np.integer[Any]],
     u: Int,
-    spec: Int,
+    spec: Spec,
 ) -> None:
     """Add every projection's input for step ``t`` into ``a`` (event-driven; see module).
 
@@ -193,33 +225,35 @@ def _project(
     (``spec[10]``) each source's shifted weights go straight into ``u``, saturating
     (``_accumulate``), and ``a`` stays 0.
     """
+    seen_src, seen_ts, events = -1, -1, 0
     for p in range(proj.shape[0]):
-        src, n_src, dst, n_dst, lag, exp, is_dense, off, narrow = proj[p]
+        src, n_src, dst, n_dst, stride, lag, exp, is_dense, off, narrow = proj[p]
         ts = t - lag  # one step of synaptic delay (inputs: the format's latency) + the delay
         if ts < 0:
             continue
         x = _signals(rec, xin, ts, src, n_src)
         if spec[10] == 1:
-            _accumulate(x, u, dst, n_dst, is_dense, off, dense, ptr, rows, data, spec[3],
-                        spec[4])  # fmt: skip
+            _accumulate(x, u, dst, n_dst, stride, is_dense, off, dense, ptr, rows, data,
+                        spec[3], spec[4])  # fmt: skip
             continue
-        events = 0  # the sources with a non-zero output (only their rows add anything),
-        for j in range(n_src):  # gathered without a branch: a written j is kept if non-zero
-            active[events] = j
-            events += x[j] != 0
+        if src != seen_src or ts != seen_ts:  # projections of one source share its events
+            seen_src, seen_ts, events = src, ts, 0  # the sources with a non-zero output
+            for j in range(n_src):  # (only their rows add anything), gathered without a
+                active[events] = j  # branch: a written j is kept if non-zero
+                events += x[j] != 0
         out = a[dst : dst + n_dst]
         if is_dense:
             mass = 0  # Σ|x_j|, each term capped at 2**15 (no overflow; a capped one fails)
             for e in range(events):
                 mass += min(abs(x[active[e]]), 1 << 15)
-            rows_p = dense[off : off + n_src * n_dst]
+            rows_p = dense[off : off + n_src * stride]
             if mass <= narrow:  # no partial sum leaves int16 (see above)
-                acc16[:n_dst] = 0
-                _add_rows(x, active[:events], rows_p, n_dst, acc16)
+                acc16[:stride] = 0
+                _add_rows(x, active[:events], rows_p, stride, acc16)
                 _flush(acc16, out, exp)
                 continue
-            acc[:n_dst] = 0
-            _add_rows(x, active[:events], rows_p, n_dst, acc)
+            acc[:stride] = 0
+            _add_rows(x, active[:events], rows_p, stride, acc)
             _flush(acc, out, exp)
             continue
         acc[:n_dst] = 0
@@ -250,9 +284,9 @@ def _add_rows(
     acc: npt.NDArray[np.integer[Any]],
 ) -> None:
     """``acc += x[j] · rows[j]`` for every active source ``j`` (``rows`` is ``[src, dst]``,
-    flat): the binary spikes (``x[j] == 1``) first, four rows per pass over ``acc`` (a
-    quarter of its loads and stores), then the rest times their payload. Integer sums do not
-    depend on the order (no partial sum leaves the accumulator: ``simulate``)."""
+    flat, ``n_dst`` apart): the binary spikes (``x[j] == 1``) first, four rows per pass over
+    ``acc`` (a quarter of its loads and stores), then the rest times their payload. Integer
+    sums do not depend on the order (no partial sum leaves the accumulator: ``simulate``)."""
     ones = 0
     for e in range(active.shape[0]):  # the binary spikes to the front
         if x[active[e]] == 1:
@@ -278,6 +312,7 @@ def _accumulate(
     u: Int,
     dst: int,
     n_dst: int,
+    stride: int,
     is_dense: int,
     off: int,
     dense: npt.NDArray[np.integer[Any]],
@@ -293,7 +328,7 @@ def _accumulate(
         if x[j] == 0:
             continue
         if is_dense:
-            row = dense[off + j * n_dst : off + (j + 1) * n_dst]
+            row = dense[off + j * stride : off + j * stride + n_dst]
             for i in range(n_dst):
                 u[dst + i] = min(max(u[dst + i] + int(row[i]) * x[j], lo), hi)
             continue
@@ -303,16 +338,32 @@ def _accumulate(
 
 
 @_jit
-def _current(u: int, a: int, code: int, spec: Int) -> int:
+def _current(u: int, a: int, code: int, scaled: float, spec: Spec, mode: int) -> int:
     """``kernels.current_step`` of one synaptic current (``code``: its ``cu`` or ``cu2``)."""
-    bits, input_shift, shift_form = spec[0], spec[1], spec[11] == 1
+    bits, input_shift = spec[0], spec[1]
     u_wrap, u_lo, u_hi, u_width = spec[2] == 1, spec[3], spec[4], spec[5]
     # the input enters u scaled by 2**input_shift (Lava's act_shift = 6)
     if spec[12] == 1:  # add-then-decay (Xylo): the step's input is decayed too
         un = _overflow(u + (a << input_shift), u_wrap, u_lo, u_hi, u_width)
-        return un - _lost(un, code, bits, shift_form)
-    un = u - _lost(u, code, bits, shift_form) + (a << input_shift)  # Lava: kept(u) + input
+        return un - _lost(un, code, scaled, bits, mode)
+    un = u - _lost(u, code, scaled, bits, mode) + (a << input_shift)  # Lava: kept(u) + input
     return _overflow(un, u_wrap, u_lo, u_hi, u_width)
+
+
+@_jit
+def _mode(u: Int, a: Int, spec: Spec) -> int:
+    """``_lost``'s mode for a current ``u`` (or a voltage, ``a`` empty) at this step: ``FLOAT``
+    where every value it decays is below 2**31 in magnitude. With add-then-decay that is
+    ``u + (a << input_shift)`` after its overflow, below 2**31 when both terms are below 2**30
+    (saturation never grows a magnitude; wrapping once keeps it below ``2**width``, and a
+    register of 32 bits or more does not wrap below 2**31)."""
+    if spec[11] == 1:
+        return SHIFT
+    if spec[12] == 1 and a.shape[0] > 0:
+        small = _within(u, 1 << 30) and _within(a, 1 << (30 - min(spec[1], 30)))
+    else:
+        small = _within(u, 1 << 31)
+    return FLOAT if small else INTEGER
 
 
 @_jit
@@ -327,47 +378,63 @@ def _neurons(
     cu: Int,
     cu2: Int,
     cv: Int,
+    scaled: npt.NDArray[np.float64],
     bias: Int,
     vth_eff: Int,
-    spec: Int,
+    spec: Spec,
 ) -> None:
     """``kernels.fixed_step`` for every neuron, writing its output to ``rec[t, n]``; the
     second current of neuron ``n`` (where ``cu2[n] >= 0``) is ``u[N + n]``, ``N`` neurons.
 
     Population by population in loops (the currents, the summed voltage into the scratch
     ``w``, the spikes and reset), each with its format's and population's choices made
-    outside it and over slices indexed from 0, so that each loop vectorises.
+    outside it and over slices indexed from 0, so that each loop vectorises. ``scaled`` is
+    ``[cu, cu2, cv] / 2**bits`` as float64 (``_lost``'s ``FLOAT`` mode, chosen per current
+    by ``_mode``).
     """
-    bits = spec[0]
     v_wrap, v_lo, v_hi, v_width = spec[6] == 1, spec[7], spec[8], spec[9]
-    shift_form, each_term = spec[11] == 1, spec[13] == 1
+    bits, each_term = spec[0], spec[13] == 1
     second = cu.shape[0]  # where the second currents start in u and a
     two = cu2.shape[0] > 0  # some population has a second current
     for p in range(pops.shape[0]):
         start, stop, spiking, levels, subtract, timing, ge = pops[p]
         n_pop, pa, pw = stop - start, a[start:stop], w[start:stop]
         pu, pv, pcu, pcv = u[start:stop], v[start:stop], cu[start:stop], cv[start:stop]
+        su, sv = scaled[0, start:stop], scaled[2, start:stop]
         pbias, pth, out = bias[start:stop], vth_eff[start:stop], rec[t, start:stop]
-        for n in range(n_pop):
-            pu[n] = _current(pu[n], pa[n], pcu[n], spec)
-            pw[n] = pu[n]  # what v integrates: u, or the exact sum u + u2
+        mode = _mode(pu, pa, spec)
+        if mode == FLOAT:  # the same loop three times, each with its mode a constant
+            for n in range(n_pop):
+                pu[n] = _current(pu[n], pa[n], pcu[n], su[n], spec, FLOAT)
+        elif mode == SHIFT:
+            for n in range(n_pop):
+                pu[n] = _current(pu[n], pa[n], pcu[n], su[n], spec, SHIFT)
+        else:
+            for n in range(n_pop):
+                pu[n] = _current(pu[n], pa[n], pcu[n], su[n], spec, INTEGER)
+        pw[:] = pu  # what v integrates: u, or the exact sum u + u2
         if two:
             pu2, pa2 = u[second + start : second + stop], a[second + start : second + stop]
-            pcu2 = cu2[start:stop]
-            for n in range(n_pop):
+            pcu2, su2 = cu2[start:stop], scaled[1, start:stop]
+            mode = _mode(pu2, pa2, spec)
+            for n in range(n_pop):  # rare: one loop, the mode a variable
                 if pcu2[n] >= 0:
-                    pu2[n] = _current(pu2[n], pa2[n], pcu2[n], spec)
+                    pu2[n] = _current(pu2[n], pa2[n], pcu2[n], su2[n], spec, mode)
                     pw[n] += pu2[n]
+        mode = _mode(pv, pa[:0], spec)
         if each_term:  # Xylo: three saturating additions; -loss in a v-wide register
             for n in range(n_pop):
-                loss = _lost(pv[n], pcv[n], bits, shift_form)
+                loss = _lost(pv[n], pcv[n], sv[n], bits, mode)
                 neg = -loss if -loss <= v_hi else -loss - (1 << v_width)
                 dvn = _overflow(_overflow(neg + pw[n], False, v_lo, v_hi, v_width) + pbias[n],
                                 False, v_lo, v_hi, v_width)  # fmt: skip
                 pw[n] = _overflow(pv[n] + dvn, False, v_lo, v_hi, v_width)
-        else:  # the new u, as Lava does
+        elif mode == FLOAT:  # the new u, as Lava does
             for n in range(n_pop):
-                pw[n] = pv[n] - _lost(pv[n], pcv[n], bits, shift_form) + pw[n] + pbias[n]
+                pw[n] = pv[n] - _lost(pv[n], pcv[n], sv[n], bits, FLOAT) + pw[n] + pbias[n]
+        else:
+            for n in range(n_pop):
+                pw[n] = pv[n] - _lost(pv[n], pcv[n], sv[n], bits, mode) + pw[n] + pbias[n]
         if not spiking:  # a non-spiking population outputs its voltage
             for n in range(n_pop):
                 pv[n] = _overflow(pw[n], v_wrap, v_lo, v_hi, v_width)
@@ -464,9 +531,10 @@ def _run(
     cu: Int,
     cu2: Int,
     cv: Int,
+    scaled: npt.NDArray[np.float64],
     bias: Int,
     vth_eff: Int,
-    spec: Int,
+    spec: Spec,
     proj: Int,
     dense: npt.NDArray[np.integer[Any]],
     ptr: Int,
@@ -490,7 +558,7 @@ def _run(
             if t > 0:  # a product unit reads the previous step: nothing at step 0
                 _gates(rec[b], xin[b], t, gates)
                 _attention(rec[b], xin[b], t, s[b], att, att_idx, att_decay, ops)
-            _neurons(rec[b], t, a, w, u[b], v[b], pops, cu, cu2, cv, bias, vth_eff, spec)
+            _neurons(rec[b], t, a, w, u[b], v[b], pops, cu, cu2, cv, scaled, bias, vth_eff, spec)
             if record_u.shape[1] > 0:
                 record_u[b, t] = u[b]
                 record_v[b, t] = v[b]
@@ -507,7 +575,7 @@ class Packed:
         signals: name -> (first signal, size) for populations, product units and inputs.
         neurons: number of population neurons (signals ``0 .. neurons - 1``).
         width: signals in the record, the neurons and the product units (the inputs follow).
-        scratch: the largest source and the largest destination of any projection (the sizes
+        scratch: the largest source and the largest row stride of any projection (the sizes
             of ``_run``'s ``active`` and ``acc``).
         pops: per population ``(start, stop, spiking, levels, subtract, timing, ge)`` (timing:
             ``IMMEDIATE``, ``LATE``, ``CARRY``; ge: 1 for ``v >= θ``).
@@ -515,16 +583,19 @@ class Packed:
             (multiply form); the dash ``du + offset`` (shift form).
         cu2: per neuron the same for ``du2``, -1 for a neuron with one current; empty when no
             population has a second current (then ``u`` holds no second currents).
+        scaled: ``[cu, cu2, cv] / 2**decay.width`` per neuron, float64 (``_lost``'s ``FLOAT``
+            mode; a row of zeros for an empty ``cu2``).
         bias: per neuron ``bias_mant << bias_exp``.
         vth_eff: per neuron ``vth << threshold_shift`` (0 for a non-spiking one).
         spec: ``(decay bits, input_shift, u wrap, u min, u max, u width, v wrap, v min,
             v max, v width, source-by-source accumulation, shift decay, add-then-decay,
             saturate-each-term)``, the last four 0/1.
-        proj: per projection ``(src signal, src size, dst neuron, dst size, lag, exp,
-            dense, offset, narrow)``, in the order the accumulation adds them
-            (``run.chip_order``); the lag is ``Net.lag``, the offset points into ``dense`` or
-            ``ptr``, ``narrow`` is ``(2**15 - 1) // max|code|``, the largest ``Σ|x_j|`` of a
-            step whose sums fit int16 (``_project``). With the
+        proj: per projection ``(src signal, src size, dst neuron, dst size, stride, lag, exp,
+            dense, offset, narrow)`` (the stride of its dense rows is ``PAD``-aligned), in
+            the order the accumulation adds them (``run.chip_order``); the lag is ``Net.lag``,
+            the offset points into ``dense`` or ``ptr``, ``narrow`` is ``(2**15 - 1) //
+            max|code|``, the largest ``Σ|x_j|`` of a step whose sums fit int16
+            (``_project``). With the
             source-by-source accumulation the packed weights are already shifted.
         dense, ptr, rows, data: dense rows ``[src, dst]`` of every dense projection, and the
             per-source lists (CSC) of the others.
@@ -545,9 +616,10 @@ class Packed:
     cu: Int
     cu2: Int
     cv: Int
+    scaled: npt.NDArray[np.float64]
     bias: Int
     vth_eff: Int
-    spec: Int
+    spec: Spec
     proj: Int
     dense: npt.NDArray[np.integer[Any]]
     ptr: Int
@@ -619,9 +691,12 @@ def _pack(net: Net) -> Packed:
     for p, c in zip(projections, codes, strict=True):
         n_dst, n_src = c.shape
         is_dense = c.nnz > DENSE_ABOVE * n_dst * n_src
+        stride = -(-n_dst // PAD) * PAD if is_dense else n_dst
         if is_dense:
-            dense.append(c.toarray().T.astype(wtype).ravel())
-            off, n_dense = n_dense, n_dense + n_dst * n_src
+            rows_dense = np.zeros((n_src, stride), wtype)
+            rows_dense[:, :n_dst] = c.toarray().T
+            dense.append(rows_dense.ravel())
+            off, n_dense = n_dense, n_dense + n_src * stride
         else:
             csc = sp.csc_matrix(c)
             ptr.append(csc.indptr[:-1].astype(np.int64) + n_sparse)
@@ -633,25 +708,29 @@ def _pack(net: Net) -> Packed:
         assert p.fixed is not None
         top = int(np.abs(c.data).max(initial=0))
         narrow = (2**15 - 1) // max(top, 1)  # int16 sums: Σ|x_j| up to this (_project)
-        row = [src, n_src, dst, n_dst, net.lag(p), p.fixed.exp, int(is_dense), off, narrow]
+        row = [src, n_src, dst, n_dst, stride, net.lag(p), p.fixed.exp, int(is_dense), off, narrow]
         proj.append(row)
     ptr.append(np.array([n_sparse]))  # closes the last source's list
     gates, att, att_idx, att_decay = _pack_products(net, signals)
+    cu_all, cv_all = _cat(cu, np.int64), _cat(cv, np.int64)
+    two = any(p.currents == 2 for p in net.populations.values())
+    cu2_all = _cat(cu2, np.int64) if two else np.zeros(0, np.int64)
+    scaled = np.stack([cu_all, cu2_all if two else 0 * cu_all, cv_all]) / unity
     return Packed(
         signals=signals,
         neurons=n_neurons,
         width=width,
-        scratch=(max((r[1] for r in proj), default=0), max((r[3] for r in proj), default=0)),
+        scratch=(max((r[1] for r in proj), default=0), max((r[4] for r in proj), default=0)),
         pops=np.array(pops, np.int64).reshape(-1, 7),
-        cu=_cat(cu, np.int64),
-        cu2=_cat(cu2, np.int64)
-        if any(p.currents == 2 for p in net.populations.values())
-        else np.zeros(0, np.int64),
-        cv=_cat(cv, np.int64),
+        cu=cu_all,
+        cu2=cu2_all,
+        cv=cv_all,
+        scaled=scaled.astype(np.float64),
         bias=_cat(bias, np.int64),
         vth_eff=_cat(vth, np.int64),
-        spec=np.array(
-            [
+        spec=tuple(
+            int(value)  # a tuple: constants in registers, not an array every store may alias
+            for value in [
                 spec.decay.width,
                 spec.input_shift,
                 *_register(spec.current),
@@ -660,10 +739,9 @@ def _pack(net: Net) -> Packed:
                 int(shift_form),
                 int(spec.current_update is CurrentUpdate.ADD_THEN_DECAY),
                 int(spec.voltage_update is VoltageUpdate.SATURATE_EACH_TERM),
-            ],
-            np.int64,
+            ]
         ),
-        proj=np.array(proj, np.int64).reshape(-1, 9),
+        proj=np.array(proj, np.int64).reshape(-1, 10),
         dense=_cat(dense, wtype),
         ptr=_cat(ptr, np.int64),
         rows=_cat(rows, np.int32),
@@ -812,8 +890,8 @@ def simulate(
         t1 = min(steps, t0 + chunk)
         _run(
             rec, xin, record_u, record_v, u, v, s, acc, acc16, active, t0, t1,
-            packed.pops, packed.cu, packed.cu2, packed.cv, packed.bias, packed.vth_eff,
-            packed.spec,
+            packed.pops, packed.cu, packed.cu2, packed.cv, packed.scaled, packed.bias,
+            packed.vth_eff, packed.spec,
             packed.proj, packed.dense, packed.ptr, packed.rows, packed.data,
             packed.gates, packed.att, packed.att_idx, packed.att_decay,
         )  # fmt: skip

@@ -282,5 +282,30 @@ def test_int16_sums_at_their_bound(sign, spikes):
     x = np.zeros((2, 6, 200), np.int64)
     x[0, :, :spikes] = 1
     x[1, :, 0] = 200  # one graded payload: 200 · 255 > 2**15
-    assert compiled.prepare(net).proj[0, 8] == 128
+    assert compiled.prepare(net).proj[0, 9] == 128  # narrow
     assert_kernels_equal(net, {"x": x})
+
+
+@pytest.mark.parametrize("bits", [1, 12, 16])
+def test_float_decay_equals_the_integer_one_below_2_31(bits):
+    """``_lost``'s ``FLOAT`` mode (the float64 product) equals its ``INTEGER`` mode for every
+    ``|x| < 2**31`` and code ``0 .. 2**bits``, at the ends of both ranges; ``_mode`` takes
+    ``FLOAT`` up to ``2**31 - 1`` and ``INTEGER`` from ``2**31`` (and for add-then-decay when
+    the input could carry ``u`` past it)."""
+    rng = np.random.default_rng(bits)
+    top = 2**31 - 1
+    x = np.concatenate([rng.integers(-top, top + 1, 4000), [0, 1, -1, top, -top, top, -top]])
+    ends = [2**bits, 1, 1, 2**bits, 2**bits, 1, 0]
+    code = np.concatenate([rng.integers(0, 2**bits + 1, 4000), ends])
+    for xi, ci in zip(x.tolist(), code.tolist(), strict=True):
+        scaled = ci / 2**bits
+        want = compiled._lost(xi, ci, scaled, bits, compiled.INTEGER)
+        assert compiled._lost(xi, ci, scaled, bits, compiled.FLOAT) == want, (xi, ci)
+    spec = (bits, 6, 1, 0, 0, 40, 1, 0, 0, 40, 0, 0, 0, 0)  # multiply form, Lava's order
+    none = np.zeros(0, np.int64)
+    assert compiled._mode(np.array([top, -top]), none, spec) == compiled.FLOAT
+    assert compiled._mode(np.array([0, top + 1]), none, spec) == compiled.INTEGER
+    assert compiled._mode(np.array([-(top + 1)]), none, spec) == compiled.INTEGER
+    then_decay, u = (*spec[:12], 1, 0), np.array([2**30 - 1])
+    assert compiled._mode(u, np.array([2**24 - 1]), then_decay) == compiled.FLOAT
+    assert compiled._mode(u, np.array([2**24]), then_decay) == compiled.INTEGER
