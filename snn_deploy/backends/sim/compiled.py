@@ -82,11 +82,6 @@ DENSE_ABOVE = 1 / 8
 """Weight density above which a projection's rows are stored dense: a contiguous row adds 8 or
 more lanes per instruction (AVX2, int32), a scattered entry one."""
 
-PAD = 32
-"""Dense rows are stored ``PAD`` weights apart (zeros after the last destination): the row
-loop of ``_add_rows`` then runs whole vector iterations (LLVM's AVX2 int16 loop adds 32
-lanes per iteration), with no scalar remainder (a 20-wide row took 12 ns, 4 once padded)."""
-
 Int = npt.NDArray[np.int64]
 Spec = tuple[int, ...]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -227,14 +222,14 @@ def _project(
     """
     seen_src, seen_ts, events = -1, -1, 0
     for p in range(proj.shape[0]):
-        src, n_src, dst, n_dst, stride, lag, exp, is_dense, off, narrow = proj[p]
+        src, n_src, dst, n_dst, lag, exp, is_dense, off, narrow = proj[p]
         ts = t - lag  # one step of synaptic delay (inputs: the format's latency) + the delay
         if ts < 0:
             continue
         x = _signals(rec, xin, ts, src, n_src)
         if spec[10] == 1:
-            _accumulate(x, u, dst, n_dst, stride, is_dense, off, dense, ptr, rows, data,
-                        spec[3], spec[4])  # fmt: skip
+            _accumulate(x, u, dst, n_dst, is_dense, off, dense, ptr, rows, data, spec[3],
+                        spec[4])  # fmt: skip
             continue
         if src != seen_src or ts != seen_ts:  # projections of one source share its events
             seen_src, seen_ts, events = src, ts, 0  # the sources with a non-zero output
@@ -246,14 +241,14 @@ def _project(
             mass = 0  # Σ|x_j|, each term capped at 2**15 (no overflow; a capped one fails)
             for e in range(events):
                 mass += min(abs(x[active[e]]), 1 << 15)
-            rows_p = dense[off : off + n_src * stride]
+            rows_p = dense[off : off + n_src * n_dst]
             if mass <= narrow:  # no partial sum leaves int16 (see above)
-                acc16[:stride] = 0
-                _add_rows(x, active[:events], rows_p, stride, acc16)
+                acc16[:n_dst] = 0
+                _add_rows(x, active[:events], rows_p, n_dst, acc16)
                 _flush(acc16, out, exp)
                 continue
-            acc[:stride] = 0
-            _add_rows(x, active[:events], rows_p, stride, acc)
+            acc[:n_dst] = 0
+            _add_rows(x, active[:events], rows_p, n_dst, acc)
             _flush(acc, out, exp)
             continue
         acc[:n_dst] = 0
@@ -284,7 +279,7 @@ def _add_rows(
     acc: npt.NDArray[np.integer[Any]],
 ) -> None:
     """``acc += x[j] · rows[j]`` for every active source ``j`` (``rows`` is ``[src, dst]``,
-    flat, ``n_dst`` apart): the binary spikes (``x[j] == 1``) first, four rows per pass over
+    flat): the binary spikes (``x[j] == 1``) first, four rows per pass over
     ``acc`` (a quarter of its loads and stores), then the rest times their payload. Integer
     sums do not depend on the order (no partial sum leaves the accumulator: ``simulate``)."""
     ones = 0
@@ -312,7 +307,6 @@ def _accumulate(
     u: Int,
     dst: int,
     n_dst: int,
-    stride: int,
     is_dense: int,
     off: int,
     dense: npt.NDArray[np.integer[Any]],
@@ -328,7 +322,7 @@ def _accumulate(
         if x[j] == 0:
             continue
         if is_dense:
-            row = dense[off + j * stride : off + j * stride + n_dst]
+            row = dense[off + j * n_dst : off + (j + 1) * n_dst]
             for i in range(n_dst):
                 u[dst + i] = min(max(u[dst + i] + int(row[i]) * x[j], lo), hi)
             continue
@@ -575,7 +569,7 @@ class Packed:
         signals: name -> (first signal, size) for populations, product units and inputs.
         neurons: number of population neurons (signals ``0 .. neurons - 1``).
         width: signals in the record, the neurons and the product units (the inputs follow).
-        scratch: the largest source and the largest row stride of any projection (the sizes
+        scratch: the largest source and the largest destination of any projection (the sizes
             of ``_run``'s ``active`` and ``acc``).
         pops: per population ``(start, stop, spiking, levels, subtract, timing, ge)`` (timing:
             ``IMMEDIATE``, ``LATE``, ``CARRY``; ge: 1 for ``v >= θ``).
@@ -590,12 +584,11 @@ class Packed:
         spec: ``(decay bits, input_shift, u wrap, u min, u max, u width, v wrap, v min,
             v max, v width, source-by-source accumulation, shift decay, add-then-decay,
             saturate-each-term)``, the last four 0/1.
-        proj: per projection ``(src signal, src size, dst neuron, dst size, stride, lag, exp,
-            dense, offset, narrow)`` (the stride of its dense rows is ``PAD``-aligned), in
-            the order the accumulation adds them (``run.chip_order``); the lag is ``Net.lag``,
-            the offset points into ``dense`` or ``ptr``, ``narrow`` is ``(2**15 - 1) //
-            max|code|``, the largest ``Σ|x_j|`` of a step whose sums fit int16
-            (``_project``). With the
+        proj: per projection ``(src signal, src size, dst neuron, dst size, lag, exp, dense,
+            offset, narrow)``, in the order the accumulation adds them (``run.chip_order``);
+            the lag is ``Net.lag``, the offset points into ``dense`` or ``ptr``, ``narrow`` is
+            ``(2**15 - 1) // max|code|``, the largest ``Σ|x_j|`` of a step whose sums fit
+            int16 (``_project``). With the
             source-by-source accumulation the packed weights are already shifted.
         dense, ptr, rows, data: dense rows ``[src, dst]`` of every dense projection, and the
             per-source lists (CSC) of the others.
@@ -691,12 +684,9 @@ def _pack(net: Net) -> Packed:
     for p, c in zip(projections, codes, strict=True):
         n_dst, n_src = c.shape
         is_dense = c.nnz > DENSE_ABOVE * n_dst * n_src
-        stride = -(-n_dst // PAD) * PAD if is_dense else n_dst
         if is_dense:
-            rows_dense = np.zeros((n_src, stride), wtype)
-            rows_dense[:, :n_dst] = c.toarray().T
-            dense.append(rows_dense.ravel())
-            off, n_dense = n_dense, n_dense + n_src * stride
+            dense.append(c.toarray().T.astype(wtype).ravel())
+            off, n_dense = n_dense, n_dense + n_dst * n_src
         else:
             csc = sp.csc_matrix(c)
             ptr.append(csc.indptr[:-1].astype(np.int64) + n_sparse)
@@ -708,7 +698,7 @@ def _pack(net: Net) -> Packed:
         assert p.fixed is not None
         top = int(np.abs(c.data).max(initial=0))
         narrow = (2**15 - 1) // max(top, 1)  # int16 sums: Σ|x_j| up to this (_project)
-        row = [src, n_src, dst, n_dst, stride, net.lag(p), p.fixed.exp, int(is_dense), off, narrow]
+        row = [src, n_src, dst, n_dst, net.lag(p), p.fixed.exp, int(is_dense), off, narrow]
         proj.append(row)
     ptr.append(np.array([n_sparse]))  # closes the last source's list
     gates, att, att_idx, att_decay = _pack_products(net, signals)
@@ -720,7 +710,7 @@ def _pack(net: Net) -> Packed:
         signals=signals,
         neurons=n_neurons,
         width=width,
-        scratch=(max((r[1] for r in proj), default=0), max((r[4] for r in proj), default=0)),
+        scratch=(max((r[1] for r in proj), default=0), max((r[3] for r in proj), default=0)),
         pops=np.array(pops, np.int64).reshape(-1, 7),
         cu=cu_all,
         cu2=cu2_all,
@@ -741,7 +731,7 @@ def _pack(net: Net) -> Packed:
                 int(spec.voltage_update is VoltageUpdate.SATURATE_EACH_TERM),
             ]
         ),
-        proj=np.array(proj, np.int64).reshape(-1, 10),
+        proj=np.array(proj, np.int64).reshape(-1, 9),
         dense=_cat(dense, wtype),
         ptr=_cat(ptr, np.int64),
         rows=_cat(rows, np.int32),
