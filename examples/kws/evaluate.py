@@ -72,18 +72,25 @@ def score(pred: np.ndarray, y: np.ndarray) -> dict[str, Any]:
 
 
 def quantization_study(
-    graph: Any, x: np.ndarray, y: np.ndarray, calibrate: np.ndarray, target_name: str = "loihi2"
+    graph: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    calibrate: np.ndarray,
+    target_name: str = "loihi2",
+    cnet: Net | None = None,
 ) -> tuple[dict[str, Any], Net, Trace]:
     """Accuracy on ``x`` of the float net and of the target's quantization, ``max-abs`` and
-    ``--calibrate`` (on ``calibrate``), with each one's prediction agreement with the float
-    net and its discordant clips (float right and quantized wrong, and the reverse). Also
-    returns the ``max-abs`` net and its ``sim`` trace on ``x``."""
+    ``--calibrate`` (on ``calibrate``; ``cnet`` if a compile quantized it already), with each
+    one's prediction agreement with the float net and its discordant clips (float right and
+    quantized wrong, and the reverse). Also returns the ``max-abs`` net and its ``sim`` trace on
+    ``x``."""
     inputs = {"input": x.astype(np.float64)}
     target = load_target(target_name)
     float_net, net = api.lower_and_quantize(graph, target)
-    _, cnet = api.lower_and_quantize(
-        graph, target, calibrate={"input": calibrate.astype(np.float64)}
-    )
+    if cnet is None:
+        _, cnet = api.lower_and_quantize(
+            graph, target, calibrate={"input": calibrate.astype(np.float64)}
+        )
     ftrace = api.simulate(float_net, inputs, fixed=False)
     pf = predictions(ftrace)
     (fout,) = ftrace.outputs.values()
@@ -205,12 +212,13 @@ def evaluate_xylo(
     """The Xylo Audio 2 model on ``x [n, 100, 16]``: float, quantized (``sim``, max-abs and
     calibrated) and XyloSim accuracy (SynSense's simulator on every clip, asserted equal to
     ``sim`` output for output, for the calibrated net: the one shipped), and the cycle-model
-    energy of ``compile --target xylo-audio2`` on the first ``n_energy`` clips."""
-    graph = api.load(path)
-    study, _, _ = quantization_study(graph, x, y, calibrate, "xylo-audio2")
-    target = load_target("xylo-audio2")
-    _, net = api.lower_and_quantize(graph, target, calibrate={"input": calibrate.astype(float)})
+    energy of ``compile --target xylo-audio2`` on the first ``n_energy`` clips. The calibrated
+    net is quantized once, by that compile, and is the net every figure is of."""
     inputs = {"input": x.astype(np.float64)}
+    res = api.compile(path, "xylo-audio2", inputs={"input": inputs["input"][:n_energy]},
+                      calibrate={"input": calibrate.astype(float)})  # fmt: skip
+    net = res.net
+    study, _, _ = quantization_study(res.graph, x, y, calibrate, "xylo-audio2", cnet=net)
     t0 = time.time()
     chip = api.simulate(net, inputs, target="xylo-audio2")
     seconds = time.time() - t0
@@ -219,8 +227,6 @@ def evaluate_xylo(
         np.testing.assert_array_equal(np.asarray(chip.outputs[k]), np.asarray(sim.outputs[k]))
     study["xylosim"] = {**score(predictions(chip), y), "equal_to_sim": True,
                         "seconds": round(seconds, 1)}  # fmt: skip
-    res = api.compile(path, "xylo-audio2", inputs={"input": inputs["input"][:n_energy]},
-                      calibrate={"input": calibrate.astype(float)})  # fmt: skip
     e, notes = res.report["energy"], res.report["backend_notes"]
     study["energy"] = {
         "samples": n_energy,

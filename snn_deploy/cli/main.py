@@ -148,16 +148,26 @@ def max_memory_option(command: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
+_LOG_EVERY_S = 5.0
+"""In a log (stderr not a terminal), progress lines come at most this often, so a quick
+command's log holds only its results."""
+
+
 class _ProgressBar:
-    """A click progress bar on stderr, opened at the first report, when the total is known;
-    only on a terminal (click prints the label even into a pipe or a log)."""
+    """Progress of a run on stderr: on a terminal a click bar, opened at the first report, when
+    the total is known; in a log (click would print the bar's label and nothing else), a plain
+    line ``simulating: 12/40 (30 %, 6 s)`` (seconds since this was made: the command's start)
+    at each further tenth of the work, at most every ``_LOG_EVERY_S`` seconds."""
 
     def __init__(self, label: str) -> None:
         self.label = label
         self.bar: Any = None
+        self.start = self.last = time.perf_counter()
+        self.tenths = 0
 
     def __call__(self, done: int, total: int) -> None:
         if not _interactive():
+            self._line(done, total)
             return
         if self.bar is None:
             self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
@@ -166,9 +176,19 @@ class _ProgressBar:
         if done >= total:
             self.bar.__exit__(None, None, None)
 
+    def _line(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        tenths = 10 * done // total
+        if tenths <= self.tenths or now - self.last < _LOG_EVERY_S:
+            return
+        self.tenths, self.last = tenths, now
+        percent, seconds = 100 * done // total, now - self.start
+        click.echo(f"{self.label}: {done}/{total} ({percent} %, {seconds:.0f} s)", err=True)
+
 
 def _interactive() -> bool:
-    """Whether stderr is a terminal: progress lines go only there, never into logs or pipes."""
+    """Whether stderr is a terminal: bars and rewritten lines go only there, never into logs
+    or pipes, which get sparse plain lines."""
     return sys.stderr.isatty()
 
 
@@ -332,8 +352,10 @@ def compile(
     start = time.perf_counter()
 
     def dump(name: str, ir: object) -> None:
-        if _interactive():  # long compiles (10^8 synapses: a minute) show which pass is done
-            click.echo(f"{name} done ({time.perf_counter() - start:.1f} s)", err=True)
+        # long compiles (10^8 synapses: a minute) show which pass is done; a log, once slow
+        seconds = time.perf_counter() - start
+        if _interactive() or seconds >= _LOG_EVERY_S:
+            click.echo(f"{name} done ({seconds:.1f} s)", err=True)
         if dump_ir_after in (name, "all"):
             click.echo(f"--- IR after {name} ---\n{_describe(ir)}", err=True)
 

@@ -259,7 +259,8 @@ def _utilization_plot(placement: Mapping[str, Any]) -> str:
 
 def _bars(ax: Any, items: Sequence[tuple[str, float]], colors: Sequence[str], title: str) -> None:
     """Horizontal bars, first item on top, each labelled with its value; log scale if the
-    values span more than a factor 30."""
+    values span more than a factor 30, with only its decades labelled (a span that wide holds
+    one; matplotlib would also label 2x, 3x, ... below two decades, and those overlap)."""
     values = [v for _, v in items]
     if not items:  # an empty axis would get identical y limits (a matplotlib warning)
         return
@@ -269,6 +270,7 @@ def _bars(ax: Any, items: Sequence[tuple[str, float]], colors: Sequence[str], ti
     positive = [v for v in values if v > 0]
     if positive and max(positive) > 30 * min(positive):
         ax.set_xscale("log")
+        ax.tick_params(axis="x", which="minor", labelbottom=False)
     for y, v in enumerate(values):
         ax.text(v, y, f" {v:.3g}", va="center", fontsize=7)
     ax.set_xlabel("uJ per inference")

@@ -247,15 +247,32 @@ def test_disk_full_while_writing_leaves_nothing(tmp_path: Path, monkeypatch: pyt
     assert list(tmp_path.iterdir()) == []
 
 
-def test_compile_reports_each_pass_on_a_terminal_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
-    code, text = invoke("compile", BRAILLE, "-o", tmp_path / "a")
-    assert code == 0 and "map done" not in text  # not a terminal: no progress lines
+def test_compile_reports_each_pass_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    code, text = invoke("compile", BRAILLE, "-o", tmp_path / "a", "--inputs", INPUTS)
+    assert code == 0 and "done (" not in text and "simulating" not in text  # a quick run's log
     monkeypatch.setattr("snn_deploy.cli.main._interactive", lambda: True)
     code, text = invoke("compile", BRAILLE, "-o", tmp_path / "b")
     lines = [ln for ln in text.splitlines() if " done (" in ln]
     assert code == 0 and [ln.split()[0] for ln in lines] == ["lower", "quantize", "map"]
+
+
+def test_a_slow_run_logs_sparse_plain_progress_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # stderr into a log (not a terminal), every run slow enough to report: the passes and a
+    # line per tenth of the simulation, no carriage return or bar
+    monkeypatch.setattr("snn_deploy.cli.main._LOG_EVERY_S", 0.0)
+    args = ["compile", str(BRAILLE), "-o", str(tmp_path / "o"), "--inputs", str(INPUTS)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    log = result.stderr
+    assert "\r" not in log and "#" not in log
+    passes = [ln.split()[0] for ln in log.splitlines() if " done (" in ln]
+    assert passes == ["lower", "quantize", "map"]
+    lines = [ln for ln in log.splitlines() if ln.startswith("simulating: ")]
+    assert 1 <= len(lines) <= 10 and re.fullmatch(
+        r"simulating: (\d+)/\1 \(100 %, \d+ s\)", lines[-1]
+    )
 
 
 def test_check_rejects_multi_level_spikes_on_a_binary_target(tmp_path: Path):

@@ -10,6 +10,7 @@ import json
 import warnings
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -229,6 +230,33 @@ def test_shipped_xylo_model() -> None:
         np.testing.assert_array_equal(np.asarray(chip.outputs[k]), np.asarray(sim.outputs[k]))
     (out,) = chip.outputs.values()
     assert (int(np.sum(classify(np.asarray(out).sum(axis=1)) == labels)), 96) == want["xylosim"]
+
+
+@pytest.mark.toolchain("xylosim")
+def test_evaluate_xylo_quantizes_the_calibrated_net_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # examples/kws/evaluate.py: the compile that gives the energy quantizes the calibrated net
+    # (it was quantized twice more), and the figures are the same: models/README.md's counts,
+    # and the energy evaluate_xylo gave before on these 4 clips
+    from examples.kws.evaluate import evaluate_xylo
+
+    calibrated: list[bool] = []
+    quantize = api.lower_and_quantize
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calibrated.append(kwargs.get("calibrate") is not None)
+        return quantize(*args, **kwargs)
+
+    monkeypatch.setattr(api, "lower_and_quantize", counted)
+    with np.load(MODELS / "kws_xylo_test_inputs.npz") as z:
+        x, labels = z["input"], z["labels"]
+    with np.load(MODELS / "kws_xylo_calibrate_inputs.npz") as z:
+        cal = z["input"]
+    r = evaluate_xylo(MODELS / "kws_xylo_t100.pt", x, labels, cal, n_energy=4)
+    assert calibrated.count(True) == 1
+    want = _xylo_readme_counts()
+    assert (r["calibrated"]["sim"]["correct"], 96) == want["quantized"]
+    assert (r["xylosim"]["correct"], 96) == want["xylosim"]
+    assert r["energy"]["uj_per_inference"] == pytest.approx(27.064077523437497, rel=1e-12)
 
 
 def test_recurrent_cuba_exports_levels_and_reloads(tmp_path: Path) -> None:

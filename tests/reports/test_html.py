@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -138,6 +140,44 @@ def test_loihi2_marks_its_borrowed_figures_in_json_text_and_html():
     assert "Borrowed figures" in page
     assert page.count("Loihi 1 figure, none published for loihi2") == 8  # the list and the table
     assert "borrowed" not in "\n".join(summary_lines(_report("loihi1")))
+
+
+def _labelled_xticks(svg: str) -> list[list[float]]:
+    """Per x axis of a matplotlib SVG, the positions of its labelled ticks, left to right."""
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    axes = []
+    for axis in ET.fromstring(svg).iterfind(".//svg:g[@id]", ns):
+        ticks = [g for g in axis.iterfind("svg:g[@id]", ns) if g.get("id", "").startswith("xtick_")]
+        if not ticks:
+            continue
+        axes.append(
+            sorted(
+                float(t.find(".//svg:use[@x]", ns).get("x"))
+                for t in ticks
+                if any(g.get("id", "").startswith("text_") for g in t.iterfind("svg:g", ns))
+            )
+        )
+    return axes
+
+
+@pytest.mark.parametrize(
+    "breakdown",
+    [
+        {"synops": 7.0, "neuron_updates": 0.2},  # under two decades: 2x, 3x, 4x... were labelled
+        {"synops": 40.0, "neuron_updates": 1.2},
+        {"synops": 1e3, "neuron_updates": 1.0, "messages_intra_core": 1e-15},
+    ],
+)
+def test_energy_log_axis_labels_never_overlap(breakdown: dict[str, float]):
+    report = _report("loihi2")
+    report["energy"] = {**report["energy"], "breakdown_uj": breakdown}
+    page = render_html(report)
+    section = page[page.index("<h2>Energy per inference</h2>") :]
+    svg = section[section.index("<svg") : section.index("</svg>") + len("</svg>")]
+    axes = _labelled_xticks(svg)
+    assert len(axes) == 2 and all(axes)
+    for xs in axes:  # at 9 pt, a decade label (10^-15 included) is under 30 pt wide
+        assert all(b - a >= 30 for a, b in itertools.pairwise(xs)), xs
 
 
 @pytest.mark.parametrize("target", available())
