@@ -258,9 +258,10 @@ def _utilization_plot(placement: Mapping[str, Any]) -> str:
 
 
 def _bars(ax: Any, items: Sequence[tuple[str, float]], colors: Sequence[str], title: str) -> None:
-    """Horizontal bars, first item on top, each labelled with its value; log scale if the
-    values span more than a factor 30, with only its decades labelled (a span that wide holds
-    one; matplotlib would also label 2x, 3x, ... below two decades, and those overlap)."""
+    """Horizontal bars, first item on top, each labelled with its value past its end (a
+    margin of 15 % of the axis keeps the longest one's inside); log scale if the values span
+    more than a factor 30, with only its decades labelled (a span that wide holds one;
+    matplotlib would also label 2x, 3x, ... below two decades, and those overlap)."""
     values = [v for _, v in items]
     if not items:  # an empty axis would get identical y limits (a matplotlib warning)
         return
@@ -273,6 +274,7 @@ def _bars(ax: Any, items: Sequence[tuple[str, float]], colors: Sequence[str], ti
         ax.tick_params(axis="x", which="minor", labelbottom=False)
     for y, v in enumerate(values):
         ax.text(v, y, f" {v:.3g}", va="center", fontsize=7)
+    ax.margins(x=0.15)  # room for the longest bar's value inside the axes (left edge: 0)
     ax.set_xlabel("uJ per inference")
     ax.set_title(title)
 

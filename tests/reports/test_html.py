@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from snn_deploy.reports import html
 from snn_deploy.reports.energy import (
     activity,
     energy,
@@ -185,3 +186,23 @@ def test_no_output_of_any_target_cites_internal_notes(target: str):
     report = _report(target)
     for output in (json.dumps(report), "\n".join(summary_lines(report)), render_html(report)):
         assert "FACTS" not in output
+
+
+@pytest.mark.parametrize(
+    "values",
+    [(7.0, 0.2), (40.0, 1.2), (1e3, 1.0), (3.0, 2.5), (1234.5, 0.1), (0.00123, 0.00099)],
+)
+def test_energy_bar_values_stay_inside_their_axes(values: tuple[float, ...]):
+    """Each bar's value is written past its end; the longest one's text ended past the axes'
+    right edge (over the next panel) when the axis ended at that bar (1e3 on a log axis).
+    Log and linear axes, values of the longest ``.3g`` texts."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = html._figure(5, 2.8)
+    ax = fig.subplots()
+    html._bars(ax, [(f"term {i}", v) for i, v in enumerate(values)], ["#1f77b4"] * 2, "t")
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    right = ax.get_window_extent(renderer).x1
+    assert all(t.get_window_extent(renderer).x1 <= right for t in ax.texts)
