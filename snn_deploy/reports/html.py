@@ -178,8 +178,9 @@ def _outputs_plot(summary: Mapping[str, Any]) -> str:
         else:
             for n, row in enumerate(values):
                 ax.plot(row, linewidth=1, label=str(n))
-            if 1 < len(values) <= 12:
-                ax.legend(fontsize=7, loc="upper left", ncols=min(6, len(values)), title="neuron")
+            if 1 < len(values) <= 12:  # beside the axes: inside, it hid the traces' start
+                ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=2,
+                          title="neuron")  # fmt: skip
             ax.set_ylabel("v")
             kind = "read-out voltage"
         ax.set_xlim(-0.5, o["steps"] - 0.5)

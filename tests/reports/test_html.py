@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -206,3 +207,25 @@ def test_energy_bar_values_stay_inside_their_axes(values: tuple[float, ...]):
     renderer = canvas.get_renderer()
     right = ax.get_window_extent(renderer).x1
     assert all(t.get_window_extent(renderer).x1 <= right for t in ax.texts)
+
+
+def test_output_trace_legend_is_beside_the_traces():
+    """A read-out's legend (one line per neuron) stands right of its axes, not over the
+    traces (it hid their first steps): its frame starts past the axes' frame."""
+    report = _report("sim")
+    outputs = report["activity"]["outputs"]
+    name, out = next(iter(outputs.items()))
+    rows = [" ".join(str(float(n * t)) for t in range(out["steps"])) for n in range(3)]
+    report["activity"]["outputs"] = {name: {**out, "spiking": False, "neurons": 3, "rows": rows}}
+    page = render_html(report)
+    section = page[page.index("<h2>Output traces</h2>") :]
+    svg = ET.fromstring(section[section.index("<svg") : section.index("</svg>") + len("</svg>")])
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+
+    def frame(group_id: str) -> list[float]:  # the x of its first path's points: its frame
+        (group,) = svg.iterfind(f".//svg:g[@id='{group_id}']", ns)
+        path = group.find("svg:g/svg:path", ns)
+        assert path is not None
+        return [float(x) for x in re.findall(r"-?[\d.]+", path.get("d", ""))[0::2]]
+
+    assert min(frame("legend_1")) > max(frame("axes_1"))
