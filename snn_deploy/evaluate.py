@@ -592,18 +592,24 @@ def check_verified(result: Mapping[str, Any]) -> None:
     )
 
 
-def eta(done: int, total: int, seconds: float, resumed: int) -> str:
-    """``done/total samples, rate/s, ETA`` for progress lines.
+def eta(done: int, total: int, seconds: float, resumed: int, unit: str = "samples") -> str:
+    """``done/total unit, rate unit/s, ETA`` for progress lines (``unit`` may be empty).
 
     Examples:
         >>> eta(300, 1000, 10.0, 100)
         '300/1000 samples (30.0 %), 20.0 samples/s, ETA 35 s'
+        >>> eta(30, 40, 3.0, 0, "")
+        '30/40 (75.0 %), 10.0/s, ETA 1 s'
+        >>> eta(1, 1, 0.0, 1)
+        '1/1 samples (100.0 %), - samples/s, ETA -'
     """
     rate = (done - resumed) / seconds if seconds > 0 else math.nan
     left = (total - done) / rate if rate > 0 else math.nan
     when = "-" if math.isnan(left) else f"{left:.0f} s" if left < 120 else f"{left / 60:.1f} min"
     pct = 100.0 * done / total if total else 100.0
-    return f"{done}/{total} samples ({pct:.1f} %), {rate:.1f} samples/s, ETA {when}"
+    name = f" {unit}" if unit else ""
+    speed = "-" if math.isnan(rate) else f"{rate:.1f}"  # no time or no work yet
+    return f"{done}/{total}{name} ({pct:.1f} %), {speed}{name}/s, ETA {when}"
 
 
 def compile_task(

@@ -153,37 +153,39 @@ _LOG_EVERY_S = 5.0
 command's log holds only its results."""
 
 
-class _ProgressBar:
-    """Progress of a run on stderr: on a terminal a click bar, opened at the first report, when
-    the total is known; in a log (click would print the bar's label and nothing else), a plain
-    line ``simulating: 12/40 (30 %, 6 s)`` (seconds since this was made: the command's start)
-    at each further tenth of the work, at most every ``_LOG_EVERY_S`` seconds."""
+class _Progress:
+    """Progress of a long run on stderr, ``label: 300/1000 samples (30.0 %), 20.0 samples/s,
+    ETA 35 s`` (``evaluate.eta``): on a terminal one line rewritten in place at each report;
+    in a log (stderr not a terminal) a plain line at each further tenth of the work, at most
+    every ``_LOG_EVERY_S`` seconds, and at its end, once the command has run that long (a
+    quick command's log holds only its results). The first report is where the run starts
+    (an evaluation's resumed samples, a simulation's first step): the rate counts from it. A
+    simulation's unit is left out: ``sim`` reports time steps, the other backends samples."""
 
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.bar: Any = None
-        self.start = self.last = time.perf_counter()
-        self.tenths = 0
+    def __init__(self, label: str, unit: str) -> None:
+        self.label, self.unit = label, unit
+        self.created = self.start = self.last = time.perf_counter()
+        self.first: int | None = None
+        self.tenths = self.width = 0
 
     def __call__(self, done: int, total: int) -> None:
-        if not _interactive():
-            self._line(done, total)
+        now, end = time.perf_counter(), done >= total
+        if self.first is None:  # the rate counts from here
+            self.first, self.start, self.tenths = done, now, 10 * done // max(total, 1)
+            if not end:
+                return
+        eta = evaluation_api.eta(done, total, now - self.start, self.first, self.unit)
+        line = f"{self.label}: {eta}"
+        if _interactive():  # padded over a longer line before it
+            self.width = max(self.width, len(line))
+            click.echo(f"\r{line:<{self.width}}", err=True, nl=end)
             return
-        if self.bar is None:
-            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr)
-            self.bar.__enter__()
-        self.bar.update(done - self.bar.pos)
-        if done >= total:
-            self.bar.__exit__(None, None, None)
-
-    def _line(self, done: int, total: int) -> None:
-        now = time.perf_counter()
-        tenths = 10 * done // total
-        if tenths <= self.tenths or now - self.last < _LOG_EVERY_S:
+        tenths = 10 * done // max(total, 1)
+        if now - self.created < _LOG_EVERY_S:
             return
-        self.tenths, self.last = tenths, now
-        percent, seconds = 100 * done // total, now - self.start
-        click.echo(f"{self.label}: {done}/{total} ({percent} %, {seconds:.0f} s)", err=True)
+        if end or (tenths > self.tenths and now - self.last >= _LOG_EVERY_S):
+            click.echo(line, err=True)
+            self.tenths, self.last = tenths, now
 
 
 def _interactive() -> bool:
@@ -372,7 +374,7 @@ def compile(
         calibrate=api.read_inputs(calibrate) if calibrate else None,
         passes=passes,
         dump_after=dump,
-        progress=_ProgressBar("simulating"),
+        progress=_Progress("simulating", ""),
         force=force,
         reads=[p for p in (inputs, calibrate) if p is not None],
         record_state=record_state,
@@ -489,7 +491,7 @@ def simulate(
         target=target,
         fixed=not use_float,
         record_state=expected is not None and verification.records_state(expected),
-        progress=_ProgressBar("simulating"),
+        progress=_Progress("simulating", ""),
         align=latency,
     )
     backend = "sim (float reference)" if use_float else load_target(target).backend
@@ -550,29 +552,6 @@ def _finish_verification(result: verification.Verification, *, as_json: bool) ->
         click.echo("\n".join(c.describe() for c in result.checks))
     if not result.passed:
         raise MismatchError(result.summary())
-
-
-class _Rate:
-    """Progress of a long run with its rate and ETA: a line rewritten in place on a terminal,
-    else (a log) a line when the first results come and then every ``every`` seconds."""
-
-    def __init__(self, label: str, every: float = 30.0) -> None:
-        self.label, self.every = label, every
-        self.start = time.perf_counter()
-        self.resumed: int | None = None
-        self.last = -math.inf
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.resumed is None:  # the first call: what an earlier run already did
-            self.resumed = done
-            return
-        now = time.perf_counter()
-        line = f"{self.label}: {evaluation_api.eta(done, total, now - self.start, self.resumed)}"
-        if _interactive():
-            click.echo(f"\r{line}", err=True, nl=done >= total)
-        elif done >= total or now - self.last >= self.every:
-            click.echo(line, err=True)
-            self.last = now
 
 
 ray_option = click.option(
@@ -674,7 +653,7 @@ def evaluate(
             shard_size=shard_size,
             engine=engine,
             force=force,
-            progress=_Rate("evaluate"),
+            progress=_Progress("evaluate", "samples"),
             time_first=time_first,
         )
     finally:
@@ -751,7 +730,7 @@ def sweep(
             shard_size=shard_size,
             engine=engine,
             force=force,
-            progress=_Rate("sweep"),
+            progress=_Progress("sweep", "samples"),
         )
     finally:
         engine.close()
@@ -783,7 +762,7 @@ def sweep(
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def verify(folder: Path, target: str | None, junit: Path | None, as_json: bool) -> None:
     """Replay FOLDER/vectors.npz and compare every output exactly; exit 6 on a mismatch."""
-    result = api.verify(folder, target=target, progress=_ProgressBar("verifying"))
+    result = api.verify(folder, target=target, progress=_Progress("verifying", "samples"))
     if junit is not None:
         try:
             junit.write_text(result.junit_xml())

@@ -139,15 +139,12 @@ def test_check_runs_the_fpga_board_rules_as_compile_does(tmp_path: Path):
 @pytest.mark.toolchain("iverilog")
 def test_fpga_runs_report_progress_per_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """``compile``, ``simulate`` and ``verify`` on an fpga target hand Icarus' per-sample
-    reports to their progress bar, as for Lava; ``evaluate --target rtl`` to its rate line,
+    reports to their progress line, as for Lava; ``evaluate --target rtl`` to its own,
     within a shard too."""
     from snn_deploy.cli import main
 
     calls: list[tuple[str, int, int]] = []
-    monkeypatch.setattr(
-        main._ProgressBar, "__call__", lambda s, d, t: calls.append((s.label, d, t))
-    )
-    monkeypatch.setattr(main._Rate, "__call__", lambda s, d, t: calls.append((s.label, d, t)))
+    monkeypatch.setattr(main._Progress, "__call__", lambda s, d, t: calls.append((s.label, d, t)))
     monkeypatch.setattr("snn_deploy.backends.fpga.synth.yosys_command", lambda: None)
     with np.load(INPUTS) as z:
         np.savez(tmp_path / "x.npz", input=z["input"][:3, :20])
@@ -271,7 +268,7 @@ def test_a_slow_run_logs_sparse_plain_progress_lines(
     assert passes == ["lower", "quantize", "map"]
     lines = [ln for ln in log.splitlines() if ln.startswith("simulating: ")]
     assert 1 <= len(lines) <= 10 and re.fullmatch(
-        r"simulating: (\d+)/\1 \(100 %, \d+ s\)", lines[-1]
+        r"simulating: (\d+)/\1 \(100\.0 %\), [\d.]+/s, ETA 0 s", lines[-1]
     )
 
 
@@ -316,3 +313,33 @@ def test_simulate_a_model_sizes_for_its_graded_inputs_like_compile(tmp_path: Pat
     assert (
         "input 'input' |x| <= 100 (observed in --inputs)" in invoke("report", tmp_path / "out")[1]
     )
+
+
+def test_progress_is_one_line_rewritten_on_a_terminal_and_sparse_in_a_log(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    from snn_deploy.cli import main
+
+    def run(interactive: bool, reports: list[tuple[float, int]]) -> str:
+        """``_Progress`` made at time 0, then reports ``(time, done)`` of 100 samples."""
+        clock = iter([0.0] + [t for t, _ in reports])
+        monkeypatch.setattr(main, "_interactive", lambda: interactive)
+        monkeypatch.setattr(main.time, "perf_counter", lambda: next(clock))
+        progress = main._Progress("evaluate", "samples")
+        for _, done in reports:
+            progress(done, 100)
+        monkeypatch.undo()
+        return capsys.readouterr().err
+
+    # a terminal: the first report (resumed work) sets the start; each later one is written
+    # over the last, padded over a longer one; the end line ends with a newline
+    text = run(True, [(1.0, 10), (101.0, 11), (102.0, 100)])
+    first = "evaluate: 11/100 samples (11.0 %), 0.0 samples/s, ETA 148.3 min"
+    last = "evaluate: 100/100 samples (100.0 %), 0.9 samples/s, ETA 0 s"
+    assert text == f"\r{first}\r{last.ljust(len(first))}\n"
+    # a log: nothing in the first 5 s; then a line per further tenth, at most every 5 s; the end
+    text = run(False, [(1.0, 0), (2.0, 5), (6.0, 20), (7.0, 25), (9.0, 40), (10.0, 100)])
+    assert [ln.split(" (")[0] for ln in text.splitlines()] == [
+        "evaluate: 20/100 samples",
+        "evaluate: 100/100 samples",
+    ]

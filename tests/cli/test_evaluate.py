@@ -78,8 +78,9 @@ def test_figures_equal_the_compile_report_on_the_same_samples(
 
 
 def test_json_is_byte_identical_for_two_workers_and_after_resuming(
-    sim_out: Path, data: Path, tmp_path: Path
+    sim_out: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
+    monkeypatch.setattr("snn_deploy.cli.main._LOG_EVERY_S", 0.0)  # every run logs its end
     one, two = tmp_path / "one", tmp_path / "two"
     evaluate(sim_out, data, one, "--shard-size", "2", "--labels", "labels")
     code, text = invoke(
