@@ -31,11 +31,11 @@ step whose active sources bound the sum below 2**15 (a sparse step) dense rows a
 
 **Neurons** update population by population in loops that vectorise (AVX2, four int64
 lanes). AVX2 has no int64 multiply, so the multiply-form decay ``x · code >> bits`` is taken
-from the float64 product of ``x`` as int32 (exact: ``|x · code| < 2**53``) wherever every
-value a loop decays is below 2**31 in magnitude, which ``_mode`` checks per population and
-step; elsewhere (wide registers, wrapped or huge inputs) it is the int64 product. The net's
-format flags are a tuple (``Packed.spec``): constants to the compiled loops, where an array
-could alias every store.
+from the float64 product of ``x`` as int32 (exact: ``|x · code| < 2**31 · 2**22 = 2**53`` for
+codes of up to 22 bits; Lava's have 12) wherever every value a loop decays is below 2**31 in
+magnitude, which ``_mode`` checks per population and step; elsewhere (wide registers,
+wrapped or huge inputs) it is the int64 product. The net's format flags are a tuple
+(``Packed.spec``): constants to the compiled loops, where an array could alias every store.
 
 **Batch**: samples run in parallel (``numba.prange``), one sample per thread at a time, on
 ``numba.get_num_threads()`` threads. Per-net setup (the packed weights) is cached per ``Net``
@@ -83,7 +83,7 @@ DENSE_ABOVE = 1 / 8
 more lanes per instruction (AVX2, int32), a scattered entry one."""
 
 CACHE_LINE = 64
-"""Bytes; the dense weight rows start on one (``_aligned``)."""
+"""Bytes; the dense weight rows start on one (``_aligned_copy``)."""
 
 Int = npt.NDArray[np.int64]
 Spec = tuple[int, ...]
@@ -117,11 +117,11 @@ def _decay(x: int, code: int, bits: int) -> int:
 @_jit
 def _lost(x: int, code: int, scaled: float, bits: int, mode: int) -> int:
     """``kernels.lost``: what a step's decay removes from ``x``. Multiply form:
-    ``x - _decay(x, code, bits)``, or (``FLOAT``, for ``|x| < 2**31``) the same from the
-    float64 product ``x · scaled`` (``scaled = code / 2**bits``: exact, as ``|x · code| <
-    2**53``, and truncated toward zero as ``_decay`` rounds; AVX2 has no int64 multiply, so
-    only this form vectorises); shift form (``SHIFT``, ``code`` is the dash): ``x >> code``,
-    or ``sign(x)`` where that is 0 and ``x != 0`` (the minimum step of one)."""
+    ``x - _decay(x, code, bits)``, or (``FLOAT``, for ``|x| < 2**31`` and ``bits <= 22``) the
+    same from the float64 product ``x · scaled`` (``scaled = code / 2**bits``: exact, as
+    ``|x · code| < 2**53``, and truncated toward zero as ``_decay`` rounds; AVX2 has no int64
+    multiply, so only this form vectorises); shift form (``SHIFT``, ``code`` is the dash):
+    ``x >> code``, or ``sign(x)`` where that is 0 and ``x != 0`` (the minimum step of one)."""
     if mode == SHIFT:
         d = x >> code
         return d + ((d == 0) & (x != 0)) * ((x > 0) - (x < 0))
@@ -354,12 +354,15 @@ def _current(u: int, a: int, code: int, scaled: float, spec: Spec, mode: int) ->
 @_jit
 def _mode(u: Int, a: Int, spec: Spec) -> int:
     """``_lost``'s mode for a current ``u`` (or a voltage, ``a`` empty) at this step: ``FLOAT``
-    where every value it decays is below 2**31 in magnitude. With add-then-decay that is
+    where every value it decays is below 2**31 in magnitude and the decay codes have at most
+    22 bits (so ``|x · code| < 2**31 · 2**22 = 2**53``). With add-then-decay that is
     ``u + (a << input_shift)`` after its overflow, below 2**31 when both terms are below 2**30
     (saturation never grows a magnitude; wrapping once keeps it below ``2**width``, and a
     register of 32 bits or more does not wrap below 2**31)."""
     if spec[11] == 1:
         return SHIFT
+    if spec[0] > 22:
+        return INTEGER
     if spec[12] == 1 and a.shape[0] > 0:
         small = _within(u, 1 << 30) and _within(a, 1 << (30 - min(spec[1], 30)))
     else:

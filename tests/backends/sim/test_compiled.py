@@ -291,7 +291,7 @@ def test_float_decay_equals_the_integer_one_below_2_31(bits):
     """``_lost``'s ``FLOAT`` mode (the float64 product) equals its ``INTEGER`` mode for every
     ``|x| < 2**31`` and code ``0 .. 2**bits``, at the ends of both ranges; ``_mode`` takes
     ``FLOAT`` up to ``2**31 - 1`` and ``INTEGER`` from ``2**31`` (and for add-then-decay when
-    the input could carry ``u`` past it)."""
+    the input could carry ``u`` past it, and for codes of over 22 bits)."""
     rng = np.random.default_rng(bits)
     top = 2**31 - 1
     x = np.concatenate([rng.integers(-top, top + 1, 4000), [0, 1, -1, top, -top, top, -top]])
@@ -306,6 +306,7 @@ def test_float_decay_equals_the_integer_one_below_2_31(bits):
     assert compiled._mode(np.array([top, -top]), none, spec) == compiled.FLOAT
     assert compiled._mode(np.array([0, top + 1]), none, spec) == compiled.INTEGER
     assert compiled._mode(np.array([-(top + 1)]), none, spec) == compiled.INTEGER
+    assert compiled._mode(np.array([1]), none, (23, *spec[1:])) == compiled.INTEGER  # > 2**53
     then_decay, u = (*spec[:12], 1, 0), np.array([2**30 - 1])
     assert compiled._mode(u, np.array([2**24 - 1]), then_decay) == compiled.FLOAT
     assert compiled._mode(u, np.array([2**24]), then_decay) == compiled.INTEGER
