@@ -11,12 +11,13 @@ levels, the speech transformers kws_spikescr_t100 and kws_iml_t100) on their hel
 (models/kws_test_inputs.npz).
 
 Every figure is µs per sample-step, the median of ``REPEATS`` runs interleaved across the
-runners (so load drifts hit all alike): our simulator's compiled kernel (numba) on one sample
-and on a batch of 32, on one and two threads; its NumPy reference kernel; Lava 0.10.0
+runners (so load drifts hit all alike): our simulator's compiled kernel (numba) on the 32
+samples one at a time (a call per sample, as a data set is run sample by sample) and as a
+batch of 32, on one and two threads; its NumPy reference kernel the same two ways; Lava 0.10.0
 fixed_pt on one sample over a few steps (its whole run of 10 steps, and its marginal step
 from runs of 10 and 50 steps, ``LAVA_STEPS``; spikes checked equal); snnTorch (Synaptic/RSynaptic)
 and Norse (LIFCell/LIFRecurrentCell) float32 on batch 32 (one and two threads) and one
-sample, torch CPU, no_grad: their dynamics are theirs, so only the time is comparable. Our
+sample at a time, torch CPU, no_grad: their dynamics are theirs, so only the time is comparable. Our
 torch kernel (``kernel="torch"``, batch 32, on the CPU here) is
 timed like our other kernels, its spikes checked equal to the compiled kernel's.
 
@@ -39,6 +40,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import nir
@@ -156,6 +158,17 @@ def threads(n: int, fn: Callable[[], object]) -> tuple[Callable[[], None], Calla
     return setup, fn
 
 
+def in_turn(runs: list[Callable[[], object]]) -> Callable[[], None]:
+    """The runs one after the other, as one run: a data set simulated one sample at a time
+    (each call one sample, the net's setup cached after the first)."""
+
+    def run() -> None:
+        for one in runs:
+            one()
+
+    return run
+
+
 Runner = tuple[tuple[Callable[[], None], Callable[[], object]], int]
 """((setup, run), samples per run)."""
 
@@ -247,18 +260,23 @@ def bench_net(
 ) -> dict:
     (inp,) = net.inputs
     x = x.reshape(*x.shape[:2], *net.inputs[inp])
-    one, many = {inp: x[:1]}, {inp: x[:BATCH]}
+    many = {inp: x[:BATCH]}
     batch = many[inp].shape[0]
+    ones = [{inp: x[i : i + 1]} for i in range(batch)]  # a data set run one sample at a time
     runners: dict[str, Runner] = {
-        "sim_single_1t": (threads(1, lambda: simulate(net, one)), 1),
+        "sim_single_1t": (threads(1, in_turn([partial(simulate, net, o) for o in ones])), batch),
         "sim_batch_1t": (threads(1, lambda: simulate(net, many)), batch),
         "sim_batch_2t": (threads(2, lambda: simulate(net, many)), batch),
-        "numpy_single_1t": (threads(1, lambda: simulate(net, one, kernel="numpy")), 1),
+        "numpy_single_1t": (
+            threads(1, in_turn([partial(simulate, net, o, kernel="numpy") for o in ones])),
+            batch,
+        ),
         "numpy_batch_1t": (threads(1, lambda: simulate(net, many, kernel="numpy")), batch),
     }
     if peer_layers is not None:
         for fw in ("norse", "snntorch"):
-            runners[f"{fw}_single_1t"] = (threads(1, peer(fw, *peer_layers, x[:1])), 1)
+            singles = [peer(fw, *peer_layers, x[i : i + 1]) for i in range(batch)]
+            runners[f"{fw}_single_1t"] = (threads(1, in_turn(singles)), batch)
             for n in (1, 2):
                 runners[f"{fw}_batch_{n}t"] = (threads(n, peer(fw, *peer_layers, x[:BATCH])), batch)
     got, want = simulate(net, many, kernel="torch"), simulate(net, many)
