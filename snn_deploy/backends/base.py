@@ -126,8 +126,7 @@ def _check_values(name: str, arr: npt.NDArray[Any]) -> None:
         raise InputFileError(f"input {name!r} contains NaN or inf")
     if arr.dtype.kind in "biu" and arr.dtype.itemsize <= 4:
         return
-    if max(arr.max().item(), -arr.min().item()) > MAX_INPUT_PAYLOAD:
-        check_range(name, arr)
+    check_range(name, arr)
 
 
 def check_range(name: str, arr: npt.NDArray[Any]) -> None:

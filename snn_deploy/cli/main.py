@@ -160,7 +160,8 @@ class _Progress:
     every ``_LOG_EVERY_S`` seconds, and at its end, once the command has run that long (a
     quick command's log holds only its results). The first report is where the run starts
     (an evaluation's resumed samples, a simulation's first step): the rate counts from it. A
-    simulation's unit is left out: ``sim`` reports time steps, the other backends samples."""
+    program run's unit (``simulating``, ``verifying``) is left out: ``sim`` reports time
+    steps, the other backends samples."""
 
     def __init__(self, label: str, unit: str) -> None:
         self.label, self.unit = label, unit
@@ -180,17 +181,17 @@ class _Progress:
             self.width = max(self.width, len(line))
             click.echo(f"\r{line:<{self.width}}", err=True, nl=end)
             return
-        tenths = 10 * done // max(total, 1)
         if now - self.created < _LOG_EVERY_S:
             return
+        tenths = 10 * done // max(total, 1)
         if end or (tenths > self.tenths and now - self.last >= _LOG_EVERY_S):
             click.echo(line, err=True)
             self.tenths, self.last = tenths, now
 
 
 def _interactive() -> bool:
-    """Whether stderr is a terminal: bars and rewritten lines go only there, never into logs
-    or pipes, which get sparse plain lines."""
+    """Whether stderr is a terminal: rewritten lines go only there, never into logs or pipes,
+    which get sparse plain lines."""
     return sys.stderr.isatty()
 
 
@@ -762,7 +763,7 @@ def sweep(
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def verify(folder: Path, target: str | None, junit: Path | None, as_json: bool) -> None:
     """Replay FOLDER/vectors.npz and compare every output exactly; exit 6 on a mismatch."""
-    result = api.verify(folder, target=target, progress=_Progress("verifying", "samples"))
+    result = api.verify(folder, target=target, progress=_Progress("verifying", ""))
     if junit is not None:
         try:
             junit.write_text(result.junit_xml())

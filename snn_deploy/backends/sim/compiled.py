@@ -725,7 +725,7 @@ def _pack(net: Net) -> Packed:
         cu=cu_all,
         cu2=cu2_all,
         cv=cv_all,
-        scaled=scaled.astype(np.float64),
+        scaled=scaled,  # float64: the division
         bias=_cat(bias, np.int64),
         vth_eff=_cat(vth, np.int64),
         spec=tuple(
