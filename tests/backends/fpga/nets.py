@@ -1,8 +1,10 @@
-"""Quantized test networks for the FPGA backend beyond ``tests/backends/sim``'s random chain."""
+"""Test networks for the FPGA backend beyond ``tests/backends/sim``'s random chain: quantized
+ones, and the shipped braille example."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,8 +22,15 @@ from snn_deploy.ir.net import (
 )
 from snn_deploy.ir.types import FixedPoint, ResetMode
 from snn_deploy.target.load import load_target
+from tests.conftest import REPO
 
 SPEC = load_target("sim").numeric
+BRAILLE = REPO / "models/braille_noDelay_bias_zero.nir"  # two populations: two cores
+
+
+def braille_inputs() -> dict[str, Any]:
+    """Two of the example's clips, 30 steps: the vectors a compile runs in Icarus."""
+    return {"input": np.load(REPO / "models/braille_sample_inputs.npz")["input"][:2, :30]}
 
 
 def population(name: str, fixed: NeuronFixed, *, spiking: bool = True) -> Population:

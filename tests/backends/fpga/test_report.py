@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -21,16 +21,11 @@ from snn_deploy.errors import DesignRuleError
 from snn_deploy.ir.net import Placement
 from snn_deploy.reports.html import render_html
 from snn_deploy.reports.render import summary
-from tests.conftest import REPO
+from tests.backends.fpga.nets import BRAILLE
 
-MODEL = REPO / "models/braille_noDelay_bias_zero.nir"  # two populations: two cores
 TARGET = "fpga-ice40up5k"
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*looks like a snntorch export")
-
-
-def _inputs() -> dict[str, Any]:
-    return {"input": np.load(REPO / "models/braille_sample_inputs.npz")["input"][:2, :30]}
 
 
 def invoke(*args: object) -> tuple[int, str]:
@@ -40,11 +35,9 @@ def invoke(*args: object) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-@pytest.fixture(scope="module")
-def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("fpga") / "out"
-    api.compile(MODEL, TARGET, out_dir=folder, inputs=_inputs())
-    return folder
+@pytest.fixture
+def out(compiled_braille: Callable[[str], Path]) -> Path:
+    return compiled_braille(TARGET)
 
 
 def _read(folder: Path, name: str) -> Any:
@@ -123,7 +116,7 @@ def test_without_yosys_the_estimate_is_marked(monkeypatch: pytest.MonkeyPatch, t
     """No Yosys: resources.json and the report hold the estimate, and every view says so."""
     monkeypatch.setattr("snn_deploy.backends.fpga.synth.yosys_command", lambda: None)
     monkeypatch.setattr(fpga, "run", lambda *a, **k: pytest.fail("no inputs: nothing runs"))
-    result = api.compile(MODEL, TARGET, out_dir=tmp_path / "out")
+    result = api.compile(BRAILLE, TARGET, out_dir=tmp_path / "out")
     report = result.report
     assert report["backend_notes"] == _read(tmp_path / "out", "resources.json")
     assert report["backend_notes"]["resources"]["tool"] == "estimate"
@@ -132,14 +125,14 @@ def test_without_yosys_the_estimate_is_marked(monkeypatch: pytest.MonkeyPatch, t
     code, text = invoke("report", tmp_path / "out", tmp_path / "out")
     assert code == 0 and "dsps (estimate)" in text
     # without an output folder (nothing synthesized) the in-memory report holds it too
-    assert api.compile(MODEL, TARGET).report["backend_notes"]["resources"]["tool"] == "estimate"
+    assert api.compile(BRAILLE, TARGET).report["backend_notes"]["resources"]["tool"] == "estimate"
 
 
 def test_the_backend_refuses_a_placement_other_than_its_cores():
     """A net placed with both populations on one core (``map`` without the target's
     ``populations_per_core``) is refused: its placement would not describe the RTL."""
     target = api.load_target(TARGET)
-    _, net = api.lower_and_quantize(api.load(MODEL), target)
+    _, net = api.lower_and_quantize(api.load(BRAILLE), target)
     fpga.lower(net, target)  # the map pass placed a core per population
     pops = {
         k: dataclasses.replace(p, placement=(Placement(start=0, stop=p.size, chip=0, core=0),))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -14,24 +15,23 @@ from snn_deploy.backends.fpga.lower import build_cores
 from snn_deploy.backends.fpga.synth import RESOURCES, estimate, resource_report, synthesize
 from snn_deploy.ir.types import ResetMode
 from snn_deploy.target.load import load_target
-from tests.backends.fpga.nets import product_net
+from tests.backends.fpga.nets import BRAILLE, product_net
 from tests.backends.sim.test_against_reference import random_net
-from tests.conftest import REPO
 
 
 def braille(target_name):
     target = load_target(target_name)
-    graph = api.load(REPO / "models/braille_noDelay_bias_zero.nir")
-    _, net = api.lower_and_quantize(graph, target)
+    _, net = api.lower_and_quantize(api.load(BRAILLE), target)
     return fpga.lower(net, target), target
 
 
 @pytest.mark.toolchain("yosys")
+@pytest.mark.toolchain("iverilog")
 @pytest.mark.parametrize("target_name", ["fpga-artix7-35t", "fpga-ice40up5k"])
-def test_yosys_report_of_the_example_fits_the_board(tmp_path, target_name):
+def test_yosys_report_of_the_example_fits_the_board(compiled_braille, target_name):
+    """The compile's resources.json (the synthesis of its RTL) of the braille example."""
     program, target = braille(target_name)
-    emit(program, tmp_path)
-    report = resource_report(program, tmp_path)
+    report = json.loads((compiled_braille(target_name) / "resources.json").read_text())
     usage = report["resources"]
     assert usage["tool"] == "yosys"
     assert [c["population"] for c in usage["cores"]] == ["lif1.lif", "lif2"]
